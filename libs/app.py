@@ -1,0 +1,202 @@
+"""Wiring every Litestar service shares: errors, request ids, logging, database, Redis, auth."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio.to_thread
+import structlog
+from litestar import Litestar, Request, get
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.middleware import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from redis import Redis
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from libs.db.session import Database
+from libs.errors import EXCEPTION_HANDLERS, Unauthorized, Unavailable
+from libs.logging import configure_logging
+from libs.queue import PendingJobs, redis_from_url
+from libs.security import PUBLIC, JWTAuthMiddleware, KeySource, Principal, TokenVerifier
+from libs.settings import CommonSettings
+
+REQUEST_ID_HEADER = "x-request-id"
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,128}$")
+OPENAPI_PATH = "/_schema"
+"""Where each service serves its own OpenAPI document; the gateway merges them."""
+
+log = structlog.get_logger(__name__)
+
+
+def request_id_from(value: str | None) -> str:
+    """Return ``value`` when it is a safe request id, else a new one."""
+    return value if value and _VALID_REQUEST_ID.match(value) else uuid.uuid4().hex
+
+
+class RequestContextMiddleware:
+    """Take or create ``X-Request-ID``, bind it to every log line, echo it, log the request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":  # type: ignore[comparison-overlap]
+            await self.app(scope, receive, send)
+            return
+        raw = dict(scope["headers"]).get(b"x-request-id")
+        rid = request_id_from(raw.decode("latin-1") if raw else None)
+        scope.setdefault("state", {})["request_id"] = rid
+        structlog.contextvars.bind_contextvars(request_id=rid)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = [h for h in message.get("headers", []) if h[0].lower() != b"x-request-id"]
+                headers.append((b"x-request-id", rid.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            log.info(
+                "request",
+                method=scope.get("method"),
+                path=scope["path"],
+                status=status,
+                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+            )
+            structlog.contextvars.unbind_contextvars("request_id")
+
+
+def current_principal(request: Request[Any, Any, Any]) -> Principal:
+    """Return the verified principal of ``request`` or raise :class:`Unauthorized`."""
+    user = request.scope.get("user")
+    if not isinstance(user, Principal):
+        raise Unauthorized("An access token is required.")
+    return user
+
+
+async def provide_principal(request: Request[Any, Any, Any]) -> Principal:
+    """Dependency: the verified principal."""
+    return current_principal(request)
+
+
+async def provide_jobs() -> PendingJobs:
+    """Dependency: jobs to enqueue once the request's transaction commits."""
+    return PendingJobs()
+
+
+async def _flush_jobs(state: State, jobs: PendingJobs) -> None:
+    if jobs.jobs:
+        await anyio.to_thread.run_sync(jobs.flush, state.redis)
+
+
+async def provide_session(request: Request[Any, Any, Any], jobs: PendingJobs) -> AsyncIterator[AsyncSession]:
+    """Dependency: the request's tenant transaction; commits after the handler, then enqueues its jobs."""
+    principal = current_principal(request)
+    structlog.contextvars.bind_contextvars(org_id=str(principal.org_id))
+    async with request.app.state.db.tenant(principal.org_id) as session:
+        yield session
+    await _flush_jobs(request.app.state, jobs)
+
+
+async def provide_system_session(request: Request[Any, Any, Any], jobs: PendingJobs) -> AsyncIterator[AsyncSession]:
+    """Dependency: a system transaction for public routes (sign-up, login, inbound hooks)."""
+    async with request.app.state.db.system() as session:
+        yield session
+    await _flush_jobs(request.app.state, jobs)
+
+
+@get("/healthz", opt=PUBLIC, include_in_schema=False, sync_to_thread=False)
+def healthz() -> dict[str, str]:
+    """Answer while the process is up."""
+    return {"status": "ok"}
+
+
+@get("/readyz", opt=PUBLIC, include_in_schema=False)
+async def readyz(state: State) -> dict[str, Any]:
+    """Answer 200 when PostgreSQL and Redis answer, else 503 with what is down."""
+    checks: dict[str, str] = {}
+    try:
+        await state.db.ping()
+        checks["database"] = "ok"
+    except Exception:
+        checks["database"] = "down"
+    try:
+        await anyio.to_thread.run_sync(state.redis.ping)
+        checks["redis"] = "ok"
+    except Exception:
+        checks["redis"] = "down"
+    if any(v != "ok" for v in checks.values()):
+        raise Unavailable("A dependency is down.", checks=checks)
+    return {"status": "ok", "checks": checks}
+
+
+def create_service_app(
+    *,
+    name: str,
+    title: str,
+    settings: CommonSettings,
+    route_handlers: Sequence[Any],
+    database: Database | None = None,
+    redis: Redis | None = None,
+    verifier: TokenVerifier | None = None,
+    dependencies: dict[str, Provide] | None = None,
+    on_startup: Sequence[Callable[..., Any]] = (),
+    state: dict[str, Any] | None = None,
+    auth_exclude: Sequence[str] = (),
+) -> Litestar:
+    """Build a service app; every argument after ``settings`` may be overridden by tests."""
+    configure_logging(service=name, level=settings.log_level, json=settings.json_logs)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        owns_db = database is None
+        owns_redis = redis is None
+        app.state.db = database or Database.from_url(settings.database_url, pool_size=settings.database_pool_size)
+        app.state.redis = redis or redis_from_url(settings.redis_url)
+        app.state.verifier = verifier or TokenVerifier(
+            KeySource(url=settings.jwks_url), issuer=settings.jwt_issuer, audience=settings.jwt_audience
+        )
+        try:
+            yield
+        finally:
+            if owns_db:
+                await app.state.db.dispose()
+            if owns_redis:
+                app.state.redis.close()
+
+    deps: dict[str, Provide] = {
+        "principal": Provide(provide_principal),
+        "jobs": Provide(provide_jobs),
+        "session": Provide(provide_session),
+        "system_session": Provide(provide_system_session),
+        **(dependencies or {}),
+    }
+    auth = DefineMiddleware(JWTAuthMiddleware, exclude=["^/healthz$", "^/readyz$", f"^{OPENAPI_PATH}", *auth_exclude])
+    return Litestar(
+        route_handlers=[healthz, readyz, *route_handlers],
+        dependencies=deps,
+        exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[RequestContextMiddleware, auth],
+        lifespan=[lifespan],
+        on_startup=list(on_startup),
+        state=State({"settings": settings, "service": name, **(state or {})}),
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title=title, version="1.0.0", path=OPENAPI_PATH, render_plugins=[JsonRenderPlugin()]
+        ),
+        debug=False,
+    )

@@ -1,0 +1,1 @@
+"""The database: one schema, one Alembic history, tenant-scoped and system sessions."""

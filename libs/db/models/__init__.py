@@ -1,0 +1,5 @@
+"""Every table model, imported so the metadata (and Alembic) knows them all."""
+
+from libs.db.models.tenancy import Organization
+
+__all__ = ["Organization"]

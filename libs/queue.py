@@ -1,0 +1,96 @@
+"""Queues: names, the Redis connection, and jobs enqueued only after the commit."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from redis import Redis
+from rq import Queue
+from rq.serializers import JSONSerializer
+
+
+class QueueName(StrEnum):
+    """The RQ queues: one per outbound channel, one for personalization, one for inbound events."""
+
+    PERSONALIZE = "personalize"
+    EMAIL = "email"
+    SMS = "sms"
+    VOICEMAIL = "voicemail"
+    INBOUND = "inbound"
+    DEFAULT = "default"
+
+
+ALL_QUEUES: tuple[QueueName, ...] = tuple(QueueName)
+
+
+def redis_from_url(url: str) -> Redis:
+    """Open a Redis client; RQ needs raw bytes, so responses are not decoded."""
+    return Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=30)
+
+
+def get_queue(name: QueueName | str, connection: Redis) -> Queue:
+    """Return the named queue, with the JSON serializer (jobs take ids, never objects)."""
+    return Queue(str(name), connection=connection, serializer=JSONSerializer)
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """A job to enqueue: a dotted function path and JSON-safe arguments."""
+
+    queue: QueueName
+    func: str
+    args: tuple[Any, ...] = ()
+    job_id: str | None = None
+    timeout: int = 60
+    result_ttl: int = 60
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class PendingJobs:
+    """Jobs requested during a unit of work, pushed to Redis only after its commit."""
+
+    jobs: list[JobSpec] = field(default_factory=list)
+
+    def add(self, job: JobSpec) -> None:
+        """Remember ``job`` until the commit."""
+        self.jobs.append(job)
+
+    def discard(self) -> None:
+        """Forget every job (the transaction rolled back)."""
+        self.jobs.clear()
+
+    def flush(self, connection: Redis) -> int:
+        """Enqueue every remembered job in one pipeline per queue; return how many."""
+        count = enqueue_many(connection, self.jobs)
+        self.jobs.clear()
+        return count
+
+
+def enqueue_many(connection: Redis, jobs: Sequence[JobSpec] | Iterable[JobSpec]) -> int:
+    """Enqueue ``jobs`` grouped by queue, each group in one Redis pipeline."""
+    by_queue: dict[QueueName, list[JobSpec]] = {}
+    for job in jobs:
+        by_queue.setdefault(job.queue, []).append(job)
+    count = 0
+    for name, specs in by_queue.items():
+        queue = get_queue(name, connection)
+        datas = [
+            Queue.prepare_data(
+                spec.func,
+                args=spec.args,
+                kwargs=spec.kwargs,
+                job_id=spec.job_id,
+                timeout=spec.timeout,
+                result_ttl=spec.result_ttl,
+            )
+            for spec in specs
+        ]
+        with connection.pipeline() as pipe:
+            queue.enqueue_many(datas, pipeline=pipe)
+            pipe.execute()
+        count += len(specs)
+    return count
