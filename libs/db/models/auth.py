@@ -1,0 +1,3 @@
+"""Tables the auth box owns."""
+
+from __future__ import annotations

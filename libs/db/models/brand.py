@@ -1,0 +1,3 @@
+"""Tables the brand box owns."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Tables the campaign box owns."""
+
+from __future__ import annotations
