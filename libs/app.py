@@ -13,7 +13,7 @@ import anyio.to_thread
 import structlog
 from litestar import Litestar, Request, get
 from litestar.datastructures import State
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
@@ -103,7 +103,9 @@ async def _flush_jobs(state: State, jobs: PendingJobs) -> None:
         await anyio.to_thread.run_sync(jobs.flush, state.redis)
 
 
-async def provide_session(request: Request[Any, Any, Any], jobs: PendingJobs) -> AsyncIterator[AsyncSession]:
+async def provide_session(
+    request: Request[Any, Any, Any], jobs: NamedDependency[PendingJobs]
+) -> AsyncIterator[AsyncSession]:
     """Dependency: the request's tenant transaction; commits after the handler, then enqueues its jobs."""
     principal = current_principal(request)
     structlog.contextvars.bind_contextvars(org_id=str(principal.org_id))
@@ -112,7 +114,9 @@ async def provide_session(request: Request[Any, Any, Any], jobs: PendingJobs) ->
     await _flush_jobs(request.app.state, jobs)
 
 
-async def provide_system_session(request: Request[Any, Any, Any], jobs: PendingJobs) -> AsyncIterator[AsyncSession]:
+async def provide_system_session(
+    request: Request[Any, Any, Any], jobs: NamedDependency[PendingJobs]
+) -> AsyncIterator[AsyncSession]:
     """Dependency: a system transaction for public routes (sign-up, login, inbound hooks)."""
     async with request.app.state.db.system() as session:
         yield session

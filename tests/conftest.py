@@ -13,7 +13,7 @@ from redis import Redis
 from libs.db.migrate import upgrade
 from libs.settings import CommonSettings, Environment
 from tests.support.servers import create_database, drop_database, postgres_server, redis_server
-from tests.support.tokens import TestSigner
+from tests.support.tokens import TokenSigner
 
 REDIS_TEST_DB = int(os.environ.get("SDR_TEST_REDIS_DB", "9"))
 
@@ -70,9 +70,9 @@ def redis(redis_url: str) -> Iterator[Redis]:
 
 
 @pytest.fixture(scope="session")
-def signer() -> TestSigner:
+def signer() -> TokenSigner:
     """The key tests sign access tokens with."""
-    return TestSigner()
+    return TokenSigner()
 
 
 @pytest.fixture

