@@ -7,6 +7,8 @@ from typing import Any
 from litestar import Litestar
 
 from libs.app import create_service_app
+from services.campaign.campaigns.controllers import CONTROLLERS as CAMPAIGN_CONTROLLERS
+from services.campaign.leads.controllers import CONTROLLERS as LEAD_CONTROLLERS
 from services.campaign.settings import CampaignSettings
 
 
@@ -17,6 +19,6 @@ def create_app(settings: CampaignSettings | None = None, **overrides: Any) -> Li
         name="campaign",
         title="Tidewater campaign service",
         settings=settings,
-        route_handlers=[],
+        route_handlers=[*CAMPAIGN_CONTROLLERS, *LEAD_CONTROLLERS],
         **overrides,
     )

@@ -1,14 +1,14 @@
-"""Campaign: campaigns, steps, leads, imports, enrollments, ledger, events, suppressions.
+"""Worker: personalization audit and execution state the engine owns.
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-11-23 06:00:00
 """
 
 from __future__ import annotations
 
-revision = "0004"
-down_revision = "0003"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

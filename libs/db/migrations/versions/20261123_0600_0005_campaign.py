@@ -1,4 +1,4 @@
-"""Worker: execution state the engine owns.
+"""Campaign: campaigns, steps, enrollments, the message ledger and its events.
 
 Revision ID: 0005
 Revises: 0004

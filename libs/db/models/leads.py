@@ -1,0 +1,3 @@
+"""Tables the leads part of the system owns."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Tables the worker part of the system owns."""
+
+from __future__ import annotations

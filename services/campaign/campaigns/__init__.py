@@ -1,0 +1,1 @@
+"""Campaigns, steps, enrollments, the ledger read side, analytics and schedules."""

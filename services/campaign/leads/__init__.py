@@ -1,0 +1,1 @@
+"""Leads, CSV imports, suppressions and erasure."""
