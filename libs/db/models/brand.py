@@ -1,3 +1,155 @@
-"""Tables the brand box owns."""
+"""Tables the brand box owns: brands, senders and provider credentials.
+
+Secrets never sit here in clear: ``*_encrypted`` columns hold ``libs.crypto.SecretBox``
+ciphertext and ``*_last4`` the last four characters shown back to the user.
+"""
 
 from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field, SQLModel
+
+from libs.db.base import created_at_field, id_field, org_id_field, utcnow
+
+
+class SenderKind(StrEnum):
+    """The channel a sender speaks on."""
+
+    EMAIL = "email"
+    SMS = "sms"
+    VOICE = "voice"
+
+
+class SmtpSecurity(StrEnum):
+    """How an SMTP connection is protected."""
+
+    STARTTLS = "starttls"
+    TLS = "tls"
+    NONE = "none"
+
+
+class Provider(StrEnum):
+    """A third party whose credentials an organization stores."""
+
+    TWILIO = "twilio"
+    OPENAI = "openai"
+
+
+def _updated_at_field() -> datetime:
+    return Field(
+        default_factory=utcnow,
+        sa_type=sa.DateTime(timezone=True),
+        nullable=False,
+        sa_column_kwargs={"server_default": sa.func.now()},
+    )
+
+
+def _version_field() -> int:
+    return Field(default=1, nullable=False, sa_column_kwargs={"server_default": sa.text("1")})
+
+
+def _optional_timestamp() -> datetime | None:
+    return Field(default=None, sa_type=sa.DateTime(timezone=True), nullable=True)
+
+
+def _string_list() -> list[str]:
+    return Field(
+        default_factory=list, sa_type=JSONB, nullable=False, sa_column_kwargs={"server_default": sa.text("'[]'")}
+    )
+
+
+class Brand(SQLModel, table=True):
+    """Everything the worker needs to speak for a company; ``version`` guards concurrent edits."""
+
+    __tablename__ = "brands"
+    __table_args__ = (sa.Index("ix_brands_org_id_created_at_id", "org_id", "created_at", "id"),)
+
+    id: uuid.UUID = id_field()
+    org_id: uuid.UUID = org_id_field()
+    name: str = Field(max_length=200)
+    website: str | None = Field(default=None, max_length=2048)
+    description: str | None = Field(default=None, max_length=2000)
+    value_proposition: str | None = Field(default=None, max_length=2000)
+    target_audience: str | None = Field(default=None, max_length=2000)
+    tone_of_voice: str | None = Field(default=None, max_length=500)
+    proof_points: list[str] = _string_list()
+    forbidden_claims: list[str] = _string_list()
+    email_signature: str | None = Field(default=None, max_length=2000)
+    sms_signoff: str | None = Field(default=None, max_length=160)
+    postal_address: str | None = Field(default=None, max_length=500)
+    opt_out_email: str | None = Field(default=None, max_length=500)
+    opt_out_sms: str | None = Field(default=None, max_length=300)
+    opt_out_voicemail: str | None = Field(default=None, max_length=500)
+    timezone: str = Field(default="UTC", max_length=64, sa_column_kwargs={"server_default": "UTC"})
+    version: int = _version_field()
+    created_at: datetime = created_at_field()
+    updated_at: datetime = _updated_at_field()
+    archived_at: datetime | None = _optional_timestamp()
+
+
+class Sender(SQLModel, table=True):
+    """An identity a brand sends from: an email mailbox, an SMS number or a voice caller id."""
+
+    __tablename__ = "senders"
+    __table_args__ = (
+        sa.CheckConstraint("kind IN ('email', 'sms', 'voice')", name="kind"),
+        sa.CheckConstraint(
+            "smtp_security IS NULL OR smtp_security IN ('starttls', 'tls', 'none')", name="smtp_security"
+        ),
+        sa.Index("ix_senders_brand_id_created_at_id", "brand_id", "created_at", "id"),
+    )
+
+    id: uuid.UUID = id_field()
+    org_id: uuid.UUID = org_id_field()
+    brand_id: uuid.UUID = Field(foreign_key="brands.id", nullable=False, ondelete="CASCADE")
+    kind: str = Field(max_length=16)
+    label: str | None = Field(default=None, max_length=200)
+    # email
+    from_name: str | None = Field(default=None, max_length=200)
+    from_address: str | None = Field(default=None, max_length=320)
+    reply_to: str | None = Field(default=None, max_length=320)
+    smtp_host: str | None = Field(default=None, max_length=255)
+    smtp_port: int | None = Field(default=None)
+    smtp_security: str | None = Field(default=None, max_length=16)
+    smtp_username: str | None = Field(default=None, max_length=320)
+    smtp_password_encrypted: str | None = Field(default=None, sa_type=sa.Text)
+    smtp_password_last4: str | None = Field(default=None, max_length=4)
+    hourly_limit: int | None = Field(default=None)
+    # sms (phone_number or messaging_service_sid) and voice (phone_number is the caller id)
+    phone_number: str | None = Field(default=None, max_length=16)
+    messaging_service_sid: str | None = Field(default=None, max_length=34)
+    tts_voice: str | None = Field(default=None, max_length=64)
+    audio_url: str | None = Field(default=None, max_length=2048)
+    daily_limit: int | None = Field(default=None)
+    verified_at: datetime | None = _optional_timestamp()
+    last_verification: dict[str, Any] | None = Field(default=None, sa_type=JSONB, nullable=True)
+    version: int = _version_field()
+    created_at: datetime = created_at_field()
+    updated_at: datetime = _updated_at_field()
+
+
+class ProviderCredential(SQLModel, table=True):
+    """An organization's account at a provider (one per provider); the secret is ciphertext."""
+
+    __tablename__ = "provider_credentials"
+    __table_args__ = (
+        sa.UniqueConstraint("org_id", "provider"),
+        sa.CheckConstraint("provider IN ('twilio', 'openai')", name="provider"),
+    )
+
+    id: uuid.UUID = id_field()
+    org_id: uuid.UUID = org_id_field()
+    provider: str = Field(max_length=16)
+    account_sid: str | None = Field(default=None, max_length=64)
+    secret_encrypted: str = Field(sa_type=sa.Text, nullable=False)
+    secret_last4: str = Field(max_length=4)
+    model: str | None = Field(default=None, max_length=100)
+    version: int = _version_field()
+    created_at: datetime = created_at_field()
+    updated_at: datetime = _updated_at_field()
