@@ -52,6 +52,10 @@ class CommonSettings(BaseSettings):
     secret_key: SecretStr = Field(
         default=SecretStr(DEV_SECRET), description="Signs links and derives encryption keys; set in production."
     )
+    encryption_keys: SecretStr | None = Field(
+        default=None,
+        description="Older secret keys (comma-separated) still accepted to decrypt stored secrets during a rotation.",
+    )
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="Largest JSON body a service accepts.")
 
     @field_validator("database_url")
