@@ -7,6 +7,8 @@ Create Date: 2026-11-23 06:00:00
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
@@ -21,7 +23,7 @@ depends_on = None
 TABLES = ("suppressions", "lead_import_rejections", "leads", "lead_imports")
 
 
-def _org(table: str) -> list[sa.SchemaItem]:
+def _org(table: str) -> list[Any]:
     return [
         sa.Column("org_id", sa.Uuid(), nullable=False),
         sa.ForeignKeyConstraint(
