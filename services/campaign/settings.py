@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from libs.settings import CommonSettings
@@ -14,3 +15,10 @@ class CampaignSettings(CommonSettings):
 
     service_name: str = "campaign"
     port: int = 8003
+
+    # leads: CSV imports and contact normalisation
+    import_max_bytes: int = Field(default=200 * 1024 * 1024, ge=1024, description="Largest CSV upload accepted.")
+    import_max_rows: int = Field(default=1_000_000, ge=1, description="Most data rows one CSV import may hold.")
+    default_phone_region: str = Field(
+        default="US", min_length=2, max_length=2, description="Country assumed for phone numbers without one."
+    )
