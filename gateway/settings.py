@@ -1,0 +1,68 @@
+"""Settings of the gateway: where the upstreams are, how to route to them, how long to wait."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from gateway.routes import DEFAULT_ROUTES, PUBLIC_PREFIXES
+from libs.settings import CommonSettings
+
+TransportName = Literal["aiohttp", "httpx", "httpx-aiohttp"]
+
+
+class GatewaySettings(CommonSettings):
+    """What the gateway reads from the ``SDR_*`` variables (JSON for the mappings and lists)."""
+
+    model_config = SettingsConfigDict(env_prefix="SDR_", env_file=".env", extra="ignore")
+
+    service_name: str = "gateway"
+    port: int = 8000
+    auth_url: str = Field(default="http://127.0.0.1:8001", description="Base URL of the auth service.")
+    brand_url: str = Field(default="http://127.0.0.1:8002", description="Base URL of the brand service.")
+    campaign_url: str = Field(default="http://127.0.0.1:8003", description="Base URL of the campaign service.")
+    upstreams: dict[str, str] = Field(
+        default_factory=dict,
+        description='More upstreams by name, as JSON ({"name": "http://host:port"}); they override the three above.',
+    )
+    routes: dict[str, str] = Field(
+        default_factory=lambda: dict(DEFAULT_ROUTES),
+        description='Path prefix -> upstream name, as JSON ({"/api/brands": "brand"}); the longest prefix wins.',
+    )
+    public_prefixes: list[str] = Field(
+        default_factory=lambda: list(PUBLIC_PREFIXES),
+        description="Prefixes under /api/ that need no access token at the edge, as a JSON list.",
+    )
+    proxy_transport: TransportName = Field(
+        default="aiohttp", description="HTTP client the proxy uses for network upstreams (see bench/gateway.py)."
+    )
+    proxy_pool_size: int = Field(default=100, ge=1, le=10_000, description="Connections kept per upstream.")
+    proxy_connect_timeout: float = Field(default=2.0, gt=0, description="Seconds to open a connection upstream.")
+    proxy_read_timeout: float = Field(
+        default=30.0, gt=0, description="Seconds to wait for the response head or the next body chunk upstream."
+    )
+    proxy_max_body_bytes: int = Field(
+        default=25 * 1024 * 1024, ge=1024, description="Largest request body the gateway forwards (413 above)."
+    )
+    proxy_access_log: bool = Field(default=False, description="Log every proxied request (errors are always logged).")
+    api_key_cache_size: int = Field(default=10_000, ge=1, description="Exchanged API-key tokens kept in memory.")
+    readiness_timeout: float = Field(default=2.0, gt=0, description="Seconds each /readyz check may take.")
+    openapi_cache_seconds: float = Field(default=10.0, ge=0, description="How long the merged OpenAPI is reused.")
+
+    @property
+    def upstream_urls(self) -> dict[str, str]:
+        """Every upstream by name, without a trailing slash."""
+        urls = {"auth": self.auth_url, "brand": self.brand_url, "campaign": self.campaign_url, **self.upstreams}
+        return {name: url.rstrip("/") for name, url in urls.items()}
+
+    @property
+    def auth_jwks_url(self) -> str:
+        """The JWKS the edge verifies access tokens against (served by the auth upstream)."""
+        return self.upstream_urls["auth"] + "/api/auth/jwks.json"
+
+    @property
+    def api_key_exchange_path(self) -> str:
+        """Where the auth upstream exchanges API keys for access tokens."""
+        return "/api/auth/api-keys/exchange"
