@@ -1,0 +1,311 @@
+"""Measure the gateway against calling a backend directly: req/s and p50/p99 latency, per transport.
+
+Run ``uv run python bench/gateway.py`` (about a minute; ``--help`` for options). A plain Litestar
+backend and the gateway run as separate uvicorn processes on loopback; an asyncio load client
+(raw HTTP/1.1 over keep-alive connections, one per concurrent client) drives them for a fixed time:
+
+- (a) a small JSON endpoint at 1 and 64 concurrent clients,
+- (b) an endpoint that waits 5 ms (like a database call) at 16 clients,
+
+first directly, then through the gateway once per candidate transport, and prints the ratios
+against the goals of the platform issue.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+TRANSPORTS = ("aiohttp", "httpx-aiohttp", "httpx")
+SERVERS = ("uvicorn", "granian")
+
+
+def create_backend() -> Any:
+    """Build the plain Litestar backend the benchmark calls (``uvicorn bench.gateway:create_backend --factory``)."""
+    from litestar import Litestar, get
+
+    @get("/bench/small", sync_to_thread=False)
+    def small() -> dict[str, Any]:
+        return {"id": 1, "name": "small", "ok": True}
+
+    @get("/bench/slow")
+    async def slow() -> dict[str, Any]:
+        await asyncio.sleep(0.005)
+        return {"id": 2, "name": "slow", "ok": True}
+
+    @get("/healthz", sync_to_thread=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return Litestar(route_handlers=[small, slow, healthz], openapi_config=None, debug=False)
+
+
+def free_port() -> int:
+    """Return a loopback port that is free right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_ready(port: int, process: subprocess.Popen[bytes], deadline: float = 20.0) -> None:
+    """Wait until ``GET /healthz`` answers 200 on ``port``."""
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        if process.poll() is not None:
+            raise RuntimeError(f"server on port {port} exited with {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+                if sock.recv(64).startswith(b"HTTP/1.1 200"):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"server on port {port} did not start")
+
+
+def server_command(server: str, target: str, port: int) -> list[str]:
+    """Command line serving the ASGI factory ``target`` on ``port``."""
+    if server == "granian":
+        return [
+            sys.executable, "-m", "granian", "--interface", "asgi", "--factory", "--loop", "uvloop",
+            "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-ws", target,
+        ]  # fmt: skip
+    return [
+        sys.executable, "-m", "uvicorn", target, "--factory", "--host", "127.0.0.1", "--port", str(port),
+        "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning", "--lifespan", "on",
+    ]  # fmt: skip
+
+
+@contextmanager
+def serve(server: str, target: str, port: int, env: dict[str, str] | None = None) -> Iterator[None]:
+    """Run ``target`` in its own process for the duration of the block; always stop it."""
+    process = subprocess.Popen(
+        server_command(server, target, port),
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_ready(port, process)
+        yield
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+class _Connection(asyncio.Protocol):
+    """One keep-alive HTTP/1.1 connection that waits for one Content-Length response at a time."""
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+        self.need: int | None = None
+        self.status = 0
+        self.waiter: asyncio.Future[int] | None = None
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(ConnectionError("connection lost"))
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if self.need is None:
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = bytes(self.buffer[: end + 2]).lower()
+            self.status = int(head[9:12])
+            start = head.find(b"content-length:")
+            length = int(head[start + 15 : head.find(b"\r\n", start)].strip()) if start >= 0 else 0
+            self.need = end + 4 + length
+        if len(self.buffer) >= self.need:
+            del self.buffer[: self.need]
+            self.need = None
+            if self.waiter is not None and not self.waiter.done():
+                self.waiter.set_result(self.status)
+
+    async def get(self, request: bytes) -> int:
+        assert self.transport is not None
+        self.waiter = asyncio.get_running_loop().create_future()
+        self.transport.write(request)
+        return await self.waiter
+
+
+@dataclass
+class Result:
+    """What one load run measured."""
+
+    requests: int
+    errors: int
+    seconds: float
+    latencies: list[float]
+
+    @property
+    def rps(self) -> float:
+        """Requests per second."""
+        return self.requests / self.seconds
+
+    def percentile(self, q: float) -> float:
+        """Latency at quantile ``q`` in milliseconds."""
+        if not self.latencies:
+            return float("nan")
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+    @property
+    def p50(self) -> float:
+        """Median latency in milliseconds."""
+        return statistics.median(self.latencies) * 1000 if self.latencies else float("nan")
+
+
+async def load(port: int, path: str, clients: int, seconds: float, warmup: float) -> Result:
+    """Drive ``GET path`` from ``clients`` keep-alive connections for ``seconds`` (after ``warmup``)."""
+    loop = asyncio.get_running_loop()
+    request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: bench\r\n\r\n".encode()
+    connections = [(await loop.create_connection(_Connection, "127.0.0.1", port))[1] for _ in range(clients)]
+    latencies: list[float] = []
+    counts = [0, 0]
+    measuring = False
+
+    async def client(conn: _Connection, stop_at: float) -> None:
+        perf = time.perf_counter
+        while perf() < stop_at:
+            started = perf()
+            status = await conn.get(request)
+            if measuring:
+                latencies.append(perf() - started)
+                counts[0 if status == 200 else 1] += 1
+
+    now = time.perf_counter()
+    await asyncio.gather(*(client(c, now + warmup) for c in connections))
+    measuring = True
+    started = time.perf_counter()
+    await asyncio.gather(*(client(c, started + seconds) for c in connections))
+    elapsed = time.perf_counter() - started
+    for conn in connections:
+        if conn.transport is not None:
+            conn.transport.close()
+    return Result(requests=counts[0], errors=counts[1], seconds=elapsed, latencies=latencies)
+
+
+SCENARIOS = (("a", "/bench/small", 1), ("a", "/bench/small", 64), ("b", "/bench/slow", 16))
+
+
+def run_scenarios(port: int, seconds: float, warmup: float) -> dict[tuple[str, int], Result]:
+    """Run every scenario against ``port``."""
+    results: dict[tuple[str, int], Result] = {}
+    for _, path, clients in SCENARIOS:
+        results[(path, clients)] = asyncio.run(load(port, path, clients, seconds, warmup))
+    return results
+
+
+def _line(label: str, r: Result) -> str:
+    errors = f"  errors={r.errors}" if r.errors else ""
+    return f"    {label:<28} {r.rps:>9.0f} req/s   p50 {r.p50:6.2f} ms   p99 {r.percentile(0.99):6.2f} ms{errors}"
+
+
+def report(direct: dict[tuple[str, int], Result], via: dict[str, dict[tuple[str, int], Result]]) -> list[dict[str, Any]]:
+    """Print every figure and the ratios against the goals; return them as rows."""
+    rows: list[dict[str, Any]] = []
+    for case, path, clients in SCENARIOS:
+        d = direct[(path, clients)]
+        print(f"\n({case}) GET {path} with {clients} concurrent client(s)")
+        print(_line("direct", d))
+        for name, results in via.items():
+            g = results[(path, clients)]
+            ratio = g.rps / d.rps if d.rps else 0.0
+            added = g.p50 - d.p50
+            added_pct = added / d.p50 * 100 if d.p50 else float("nan")
+            goals = []
+            if case == "a" and clients == 64:
+                goals.append(("throughput >= 25% of direct", ratio >= 0.25))
+            if case == "a" and clients == 1:
+                goals.append(("added p50 <= 0.5 ms", added <= 0.5))
+            if case == "b":
+                goals.append(("throughput >= 85% of direct", ratio >= 0.85))
+                goals.append(("added median <= 15%", added_pct <= 15))
+            verdict = "; ".join(f"{text}: {'PASS' if ok else 'FAIL'}" for text, ok in goals)
+            print(_line(f"gateway[{name}]", g))
+            print(f"    {'':<28} {ratio:>9.1%} of direct, p50 +{added:.2f} ms ({added_pct:+.0f}%)   {verdict}")
+            rows.append(
+                {
+                    "case": case,
+                    "path": path,
+                    "clients": clients,
+                    "via": name,
+                    "direct_rps": round(d.rps),
+                    "gateway_rps": round(g.rps),
+                    "ratio": round(ratio, 3),
+                    "direct_p50_ms": round(d.p50, 3),
+                    "gateway_p50_ms": round(g.p50, 3),
+                    "gateway_p99_ms": round(g.percentile(0.99), 3),
+                    "added_p50_ms": round(added, 3),
+                    "goals_met": all(ok for _, ok in goals),
+                }
+            )
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print the results."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--transports", default=",".join(TRANSPORTS), help="comma-separated: " + ", ".join(TRANSPORTS))
+    parser.add_argument("--server", choices=SERVERS, default="uvicorn", help="ASGI server for gateway and backend")
+    parser.add_argument("--seconds", type=float, default=2.5, help="measured seconds per run")
+    parser.add_argument("--warmup", type=float, default=0.5, help="unmeasured seconds before each run")
+    parser.add_argument("--json", type=Path, help="also write the rows to this file")
+    args = parser.parse_args(argv)
+    transports = [t.strip() for t in args.transports.split(",") if t.strip()]
+    for transport in transports:
+        if transport not in TRANSPORTS:
+            parser.error(f"unknown transport {transport!r}")
+
+    started = time.monotonic()
+    backend_port = free_port()
+    print(f"server={args.server}, {args.seconds}s per run after {args.warmup}s warm-up, loopback only")
+    with serve(args.server, "bench.gateway:create_backend", backend_port):
+        direct = run_scenarios(backend_port, args.seconds, args.warmup)
+        via: dict[str, dict[tuple[str, int], Result]] = {}
+        for transport in transports:
+            gateway_port = free_port()
+            env = {
+                "SDR_UPSTREAMS": json.dumps({"backend": f"http://127.0.0.1:{backend_port}"}),
+                "SDR_ROUTES": json.dumps({"/bench": "backend"}),
+                "SDR_PROXY_TRANSPORT": transport,
+                "SDR_LOG_LEVEL": "WARNING",
+                "SDR_ENV": "development",
+            }
+            with serve(args.server, "gateway.app:create_app", gateway_port, env):
+                via[transport] = run_scenarios(gateway_port, args.seconds, args.warmup)
+    rows = report(direct, via)
+    print(f"\ntotal {time.monotonic() - started:.0f} s")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
