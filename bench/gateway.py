@@ -227,7 +227,10 @@ def _line(label: str, r: Result) -> str:
     return f"    {label:<28} {r.rps:>9.0f} req/s   p50 {r.p50:6.2f} ms   p99 {r.percentile(0.99):6.2f} ms{errors}"
 
 
-def report(direct: dict[tuple[str, int], Result], via: dict[str, dict[tuple[str, int], Result]]) -> list[dict[str, Any]]:
+Results = dict[tuple[str, int], Result]
+
+
+def report(direct: Results, via: dict[str, Results]) -> list[dict[str, Any]]:
     """Print every figure and the ratios against the goals; return them as rows."""
     rows: list[dict[str, Any]] = []
     for case, path, clients in SCENARIOS:
