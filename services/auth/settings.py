@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from libs.settings import CommonSettings
@@ -14,3 +15,31 @@ class AuthSettings(CommonSettings):
 
     service_name: str = "auth"
     port: int = 8001
+
+    access_token_ttl: int = Field(default=900, ge=60, le=3600, description="Seconds an access token lives.")
+    refresh_token_ttl: int = Field(default=30 * 86400, ge=3600, description="Seconds a refresh token lives.")
+    invite_ttl: int = Field(default=7 * 86400, ge=300, description="Seconds an invite stays valid.")
+    signing_key_cache_seconds: float = Field(default=30.0, ge=0, description="How long a process reuses its key.")
+
+    # OWASP Password Storage Cheat Sheet: argon2id, m=19 MiB, t=2, p=1 at least.
+    argon2_time_cost: int = Field(default=2, ge=1)
+    argon2_memory_kib: int = Field(default=19 * 1024, ge=7 * 1024)
+    argon2_parallelism: int = Field(default=1, ge=1)
+    hash_concurrency: int = Field(default=2, ge=1, description="Password hashes computed at once per process.")
+    hash_queue_limit: int = Field(default=32, ge=0, description="Hashes allowed to wait; beyond it, 429.")
+
+    # Failed logins: from `soft` failures on, each failure locks for 2**(n-soft) s (slow down); at
+    # `hard`, the subject is locked out for base * 2**(lockouts-1) s, capped at max.
+    login_account_soft: int = Field(default=5, ge=1)
+    login_account_hard: int = Field(default=10, ge=1)
+    login_account_lockout: int = Field(default=60, ge=1)
+    login_account_lockout_max: int = Field(default=900, ge=1)
+    login_address_soft: int = Field(default=20, ge=1)
+    login_address_hard: int = Field(default=50, ge=1)
+    login_address_lockout: int = Field(default=300, ge=1)
+    login_address_lockout_max: int = Field(default=3600, ge=1)
+    login_window: int = Field(default=900, ge=1, description="Seconds failures are remembered.")
+    trusted_proxies: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1", "::1"],
+        description="Peers whose X-Forwarded-For is believed (the gateway).",
+    )
