@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from libs.settings import CommonSettings
@@ -16,3 +16,44 @@ class WorkerSettings(CommonSettings):
     service_name: str = "worker"
     smtp_sink_host: str = "127.0.0.1"
     smtp_sink_port: int = Field(default=1025, description="Local SMTP sink used when a sender has no SMTP host.")
+
+    public_base_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="Public URL of the gateway: unsubscribe links and Twilio status callbacks point here.",
+    )
+    job_timeout: int = Field(default=180, ge=10, description="RQ job timeout (seconds) of a send job.")
+    smtp_timeout: float = Field(default=20.0, gt=0, description="Socket timeout of every SMTP operation.")
+    twilio_timeout: float = Field(default=15.0, gt=0, description="HTTP timeout of every Twilio call.")
+    twilio_base_url: str | None = Field(
+        default=None, description="Send Twilio API calls here instead of https://api.twilio.com (tests, proxies)."
+    )
+    openai_timeout: float = Field(default=20.0, gt=0, description="HTTP timeout of one OpenAI request.")
+    openai_max_retries: int = Field(default=1, ge=0, le=3)
+    openai_base_url: str | None = Field(default=None, description="OpenAI-compatible endpoint (tests, gateways).")
+    openai_model: str = "gpt-4o-mini"
+    send_max_attempts: int = Field(default=5, ge=1, le=20, description="Pre-hand-off retries before failing.")
+    retry_base_seconds: float = Field(default=30.0, ge=0, description="First backoff of a pre-hand-off retry.")
+    retry_max_seconds: float = Field(default=3600.0, ge=0)
+    ticker_interval: float = Field(default=1.0, gt=0, description="Seconds between two ticker passes.")
+    ticker_batch: int = Field(default=500, ge=1, le=10_000, description="Enrollments claimed per transaction.")
+    repair_after_seconds: float = Field(
+        default=60.0, ge=0, description="A queued ledger row older than this with no RQ job is enqueued again."
+    )
+    email_hourly_cap: int = Field(default=200, ge=1, description="Default per-sender hourly email cap.")
+    email_daily_cap: int = Field(default=2000, ge=1, description="Default per-sender daily email cap.")
+    sms_hourly_cap: int = Field(default=300, ge=1)
+    sms_daily_cap: int = Field(default=2000, ge=1)
+    domain_pacing_per_minute: int = Field(
+        default=30, ge=1, description="Emails per minute to one recipient domain from one organization."
+    )
+    clock_offset_seconds: float = Field(
+        default=0.0, description="Shift the worker's and ticker's clock (tests drive time with it)."
+    )
+
+    @model_validator(mode="after")
+    def _timeouts_fit_the_job(self) -> WorkerSettings:
+        openai_total = self.openai_timeout * (1 + self.openai_max_retries) + 2 * self.openai_max_retries
+        # SMTP may spend one timeout per phase of a send (connect, greeting, envelope, data).
+        if max(openai_total + 4 * self.smtp_timeout, openai_total + self.twilio_timeout) >= self.job_timeout:
+            raise ValueError("provider timeouts must add up to less than SDR_JOB_TIMEOUT")
+        return self

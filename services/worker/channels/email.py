@@ -1,0 +1,265 @@
+"""Email: build a CAN-SPAM / RFC 8058 compliant message and hand it to SMTP, classified.
+
+The send is split into its SMTP phases so every failure is placed exactly: anything before
+the final "." of DATA is sent (``RETRY`` for 4xx and network errors, ``PERMANENT`` for 5xx);
+a reply to the final "." is authoritative; a connection lost while waiting for that reply is
+``UNKNOWN`` (RFC 1047: the server may have accepted the message).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import smtplib
+import ssl
+from dataclasses import dataclass
+from email.generator import BytesGenerator
+from email.message import EmailMessage
+from email.policy import SMTP as SMTP_POLICY
+from email.utils import format_datetime, formataddr
+from io import BytesIO
+
+import structlog
+
+from libs.db.base import utcnow
+from services.worker.channels.outcome import SendResult, clean_header
+
+log = structlog.get_logger(__name__)
+
+_LEADING_DOT = re.compile(rb"(?m)^\.")
+CRLF = b"\r\n"
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpAccount:
+    """Where and how to submit mail for one sender; the password is already decrypted."""
+
+    host: str
+    port: int
+    security: str = "none"
+    username: str | None = None
+    password: str | None = None
+
+    @property
+    def key(self) -> tuple[str, int, str, str | None]:
+        """Identity of a reusable connection."""
+        return (self.host, self.port, self.security, self.username)
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingEmail:
+    """Everything one email needs; the footer and headers are rendered by code, not the model."""
+
+    message_id: str
+    from_address: str
+    to_address: str
+    subject: str
+    body: str
+    postal_address: str
+    unsubscribe_url: str
+    brand_name: str
+    from_name: str | None = None
+    reply_to: str | None = None
+    signature: str | None = None
+    opt_out_text: str | None = None
+
+    @property
+    def domain(self) -> str:
+        """The sender's domain (Message-ID right-hand side, unsubscribe mailbox)."""
+        return clean_header(self.from_address).rpartition("@")[2] or "localhost"
+
+
+def footer_lines(email: OutgoingEmail) -> list[str]:
+    """The legally required footer: who sends, the postal address and the opt-out."""
+    opt_out = clean_header(email.opt_out_text) or "Not interested? Unsubscribe here"
+    return [
+        f"{clean_header(email.brand_name)}, {clean_header(email.postal_address)}",
+        f"{opt_out}: {email.unsubscribe_url}",
+    ]
+
+
+def build_email(email: OutgoingEmail) -> EmailMessage:
+    """Build the MIME message: text and HTML, Message-ID, List-Unsubscribe (RFC 8058)."""
+    msg = EmailMessage(policy=SMTP_POLICY)
+    msg["Message-ID"] = f"<{clean_header(email.message_id)}@{email.domain}>"
+    msg["Date"] = format_datetime(utcnow())
+    msg["From"] = formataddr((clean_header(email.from_name), clean_header(email.from_address)))
+    msg["To"] = clean_header(email.to_address)
+    if email.reply_to:
+        msg["Reply-To"] = clean_header(email.reply_to)
+    msg["Subject"] = clean_header(email.subject) or clean_header(email.brand_name)
+    unsubscribe_url = clean_header(email.unsubscribe_url)
+    msg["List-Unsubscribe"] = f"<{unsubscribe_url}>, <mailto:unsubscribe@{email.domain}?subject=unsubscribe>"
+    msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    msg["X-Tidewater-Message"] = clean_header(email.message_id)
+
+    body = email.body.replace("\r\n", "\n").replace("\x00", "").strip()
+    footer = footer_lines(email)
+    text_parts = [body]
+    if email.signature:
+        text_parts.append(email.signature.strip())
+    text_parts.append("-- \n" + "\n".join(footer))
+    msg.set_content("\n\n".join(text_parts) + "\n")
+
+    paragraphs = "".join(f"<p>{html.escape(p).replace(chr(10), '<br>')}</p>" for p in body.split("\n\n") if p)
+    signature = f"<p>{html.escape(email.signature).replace(chr(10), '<br>')}</p>" if email.signature else ""
+    opt_out = html.escape(clean_header(email.opt_out_text) or "Not interested? Unsubscribe here")
+    html_footer = (
+        f'<p style="color:#666;font-size:12px">{html.escape(footer[0])}<br>'
+        f'<a href="{html.escape(unsubscribe_url, quote=True)}">{opt_out}</a></p>'
+    )
+    msg.add_alternative(
+        f"<!doctype html><html><body>{paragraphs}{signature}{html_footer}</body></html>", subtype="html"
+    )
+    return msg
+
+
+def message_bytes(msg: EmailMessage) -> bytes:
+    """Serialize with CRLF line ends, as SMTP DATA expects."""
+    buffer = BytesIO()
+    BytesGenerator(buffer, policy=SMTP_POLICY).flatten(msg)
+    return buffer.getvalue()
+
+
+class SmtpTransport:
+    """SMTP submission with one kept connection per sender account and explicit timeouts."""
+
+    def __init__(self, *, timeout: float) -> None:
+        self.timeout = timeout
+        self._connections: dict[tuple[str, int, str, str | None], smtplib.SMTP] = {}
+
+    def close(self) -> None:
+        """Close every kept connection."""
+        for key in list(self._connections):
+            self._drop(key, quit=True)
+
+    def _drop(self, key: tuple[str, int, str, str | None], *, quit: bool = False) -> None:
+        conn = self._connections.pop(key, None)
+        if conn is None:
+            return
+        try:
+            if quit:
+                conn.quit()
+            else:
+                conn.close()
+        except (smtplib.SMTPException, OSError):
+            conn.close()
+
+    def _connect(self, account: SmtpAccount) -> smtplib.SMTP:
+        context = ssl.create_default_context()
+        conn: smtplib.SMTP
+        if account.security == "tls":
+            conn = smtplib.SMTP_SSL(account.host, account.port, timeout=self.timeout, context=context)
+        else:
+            conn = smtplib.SMTP(account.host, account.port, timeout=self.timeout)
+        conn.ehlo()
+        if account.security == "starttls":
+            conn.starttls(context=context)
+            conn.ehlo()
+        if account.username and account.password:
+            conn.login(account.username, account.password)
+        return conn
+
+    def send(self, account: SmtpAccount, msg: EmailMessage, *, mail_from: str, rcpt_to: str) -> SendResult:
+        """Submit ``msg``; reuse the account's connection, reconnecting once if it went stale."""
+        data = message_bytes(msg)
+        for attempt in (1, 2):
+            try:
+                conn = self._connections.get(account.key)
+                fresh = conn is None
+                if conn is None:
+                    conn = self._connect(account)
+                    self._connections[account.key] = conn
+            except smtplib.SMTPAuthenticationError as exc:
+                return SendResult.permanent(f"smtp_{exc.smtp_code}", _reply_text(exc.smtp_error))
+            except smtplib.SMTPResponseException as exc:
+                return _before_handoff(exc.smtp_code, exc.smtp_error)
+            except (OSError, smtplib.SMTPException) as exc:
+                return SendResult.retry("smtp_connect", f"{type(exc).__name__}: {exc}")
+            try:
+                return self._transaction(conn, data, mail_from=mail_from, rcpt_to=rcpt_to, key=account.key)
+            except _StaleConnection as exc:
+                self._drop(account.key)
+                if fresh or attempt == 2:
+                    return SendResult.retry("smtp_disconnected", str(exc))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _transaction(
+        self, conn: smtplib.SMTP, data: bytes, *, mail_from: str, rcpt_to: str, key: tuple[str, int, str, str | None]
+    ) -> SendResult:
+        # Envelope: nothing is handed off yet, so network errors are safe to retry.
+        try:
+            code, reply = conn.mail(clean_header(mail_from))
+            if code != 250:
+                self._reset(conn, key)
+                return _before_handoff(code, reply)
+            code, reply = conn.rcpt(clean_header(rcpt_to))
+            if code not in (250, 251):
+                self._reset(conn, key)
+                return _before_handoff(code, reply)
+            conn.putcmd("data")
+            code, reply = conn.getreply()
+            if code != 354:
+                self._reset(conn, key)
+                return _before_handoff(code, reply)
+        except (smtplib.SMTPServerDisconnected, ConnectionError) as exc:
+            if isinstance(exc.__context__, TimeoutError):
+                self._drop(key)
+                return SendResult.retry("smtp_timeout", f"{type(exc).__name__}: {exc}")
+            raise _StaleConnection(f"{type(exc).__name__}: {exc}") from exc
+        except (OSError, smtplib.SMTPException) as exc:
+            self._drop(key)
+            return SendResult.retry("smtp_envelope", f"{type(exc).__name__}: {exc}")
+
+        payload = _LEADING_DOT.sub(b"..", data)
+        if not payload.endswith(CRLF):
+            payload += CRLF
+        try:
+            conn.send(payload)
+        except (OSError, smtplib.SMTPException) as exc:
+            # The terminating "." was not written, so the server cannot have accepted it.
+            self._drop(key)
+            return SendResult.retry("smtp_data", f"{type(exc).__name__}: {exc}")
+        try:
+            conn.send(b"." + CRLF)
+        except (OSError, smtplib.SMTPException) as exc:
+            self._drop(key)
+            return SendResult.retry("smtp_data", f"{type(exc).__name__}: {exc}")
+        try:
+            code, reply = conn.getreply()
+        except (OSError, smtplib.SMTPException) as exc:
+            self._drop(key)
+            return SendResult.unknown("smtp_lost_after_data", f"{type(exc).__name__}: {exc}")
+        if code == 250:
+            queue_id = _reply_text(reply)
+            return SendResult.sent(queue_id or "accepted")
+        self._reset(conn, key)
+        if 400 <= code < 500:
+            return SendResult.retry(f"smtp_{code}", _reply_text(reply))
+        if 500 <= code < 600:
+            return SendResult.permanent(f"smtp_{code}", _reply_text(reply))
+        return SendResult.unknown(f"smtp_{code}", _reply_text(reply))
+
+    def _reset(self, conn: smtplib.SMTP, key: tuple[str, int, str, str | None]) -> None:
+        try:
+            conn.rset()
+        except (OSError, smtplib.SMTPException):
+            self._drop(key)
+
+
+class _StaleConnection(Exception):
+    """A kept connection turned out closed before anything was handed off."""
+
+
+def _reply_text(reply: bytes | str) -> str:
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
+    return text.replace("\r", " ").replace("\n", " ").strip()[:1000]
+
+
+def _before_handoff(code: int, reply: bytes | str) -> SendResult:
+    if 400 <= code < 500:
+        return SendResult.retry(f"smtp_{code}", _reply_text(reply))
+    return SendResult.permanent(f"smtp_{code}", _reply_text(reply))
+
+
+__all__ = ["OutgoingEmail", "SmtpAccount", "SmtpTransport", "build_email", "footer_lines"]

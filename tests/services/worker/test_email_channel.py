@@ -1,0 +1,156 @@
+"""The email adapter against the loopback SMTP server: required elements, reuse, and every fault class."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.worker.channels.email import OutgoingEmail, SmtpAccount, SmtpTransport, build_email
+from services.worker.channels.outcome import Outcome
+from tests.support.smtp import SmtpServer, silent_server, unused_port
+
+EMAIL = OutgoingEmail(
+    message_id="6f1c0c5e-0000-4000-8000-000000000001",
+    from_address="sam@acme.example",
+    from_name="Sam\r\nBcc: victim@evil.example",
+    to_address="ada@engines.example",
+    subject="Idea for Engines\r\nBcc: victim@evil.example\x00",
+    body="Hi Ada,\n\nA short note.\n.\nStill here.",
+    postal_address="1 Main St, Springfield, IL 62701, USA",
+    unsubscribe_url="https://t.example/u/token123",
+    brand_name="Acme",
+    signature="Sam, Acme",
+)
+
+
+@pytest.fixture
+def smtp() -> SmtpServer:
+    with SmtpServer() as server:
+        yield server  # type: ignore[misc]
+
+
+def account(server: SmtpServer) -> SmtpAccount:
+    return SmtpAccount(server.host, server.port)
+
+
+def send(transport: SmtpTransport, server: SmtpServer, email: OutgoingEmail = EMAIL):  # type: ignore[no-untyped-def]
+    return transport.send(account(server), build_email(email), mail_from=email.from_address, rcpt_to=email.to_address)
+
+
+def test_accepted_message_carries_every_required_element(smtp: SmtpServer) -> None:
+    transport = SmtpTransport(timeout=5)
+    result = send(transport, smtp)
+    transport.close()
+    assert result.outcome is Outcome.SENT
+    [received] = smtp.messages
+    msg = received.parsed()
+    assert received.rcpt_tos == ["ada@engines.example"]
+    assert msg["Message-ID"] == f"<{EMAIL.message_id}@acme.example>"
+    assert (
+        msg["List-Unsubscribe"]
+        == "<https://t.example/u/token123>, <mailto:unsubscribe@acme.example?subject=unsubscribe>"
+    )
+    assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    # Header injection attempts are flattened into one harmless line.
+    assert msg["Bcc"] is None
+    assert "\n" not in msg["Subject"]
+    assert "\x00" not in msg["Subject"]
+    text = msg.get_body(("plain",)).get_content()
+    html = msg.get_body(("html",)).get_content()
+    for part in (text, html):
+        assert "1 Main St, Springfield, IL 62701, USA" in part
+        assert "https://t.example/u/token123" in part
+    assert "\r\n.\r\nStill here." in text  # a lone dot line survives SMTP dot-stuffing
+
+
+def test_connection_is_reused_per_sender(smtp: SmtpServer) -> None:
+    transport = SmtpTransport(timeout=5)
+    for _ in range(3):
+        assert send(transport, smtp).outcome is Outcome.SENT
+    transport.close()
+    assert len(smtp.messages) == 3
+    assert smtp.connections == 1
+
+
+def test_451_is_retryable_and_then_succeeds(smtp: SmtpServer) -> None:
+    smtp.reply_at("RCPT", "451 4.3.0 Try again later")
+    transport = SmtpTransport(timeout=5)
+    first = send(transport, smtp)
+    assert (first.outcome, first.code) == (Outcome.RETRY, "smtp_451")
+    assert smtp.messages == []
+    assert send(transport, smtp).outcome is Outcome.SENT
+    transport.close()
+    assert len(smtp.messages) == 1
+
+
+def test_550_is_permanent_with_the_reason(smtp: SmtpServer) -> None:
+    smtp.reply_at("RCPT", "550 5.1.1 No such user")
+    transport = SmtpTransport(timeout=5)
+    result = send(transport, smtp)
+    transport.close()
+    assert (result.outcome, result.code) == (Outcome.PERMANENT, "smtp_550")
+    assert result.detail is not None
+    assert "No such user" in result.detail
+    assert smtp.messages == []
+
+
+def test_452_at_data_end_is_retryable(smtp: SmtpServer) -> None:
+    smtp.reply_at("DATA", "452 4.3.1 Insufficient storage")
+    transport = SmtpTransport(timeout=5)
+    result = send(transport, smtp)
+    transport.close()
+    assert (result.outcome, result.code) == (Outcome.RETRY, "smtp_452")
+    assert smtp.messages == []
+
+
+def test_connection_dropped_after_the_final_dot_is_unknown(smtp: SmtpServer) -> None:
+    smtp.drop_after_data()
+    transport = SmtpTransport(timeout=5)
+    result = send(transport, smtp)
+    assert (result.outcome, result.code) == (Outcome.UNKNOWN, "smtp_lost_after_data")
+    assert len(smtp.messages) == 1  # it did arrive: resending would duplicate it
+    # The broken connection is not reused: the next message opens a fresh one.
+    assert send(transport, smtp).outcome is Outcome.SENT
+    transport.close()
+    assert smtp.connections == 2
+
+
+def test_connection_refused_is_retryable() -> None:
+    transport = SmtpTransport(timeout=2)
+    result = transport.send(
+        SmtpAccount("127.0.0.1", unused_port()),
+        build_email(EMAIL),
+        mail_from=EMAIL.from_address,
+        rcpt_to=EMAIL.to_address,
+    )
+    assert (result.outcome, result.code) == (Outcome.RETRY, "smtp_connect")
+
+
+def test_silent_server_times_out_before_handoff() -> None:
+    transport = SmtpTransport(timeout=0.5)
+    with silent_server() as port:
+        result = transport.send(
+            SmtpAccount("127.0.0.1", port), build_email(EMAIL), mail_from=EMAIL.from_address, rcpt_to=EMAIL.to_address
+        )
+    assert result.outcome is Outcome.RETRY
+
+
+def test_auth_failure_is_permanent() -> None:
+    with SmtpServer(credentials={"bot@acme.example": "right"}) as server:
+        transport = SmtpTransport(timeout=5)
+        result = transport.send(
+            SmtpAccount(server.host, server.port, username="bot@acme.example", password="wrong"),
+            build_email(EMAIL),
+            mail_from=EMAIL.from_address,
+            rcpt_to=EMAIL.to_address,
+        )
+    assert (result.outcome, result.code) == (Outcome.PERMANENT, "smtp_535")
+
+
+def test_stale_kept_connection_is_replaced_before_handoff(smtp: SmtpServer) -> None:
+    transport = SmtpTransport(timeout=5)
+    assert send(transport, smtp).outcome is Outcome.SENT
+    for conn in transport._connections.values():
+        conn.sock.close()  # the server or a NAT dropped the idle connection
+    assert send(transport, smtp).outcome is Outcome.SENT
+    transport.close()
+    assert len(smtp.messages) == 2
