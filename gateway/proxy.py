@@ -86,6 +86,40 @@ class ClientDisconnected(Exception):
     """The client went away while its body was being forwarded."""
 
 
+class StreamedBody:
+    """A request body forwarded as it arrives, counted against the limit.
+
+    The flags outlive the generator: a client library (or an in-process upstream) may swallow
+    the generator's exception, so the proxy checks them whatever the upstream answered.
+    """
+
+    __slots__ = ("disconnected", "limit", "receive", "too_large")
+
+    def __init__(self, receive: Receive, limit: int) -> None:
+        self.receive = receive
+        self.limit = limit
+        self.too_large = False
+        self.disconnected = False
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """Yield the body's chunks; raise when the client goes away or sends too much."""
+        size = 0
+        while True:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                self.disconnected = True
+                raise ClientDisconnected
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
+                self.too_large = True
+                raise BodyTooLarge
+            if chunk:
+                yield chunk
+            if not message.get("more_body", False):
+                return
+
+
 @dataclass(frozen=True, slots=True)
 class Upstream:
     """A named upstream: its base URL and the transport that reaches it."""
@@ -288,22 +322,25 @@ class GatewayProxy:
                 headers.append((b"x-forwarded-host", host))
             headers.append((b"x-request-id", request_id.encode()))
 
-            body: bytes | AsyncIterator[bytes] | None
+            body: bytes | StreamedBody | None
             if has_length and length <= SMALL_BODY:
                 body = await self._read_body(receive, length) if length else b""
                 headers.append((b"content-length", str(len(body)).encode()))
             elif has_length:
-                body = self._stream_body(receive)
+                body = StreamedBody(receive, self.max_body_bytes)
                 headers.append((b"content-length", str(length).encode()))
             elif chunked:
-                body = self._stream_body(receive)
+                body = StreamedBody(receive, self.max_body_bytes)
             else:
                 body = None
 
-            url = upstream.base_url + (scope.get("raw_path") or path.encode()).decode("latin-1")
+            # raw_path keeps the client's percent-encoding (signed webhooks depend on it); some
+            # in-process clients put the query in it too, which the spec does not allow.
+            raw_path: bytes = scope.get("raw_path") or path.encode()
+            url = upstream.base_url + raw_path.partition(b"?")[0].decode("latin-1")
             if scope.get("query_string"):
                 url += "?" + scope["query_string"].decode("latin-1")
-            status = await self._exchange(scope, send, upstream, url, headers, body, request_id, path)
+            status = await self._exchange(scope, send, upstream, url, headers, body, request_id)
         except AppError as exc:
             status = int(exc.status)
             if status >= 500:
@@ -349,21 +386,6 @@ class GatewayProxy:
             if not message.get("more_body", False):
                 return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
-    async def _stream_body(self, receive: Receive) -> AsyncIterator[bytes]:
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise ClientDisconnected
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body_bytes:
-                raise BodyTooLarge
-            if chunk:
-                yield chunk
-            if not message.get("more_body", False):
-                return
-
     async def _exchange(
         self,
         scope: dict[str, Any],
@@ -371,26 +393,31 @@ class GatewayProxy:
         upstream: Upstream,
         url: str,
         headers: Headers,
-        body: bytes | AsyncIterator[bytes] | None,
+        body: bytes | StreamedBody | None,
         request_id: str,
-        path: str,
     ) -> int:
+        streamed = body if isinstance(body, StreamedBody) else None
         try:
-            response = await upstream.transport.request(scope["method"], url, headers, body)
-        except BaseException as exc:
-            # A body generator's own failure may come back wrapped by the client library.
-            cause: BaseException | None = exc
-            while cause is not None:
-                if isinstance(cause, BodyTooLarge):
-                    raise PayloadTooLarge(f"The body may be at most {self.max_body_bytes} bytes.") from exc
-                if isinstance(cause, ClientDisconnected):
-                    raise ClientDisconnected from exc
-                cause = cause.__cause__ or cause.__context__
+            response = await upstream.transport.request(
+                scope["method"],
+                url,
+                headers,
+                streamed.chunks() if streamed else body,  # type: ignore[arg-type]
+            )
+        except Exception:
+            self._check_body(streamed)
             raise
         try:
+            self._check_body(streamed)
             return await self._respond(send, response, request_id)
         finally:
             await response.release()
+
+    def _check_body(self, streamed: StreamedBody | None) -> None:
+        if streamed is not None and streamed.too_large:
+            raise PayloadTooLarge(f"The body may be at most {self.max_body_bytes} bytes.")
+        if streamed is not None and streamed.disconnected:
+            raise ClientDisconnected
 
     async def _respond(self, send: Send, response: UpstreamResponse, request_id: str) -> int:
         headers = filter_headers(response.headers, _RESPONSE_DROP)
