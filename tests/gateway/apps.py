@@ -10,7 +10,7 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from litestar import Litestar, Request, Response, get, post, route
+from litestar import HttpMethod, Litestar, Request, Response, get, post, route
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
@@ -58,7 +58,9 @@ def healthz() -> dict[str, str]:
 def create_echo_app(name: str = "echo") -> Litestar:
     """An upstream that answers every path with what it received, plus a few special paths."""
 
-    @route("/{rest:path}", http_method=["GET", "POST", "PUT", "PATCH", "DELETE"], status_code=200, include_in_schema=False)
+    methods: list[HttpMethod | str] = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+
+    @route("/{rest:path}", http_method=methods, status_code=200, include_in_schema=False)
     async def echo(request: Request[Any, Any, Any], rest: FromPath[str], state: State) -> Response[Any]:
         _count(state)
         if rest.endswith("/problem"):

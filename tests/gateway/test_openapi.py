@@ -8,10 +8,11 @@ from gateway.openapi import merge_openapi
 
 
 def _doc(path: str, schema: dict[str, Any], name: str = "Item") -> dict[str, Any]:
+    ref = {"$ref": f"#/components/schemas/{name}"}
     return {
         "openapi": "3.1.0",
         "info": {"title": "x", "version": "1"},
-        "paths": {path: {"get": {"responses": {"200": {"content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}}}}}}},
+        "paths": {path: {"get": {"responses": {"200": {"content": {"application/json": {"schema": ref}}}}}}},
         "components": {"schemas": {name: schema, "Shared": {"type": "string"}}},
         "tags": [{"name": "things"}],
     }

@@ -245,9 +245,7 @@ def test_readyz_lists_every_upstream_the_database_and_redis(
     signer: TokenSigner, database_url: str, redis_url: str
 ) -> None:
     apps = {"auth": create_fake_auth_app(signer), "brand": create_echo_app("brand")}
-    settings = _settings(
-        database_url=database_url, redis_url=redis_url, campaign_url=f"http://127.0.0.1:{free_port()}"
-    )
+    settings = _settings(database_url=database_url, redis_url=redis_url, campaign_url=f"http://127.0.0.1:{free_port()}")
     with TestClient(create_app(settings, upstream_apps=apps)) as client:
         r = client.get("/readyz")
         assert r.status_code == 503
