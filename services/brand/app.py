@@ -5,18 +5,36 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Litestar
+from litestar.di import Provide
 
 from libs.app import create_service_app
+from libs.crypto import SecretBox
+from services.brand.controllers import CONTROLLERS
+from services.brand.deps import provide_box, smtp_check_settings
+from services.brand.service import SmtpCheckSettings
 from services.brand.settings import BrandSettings
 
 
-def create_app(settings: BrandSettings | None = None, **overrides: Any) -> Litestar:
+def create_app(
+    settings: BrandSettings | None = None,
+    *,
+    smtp_check: SmtpCheckSettings | None = None,
+    box: SecretBox | None = None,
+    **overrides: Any,
+) -> Litestar:
     """Build the brand service; ``overrides`` replace the database, Redis or verifier in tests."""
     settings = settings or BrandSettings()
+    state = {
+        "box": box or SecretBox.from_settings(settings),
+        "smtp_check": smtp_check or smtp_check_settings(settings),
+        **overrides.pop("state", {}),
+    }
     return create_service_app(
         name="brand",
         title="Tidewater brand service",
         settings=settings,
-        route_handlers=[],
+        route_handlers=CONTROLLERS,
+        dependencies={"box": Provide(provide_box), **overrides.pop("dependencies", {})},
+        state=state,
         **overrides,
     )

@@ -1,0 +1,585 @@
+"""The brand service's rules: brands, their senders, provider credentials, SMTP checks and readiness."""
+
+from __future__ import annotations
+
+import ssl
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import anyio.to_thread
+import structlog
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from libs.crypto import SecretBox, last4
+from libs.db.base import utcnow
+from libs.db.models.brand import Brand, Provider, ProviderCredential, Sender, SenderKind, SmtpSecurity
+from libs.db.session import Database
+from libs.errors import Invalid
+from libs.pagination import Page, make_page
+from services.brand.errors import (
+    BrandNotFound,
+    CredentialExists,
+    CredentialNotFound,
+    PreconditionRequired,
+    SenderChanged,
+    SenderNotFound,
+    SenderVerificationFailed,
+    SmtpUnreachable,
+    VersionMismatch,
+)
+from services.brand.repository import BrandRepository
+from services.brand.schemas import (
+    BrandCreate,
+    BrandRead,
+    BrandUpdate,
+    Channel,
+    ChannelReadiness,
+    CredentialCreate,
+    CredentialRead,
+    CredentialUpdate,
+    DeleteOutcome,
+    Gap,
+    Readiness,
+    SecretState,
+    SenderCreate,
+    SenderRead,
+    SenderUpdate,
+    VerificationResult,
+)
+from services.brand.smtp_probe import AddressRefused, ProbeResult, ProbeTarget, probe, resolve
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_SMTP_PORTS = {SmtpSecurity.STARTTLS: 587, SmtpSecurity.TLS: 465, SmtpSecurity.NONE: 25}
+_SMTP_FIELDS = ("from_address", "smtp_host", "smtp_port", "smtp_security", "smtp_username", "smtp_password")
+_EMAIL_ONLY = (
+    "from_name",
+    "from_address",
+    "reply_to",
+    "smtp_host",
+    "smtp_port",
+    "smtp_security",
+    "smtp_username",
+    "smtp_password",
+    "hourly_limit",
+)
+_SMS_ONLY = ("messaging_service_sid",)
+_VOICE_ONLY = ("tts_voice", "audio_url")
+
+
+# ETags and If-Match ------------------------------------------------------------------------
+
+
+def etag(version: int) -> str:
+    """The strong ``ETag`` of a row at ``version``."""
+    return f'"v{version}"'
+
+
+def expected_version(if_match: str | None, *, required: bool = True) -> int | None:
+    """Return the version an ``If-Match`` header names.
+
+    Raises:
+        PreconditionRequired: the header is missing and ``required``.
+        VersionMismatch: the header names no version we ever issued (``*`` and weak tags included).
+    """
+    if if_match is None or not if_match.strip():
+        if required:
+            raise PreconditionRequired("Send If-Match with the ETag from your last read.")
+        return None
+    tag = if_match.strip()
+    if tag.startswith('"v') and tag.endswith('"') and tag[2:-1].isdigit() and len(tag) < 20:
+        return int(tag[2:-1])
+    raise VersionMismatch('If-Match must be the ETag from your last read (e.g. "v3").')
+
+
+# reads ---------------------------------------------------------------------------------------
+
+
+def brand_read(row: Brand) -> BrandRead:
+    """Show a brand."""
+    return BrandRead.model_validate(row, from_attributes=True)
+
+
+def sender_read(row: Sender) -> SenderRead:
+    """Show a sender without its password."""
+    data = {k: getattr(row, k) for k in SenderRead.model_fields if k not in ("smtp_password", "last_verification")}
+    return SenderRead(
+        **data,
+        smtp_password=SecretState(set=row.smtp_password_encrypted is not None, last4=row.smtp_password_last4 or None),
+        last_verification=VerificationResult.model_validate(row.last_verification) if row.last_verification else None,
+    )
+
+
+def credential_read(row: ProviderCredential) -> CredentialRead:
+    """Show provider credentials without their secret."""
+    state = SecretState(set=True, last4=row.secret_last4 or None)
+    twilio = row.provider == Provider.TWILIO
+    return CredentialRead(
+        id=row.id,
+        provider=Provider(row.provider),
+        account_sid=row.account_sid,
+        auth_token=state if twilio else None,
+        api_key=None if twilio else state,
+        model=row.model,
+        version=row.version,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+@dataclass(frozen=True)
+class SmtpCheckSettings:
+    """How SMTP checks run: per-operation timeout, trust store, whether private hosts are allowed."""
+
+    timeout: float
+    ssl_context: ssl.SSLContext
+    allow_private: bool
+    local_hostname: str | None = None
+
+
+class BrandService:
+    """Brands, senders and credentials of one organization, in domain words."""
+
+    def __init__(self, session: AsyncSession, org_id: uuid.UUID, box: SecretBox) -> None:
+        self.repo = BrandRepository(session, org_id)
+        self.org_id = org_id
+        self.box = box
+
+    # brands ------------------------------------------------------------------------------
+
+    async def brand(self, brand_id: uuid.UUID) -> Brand:
+        """Return the brand.
+
+        Raises:
+            BrandNotFound: not this organization's.
+        """
+        row = await self.repo.get_brand(brand_id)
+        if row is None:
+            raise BrandNotFound("No such brand.")
+        return row
+
+    async def list_brands(self, *, cursor: str | None, limit: int, include_archived: bool) -> Page[BrandRead]:
+        """Return one page of brands, newest first."""
+        rows = await self.repo.list_brands(cursor=cursor, limit=limit, include_archived=include_archived)
+        return make_page(rows, limit, brand_read)
+
+    async def create_brand(self, data: BrandCreate) -> Brand:
+        """Create a brand."""
+        values = data.model_dump(exclude_none=True)
+        row = Brand(org_id=self.org_id, **values)
+        await self.repo.add(row)
+        log.info("brand_created", brand_id=str(row.id))
+        return row
+
+    async def update_brand(self, brand_id: uuid.UUID, data: BrandUpdate, if_match: str | None) -> Brand:
+        """Apply the fields sent, if the brand is still at the version ``If-Match`` names.
+
+        Raises:
+            BrandNotFound, PreconditionRequired, VersionMismatch, Invalid.
+        """
+        row = await self.brand(brand_id)
+        version = expected_version(if_match)
+        values = data.model_dump(exclude_unset=True)
+        errors = [
+            {"field": name, "message": "may not be null"}
+            for name in ("name", "timezone", "proof_points", "forbidden_claims")
+            if name in values and values[name] is None
+        ]
+        if errors:
+            raise Invalid(errors=errors)
+        updated = await self._claim(Brand, row, version, values)
+        log.info("brand_updated", brand_id=str(brand_id), version=updated.version, fields=sorted(values))
+        return updated
+
+    async def delete_brand(self, brand_id: uuid.UUID, if_match: str | None) -> tuple[DeleteOutcome, Brand | None]:
+        """Delete the brand, or archive it when a campaign still points at it.
+
+        Raises:
+            BrandNotFound, VersionMismatch.
+        """
+        row = await self.brand(brand_id)
+        version = expected_version(if_match, required=False)
+        if version is not None and version != row.version:
+            raise VersionMismatch("The brand changed since you read it.", current_etag=etag(row.version))
+        if await self.repo.delete_brand(brand_id):
+            log.info("brand_deleted", brand_id=str(brand_id))
+            return DeleteOutcome.DELETED, None
+        if row.archived_at is not None:
+            return DeleteOutcome.ARCHIVED, row
+        archived = await self._claim(Brand, row, row.version, {"archived_at": utcnow()})
+        log.info("brand_archived", brand_id=str(brand_id), reason="referenced_by_campaign")
+        return DeleteOutcome.ARCHIVED, archived
+
+    async def _claim(self, model: Any, row: Any, version: int | None, values: dict[str, Any]) -> Any:
+        if version is None or version != row.version:
+            raise VersionMismatch("It changed since you read it; read it again.", current_etag=etag(row.version))
+        updated = await self.repo.claim_update(model, row.id, version, values)
+        if updated is None:
+            raise VersionMismatch("It changed while you were updating it; read it again.")
+        return updated
+
+    # senders -----------------------------------------------------------------------------
+
+    async def sender(self, brand_id: uuid.UUID, sender_id: uuid.UUID) -> Sender:
+        """Return the sender of a brand of this organization.
+
+        Raises:
+            BrandNotFound, SenderNotFound.
+        """
+        await self.brand(brand_id)
+        row = await self.repo.get_sender(brand_id, sender_id)
+        if row is None:
+            raise SenderNotFound("No such sender.")
+        return row
+
+    async def list_senders(self, brand_id: uuid.UUID, *, cursor: str | None, limit: int) -> Page[SenderRead]:
+        """Return one page of the brand's senders, newest first."""
+        await self.brand(brand_id)
+        return make_page(await self.repo.list_senders(brand_id, cursor=cursor, limit=limit), limit, sender_read)
+
+    async def create_sender(self, brand_id: uuid.UUID, data: SenderCreate) -> Sender:
+        """Add a sender to a brand; the SMTP password is stored encrypted.
+
+        Raises:
+            BrandNotFound, Invalid (a field missing or not allowed for the kind).
+        """
+        await self.brand(brand_id)
+        values = data.model_dump(exclude_none=True, exclude={"kind", "smtp_password"})
+        kind = data.kind
+        if kind is SenderKind.EMAIL:
+            values.setdefault("smtp_security", SmtpSecurity.STARTTLS)
+            values.setdefault("smtp_port", DEFAULT_SMTP_PORTS[SmtpSecurity(values["smtp_security"])])
+        merged = {**values, "smtp_password": data.smtp_password}
+        _check_sender(kind, merged, merged)
+        row = Sender(org_id=self.org_id, brand_id=brand_id, kind=kind.value, **values)
+        if data.smtp_password is not None:
+            row.smtp_password_encrypted = self.box.encrypt(data.smtp_password)
+            row.smtp_password_last4 = last4(data.smtp_password) or None
+        await self.repo.add(row)
+        log.info("sender_created", brand_id=str(brand_id), sender_id=str(row.id), kind=kind.value)
+        return row
+
+    async def update_sender(
+        self, brand_id: uuid.UUID, sender_id: uuid.UUID, data: SenderUpdate, if_match: str | None
+    ) -> Sender:
+        """Apply the fields sent; changing how we log in clears the verification.
+
+        Raises:
+            BrandNotFound, SenderNotFound, PreconditionRequired, VersionMismatch, Invalid.
+        """
+        row = await self.sender(brand_id, sender_id)
+        version = expected_version(if_match)
+        values = data.model_dump(exclude_unset=True)
+        kind = SenderKind(row.kind)
+        current = {name: getattr(row, name) for name in SenderUpdate.model_fields if name != "smtp_password"}
+        current["smtp_password"] = row.smtp_password_encrypted
+        _check_sender(kind, {**current, **values}, values)
+        changes = {k: v for k, v in values.items() if k != "smtp_password"}
+        if "smtp_password" in values:
+            password = values["smtp_password"]
+            changes["smtp_password_encrypted"] = self.box.encrypt(password) if password is not None else None
+            changes["smtp_password_last4"] = (last4(password) or None) if password is not None else None
+        if any(name in values for name in _SMTP_FIELDS):
+            changes["verified_at"] = None
+        updated = await self._claim(Sender, row, version, changes)
+        log.info("sender_updated", sender_id=str(sender_id), version=updated.version, fields=sorted(values))
+        return updated
+
+    async def delete_sender(self, brand_id: uuid.UUID, sender_id: uuid.UUID, if_match: str | None) -> None:
+        """Delete a sender.
+
+        Raises:
+            BrandNotFound, SenderNotFound, VersionMismatch.
+        """
+        row = await self.sender(brand_id, sender_id)
+        version = expected_version(if_match, required=False)
+        if version is not None and version != row.version:
+            raise VersionMismatch("The sender changed since you read it.", current_etag=etag(row.version))
+        await self.repo.delete_sender(sender_id)
+        log.info("sender_deleted", sender_id=str(sender_id))
+
+    # provider credentials ----------------------------------------------------------------
+
+    async def credential(self, credential_id: uuid.UUID) -> ProviderCredential:
+        """Return the credential.
+
+        Raises:
+            CredentialNotFound.
+        """
+        row = await self.repo.get_credential(credential_id)
+        if row is None:
+            raise CredentialNotFound("No such credential.")
+        return row
+
+    async def list_credentials(self, *, cursor: str | None, limit: int) -> Page[CredentialRead]:
+        """Return one page of the organization's credentials."""
+        return make_page(await self.repo.list_credentials(cursor=cursor, limit=limit), limit, credential_read)
+
+    async def create_credential(self, data: CredentialCreate) -> ProviderCredential:
+        """Store a provider's credentials, the secret encrypted.
+
+        Raises:
+            Invalid (fields of the other provider, or missing), CredentialExists.
+        """
+        provider = data.provider
+        secret = _check_credential(provider, data.model_dump(exclude_none=True), creating=True)
+        row = ProviderCredential(
+            org_id=self.org_id,
+            provider=provider.value,
+            account_sid=data.account_sid,
+            model=data.model,
+            secret_encrypted=self.box.encrypt(secret or ""),
+            secret_last4=last4(secret or ""),
+        )
+        if not await self.repo.add_credential(row):
+            raise CredentialExists(f"This organization already has {provider.value} credentials; update them.")
+        log.info("credential_created", credential_id=str(row.id), provider=provider.value)
+        return row
+
+    async def update_credential(
+        self, credential_id: uuid.UUID, data: CredentialUpdate, if_match: str | None
+    ) -> ProviderCredential:
+        """Apply the fields sent; a new secret replaces the stored one.
+
+        Raises:
+            CredentialNotFound, PreconditionRequired, VersionMismatch, Invalid.
+        """
+        row = await self.credential(credential_id)
+        version = expected_version(if_match)
+        values = data.model_dump(exclude_unset=True)
+        provider = Provider(row.provider)
+        secret = _check_credential(provider, values, creating=False)
+        changes = {k: v for k, v in values.items() if k in ("account_sid", "model")}
+        if secret is not None:
+            changes["secret_encrypted"] = self.box.encrypt(secret)
+            changes["secret_last4"] = last4(secret)
+        updated = await self._claim(ProviderCredential, row, version, changes)
+        log.info("credential_updated", credential_id=str(credential_id), provider=provider.value)
+        return updated
+
+    async def delete_credential(self, credential_id: uuid.UUID) -> None:
+        """Delete a credential.
+
+        Raises:
+            CredentialNotFound.
+        """
+        await self.credential(credential_id)
+        await self.repo.delete_credential(credential_id)
+        log.info("credential_deleted", credential_id=str(credential_id))
+
+    # readiness ---------------------------------------------------------------------------
+
+    async def readiness(self, brand_id: uuid.UUID) -> Readiness:
+        """Say, per channel, what is missing before a campaign on it may launch.
+
+        Raises:
+            BrandNotFound.
+        """
+        brand = await self.brand(brand_id)
+        senders = await self.repo.all_senders(brand_id)
+        twilio = await self.repo.credential_for(Provider.TWILIO.value)
+        openai = await self.repo.credential_for(Provider.OPENAI.value)
+        channels = {
+            channel: _channel_readiness(channel, brand, senders, twilio is not None, openai is not None)
+            for channel in Channel
+        }
+        return Readiness(
+            brand_id=brand.id,
+            ready=all(c.ready for c in channels.values()),
+            channels=channels,
+            checked_at=utcnow(),
+        )
+
+
+# verification (two short transactions around a network check, none held open during it) -------
+
+
+async def verify_sender(
+    db: Database, org_id: uuid.UUID, box: SecretBox, brand_id: uuid.UUID, sender_id: uuid.UUID, check: SmtpCheckSettings
+) -> Sender:
+    """Log in to the sender's SMTP server and record what it answered.
+
+    Raises:
+        BrandNotFound, SenderNotFound, Invalid (not an email sender, or a refused address),
+        SenderVerificationFailed (the server refused), SmtpUnreachable (no answer in time),
+        SenderChanged (edited during the check).
+    """
+    async with db.tenant(org_id) as session:
+        row = await BrandService(session, org_id, box).sender(brand_id, sender_id)
+    if row.kind != SenderKind.EMAIL.value:
+        raise Invalid("Only email senders can be verified.", errors=[{"field": "kind", "message": "not email"}])
+    assert row.smtp_host is not None
+    assert row.smtp_port is not None
+    target = ProbeTarget(
+        host=row.smtp_host,
+        port=row.smtp_port,
+        security=SmtpSecurity(row.smtp_security or SmtpSecurity.STARTTLS),
+        username=row.smtp_username,
+        password=box.decrypt(row.smtp_password_encrypted) if row.smtp_password_encrypted else None,
+    )
+    server = f"{target.host}:{target.port}"
+    try:
+        ip = await anyio.to_thread.run_sync(
+            lambda: resolve(target.host, target.port, allow_private=check.allow_private)
+        )
+        result = await anyio.to_thread.run_sync(
+            lambda: probe(
+                target, ip=ip, timeout=check.timeout, ssl_context=check.ssl_context, local_hostname=check.local_hostname
+            )
+        )
+    except AddressRefused as exc:
+        raise Invalid(
+            "The SMTP host is not on a public network.",
+            errors=[{"field": "smtp_host", "message": str(exc)}],
+        ) from exc
+    except OSError as exc:
+        result = ProbeResult(False, False, "connect", None, f"cannot resolve {target.host}: {exc.strerror or exc}")
+    checked_at = utcnow()
+    outcome = VerificationResult(
+        verified=result.verified,
+        stage=result.stage,
+        code=result.code,
+        reply=result.reply,
+        server=server,
+        checked_at=checked_at,
+    )
+    async with db.tenant(org_id) as session:
+        updated = await BrandRepository(session, org_id).record_verification(
+            sender_id,
+            row.version,
+            result=outcome.model_dump(mode="json"),
+            verified_at=checked_at if result.verified else None,
+        )
+    if updated is None:
+        raise SenderChanged("The sender changed while it was being verified; verify again.")
+    log.info(
+        "sender_verification",
+        sender_id=str(sender_id),
+        verified=result.verified,
+        stage=result.stage,
+        code=result.code,
+    )
+    if result.verified:
+        return updated
+    details: dict[str, Any] = {"stage": result.stage, "smtp_code": result.code, "smtp_reply": result.reply}
+    if not result.reachable:
+        raise SmtpUnreachable(f"No answer from {server}: {result.reply}", server=server, **details)
+    raise SenderVerificationFailed(
+        f"{server} refused at {result.stage}: {result.code or ''} {result.reply or ''}".strip(),
+        errors=[{"field": _field_for_stage(result.stage), "message": result.reply or "refused"}],
+        server=server,
+        **details,
+    )
+
+
+def _field_for_stage(stage: str) -> str:
+    return {"auth": "smtp_password", "tls": "smtp_security"}.get(stage, "smtp_host")
+
+
+# rules ---------------------------------------------------------------------------------------
+
+
+def _check_sender(kind: SenderKind, merged: dict[str, Any], sent: dict[str, Any]) -> None:
+    """Raise :class:`Invalid` listing every field missing for ``kind`` or not allowed for it."""
+    errors: list[dict[str, str]] = []
+
+    def need(name: str, message: str = "required for this kind of sender") -> None:
+        if merged.get(name) in (None, ""):
+            errors.append({"field": name, "message": message})
+
+    if kind is SenderKind.EMAIL:
+        need("from_address")
+        need("smtp_host")
+        need("smtp_port")
+        need("smtp_security")
+        if merged.get("smtp_username") and not merged.get("smtp_password"):
+            errors.append({"field": "smtp_password", "message": "required when smtp_username is set"})
+        allowed = set(_EMAIL_ONLY)
+    elif kind is SenderKind.SMS:
+        if not merged.get("phone_number") and not merged.get("messaging_service_sid"):
+            errors.append({"field": "phone_number", "message": "give a phone_number or a messaging_service_sid"})
+        allowed = {"phone_number", "daily_limit", *_SMS_ONLY}
+    else:
+        need("phone_number", "the caller id (E.164) is required for a voice sender")
+        if not merged.get("tts_voice") and not merged.get("audio_url"):
+            errors.append({"field": "tts_voice", "message": "give a tts_voice or an audio_url"})
+        allowed = {"phone_number", "daily_limit", *_VOICE_ONLY}
+    allowed |= {"label", "daily_limit"}
+    errors.extend(
+        {"field": name, "message": f"not used by a {kind.value} sender"}
+        for name, value in sent.items()
+        if value is not None and name not in allowed
+    )
+    if errors:
+        raise Invalid("The sender is incomplete or has fields of another kind.", errors=errors)
+
+
+def _check_credential(provider: Provider, values: dict[str, Any], *, creating: bool) -> str | None:
+    """Return the secret sent (if any); raise :class:`Invalid` listing every misplaced or missing field."""
+    errors: list[dict[str, str]] = []
+    required: tuple[str, ...]
+    if provider is Provider.TWILIO:
+        secret_field, foreign = "auth_token", ("api_key", "model")
+        required = ("account_sid", "auth_token") if creating else ()
+    else:
+        secret_field, foreign = "api_key", ("account_sid", "auth_token")
+        required = ("api_key",) if creating else ()
+    errors.extend({"field": name, "message": "required"} for name in required if not values.get(name))
+    errors.extend(
+        {"field": name, "message": f"not used by {provider.value} credentials"}
+        for name in foreign
+        if values.get(name) is not None
+    )
+    if not creating:
+        errors.extend(
+            {"field": name, "message": "may not be null"}
+            for name in ("account_sid", secret_field)
+            if name in values and values[name] is None and (name != "account_sid" or provider is Provider.TWILIO)
+        )
+    if errors:
+        raise Invalid("The credentials are incomplete or mix providers.", errors=errors)
+    secret = values.get(secret_field)
+    return str(secret) if secret is not None else None
+
+
+def _gap(code: str, message: str, field: str | None = None) -> Gap:
+    return Gap(code=code, message=message, field=field)
+
+
+def _channel_readiness(
+    channel: Channel, brand: Brand, senders: Any, has_twilio: bool, has_openai: bool
+) -> ChannelReadiness:
+    missing: list[Gap] = []
+    warnings: list[Gap] = []
+    if brand.archived_at is not None:
+        missing.append(_gap("brand_archived", "The brand is archived."))
+    if channel is Channel.EMAIL:
+        if not (brand.postal_address or "").strip():
+            missing.append(
+                _gap("postal_address", "Emails need the brand's postal address (CAN-SPAM).", "postal_address")
+            )
+        if not (brand.opt_out_email or "").strip():
+            missing.append(_gap("opt_out_email", "Emails need opt-out wording.", "opt_out_email"))
+        email_senders = [s for s in senders if s.kind == SenderKind.EMAIL.value]
+        if not email_senders:
+            missing.append(_gap("email_sender", "Add an email sender."))
+        elif not any(s.verified_at is not None for s in email_senders):
+            missing.append(_gap("verified_email_sender", "Verify an email sender (POST .../verify)."))
+    elif channel is Channel.SMS:
+        if not any(s.kind == SenderKind.SMS.value for s in senders):
+            missing.append(_gap("sms_sender", "Add an SMS number or messaging service."))
+        if not has_twilio:
+            missing.append(_gap("twilio_credentials", "Add Twilio credentials (/api/credentials)."))
+        if not (brand.opt_out_sms or "").strip():
+            missing.append(_gap("opt_out_sms", "SMS need opt-out wording (e.g. Reply STOP to opt out).", "opt_out_sms"))
+    else:
+        if not any(s.kind == SenderKind.VOICE.value for s in senders):
+            missing.append(_gap("voice_sender", "Add a voice caller id."))
+        if not has_twilio:
+            missing.append(_gap("twilio_credentials", "Add Twilio credentials (/api/credentials)."))
+        if not (brand.opt_out_voicemail or "").strip():
+            missing.append(_gap("opt_out_voicemail", "Voicemails need spoken opt-out wording.", "opt_out_voicemail"))
+    if not has_openai:
+        warnings.append(_gap("openai_credentials", "No OpenAI key: messages use the templates unpersonalised."))
+    return ChannelReadiness(ready=not missing, missing=missing, warnings=warnings)
