@@ -19,6 +19,7 @@ class CampaignSettings(CommonSettings):
     # leads: CSV imports and contact normalisation
     import_max_bytes: int = Field(default=200 * 1024 * 1024, ge=1024, description="Largest CSV upload accepted.")
     import_max_rows: int = Field(default=1_000_000, ge=1, description="Most data rows one CSV import may hold.")
+    import_chunk_rows: int = Field(default=20_000, ge=1, description="Rows an import commits per transaction.")
     default_phone_region: str = Field(
         default="US", min_length=2, max_length=2, description="Country assumed for phone numbers without one."
     )
