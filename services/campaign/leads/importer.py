@@ -1,0 +1,476 @@
+"""The CSV import engine: stream the file, validate rows, COPY them into staging, upsert in sets.
+
+Each chunk of rows is one transaction: COPY into a temporary staging table, match the
+staged rows to existing leads (email, else phone), update the matched ones, insert the
+rest, mark the suppressed ones, COPY the rejected rows, and move the progress counters and
+the checkpoint. A run that dies (worker killed) leaves the import ``running`` with every
+committed chunk counted; running the job again resumes after the checkpoint, so nothing is
+imported twice and nothing is lost. A session-level advisory lock keeps two runs of one
+import from overlapping. Rows a chunk meets again that an earlier chunk of the same import
+already wrote (``leads.import_id`` is this import) are duplicates of the file, not updates.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+import structlog
+from sqlalchemy import Connection, Engine
+
+from libs.db.base import APP_ROLE, ORG_SETTING, SYSTEM_ROLE
+from libs.db.models.leads import ImportStatus
+from libs.suppression import LEADS, contact_hash, suppressed_clause
+from services.campaign.leads.contact import ContactValidator
+from services.campaign.leads.csvfile import FileRejected, detect_format, open_rows
+from services.campaign.leads.rows import MAX_COLUMNS, ColumnMap, HeaderError, LeadRow, RowError, RowParser
+from services.campaign.leads.rows import build_column_map as build_columns
+
+log = structlog.get_logger(__name__)
+
+MAX_REPORT_CELL = 2000
+ERASED_REASON = "This contact asked to be erased (GDPR); the row was not imported."
+DUPLICATE_REASON = "Duplicate of an earlier row of this file."
+
+_STAGE_COLUMNS = (
+    "row_number",
+    "email",
+    "email_normalized",
+    "phone",
+    "first_name",
+    "last_name",
+    "company",
+    "title",
+    "timezone",
+    "timezone_inferred",
+    "custom_fields",
+    "consent_email",
+    "consent_sms",
+    "consent_voice",
+    "consent_source",
+)
+_CREATE_STAGE = """
+CREATE TEMP TABLE lead_stage (
+    row_number integer PRIMARY KEY,
+    email text, email_normalized text, phone text,
+    first_name text, last_name text, company text, title text,
+    timezone text, timezone_inferred text, custom_fields jsonb NOT NULL,
+    consent_email boolean NOT NULL, consent_sms boolean NOT NULL, consent_voice boolean NOT NULL,
+    consent_source text,
+    lead_id uuid, dup boolean NOT NULL DEFAULT false
+) ON COMMIT DROP
+"""
+_CREATE_REJECT_STAGE = """
+CREATE TEMP TABLE reject_stage (row_number integer PRIMARY KEY, reason text NOT NULL, cells jsonb NOT NULL)
+ON COMMIT DROP
+"""
+_INSERT_REJECTS = """
+INSERT INTO lead_import_rejections (import_id, row_number, org_id, reason, cells)
+SELECT :imp, row_number, :org, reason, cells FROM reject_stage
+"""
+_MATCH_BY_EMAIL = """
+UPDATE lead_stage s SET lead_id = l.id, dup = l.import_id IS NOT DISTINCT FROM :imp
+FROM leads l
+WHERE l.org_id = :org AND l.email_normalized = s.email_normalized AND s.email_normalized IS NOT NULL
+"""
+_MATCH_BY_PHONE = """
+UPDATE lead_stage s SET lead_id = m.id, dup = m.import_id IS NOT DISTINCT FROM :imp
+FROM (
+    SELECT DISTINCT ON (l.phone) l.phone, l.id, l.import_id
+    FROM leads l
+    WHERE l.org_id = :org AND l.erased_at IS NULL
+      AND l.phone IN (SELECT phone FROM lead_stage WHERE email_normalized IS NULL)
+    ORDER BY l.phone, l.created_at, l.id
+) m
+WHERE s.email_normalized IS NULL AND s.phone = m.phone
+"""
+_DUP_WITHIN_CHUNK = """
+UPDATE lead_stage s SET dup = true
+FROM (SELECT lead_id, min(row_number) AS first_row FROM lead_stage WHERE lead_id IS NOT NULL GROUP BY lead_id) f
+WHERE s.lead_id = f.lead_id AND s.row_number > f.first_row AND NOT s.dup
+"""
+_UPDATE = """
+UPDATE leads l SET
+    email = COALESCE(s.email, l.email),
+    phone = COALESCE(s.phone, l.phone),
+    first_name = COALESCE(s.first_name, l.first_name),
+    last_name = COALESCE(s.last_name, l.last_name),
+    company = COALESCE(s.company, l.company),
+    title = COALESCE(s.title, l.title),
+    timezone = COALESCE(s.timezone, l.timezone, s.timezone_inferred),
+    custom_fields = l.custom_fields || s.custom_fields,
+    consent_email_at = CASE WHEN s.consent_email THEN COALESCE(l.consent_email_at, now()) ELSE l.consent_email_at END,
+    consent_sms_at = CASE WHEN s.consent_sms THEN COALESCE(l.consent_sms_at, now()) ELSE l.consent_sms_at END,
+    consent_voice_at = CASE WHEN s.consent_voice THEN COALESCE(l.consent_voice_at, now()) ELSE l.consent_voice_at END,
+    consent_source = CASE WHEN s.consent_email OR s.consent_sms OR s.consent_voice
+        THEN COALESCE(s.consent_source, :source) ELSE l.consent_source END,
+    consent_sms_source = CASE WHEN s.consent_sms AND l.consent_sms_at IS NULL
+        THEN COALESCE(s.consent_source, :source) ELSE l.consent_sms_source END,
+    consent_voice_source = CASE WHEN s.consent_voice AND l.consent_voice_at IS NULL
+        THEN COALESCE(s.consent_source, :source) ELSE l.consent_voice_source END,
+    import_id = :imp,
+    updated_at = now()
+FROM lead_stage s
+WHERE s.lead_id = l.id AND NOT s.dup AND l.org_id = :org AND l.erased_at IS NULL
+"""
+_INSERT = """
+INSERT INTO leads (
+    id, org_id, email, email_normalized, phone, first_name, last_name, company, title, timezone, custom_fields,
+    consent_email_at, consent_sms_at, consent_voice_at, consent_source, consent_sms_source, consent_voice_source,
+    status, import_id, created_at, updated_at
+)
+SELECT gen_random_uuid(), :org, s.email, s.email_normalized, s.phone, s.first_name, s.last_name, s.company, s.title,
+    COALESCE(s.timezone, s.timezone_inferred), s.custom_fields,
+    CASE WHEN s.consent_email THEN now() END, CASE WHEN s.consent_sms THEN now() END,
+    CASE WHEN s.consent_voice THEN now() END,
+    CASE WHEN s.consent_email OR s.consent_sms OR s.consent_voice THEN COALESCE(s.consent_source, :source) END,
+    CASE WHEN s.consent_sms THEN COALESCE(s.consent_source, :source) END,
+    CASE WHEN s.consent_voice THEN COALESCE(s.consent_source, :source) END,
+    'active', :imp, now(), now()
+FROM lead_stage s
+WHERE s.lead_id IS NULL
+ORDER BY s.row_number
+ON CONFLICT DO NOTHING
+"""
+_PROGRESS = """
+UPDATE lead_imports SET
+    rows_read = rows_read + :read, rows_imported = rows_imported + :imported, rows_updated = rows_updated + :updated,
+    rows_rejected = rows_rejected + :rejected, rows_duplicate = rows_duplicate + :duplicate,
+    rows_suppressed = rows_suppressed + :suppressed, checkpoint_row = :checkpoint, updated_at = now()
+WHERE id = :imp AND org_id = :org
+"""
+
+
+@dataclass
+class Chunk:
+    """Rows read since the last commit: valid rows with their cells, and rejections."""
+
+    rows: list[tuple[LeadRow, list[str]]] = field(default_factory=list)
+    rejects: list[tuple[int, str, list[str]]] = field(default_factory=list)
+    read: int = 0
+    last_row: int = 0
+
+    def __len__(self) -> int:
+        return self.read
+
+
+@dataclass
+class Counts:
+    """What one chunk did, added to the import's counters."""
+
+    read: int = 0
+    imported: int = 0
+    updated: int = 0
+    rejected: int = 0
+    duplicate: int = 0
+    suppressed: int = 0
+
+
+def _report_cells(cells: Sequence[str]) -> list[str]:
+    return [c[:MAX_REPORT_CELL] for c in cells[: MAX_COLUMNS + 1]]
+
+
+class ImportRun:
+    """Run one import to completion (or resume it) on a synchronous engine."""
+
+    def __init__(
+        self, engine: Engine, *, data_dir: Path, hash_key: bytes, chunk_rows: int = 20_000, max_rows: int = 1_000_000
+    ) -> None:
+        self.engine = engine
+        self.data_dir = data_dir
+        self.hash_key = hash_key
+        self.chunk_rows = chunk_rows
+        self.max_rows = max_rows
+
+    # ------------------------------------------------------------------ transactions
+
+    @contextmanager
+    def _system(self, conn: Connection) -> Iterator[Connection]:
+        with conn.begin():
+            conn.execute(sa.text(f"SET LOCAL ROLE {SYSTEM_ROLE}"))
+            yield conn
+
+    @contextmanager
+    def _tenant(self, conn: Connection, org_id: uuid.UUID) -> Iterator[Connection]:
+        with conn.begin():
+            conn.execute(sa.text(f"SET LOCAL ROLE {APP_ROLE}"))
+            conn.execute(sa.text(f"SELECT set_config('{ORG_SETTING}', :org, true)"), {"org": str(org_id)})
+            yield conn
+
+    # ------------------------------------------------------------------ the run
+
+    def run(self, import_id: uuid.UUID) -> str:
+        """Import (or resume importing) ``import_id``; return what happened (``done``, ``busy``, ...)."""
+        with self.engine.connect() as conn:
+            lock_key = {"key": f"lead-import:{import_id}"}
+            locked = conn.execute(sa.text("SELECT pg_try_advisory_lock(hashtextextended(:key, 0))"), lock_key).scalar()
+            conn.commit()
+            if not locked:
+                return "busy"
+            try:
+                return self._run_locked(conn, import_id)
+            finally:
+                conn.rollback()
+                conn.execute(sa.text("SELECT pg_advisory_unlock(hashtextextended(:key, 0))"), lock_key)
+                conn.commit()
+
+    def _run_locked(self, conn: Connection, import_id: uuid.UUID) -> str:
+        with self._system(conn):
+            job = (
+                conn.execute(sa.text("SELECT * FROM lead_imports WHERE id = :id"), {"id": import_id}).mappings().first()
+            )
+        if job is None:
+            return "missing"
+        if job["status"] in (ImportStatus.COMPLETED, ImportStatus.FAILED):
+            return "done"
+        org_id: uuid.UUID = job["org_id"]
+        structlog.contextvars.bind_contextvars(org_id=str(org_id), import_id=str(import_id))
+        path = self.data_dir / job["file_path"] if job["file_path"] else None
+        if path is None or not path.is_file():
+            self._finish(conn, job, ImportStatus.FAILED, "The uploaded file is no longer available; upload it again.")
+            return "failed"
+        with self._tenant(conn, org_id):
+            conn.execute(
+                sa.text(
+                    "UPDATE lead_imports SET status = 'running', started_at = COALESCE(started_at, now()),"
+                    " updated_at = now() WHERE id = :id AND org_id = :org"
+                ),
+                {"id": import_id, "org": org_id},
+            )
+        log.info("lead_import_started", checkpoint_row=job["checkpoint_row"])
+        try:
+            overflow = self._import_file(conn, job, path)
+        except (FileRejected, HeaderError) as exc:
+            self._finish(conn, job, ImportStatus.FAILED, str(exc))
+            return "failed"
+        except Exception as exc:
+            log.exception("lead_import_crashed", error_type=type(exc).__name__)
+            conn.rollback()
+            self._finish(
+                conn, job, ImportStatus.FAILED, "The import stopped on an unexpected error; the rows counted are in."
+            )
+            raise
+        note = (
+            f"The file has more than {self.max_rows:,} rows; {overflow:,} rows after the limit were not imported."
+            if overflow
+            else None
+        )
+        self._finish(conn, job, ImportStatus.COMPLETED, note)
+        path.unlink(missing_ok=True)
+        log.info("lead_import_completed")
+        return "done"
+
+    def _finish(self, conn: Connection, job: Any, status: ImportStatus, error: str | None) -> None:
+        with self._tenant(conn, job["org_id"]):
+            conn.execute(
+                sa.text(
+                    "UPDATE lead_imports SET status = :status, error = :error, finished_at = now(), updated_at = now()"
+                    " WHERE id = :id AND org_id = :org"
+                ),
+                {
+                    "status": status.value,
+                    "error": error[:2000] if error else None,
+                    "id": job["id"],
+                    "org": job["org_id"],
+                },
+            )
+
+    def _import_file(self, conn: Connection, job: Any, path: Path) -> int:
+        """Stream the file in chunks; return how many rows were over the row limit."""
+        with path.open("rb") as stream:
+            fmt = detect_format(stream.read(65536))
+            stream.seek(0)
+            delimiter, records = open_rows(stream, fmt, delimiter=job["delimiter"] or None)
+            iterator = iter(records)
+            header = next(iterator)
+            if isinstance(header, csv.Error):
+                raise FileRejected(f"The header row is not valid CSV: {header}.")
+            columns = build_columns(header, job["mapping"] or None, unmapped=job["options"].get("unmapped", "custom"))
+            self._record_format(conn, job, fmt.encoding, delimiter, header, columns)
+            parser = RowParser(columns, ContactValidator(job["default_region"]))
+            checkpoint: int = job["checkpoint_row"]
+            record_no, data_rows, overflow = 1, 0, 0
+            chunk = Chunk()
+            for record in iterator:
+                record_no += 1
+                if isinstance(record, list) and not any(c.strip() for c in record):
+                    continue  # blank line
+                if record_no <= checkpoint:
+                    data_rows += 1
+                    continue
+                if data_rows >= self.max_rows:
+                    overflow += 1
+                    continue
+                data_rows += 1
+                chunk.read += 1
+                chunk.last_row = record_no
+                if isinstance(record, csv.Error):
+                    chunk.rejects.append((record_no, f"The row is not valid CSV: {record}.", []))
+                else:
+                    try:
+                        chunk.rows.append((parser.parse(record_no, record), record))
+                    except RowError as exc:
+                        chunk.rejects.append((record_no, str(exc), _report_cells(record)))
+                if chunk.read >= self.chunk_rows:
+                    self._write_chunk(conn, job, chunk)
+                    chunk = Chunk()
+            if chunk.read:
+                self._write_chunk(conn, job, chunk)
+            return overflow
+
+    def _record_format(
+        self, conn: Connection, job: Any, encoding: str, delimiter: str, header: list[str], columns: ColumnMap
+    ) -> None:
+        options = {**job["options"], "header": [h[:200] for h in header[:MAX_COLUMNS]]}
+        with self._tenant(conn, job["org_id"]):
+            conn.execute(
+                sa.text(
+                    "UPDATE lead_imports SET encoding = :encoding, delimiter = :delimiter,"
+                    " mapping = CAST(:mapping AS jsonb), options = CAST(:options AS jsonb)"
+                    " WHERE id = :id AND org_id = :org"
+                ),
+                {
+                    "encoding": encoding,
+                    "delimiter": delimiter,
+                    "mapping": json.dumps(columns.as_json(header)),
+                    "options": json.dumps(options),
+                    "id": job["id"],
+                    "org": job["org_id"],
+                },
+            )
+
+    # ------------------------------------------------------------------ one chunk
+
+    def _write_chunk(self, conn: Connection, job: Any, chunk: Chunk) -> Counts:
+        org_id: uuid.UUID = job["org_id"]
+        import_id: uuid.UUID = job["id"]
+        counts = Counts(read=chunk.read)
+        rejects = list(chunk.rejects)
+        duplicates: list[tuple[LeadRow, list[str]]] = []
+        firsts: dict[str, tuple[LeadRow, list[str]]] = {}
+        for item in chunk.rows:
+            if item[0].key in firsts:
+                duplicates.append(item)
+            else:
+                firsts[item[0].key] = item
+        with self._tenant(conn, org_id):
+            erased = self._erased(conn, org_id, [row for row, _ in firsts.values()])
+            staged = []
+            for key, (row, cells) in firsts.items():
+                if key in erased:
+                    rejects.append((row.row_number, ERASED_REASON, []))
+                else:
+                    staged.append((row, cells))
+            params = {"org": org_id, "imp": import_id, "source": job["options"].get("consent_source") or "csv import"}
+            conn.execute(sa.text(_CREATE_STAGE))
+            self._copy(
+                conn,
+                f"COPY lead_stage ({', '.join(_STAGE_COLUMNS)}) FROM STDIN",
+                (
+                    (
+                        r.row_number,
+                        r.email,
+                        r.email_normalized,
+                        r.phone,
+                        r.first_name,
+                        r.last_name,
+                        r.company,
+                        r.title,
+                        r.timezone,
+                        r.timezone_inferred,
+                        r.custom_fields,
+                        r.consent_email,
+                        r.consent_sms,
+                        r.consent_voice,
+                        r.consent_source,
+                    )
+                    for r, _ in staged
+                ),
+            )
+            conn.execute(sa.text("ANALYZE lead_stage"))
+            conn.execute(sa.text(_MATCH_BY_EMAIL), params)
+            conn.execute(sa.text(_MATCH_BY_PHONE), params)
+            conn.execute(sa.text(_DUP_WITHIN_CHUNK))
+            dup_rows = {r for (r,) in conn.execute(sa.text("SELECT row_number FROM lead_stage WHERE dup"))}
+            counts.updated = conn.execute(sa.text(_UPDATE), params).rowcount
+            counts.imported = conn.execute(sa.text(_INSERT), params).rowcount
+            by_row = {row.row_number: (row, cells) for row, cells in staged}
+            duplicates.extend(by_row[n] for n in sorted(dup_rows))
+            # Rows neither inserted nor updated nor known duplicates lost a race with a concurrent write.
+            lost = len(staged) - len(dup_rows) - counts.updated - counts.imported
+            counts.duplicate = len(duplicates) + max(lost, 0)
+            for row, cells in duplicates:
+                rejects.append((row.row_number, DUPLICATE_REASON, _report_cells(cells)))
+            counts.suppressed = self._mark_suppressed(conn, org_id, import_id)
+            counts.rejected = len(rejects) - len(duplicates)
+            if rejects:
+                # COPY cannot write a table under row-level security: stage, then one INSERT.
+                conn.execute(sa.text(_CREATE_REJECT_STAGE))
+                self._copy(
+                    conn,
+                    "COPY reject_stage (row_number, reason, cells) FROM STDIN",
+                    ((n, reason[:500], json.dumps(cells)) for n, reason, cells in rejects),
+                )
+                conn.execute(sa.text(_INSERT_REJECTS), params)
+            conn.execute(
+                sa.text(_PROGRESS),
+                {
+                    "read": counts.read,
+                    "imported": counts.imported,
+                    "updated": counts.updated,
+                    "rejected": counts.rejected,
+                    "duplicate": counts.duplicate,
+                    "suppressed": counts.suppressed,
+                    "checkpoint": chunk.last_row,
+                    "imp": import_id,
+                    "org": org_id,
+                },
+            )
+        log.info("lead_import_chunk", rows=counts.read, last_row=chunk.last_row, imported=counts.imported)
+        return counts
+
+    def _erased(self, conn: Connection, org_id: uuid.UUID, rows: Sequence[LeadRow]) -> set[str]:
+        """Keys of rows whose email or phone matches an erasure hash."""
+        by_hash: dict[str, str] = {}
+        for row in rows:
+            if row.email_normalized:
+                by_hash[contact_hash(self.hash_key, "email", row.email_normalized)] = row.key
+            if row.phone:
+                by_hash[contact_hash(self.hash_key, "phone", row.phone)] = row.key
+        if not by_hash:
+            return set()
+        found = conn.execute(
+            sa.text("SELECT value FROM suppressions WHERE org_id = :org AND kind = 'hash' AND value = ANY(:values)"),
+            {"org": org_id, "values": list(by_hash)},
+        )
+        return {by_hash[value] for (value,) in found}
+
+    def _mark_suppressed(self, conn: Connection, org_id: uuid.UUID, import_id: uuid.UUID) -> int:
+        """Mark the leads this chunk wrote (this import, written in this transaction) that are suppressed."""
+        stmt = (
+            sa.update(LEADS)
+            .where(
+                LEADS.c.org_id == org_id,
+                LEADS.c.import_id == import_id,
+                LEADS.c.updated_at == sa.func.now(),
+                LEADS.c.status == "active",
+                suppressed_clause(org_id=org_id, channel=None, key=self.hash_key),
+            )
+            .values(status="suppressed")
+        )
+        return conn.execute(stmt).rowcount
+
+    @staticmethod
+    def _copy(conn: Connection, statement: str, rows: Any) -> None:
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        with driver.cursor() as cursor, cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row(row)

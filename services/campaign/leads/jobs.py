@@ -1,0 +1,41 @@
+"""RQ job functions of the leads part: they take ids, re-read state, and are safe to run twice."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import Engine
+
+from libs.db.session import make_engine
+from libs.suppression import hash_key
+from services.campaign.leads.importer import ImportRun
+from services.campaign.settings import CampaignSettings
+
+RUN_IMPORT = "services.campaign.leads.jobs.run_import"
+IMPORT_JOB_TIMEOUT = 3 * 3600
+
+_engines: dict[str, Engine] = {}
+
+
+def _engine(url: str) -> Engine:
+    engine = _engines.get(url)
+    if engine is None:
+        engine = _engines[url] = make_engine(url, pool_size=2)
+    return engine
+
+
+def run_import(import_id: str) -> str:
+    """Import the uploaded CSV file of ``import_id`` into leads.
+
+    Delivery: at least once is safe. A finished import returns at once; a run that died
+    resumes after the last committed chunk; a concurrent second run returns ``busy``.
+    """
+    settings = CampaignSettings()
+    runner = ImportRun(
+        _engine(settings.database_url),
+        data_dir=settings.data_dir,
+        hash_key=hash_key(settings.secret_key.get_secret_value()),
+        chunk_rows=settings.import_chunk_rows,
+        max_rows=settings.import_max_rows,
+    )
+    return runner.run(uuid.UUID(import_id))

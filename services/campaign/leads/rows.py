@@ -1,0 +1,256 @@
+"""Map CSV columns to lead fields and turn one CSV record into a lead row or a rejection reason."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from libs.suppression import InvalidContact
+from services.campaign.leads.contact import ContactValidator, normalize_timezone
+from services.campaign.leads.csvfile import LINE_TOO_LONG
+
+MAX_COLUMNS = 200
+MAX_HEADER_NAME = 200
+MAX_TEXT = 200
+MAX_CUSTOM_VALUE = 2000
+TEXT_FIELDS = ("first_name", "last_name", "company", "title")
+FIELDS = (
+    "email",
+    "phone",
+    *TEXT_FIELDS,
+    "timezone",
+    "consent_email",
+    "consent_sms",
+    "consent_voice",
+    "consent_source",
+)
+"""Lead fields a column can be mapped to; anything else becomes a custom field (or is ignored)."""
+IGNORE = "ignore"
+CUSTOM_PREFIX = "custom:"
+
+_SYNONYMS: dict[str, str] = {
+    **dict.fromkeys(("email", "emailaddress", "mail", "workemail", "businessemail", "courriel"), "email"),
+    **dict.fromkeys(
+        ("phone", "phonenumber", "mobile", "mobilephone", "cell", "cellphone", "tel", "telephone", "sms"), "phone"
+    ),
+    **dict.fromkeys(("firstname", "first", "givenname", "forename", "prenom"), "first_name"),
+    **dict.fromkeys(("lastname", "last", "surname", "familyname", "nom"), "last_name"),
+    **dict.fromkeys(("company", "companyname", "organization", "organisation", "account", "employer"), "company"),
+    **dict.fromkeys(("title", "jobtitle", "position", "role"), "title"),
+    **dict.fromkeys(("timezone", "tz", "timezonename"), "timezone"),
+    **dict.fromkeys(("consentemail", "emailconsent", "emailoptin"), "consent_email"),
+    **dict.fromkeys(("consentsms", "smsconsent", "smsoptin"), "consent_sms"),
+    **dict.fromkeys(("consentvoice", "voiceconsent", "consentvoicemail", "voicemailconsent"), "consent_voice"),
+    **dict.fromkeys(("consentsource",), "consent_source"),
+}
+_TRUE = frozenset({"1", "y", "yes", "true", "t", "x", "on", "oui", "ja", "si", "sí"})
+_FALSE = frozenset({"", "0", "n", "no", "false", "f", "off", "non", "nein"})
+_SUSPECT = re.compile("[\x00\ud800-\udfff]")
+_CONTROL = re.compile("[\x00-\x1f\x7f]+")
+
+
+class HeaderError(ValueError):
+    """The header row cannot be used; ``errors`` are field errors for a 422."""
+
+    def __init__(self, errors: list[dict[str, str]]) -> None:
+        super().__init__("; ".join(e["message"] for e in errors))
+        self.errors = errors
+
+
+class RowError(ValueError):
+    """A record that cannot become a lead; ``str()`` is the reason shown in the report."""
+
+
+def _key(name: str) -> str:
+    return re.sub(r"[^0-9a-z]", "", name.lower())
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnMap:
+    """Which cell feeds which lead field, and which cells become custom fields."""
+
+    width: int
+    fields: dict[str, int]
+    custom: tuple[tuple[int, str], ...]
+
+    def as_json(self, header: list[str]) -> dict[str, str]:
+        """The mapping actually used, header name to target (stored on the import for the record)."""
+        out = {header[i]: name for name, i in self.fields.items()}
+        out.update({header[i]: CUSTOM_PREFIX + key for i, key in self.custom})
+        return out
+
+
+def build_column_map(
+    header: list[str], mapping: Mapping[str, str | None] | None = None, *, unmapped: str = "custom"
+) -> ColumnMap:
+    """Map ``header`` to lead fields; ``mapping`` (header name -> field, ``custom:<key>`` or ``ignore``) wins.
+
+    Raises:
+        HeaderError: too many or duplicate columns, unknown mapping targets, no email or phone column.
+    """
+    errors: list[dict[str, str]] = []
+    names = [h.strip().removeprefix("\ufeff") for h in header]
+    if len(names) > MAX_COLUMNS:
+        raise HeaderError([{"field": "file", "message": f"The file has {len(names)} columns; at most {MAX_COLUMNS}."}])
+    seen: dict[str, str] = {}
+    for name in names:
+        if _SUSPECT.search(name):
+            errors.append({"field": "file", "message": "The header row has bytes that are not valid text."})
+            break
+        if len(name) > MAX_HEADER_NAME:
+            errors.append({"field": "file", "message": "A column name is longer than 200 characters."})
+        folded = name.casefold()
+        if folded and folded in seen:
+            errors.append({"field": "file", "message": f"The column {name!r} appears more than once."})
+        seen[folded] = name
+    given = {k.strip().casefold(): v for k, v in (mapping or {}).items()}
+    for source in given:
+        if source not in seen:
+            errors.append({"field": "mapping", "message": f"The mapping names a column the file lacks: {source!r}."})
+    fields: dict[str, int] = {}
+    custom: list[tuple[int, str]] = []
+    for index, name in enumerate(names):
+        if not name:
+            continue
+        target = given.get(name.casefold(), _SYNONYMS.get(_key(name)))
+        if target is None:
+            target = IGNORE if unmapped == IGNORE else CUSTOM_PREFIX + name
+        if target == IGNORE:
+            continue
+        if target.startswith(CUSTOM_PREFIX):
+            key = target[len(CUSTOM_PREFIX) :].strip()[:100]
+            if key:
+                custom.append((index, key))
+            continue
+        if target not in FIELDS:
+            errors.append({"field": "mapping", "message": f"Unknown target field {target!r} for column {name!r}."})
+            continue
+        if target in fields:
+            errors.append({"field": "mapping", "message": f"Two columns map to {target!r}; keep one."})
+            continue
+        fields[target] = index
+    if "email" not in fields and "phone" not in fields and not errors:
+        errors.append({"field": "file", "message": "The file needs an email or a phone column (see `mapping`)."})
+    if errors:
+        raise HeaderError(errors)
+    return ColumnMap(width=len(names), fields=fields, custom=tuple(custom))
+
+
+@dataclass(slots=True)
+class LeadRow:
+    """A valid record, normalised, ready for the staging table."""
+
+    row_number: int
+    email: str | None
+    email_normalized: str | None
+    phone: str | None
+    first_name: str | None
+    last_name: str | None
+    company: str | None
+    title: str | None
+    timezone: str | None
+    custom_fields: str
+    consent_email: bool
+    consent_sms: bool
+    consent_voice: bool
+    consent_source: str | None
+    timezone_inferred: str | None = None
+
+    @property
+    def key(self) -> str:
+        """Identity inside an organization: the normalised email, else the phone."""
+        return self.email_normalized or f"tel:{self.phone}"
+
+
+def _flag(value: str, name: str) -> bool:
+    text = value.strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise RowError(f"{name}: {value[:40]!r} is not yes or no.")
+
+
+def _text(value: str, name: str, limit: int = MAX_TEXT) -> str | None:
+    text = _CONTROL.sub(" ", value).strip() if _CONTROL.search(value) else value.strip()
+    if len(text) > limit:
+        raise RowError(f"{name} is longer than {limit} characters.")
+    return text or None
+
+
+class RowParser:
+    """Turn CSV records into :class:`LeadRow` objects or raise :class:`RowError` with a reason."""
+
+    def __init__(self, columns: ColumnMap, validator: ContactValidator) -> None:
+        self.columns = columns
+        self.validator = validator
+        self._get = [(name, index) for name, index in columns.fields.items()]
+
+    def parse(self, row_number: int, cells: list[str]) -> LeadRow:
+        """Validate and normalise one record."""
+        joined = "\x1f".join(cells)
+        if _SUSPECT.search(joined):
+            if LINE_TOO_LONG in joined:
+                raise RowError("The line is longer than 1 MB.")
+            if any("\ud800" <= ch <= "\udfff" for ch in joined):
+                raise RowError("The row has bytes that are not valid UTF-8 or Windows-1252 text.")
+            cells = [c.replace("\x00", "") for c in cells]
+        width = self.columns.width
+        if len(cells) > width and any(c.strip() for c in cells[width:]):
+            raise RowError(f"The row has {len(cells)} cells but the header has {width} columns.")
+        values: dict[str, str] = {}
+        for name, index in self._get:
+            if index < len(cells):
+                values[name] = cells[index]
+        email = email_normalized = phone = tz = None
+        inferred: str | None = None
+        raw_email = values.get("email", "").strip()
+        raw_phone = values.get("phone", "").strip()
+        if not raw_email and not raw_phone:
+            raise RowError("The row has neither an email nor a phone.")
+        try:
+            if raw_email:
+                email, email_normalized = self.validator.email(raw_email)
+        except InvalidContact as exc:
+            raise RowError(f"email: {exc}") from exc
+        try:
+            if raw_phone:
+                phone, inferred = self.validator.phone(raw_phone)
+        except InvalidContact as exc:
+            raise RowError(f"phone: {exc}") from exc
+        raw_tz = values.get("timezone", "").strip()
+        if raw_tz:
+            try:
+                tz = normalize_timezone(raw_tz)
+            except InvalidContact as exc:
+                raise RowError(f"timezone: {exc}") from exc
+        texts = {name: _text(values.get(name, ""), name) for name in TEXT_FIELDS}
+        custom = "{}"
+        if self.columns.custom:
+            data: dict[str, str] = {}
+            for index, key in self.columns.custom:
+                if index < len(cells) and (value := cells[index].strip()):
+                    if len(value) > MAX_CUSTOM_VALUE:
+                        raise RowError(f"{key} is longer than {MAX_CUSTOM_VALUE} characters.")
+                    data[key] = value
+            if data:
+                custom = json.dumps(data, ensure_ascii=False)
+        return LeadRow(
+            row_number=row_number,
+            email=email,
+            email_normalized=email_normalized,
+            phone=phone,
+            first_name=texts["first_name"],
+            last_name=texts["last_name"],
+            company=texts["company"],
+            title=texts["title"],
+            timezone=tz,
+            timezone_inferred=inferred,
+            custom_fields=custom,
+            consent_email=_flag(values.get("consent_email", ""), "consent_email"),
+            consent_sms=_flag(values.get("consent_sms", ""), "consent_sms"),
+            consent_voice=_flag(values.get("consent_voice", ""), "consent_voice"),
+            consent_source=_text(values.get("consent_source", ""), "consent_source"),
+        )
