@@ -27,6 +27,7 @@ class Passwords:
         self.queue_limit = queue_limit
         self._limiter: anyio.CapacityLimiter | None = None
         self._dummy_hash: str | None = None
+        self._in_flight = 0
 
     @property
     def parameters(self) -> dict[str, int]:
@@ -37,10 +38,14 @@ class Passwords:
     async def _run(self, fn: Callable[..., T], *args: str) -> T:
         if self._limiter is None:
             self._limiter = anyio.CapacityLimiter(self.concurrency)
-        if self._limiter.statistics().tasks_waiting >= self.queue_limit:
+        if self._in_flight >= self.concurrency + self.queue_limit:
             # Each hash holds tens of MiB: refuse rather than queue without bound.
             raise TooManyRequests("Too many sign-ins at once; try again shortly.", retry_after=1)
-        return await anyio.to_thread.run_sync(fn, *args, limiter=self._limiter)
+        self._in_flight += 1
+        try:
+            return await anyio.to_thread.run_sync(fn, *args, limiter=self._limiter)
+        finally:
+            self._in_flight -= 1
 
     async def hash(self, password: str) -> str:
         """Return the argon2id PHC string of ``password``."""

@@ -59,6 +59,7 @@ from services.auth.schemas import (
     SignupCreate,
     TokenPair,
     UserRead,
+    canonical_email,
     normalize_email,
 )
 from services.auth.settings import AuthSettings
@@ -670,6 +671,47 @@ class ApiKeyService:
             log.info("api_key_revoked", api_key_id=str(key.id))
 
 
+OPERATIONS_ORGANIZATION = "Tidewater operations"
+
+
+async def make_operator(session: AsyncSession, *, email: str, invite_ttl: int) -> tuple[User, str | None]:
+    """Flag ``email``'s user as an operator, creating them (and an invite to set a password) if new.
+
+    Returns the user and, for a new user, the one-time invite token. A new operator gets an
+    organization of their own, since every token names an organization.
+
+    Raises:
+        ValueError: ``email`` is not a valid address.
+    """
+    canonical = canonical_email(email)
+    repo = AuthRepository(session)
+    user = await repo.user_by_email(canonical.lower())
+    if user is not None:
+        user.operator = True
+        await repo.add(user)
+        log.info("operator_flagged", user_id=str(user.id))
+        return user, None
+    now = utcnow()
+    organization = Organization(name=OPERATIONS_ORGANIZATION)
+    user = User(email=canonical, email_normalized=canonical.lower(), operator=True)
+    token = new_secret(SecretKind.INVITE)
+    await repo.add(organization, user)
+    await repo.add(
+        Membership(org_id=organization.id, user_id=user.id, role=Role.OWNER.value),
+        Invite(
+            org_id=organization.id,
+            email=canonical,
+            email_normalized=canonical.lower(),
+            role=Role.OWNER.value,
+            token_hash=hash_secret(token),
+            created_at=now,
+            expires_at=now + timedelta(seconds=invite_ttl),
+        ),
+    )
+    log.info("operator_created", user_id=str(user.id), org_id=str(organization.id))
+    return user, token
+
+
 def forbid_api_keys(principal: Principal) -> None:
     """Raise :class:`Forbidden` for API-key tokens (they may not manage people, keys or sessions)."""
     if principal.api_key_id is not None:
@@ -684,4 +726,5 @@ __all__: Sequence[str] = [
     "MemberService",
     "TokenIssuer",
     "forbid_api_keys",
+    "make_operator",
 ]

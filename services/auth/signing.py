@@ -44,6 +44,8 @@ class SigningKeys:
         self.cache_seconds = cache_seconds
         self._current: tuple[str, Ed25519PrivateKey] | None = None
         self._loaded_at = 0.0
+        self.generation = 0
+        """Bumped by every rotation in this process, so local caches reload at once."""
 
     @property
     def publish_window(self) -> timedelta:
@@ -88,6 +90,7 @@ class SigningKeys:
         session.add(key)
         await session.flush()
         self._current = None
+        self.generation += 1
         log.info("signing_key_rotated", kid=key.kid)
         return key
 
@@ -142,16 +145,20 @@ class DatabaseKeySource(KeySource):
         self.floor = refresh_floor
         self._loaded: dict[str, Any] = {}
         self._loaded_at = -1e9
+        self._generation = -1
 
     async def get(self, kid: str) -> Any:
         """Return the public key ``kid``; reload when stale or when the kid is new (at most once a second)."""
         if not _KID.match(kid):
             return None
         age = time.monotonic() - self._loaded_at
-        if (kid not in self._loaded and age > self.floor) or age > self.ttl:
+        rotated = self._generation != self.signing_keys.generation
+        if rotated or (kid not in self._loaded and age > self.floor) or age > self.ttl:
+            generation = self.signing_keys.generation
             async with self.database.system() as session:
                 self._loaded = self._parse(await self.signing_keys.jwks(session))
             self._loaded_at = time.monotonic()
+            self._generation = generation
         return self._loaded.get(kid)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,13 @@ PASSWORD = "correct horse battery staple"
 def auth_settings(database_url: str, redis_url: str) -> AuthSettings:
     """Settings of the auth service for this test's database and Redis."""
     return AuthSettings(env=Environment.TEST, database_url=database_url, redis_url=redis_url, database_pool_size=4)
+
+
+@contextmanager
+def running(settings: AuthSettings, **changes: Any) -> Iterator[TestClient[Litestar]]:
+    """Start the auth service with ``changes`` applied to ``settings``."""
+    with TestClient(create_app(settings.model_copy(update=changes))) as c:
+        yield c
 
 
 @pytest.fixture
@@ -105,5 +113,22 @@ def invite_and_join(
     r = client.post("/api/auth/invites", json={"email": email, "role": role}, headers=owner.headers)
     assert r.status_code == 201, r.text
     r = client.post("/api/auth/invites/accept", json={"token": r.json()["token"], "password": PASSWORD})
+    assert r.status_code == 200, r.text
+    return account_from(r.json(), email, PASSWORD)
+
+
+def create_operator_account(client: TestClient[Litestar], settings: AuthSettings, email: str | None = None) -> Account:
+    """Create an operator the way ``sdr create-operator`` does, accept the invite, and sign in."""
+    import io
+    from contextlib import redirect_stdout
+
+    from services.auth.cli import create_operator
+
+    email = email or unique_email("operator")
+    out = io.StringIO()
+    with redirect_stdout(out):
+        create_operator(email, settings)
+    token = next(word for word in out.getvalue().split() if word.startswith("twi_"))
+    r = client.post("/api/auth/invites/accept", json={"token": token, "password": PASSWORD})
     assert r.status_code == 200, r.text
     return account_from(r.json(), email, PASSWORD)
