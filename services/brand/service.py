@@ -135,7 +135,7 @@ class SmtpCheckSettings:
     timeout: float
     ssl_context: ssl.SSLContext
     allow_private: bool
-    local_hostname: str | None = None
+    local_hostname: str = "localhost"
 
 
 class BrandService:

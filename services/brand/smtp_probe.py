@@ -13,7 +13,7 @@ import ipaddress
 import smtplib
 import socket
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from libs.db.models.brand import SmtpSecurity
 
@@ -29,7 +29,7 @@ class ProbeTarget:
     port: int
     security: SmtpSecurity
     username: str | None
-    password: str | None
+    password: str | None = field(repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +104,7 @@ def scrub(text: str, secret: str | None) -> str:
 
 
 def probe(
-    target: ProbeTarget, *, ip: str, timeout: float, ssl_context: ssl.SSLContext, local_hostname: str | None = None
+    target: ProbeTarget, *, ip: str, timeout: float, ssl_context: ssl.SSLContext, local_hostname: str = "localhost"
 ) -> ProbeResult:
     """Run the check against ``ip`` (already resolved from ``target.host``); never raises for SMTP outcomes."""
     stage = "connect"
@@ -115,6 +115,7 @@ def probe(
         else:
             client = _PinnedSMTP(local_hostname=local_hostname, timeout=timeout)
         client.pinned_ip = ip
+        client._host = target.host  # type: ignore[union-attr]  # smtplib reads it for TLS SNI and checks
         code, banner = client.connect(target.host, target.port)
         if code != 220:
             return ProbeResult(False, True, stage, code, _text(banner, target))

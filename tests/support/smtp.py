@@ -51,6 +51,7 @@ import socket
 import ssl
 import tempfile
 import threading
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -214,7 +215,10 @@ class _QuietSMTP(SMTP):
 
 class _Controller(Controller):
     def factory(self) -> SMTP:
-        return _QuietSMTP(self.handler, **self.SMTP_kwargs)
+        with warnings.catch_warnings():
+            # "AUTH without TLS" is the point of the plain-text mode; say it once in the docs, not per session.
+            warnings.simplefilter("ignore", UserWarning)
+            return _QuietSMTP(self.handler, **self.SMTP_kwargs)
 
 
 class SmtpServer:
