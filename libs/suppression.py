@@ -277,7 +277,7 @@ async def find_suppressed(
     stmt = suppressed_query(
         org_id=org_id, lead_ids=lead_ids, channel=channel, key=key, every_opt_out_global=every_opt_out_global
     )
-    return _hits((await session.execute(stmt)).all())
+    return _hits((await (await session.connection()).execute(stmt)).all())
 
 
 def find_suppressed_sync(
@@ -295,7 +295,7 @@ def find_suppressed_sync(
     stmt = suppressed_query(
         org_id=org_id, lead_ids=lead_ids, channel=channel, key=key, every_opt_out_global=every_opt_out_global
     )
-    return _hits(session.execute(stmt).all())
+    return _hits(session.connection().execute(stmt).all())
 
 
 # --------------------------------------------------------------------------- writes
