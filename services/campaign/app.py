@@ -7,18 +7,33 @@ from typing import Any
 from litestar import Litestar
 
 from libs.app import create_service_app
+from libs.suppression import hash_key
+from services.campaign.campaigns.brand_client import BrandClient
 from services.campaign.campaigns.controllers import CONTROLLERS as CAMPAIGN_CONTROLLERS
+from services.campaign.inbound.controllers import INBOUND_CONTROLLERS
 from services.campaign.leads.controllers import CONTROLLERS as LEAD_CONTROLLERS
 from services.campaign.settings import CampaignSettings
 
 
-def create_app(settings: CampaignSettings | None = None, **overrides: Any) -> Litestar:
-    """Build the campaign service; ``overrides`` replace the database, Redis or verifier in tests."""
+def create_app(
+    settings: CampaignSettings | None = None, *, brand_client: BrandClient | None = None, **overrides: Any
+) -> Litestar:
+    """Build the campaign service; ``overrides`` replace the database, Redis or verifier in tests.
+
+    ``brand_client`` replaces the HTTP client of the brand service (tests pass one over an
+    in-process transport).
+    """
     settings = settings or CampaignSettings()
+    state = {
+        "brand_client": brand_client or BrandClient(settings.brand_url, timeout=settings.brand_timeout),
+        "suppression_key": hash_key(settings.secret_key.get_secret_value()),
+        **overrides.pop("state", {}),
+    }
     return create_service_app(
         name="campaign",
         title="Tidewater campaign service",
         settings=settings,
         route_handlers=[*CAMPAIGN_CONTROLLERS, *LEAD_CONTROLLERS],
+        state=state,
         **overrides,
     )

@@ -23,3 +23,9 @@ class CampaignSettings(CommonSettings):
     default_phone_region: str = Field(
         default="US", min_length=2, max_length=2, description="Country assumed for phone numbers without one."
     )
+
+    # campaigns: launch checks the brand's readiness over HTTP, with the caller's token
+    brand_url: str = Field(
+        default="http://127.0.0.1:8002", description="Base URL of the brand service (readiness checks at launch)."
+    )
+    brand_timeout: float = Field(default=5.0, gt=0, le=60, description="Seconds a readiness check may take.")

@@ -1,7 +1,389 @@
-"""HTTP controllers for campaigns, steps, enrollments and messages."""
+"""HTTP controllers for campaigns, steps, enrollments, messages, analytics and lead timelines."""
 
 from __future__ import annotations
 
+import uuid
+from datetime import datetime
 from typing import Any
 
-CONTROLLERS: list[Any] = []
+from litestar import Controller, Request, delete, get, patch, post, put
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
+
+from libs.db.models.campaign import CampaignStatus, Channel, EnrollmentStatus, MessageStatus
+from libs.errors import Invalid
+from libs.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, make_page
+from libs.security import Role, requires
+from services.campaign.campaigns.analytics import campaign_analytics
+from services.campaign.campaigns.brand_client import BrandClient
+from services.campaign.campaigns.deps import (
+    provide_brand_client,
+    provide_campaign_service,
+    provide_repository,
+    provide_timeline_service,
+)
+from services.campaign.campaigns.schemas import (
+    Analytics,
+    CampaignClone,
+    CampaignCreate,
+    CampaignRead,
+    CampaignUpdate,
+    EnrollmentRead,
+    EnrollRequest,
+    EnrollResult,
+    EventRead,
+    MessageDetail,
+    MessageRead,
+    SchedulePreview,
+    StepCreate,
+    StepOrder,
+    StepRead,
+    StepUpdate,
+    Timeline,
+)
+from services.campaign.campaigns.service import CampaignService
+from services.campaign.campaigns.timeline import TimelineService
+
+DEPENDENCIES = {
+    "repo": Provide(provide_repository),
+    "campaigns": Provide(provide_campaign_service),
+    "timelines": Provide(provide_timeline_service),
+    "brands": Provide(provide_brand_client),
+}
+
+
+class CampaignController(Controller):
+    """Campaigns of the caller's organization and their life cycle."""
+
+    path = "/api/campaigns"
+    tags = ["campaigns"]
+    guards = [requires(Role.VIEWER)]
+    dependencies = DEPENDENCIES
+
+    @get("/", operation_id="ListCampaigns")
+    async def list_campaigns(
+        self,
+        campaigns: NamedDependency[CampaignService],
+        cursor: FromQuery[Cursor] = None,
+        limit: FromQuery[Limit] = DEFAULT_LIMIT,
+        status: FromQuery[CampaignStatus | None] = None,
+        brand_id: FromQuery[uuid.UUID | None] = None,
+        name: FromQuery[str | None] = None,
+    ) -> Page[CampaignRead]:
+        """List campaigns, newest first, filtered by status, brand or part of the name."""
+        if name is not None and len(name) > 200:
+            raise Invalid(errors=[{"field": "name", "message": "at most 200 characters", "source": "query"}])
+        rows = await campaigns.repo.list(
+            limit=limit, cursor=cursor, status=status.value if status else None, brand_id=brand_id, name=name
+        )
+        return make_page(rows, limit, CampaignRead.model_validate)
+
+    @post("/", operation_id="CreateCampaign", guards=[requires(Role.MEMBER)], status_code=HTTP_201_CREATED)
+    async def create_campaign(
+        self, data: JSONBody[CampaignCreate], campaigns: NamedDependency[CampaignService]
+    ) -> CampaignRead:
+        """Create a draft campaign on a brand."""
+        return CampaignRead.model_validate(await campaigns.create(data))
+
+    @get("/{campaign_id:uuid}", operation_id="GetCampaign")
+    async def get_campaign(
+        self, campaign_id: FromPath[uuid.UUID], campaigns: NamedDependency[CampaignService]
+    ) -> CampaignRead:
+        """Read a campaign."""
+        return CampaignRead.model_validate(await campaigns.get(campaign_id))
+
+    @patch("/{campaign_id:uuid}", operation_id="UpdateCampaign", guards=[requires(Role.MEMBER)])
+    async def update_campaign(
+        self,
+        campaign_id: FromPath[uuid.UUID],
+        data: JSONBody[CampaignUpdate],
+        campaigns: NamedDependency[CampaignService],
+    ) -> CampaignRead:
+        """Change a campaign (a running one: name, window, stop rules, pacing, AI settings)."""
+        return CampaignRead.model_validate(await campaigns.update(campaign_id, data))
+
+    @delete(
+        "/{campaign_id:uuid}",
+        operation_id="DeleteCampaign",
+        guards=[requires(Role.MEMBER)],
+        status_code=HTTP_204_NO_CONTENT,
+    )
+    async def delete_campaign(
+        self, campaign_id: FromPath[uuid.UUID], campaigns: NamedDependency[CampaignService]
+    ) -> None:
+        """Delete a draft that never sent (409 otherwise: archive it)."""
+        await campaigns.delete(campaign_id)
+
+    @post("/{campaign_id:uuid}/clone", operation_id="CloneCampaign", guards=[requires(Role.MEMBER)])
+    async def clone_campaign(
+        self,
+        campaign_id: FromPath[uuid.UUID],
+        campaigns: NamedDependency[CampaignService],
+        data: JSONBody[CampaignClone | None] = None,
+    ) -> CampaignRead:
+        """Copy a campaign and its steps into a new draft."""
+        return CampaignRead.model_validate(await campaigns.clone(campaign_id, data.name if data else None))
+
+    @post("/{campaign_id:uuid}/launch", operation_id="LaunchCampaign", guards=[requires(Role.ADMIN)], status_code=200)
+    async def launch_campaign(
+        self,
+        request: Request[Any, Any, Any],
+        campaign_id: FromPath[uuid.UUID],
+        campaigns: NamedDependency[CampaignService],
+        brands: NamedDependency[BrandClient],
+    ) -> CampaignRead:
+        """Launch a draft: 422 listing what the campaign or its brand still lacks."""
+        authorization = request.headers.get("authorization", "")
+        row = await campaigns.transition(campaign_id, "launch", brands=brands, authorization=authorization)
+        return CampaignRead.model_validate(row)
+
+    @post("/{campaign_id:uuid}/pause", operation_id="PauseCampaign", guards=[requires(Role.MEMBER)], status_code=200)
+    async def pause_campaign(
+        self, campaign_id: FromPath[uuid.UUID], campaigns: NamedDependency[CampaignService]
+    ) -> CampaignRead:
+        """Pause an active campaign: no step goes out until it resumes."""
+        return CampaignRead.model_validate(await campaigns.transition(campaign_id, "pause"))
+
+    @post("/{campaign_id:uuid}/resume", operation_id="ResumeCampaign", guards=[requires(Role.ADMIN)], status_code=200)
+    async def resume_campaign(
+        self, campaign_id: FromPath[uuid.UUID], campaigns: NamedDependency[CampaignService]
+    ) -> CampaignRead:
+        """Resume a paused campaign where every lead left off."""
+        return CampaignRead.model_validate(await campaigns.transition(campaign_id, "resume"))
+
+    @post(
+        "/{campaign_id:uuid}/archive", operation_id="ArchiveCampaign", guards=[requires(Role.MEMBER)], status_code=200
+    )
+    async def archive_campaign(
+        self, campaign_id: FromPath[uuid.UUID], campaigns: NamedDependency[CampaignService]
+    ) -> CampaignRead:
+        """Archive a draft, paused or completed campaign; its enrollments stop."""
+        return CampaignRead.model_validate(await campaigns.transition(campaign_id, "archive"))
+
+    @get("/{campaign_id:uuid}/schedule", operation_id="PreviewSchedule")
+    async def preview_schedule(
+        self,
+        campaign_id: FromPath[uuid.UUID],
+        campaigns: NamedDependency[CampaignService],
+        lead_id: FromQuery[uuid.UUID | None] = None,
+        start: FromQuery[datetime | None] = None,
+    ) -> SchedulePreview:
+        """Show when each step would go out for a lead (default: now, the campaign's time zone)."""
+        if start is not None and start.tzinfo is None:
+            raise Invalid(errors=[{"field": "start", "message": "needs a UTC offset", "source": "query"}])
+        return await campaigns.schedule(campaign_id, lead_id=lead_id, start=start)
+
+    @get("/{campaign_id:uuid}/analytics", operation_id="GetCampaignAnalytics")
+    async def analytics(
+        self,
+        campaign_id: FromPath[uuid.UUID],
+        campaigns: NamedDependency[CampaignService],
+        since: FromQuery[datetime | None] = None,
+        until: FromQuery[datetime | None] = None,
+    ) -> Analytics:
+        """Count enrolled, sent, delivered, opened, clicked, replied, bounced, unsubscribed and failed."""
+        for name, value in (("since", since), ("until", until)):
+            if value is not None and value.tzinfo is None:
+                raise Invalid(errors=[{"field": name, "message": "needs a UTC offset", "source": "query"}])
+        if since and until and since >= until:
+            raise Invalid(errors=[{"field": "until", "message": "must be after since", "source": "query"}])
+        campaign = await campaigns.get(campaign_id)
+        steps = await campaigns.repo.steps(campaign.id)
+        return await campaign_analytics(
+            campaigns.repo.session,
+            org_id=campaigns.org_id,
+            campaign_id=campaign.id,
+            positions={s.id: (s.position, s.channel) for s in steps},
+            since=since,
+            until=until,
+        )
+
+
+class StepController(Controller):
+    """The ordered steps of a campaign."""
+
+    path = "/api/campaigns/{campaign_id:uuid}/steps"
+    tags = ["campaigns"]
+    guards = [requires(Role.VIEWER)]
+    dependencies = DEPENDENCIES
+
+    @get("/", operation_id="ListSteps")
+    async def list_steps(
+        self, campaign_id: FromPath[uuid.UUID], campaigns: NamedDependency[CampaignService]
+    ) -> list[StepRead]:
+        """List the campaign's steps in order."""
+        return [StepRead.of(s) for s in await campaigns.steps(campaign_id)]
+
+    @post("/", operation_id="CreateStep", guards=[requires(Role.MEMBER)], status_code=HTTP_201_CREATED)
+    async def create_step(
+        self, campaign_id: FromPath[uuid.UUID], data: JSONBody[StepCreate], campaigns: NamedDependency[CampaignService]
+    ) -> StepRead:
+        """Add a step (at the end once launched); 422 names any template field with an unknown variable."""
+        return StepRead.of(await campaigns.add_step(campaign_id, data))
+
+    @put("/order", operation_id="ReorderSteps", guards=[requires(Role.MEMBER)])
+    async def reorder_steps(
+        self, campaign_id: FromPath[uuid.UUID], data: JSONBody[StepOrder], campaigns: NamedDependency[CampaignService]
+    ) -> list[StepRead]:
+        """Put a draft's steps in a new order (409 once launched)."""
+        return [StepRead.of(s) for s in await campaigns.reorder_steps(campaign_id, data.step_ids)]
+
+    @get("/{step_id:uuid}", operation_id="GetStep")
+    async def get_step(
+        self,
+        campaign_id: FromPath[uuid.UUID],
+        step_id: FromPath[uuid.UUID],
+        campaigns: NamedDependency[CampaignService],
+    ) -> StepRead:
+        """Read a step."""
+        return StepRead.of(await campaigns.step(campaign_id, step_id))
+
+    @patch("/{step_id:uuid}", operation_id="UpdateStep", guards=[requires(Role.MEMBER)])
+    async def update_step(
+        self,
+        campaign_id: FromPath[uuid.UUID],
+        step_id: FromPath[uuid.UUID],
+        data: JSONBody[StepUpdate],
+        campaigns: NamedDependency[CampaignService],
+    ) -> StepRead:
+        """Change a step (once launched: its copy, AI instructions and variants only)."""
+        return StepRead.of(await campaigns.update_step(campaign_id, step_id, data))
+
+    @delete(
+        "/{step_id:uuid}", operation_id="DeleteStep", guards=[requires(Role.MEMBER)], status_code=HTTP_204_NO_CONTENT
+    )
+    async def delete_step(
+        self,
+        campaign_id: FromPath[uuid.UUID],
+        step_id: FromPath[uuid.UUID],
+        campaigns: NamedDependency[CampaignService],
+    ) -> None:
+        """Delete a draft's step (409 once launched)."""
+        await campaigns.delete_step(campaign_id, step_id)
+
+
+class EnrollmentController(Controller):
+    """Leads enrolled in a campaign."""
+
+    path = "/api/campaigns/{campaign_id:uuid}/enrollments"
+    tags = ["campaigns"]
+    guards = [requires(Role.VIEWER)]
+    dependencies = DEPENDENCIES
+
+    @post("/", operation_id="EnrollLeads", guards=[requires(Role.MEMBER)], status_code=HTTP_200_OK)
+    async def enroll(
+        self,
+        campaign_id: FromPath[uuid.UUID],
+        data: JSONBody[EnrollRequest],
+        campaigns: NamedDependency[CampaignService],
+    ) -> EnrollResult:
+        """Enroll leads by ids, import or filter; skipped leads are counted with their reason."""
+        return await campaigns.enroll(campaign_id, data)
+
+    @get("/", operation_id="ListEnrollments")
+    async def list_enrollments(
+        self,
+        campaign_id: FromPath[uuid.UUID],
+        campaigns: NamedDependency[CampaignService],
+        cursor: FromQuery[Cursor] = None,
+        limit: FromQuery[Limit] = DEFAULT_LIMIT,
+        status: FromQuery[EnrollmentStatus | None] = None,
+        lead_id: FromQuery[uuid.UUID | None] = None,
+    ) -> Page[EnrollmentRead]:
+        """List the campaign's enrollments, newest first."""
+        rows = await campaigns.enrollments(
+            campaign_id, limit=limit, cursor=cursor, status=status.value if status else None, lead_id=lead_id
+        )
+        return make_page(rows, limit, EnrollmentRead.model_validate)
+
+    @get("/{enrollment_id:uuid}", operation_id="GetEnrollment")
+    async def get_enrollment(
+        self,
+        campaign_id: FromPath[uuid.UUID],
+        enrollment_id: FromPath[uuid.UUID],
+        campaigns: NamedDependency[CampaignService],
+    ) -> EnrollmentRead:
+        """Read an enrollment."""
+        return EnrollmentRead.model_validate(await campaigns.enrollment(campaign_id, enrollment_id))
+
+    @delete(
+        "/{enrollment_id:uuid}",
+        operation_id="StopEnrollment",
+        guards=[requires(Role.MEMBER)],
+        status_code=HTTP_204_NO_CONTENT,
+    )
+    async def stop_enrollment(
+        self,
+        campaign_id: FromPath[uuid.UUID],
+        enrollment_id: FromPath[uuid.UUID],
+        campaigns: NamedDependency[CampaignService],
+    ) -> None:
+        """Take a lead out of the campaign; what was sent stays on record."""
+        await campaigns.stop_enrollment(campaign_id, enrollment_id)
+
+
+class MessageController(Controller):
+    """The message ledger, read side."""
+
+    path = "/api/messages"
+    tags = ["messages"]
+    guards = [requires(Role.VIEWER)]
+    dependencies = DEPENDENCIES
+
+    @get("/", operation_id="ListMessages")
+    async def list_messages(
+        self,
+        campaigns: NamedDependency[CampaignService],
+        cursor: FromQuery[Cursor] = None,
+        limit: FromQuery[Limit] = DEFAULT_LIMIT,
+        campaign_id: FromQuery[uuid.UUID | None] = None,
+        lead_id: FromQuery[uuid.UUID | None] = None,
+        step_id: FromQuery[uuid.UUID | None] = None,
+        status: FromQuery[MessageStatus | None] = None,
+        channel: FromQuery[Channel | None] = None,
+    ) -> Page[MessageRead]:
+        """List messages, newest first, by campaign, lead, step, status or channel."""
+        rows = await campaigns.repo.messages(
+            limit=limit,
+            cursor=cursor,
+            campaign_id=campaign_id,
+            lead_id=lead_id,
+            step_id=step_id,
+            status=status.value if status else None,
+            channel=channel.value if channel else None,
+        )
+        return make_page(rows, limit, MessageRead.model_validate)
+
+    @get("/{message_id:uuid}", operation_id="GetMessage")
+    async def get_message(
+        self, message_id: FromPath[uuid.UUID], campaigns: NamedDependency[CampaignService]
+    ) -> MessageDetail:
+        """Read a message with its events, oldest first (its audit trail)."""
+        message, events = await campaigns.message(message_id)
+        return MessageDetail.model_validate(
+            {**message.model_dump(), "events": [EventRead.model_validate(e) for e in events]}
+        )
+
+
+class LeadTimelineController(Controller):
+    """What happened, and what is about to happen, to a lead."""
+
+    path = "/api/leads/{lead_id:uuid}/timeline"
+    tags = ["leads"]
+    guards = [requires(Role.VIEWER)]
+    dependencies = DEPENDENCIES
+
+    @get("/", operation_id="GetLeadTimeline")
+    async def timeline(self, lead_id: FromPath[uuid.UUID], timelines: NamedDependency[TimelineService]) -> Timeline:
+        """Every message and event of the lead, and why each active enrollment's next step waits."""
+        return await timelines.timeline(lead_id)
+
+
+CONTROLLERS: list[Any] = [
+    CampaignController,
+    StepController,
+    EnrollmentController,
+    MessageController,
+    LeadTimelineController,
+]

@@ -7,6 +7,8 @@ Create Date: 2026-11-23 06:00:00
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
@@ -21,7 +23,7 @@ depends_on = None
 TABLES = ("campaigns", "campaign_steps", "enrollments", "messages", "message_events")
 
 
-def _ts(name: str, *, nullable: bool = True, server_default: bool = False) -> sa.Column:
+def _ts(name: str, *, nullable: bool = True, server_default: bool = False) -> sa.Column[Any]:
     return sa.Column(
         name,
         sa.DateTime(timezone=True),
@@ -30,7 +32,7 @@ def _ts(name: str, *, nullable: bool = True, server_default: bool = False) -> sa
     )
 
 
-def _org() -> sa.Column:
+def _org() -> sa.Column[Any]:
     return sa.Column("org_id", sa.Uuid(), nullable=False)
 
 

@@ -1,0 +1,533 @@
+"""The rules of campaigns, in domain words: edit safely, launch, pause, resume, archive, enroll."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import structlog
+
+from libs.db.base import utcnow
+from libs.db.models.campaign import (
+    Campaign,
+    CampaignStatus,
+    CampaignStep,
+    Channel,
+    DelayUnit,
+    Enrollment,
+    EnrollmentStatus,
+    Message,
+    MessageEvent,
+)
+from libs.errors import Invalid
+from libs.schedule import Delay, SendWindow, preview, zone
+from libs.templating import check_template
+from services.campaign.campaigns.brand_client import BrandClient
+from services.campaign.campaigns.errors import (
+    CampaignLocked,
+    CampaignNotFound,
+    EnrollmentNotFound,
+    InvalidTransition,
+    LeadNotFound,
+    MessageNotFound,
+    NotReadyToLaunch,
+    StepNotFound,
+)
+from services.campaign.campaigns.repository import CampaignRepository, touch
+from services.campaign.campaigns.schemas import (
+    TEMPLATE_FIELDS,
+    CampaignCreate,
+    CampaignUpdate,
+    EnrollRequest,
+    EnrollResult,
+    LeadFilter,
+    ScheduledStep,
+    SchedulePreview,
+    SkippedLead,
+    StepCreate,
+    StepUpdate,
+    delay_minutes,
+)
+
+log = structlog.get_logger(__name__)
+
+TRANSITIONS: dict[str, tuple[frozenset[CampaignStatus], CampaignStatus]] = {
+    "launch": (frozenset({CampaignStatus.DRAFT}), CampaignStatus.ACTIVE),
+    "pause": (frozenset({CampaignStatus.ACTIVE}), CampaignStatus.PAUSED),
+    "resume": (frozenset({CampaignStatus.PAUSED}), CampaignStatus.ACTIVE),
+    "archive": (
+        frozenset({CampaignStatus.DRAFT, CampaignStatus.PAUSED, CampaignStatus.COMPLETED}),
+        CampaignStatus.ARCHIVED,
+    ),
+}
+ENDED = frozenset({CampaignStatus.COMPLETED, CampaignStatus.ARCHIVED})
+RUNNING = frozenset({CampaignStatus.ACTIVE, CampaignStatus.PAUSED})
+REQUIRED_COPY = {
+    Channel.EMAIL: (("subject_template", "body_template"), "an email step needs a subject and a body"),
+    Channel.SMS: (("sms_template",), "an SMS step needs a message"),
+}
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def check_transition(action: str, status: str) -> CampaignStatus:
+    """Return the status ``action`` leads to from ``status``; raise InvalidTransition when not allowed."""
+    allowed, target = TRANSITIONS[action]
+    if CampaignStatus(status) not in allowed:
+        names = ", ".join(sorted(s.value for s in allowed))
+        raise InvalidTransition(
+            f"A {status} campaign cannot {action}; only a campaign that is {names} can.",
+            current_status=status,
+            action=action,
+        )
+    return target
+
+
+def template_errors(values: dict[str, Any], prefix: str = "") -> list[dict[str, str]]:
+    """Return a field error for each template in ``values`` that does not compile or names an unknown variable."""
+    errors: list[dict[str, str]] = []
+    for name in TEMPLATE_FIELDS:
+        source = values.get(name)
+        if source:
+            problem = check_template(source)
+            if problem is not None:
+                errors.append({"field": f"{prefix}{name}", "message": str(problem)})
+    for i, variant in enumerate(values.get("variants") or []):
+        errors.extend(template_errors(variant, f"{prefix}variants[{i}]."))
+    return errors
+
+
+def lead_selector(request: EnrollRequest) -> tuple[str, dict[str, Any]]:
+    """Return the SQL condition over ``leads l`` the request picks, and its parameters."""
+    if request.lead_ids is not None:
+        return "l.id = ANY(CAST(:lead_ids AS uuid[]))", {"lead_ids": [str(i) for i in request.lead_ids]}
+    if request.import_id is not None:
+        return "l.import_id = :import_id", {"import_id": request.import_id}
+    return filter_selector(request.filter or LeadFilter())
+
+
+def filter_selector(f: LeadFilter) -> tuple[str, dict[str, Any]]:
+    """Return SQL for a lead filter (every value bound, never interpolated)."""
+    conditions = ["TRUE"]
+    params: dict[str, Any] = {}
+    if f.company is not None:
+        conditions.append("lower(l.company) = lower(:f_company)")
+        params["f_company"] = f.company
+    if f.title_contains is not None:
+        conditions.append("strpos(lower(l.title), lower(:f_title)) > 0")
+        params["f_title"] = f.title_contains
+    if f.email_domain is not None:
+        conditions.append("split_part(l.email_normalized, '@', 2) = lower(:f_domain)")
+        params["f_domain"] = f.email_domain.lstrip("@")
+    if f.timezone is not None:
+        conditions.append("l.timezone = :f_tz")
+        params["f_tz"] = f.timezone
+    if f.import_id is not None:
+        conditions.append("l.import_id = :f_import")
+        params["f_import"] = f.import_id
+    if f.created_after is not None:
+        conditions.append("l.created_at >= :f_after")
+        params["f_after"] = f.created_after
+    if f.created_before is not None:
+        conditions.append("l.created_at < :f_before")
+        params["f_before"] = f.created_before
+    if f.has_email is not None:
+        conditions.append("(l.email_normalized IS NOT NULL) = :f_has_email")
+        params["f_has_email"] = f.has_email
+    if f.has_phone is not None:
+        conditions.append("(l.phone IS NOT NULL) = :f_has_phone")
+        params["f_has_phone"] = f.has_phone
+    if f.custom:
+        conditions.append("l.custom_fields @> CAST(:f_custom AS jsonb)")
+        params["f_custom"] = json.dumps(f.custom)
+    return " AND ".join(conditions), params
+
+
+class CampaignService:
+    """Campaigns, steps and enrollments of one organization."""
+
+    def __init__(self, repo: CampaignRepository) -> None:
+        self.repo = repo
+
+    @property
+    def org_id(self) -> uuid.UUID:
+        """The organization every call acts in."""
+        return self.repo.org_id
+
+    # --- campaigns ------------------------------------------------------------------------------
+
+    async def get(self, campaign_id: uuid.UUID, *, for_update: bool = False) -> Campaign:
+        """Return the campaign; raise CampaignNotFound."""
+        campaign = await self.repo.get(campaign_id, for_update=for_update)
+        if campaign is None:
+            raise CampaignNotFound("No such campaign.")
+        return campaign
+
+    async def _check_brand(self, brand_id: uuid.UUID) -> None:
+        brand = await self.repo.brand(brand_id)
+        if brand is None:
+            raise Invalid(errors=[{"field": "brand_id", "message": "no such brand in this organization"}])
+        if brand["archived_at"] is not None:
+            raise Invalid(errors=[{"field": "brand_id", "message": "the brand is archived"}])
+
+    async def create(self, data: CampaignCreate) -> Campaign:
+        """Create a draft campaign on one of the organization's brands."""
+        await self._check_brand(data.brand_id)
+        campaign = Campaign(
+            org_id=self.org_id,
+            brand_id=data.brand_id,
+            name=data.name,
+            description=data.description,
+            timezone=data.timezone,
+            send_window=data.send_window.model_dump(),
+            stop_rules=data.stop_rules.model_dump(),
+            pacing_per_day=data.pacing_per_day,
+            ai=data.ai.model_dump(),
+        )
+        await self.repo.add(campaign)
+        log.info("campaign_created", campaign_id=str(campaign.id))
+        return campaign
+
+    async def update(self, campaign_id: uuid.UUID, data: CampaignUpdate) -> Campaign:
+        """Change a campaign; a running one keeps its brand, an ended one cannot change."""
+        campaign = await self.get(campaign_id, for_update=True)
+        if CampaignStatus(campaign.status) in ENDED:
+            raise CampaignLocked(f"A {campaign.status} campaign cannot be edited; clone it instead.")
+        changes = data.model_dump(exclude_unset=True)
+        if "brand_id" in changes and changes["brand_id"] != campaign.brand_id:
+            if changes["brand_id"] is None or campaign.status != CampaignStatus.DRAFT:
+                raise CampaignLocked("The brand of a launched campaign cannot change.")
+            await self._check_brand(changes["brand_id"])
+        for key in ("name", "timezone", "send_window", "stop_rules", "ai"):
+            if key in changes and changes[key] is None:
+                raise Invalid(errors=[{"field": key, "message": "cannot be null"}])
+        for key, value in changes.items():
+            setattr(campaign, key, value)
+        touch(campaign)
+        await self.repo.add(campaign)
+        return campaign
+
+    async def delete(self, campaign_id: uuid.UUID) -> None:
+        """Delete a draft that never sent anything; others are archived instead."""
+        campaign = await self.get(campaign_id, for_update=True)
+        if campaign.status != CampaignStatus.DRAFT or await self.repo.has_messages(campaign.id):
+            raise CampaignLocked("Only a draft that never sent can be deleted; archive this campaign instead.")
+        await self.repo.delete(campaign)
+
+    async def clone(self, campaign_id: uuid.UUID, name: str | None) -> Campaign:
+        """Copy a campaign and its steps into a new draft (no leads, no history)."""
+        source = await self.get(campaign_id)
+        copy = Campaign(
+            org_id=self.org_id,
+            brand_id=source.brand_id,
+            name=name or f"{source.name[:193]} (copy)",
+            description=source.description,
+            timezone=source.timezone,
+            send_window=dict(source.send_window),
+            stop_rules=dict(source.stop_rules),
+            pacing_per_day=source.pacing_per_day,
+            ai=dict(source.ai),
+            cloned_from_id=source.id,
+        )
+        await self.repo.add(copy)
+        for step in await self.repo.steps(source.id):
+            fields = step.model_dump(exclude={"id", "campaign_id", "created_at", "updated_at"})
+            self.repo.session.add(CampaignStep(**{**fields, "campaign_id": copy.id}))
+        await self.repo.session.flush()
+        return copy
+
+    async def transition(
+        self, campaign_id: uuid.UUID, action: str, *, brands: BrandClient | None = None, authorization: str = ""
+    ) -> Campaign:
+        """Launch, pause, resume or archive; raise InvalidTransition on a move not allowed from here."""
+        campaign = await self.get(campaign_id, for_update=True)
+        target = check_transition(action, campaign.status)
+        now = utcnow()
+        if action == "launch":
+            assert brands is not None
+            steps = await self.repo.steps(campaign.id)
+            await self._check_launchable(campaign, steps, brands, authorization)
+            campaign.launched_at = now
+            await self.repo.schedule_waiting(campaign, steps[0].delay_minutes)
+        elif action == "pause":
+            campaign.paused_at = now
+            await self.repo.set_enrollment_status(campaign.id, from_statuses=["active"], to=EnrollmentStatus.PAUSED)
+        elif action == "resume":
+            campaign.paused_at = None
+            await self.repo.set_enrollment_status(
+                campaign.id, from_statuses=["paused"], to=EnrollmentStatus.ACTIVE, not_before_now=True
+            )
+        elif action == "archive":
+            campaign.archived_at = now
+            await self.repo.set_enrollment_status(
+                campaign.id, from_statuses=["active", "paused"], to=EnrollmentStatus.STOPPED, reason="campaign_archived"
+            )
+        campaign.status = target.value
+        touch(campaign)
+        await self.repo.add(campaign)
+        log.info("campaign_" + {"launch": "launched", "pause": "paused", "resume": "resumed"}.get(action, "archived"))
+        return campaign
+
+    async def _check_launchable(
+        self, campaign: Campaign, steps: Sequence[CampaignStep], brands: BrandClient, authorization: str
+    ) -> None:
+        errors: list[dict[str, str]] = []
+        if not steps:
+            errors.append({"field": "steps", "message": "add at least one step before launching"})
+        for step in steps:
+            prefix = f"steps[{step.position}]."
+            required = REQUIRED_COPY.get(Channel(step.channel))
+            if required:
+                fields, message = required
+                if not all(getattr(step, f) for f in fields):
+                    errors.append({"field": prefix + fields[-1], "message": message})
+            elif not (step.script_template or step.audio_url):
+                errors.append(
+                    {"field": prefix + "script_template", "message": "a voicemail step needs a script or audio"}
+                )
+            errors.extend(template_errors(step.model_dump(), prefix))
+        brand = await self.repo.brand(campaign.brand_id)
+        if brand is None or brand["archived_at"] is not None:
+            errors.append({"field": "brand_id", "message": "the brand is archived or gone"})
+        elif steps:
+            readiness = await brands.readiness(campaign.brand_id, authorization=authorization)
+            for channel, missing in readiness.missing_for(sorted({s.channel for s in steps})).items():
+                errors.extend({"field": f"brand.{channel}", "message": m} for m in missing)
+        if errors:
+            raise NotReadyToLaunch(
+                "The campaign cannot launch yet: " + "; ".join(e["message"] for e in errors), errors=errors
+            )
+
+    # --- steps ------------------------------------------------------------------------------------
+
+    async def steps(self, campaign_id: uuid.UUID) -> Sequence[CampaignStep]:
+        """Return the campaign's steps in order."""
+        await self.get(campaign_id)
+        return await self.repo.steps(campaign_id)
+
+    async def step(self, campaign_id: uuid.UUID, step_id: uuid.UUID) -> CampaignStep:
+        """Return one step; raise StepNotFound."""
+        await self.get(campaign_id)
+        step = await self.repo.step(campaign_id, step_id)
+        if step is None:
+            raise StepNotFound("No such step.")
+        return step
+
+    async def add_step(self, campaign_id: uuid.UUID, data: StepCreate) -> CampaignStep:
+        """Append a step (or insert one into a draft); validate its templates."""
+        campaign = await self.get(campaign_id, for_update=True)
+        if CampaignStatus(campaign.status) in ENDED:
+            raise CampaignLocked(f"A {campaign.status} campaign cannot change.")
+        values = data.model_dump(exclude={"position", "delay"}, mode="json")
+        if errors := template_errors(values):
+            raise Invalid("A template is not valid.", errors=errors)
+        steps = list(await self.repo.steps(campaign.id))
+        last = len(steps) + 1
+        position = data.position or last
+        if position > last:
+            raise Invalid(errors=[{"field": "position", "message": f"must be between 1 and {last}"}])
+        if position != last:
+            if campaign.status != CampaignStatus.DRAFT:
+                raise CampaignLocked("A launched campaign can only gain steps at the end.")
+            order = [s.id for s in steps]
+        step = CampaignStep(
+            org_id=self.org_id,
+            campaign_id=campaign.id,
+            position=last + 1000,  # placed at the end, then renumbered if inserted
+            channel=data.channel.value,
+            delay_minutes=delay_minutes(data.delay, data.delay_unit, data.business_days),
+            delay_unit=data.delay_unit.value,
+            business_days=data.business_days,
+            subject_template=data.subject_template,
+            body_template=data.body_template,
+            sms_template=data.sms_template,
+            script_template=data.script_template,
+            audio_url=str(data.audio_url) if data.audio_url else None,
+            ai_instructions=data.ai_instructions,
+            variants=values.get("variants") or [],
+        )
+        await self.repo.add(step)
+        if position != last:
+            order.insert(position - 1, step.id)
+        else:
+            order = [s.id for s in steps] + [step.id]
+        await self.repo.set_positions(campaign.id, order)
+        touch(campaign)
+        return await self.step(campaign.id, step.id)
+
+    async def update_step(self, campaign_id: uuid.UUID, step_id: uuid.UUID, data: StepUpdate) -> CampaignStep:
+        """Change a step: copy at any time before the end; channel and delay only in a draft."""
+        campaign = await self.get(campaign_id, for_update=True)
+        step = await self.step(campaign_id, step_id)
+        if CampaignStatus(campaign.status) in ENDED:
+            raise CampaignLocked(f"A {campaign.status} campaign cannot change.")
+        changes = data.model_dump(exclude_unset=True, mode="json")
+        if errors := template_errors(changes):
+            raise Invalid("A template is not valid.", errors=errors)
+        unit = DelayUnit(changes.get("delay_unit") or step.delay_unit)
+        business = changes.get("business_days")
+        business = step.business_days if business is None else business
+        current_unit = DelayUnit(step.delay_unit)
+        delay = changes.get("delay")
+        if delay is None:
+            delay = step.delay_minutes // {"minutes": 1, "hours": 60, "days": 1440}[current_unit]
+        try:
+            minutes = delay_minutes(delay, unit, business)
+        except ValueError as exc:
+            raise Invalid(errors=[{"field": "delay", "message": str(exc)}]) from exc
+        timing_changed = (
+            minutes != step.delay_minutes or unit.value != step.delay_unit or business != step.business_days
+        )
+        channel = changes.get("channel") or step.channel
+        if campaign.status != CampaignStatus.DRAFT and (timing_changed or channel != step.channel):
+            raise CampaignLocked(
+                "A launched campaign keeps each step's channel and delay; change copy, windows or pacing, or add steps."
+            )
+        for key in ("subject_template", "body_template", "sms_template", "script_template", "ai_instructions"):
+            if key in changes:
+                setattr(step, key, changes[key])
+        if "audio_url" in changes:
+            step.audio_url = changes["audio_url"]
+        if "variants" in changes:
+            step.variants = changes["variants"] or []
+        step.channel = channel
+        step.delay_minutes, step.delay_unit, step.business_days = minutes, unit.value, business
+        touch(step)
+        await self.repo.add(step)
+        return step
+
+    async def delete_step(self, campaign_id: uuid.UUID, step_id: uuid.UUID) -> None:
+        """Remove a step from a draft and close the gap."""
+        campaign = await self.get(campaign_id, for_update=True)
+        step = await self.step(campaign_id, step_id)
+        if campaign.status != CampaignStatus.DRAFT:
+            raise CampaignLocked("Steps can only be deleted while the campaign is a draft.")
+        if await self.repo.step_has_messages(step.id):
+            raise CampaignLocked("The step has messages; it cannot be deleted.")
+        await self.repo.delete(step)
+        remaining = [s.id for s in await self.repo.steps(campaign.id)]
+        await self.repo.set_positions(campaign.id, remaining)
+
+    async def reorder_steps(self, campaign_id: uuid.UUID, step_ids: Sequence[uuid.UUID]) -> Sequence[CampaignStep]:
+        """Put a draft's steps in a new order."""
+        campaign = await self.get(campaign_id, for_update=True)
+        if campaign.status != CampaignStatus.DRAFT:
+            raise CampaignLocked("Steps can only be reordered while the campaign is a draft.")
+        current = {s.id for s in await self.repo.steps(campaign.id)}
+        if set(step_ids) != current or len(step_ids) != len(current):
+            raise Invalid(errors=[{"field": "step_ids", "message": "list every step of the campaign exactly once"}])
+        await self.repo.set_positions(campaign.id, step_ids)
+        return await self.repo.steps(campaign.id)
+
+    # --- enrollment -------------------------------------------------------------------------------
+
+    async def enroll(self, campaign_id: uuid.UUID, request: EnrollRequest) -> EnrollResult:
+        """Enroll leads in one set-based statement; report every skipped lead's reason."""
+        campaign = await self.get(campaign_id, for_update=True)
+        if CampaignStatus(campaign.status) in ENDED:
+            raise CampaignLocked(f"A {campaign.status} campaign takes no new leads.")
+        steps = await self.repo.steps(campaign.id)
+        if not steps:
+            raise Invalid(errors=[{"field": "steps", "message": "add steps before enrolling leads"}])
+        if request.import_id is not None and not await self.repo.import_exists(request.import_id):
+            raise Invalid(errors=[{"field": "import_id", "message": "no such import in this organization"}])
+        selector, params = lead_selector(request)
+        status = EnrollmentStatus.ACTIVE if campaign.status == CampaignStatus.ACTIVE else EnrollmentStatus.PAUSED
+        outcome = await self.repo.enroll(
+            campaign=campaign,
+            channels={s.channel for s in steps},
+            selector=selector,
+            params=params,
+            status=status,
+            schedule=campaign.status != CampaignStatus.DRAFT,
+            first_delay_minutes=steps[0].delay_minutes,
+        )
+        skipped = dict(outcome.skipped)
+        examples = [SkippedLead(lead_id=i, reason=r) for i, r in outcome.examples]
+        if request.lead_ids is not None:
+            unique = list(dict.fromkeys(request.lead_ids))
+            found = await self.repo.existing_lead_ids(unique)
+            missing = [i for i in unique if i not in found]
+            if missing:
+                skipped["not_found"] = len(missing)
+                examples.extend(SkippedLead(lead_id=i, reason="not_found") for i in missing[:100])
+        log.info("leads_enrolled", campaign_id=str(campaign.id), enrolled=outcome.enrolled, skipped=skipped)
+        return EnrollResult(enrolled=outcome.enrolled, skipped=skipped, skipped_leads=examples)
+
+    async def enrollments(
+        self, campaign_id: uuid.UUID, *, limit: int, cursor: str | None, status: str | None, lead_id: uuid.UUID | None
+    ) -> Sequence[Enrollment]:
+        """Return a page of the campaign's enrollments."""
+        await self.get(campaign_id)
+        return await self.repo.enrollments(campaign_id, limit=limit, cursor=cursor, status=status, lead_id=lead_id)
+
+    async def enrollment(self, campaign_id: uuid.UUID, enrollment_id: uuid.UUID) -> Enrollment:
+        """Return one enrollment; raise EnrollmentNotFound."""
+        await self.get(campaign_id)
+        enrollment = await self.repo.enrollment(campaign_id, enrollment_id)
+        if enrollment is None:
+            raise EnrollmentNotFound("No such enrollment.")
+        return enrollment
+
+    async def stop_enrollment(self, campaign_id: uuid.UUID, enrollment_id: uuid.UUID) -> Enrollment:
+        """Take a lead out of a campaign: nothing more is sent; its history stays."""
+        enrollment = await self.enrollment(campaign_id, enrollment_id)
+        if enrollment.status in (EnrollmentStatus.ACTIVE, EnrollmentStatus.PAUSED):
+            enrollment.status = EnrollmentStatus.STOPPED.value
+            enrollment.stopped_reason = "removed"
+            enrollment.next_due_at = None
+            touch(enrollment)
+            await self.repo.add(enrollment)
+        return enrollment
+
+    # --- schedule preview -------------------------------------------------------------------------
+
+    async def schedule(
+        self, campaign_id: uuid.UUID, *, lead_id: uuid.UUID | None, start: datetime | None
+    ) -> SchedulePreview:
+        """Preview when each step would go out for a lead, in its local time."""
+        campaign = await self.get(campaign_id)
+        tz_name = campaign.timezone
+        if lead_id is not None:
+            lead = await self.repo.lead(lead_id)
+            if lead is None:
+                raise LeadNotFound("No such lead.")
+            tz_name = lead.timezone or campaign.timezone
+        tz = zone(tz_name, campaign.timezone)
+        steps = await self.repo.steps(campaign.id)
+        starts_at = start or utcnow()
+        window = SendWindow.from_json(campaign.send_window)
+        times = preview(
+            starts_at,
+            [(s.channel, Delay(s.delay_minutes, s.delay_unit, s.business_days)) for s in steps],
+            window,
+            tz,
+        )
+        return SchedulePreview(
+            campaign_id=campaign.id,
+            lead_id=lead_id,
+            timezone=tz.key,
+            starts_at=starts_at,
+            steps=[
+                ScheduledStep(
+                    step_id=s.id,
+                    position=s.position,
+                    channel=Channel(s.channel),
+                    at=at,
+                    local_time=at.astimezone(tz).isoformat(),
+                    weekday=WEEKDAYS[at.astimezone(tz).weekday()],
+                )
+                for s, at in zip(steps, times, strict=True)
+            ],
+        )
+
+    # --- messages ---------------------------------------------------------------------------------
+
+    async def message(self, message_id: uuid.UUID) -> tuple[Message, Sequence[MessageEvent]]:
+        """Return a message and its events; raise MessageNotFound."""
+        message = await self.repo.message(message_id)
+        if message is None:
+            raise MessageNotFound("No such message.")
+        return message, await self.repo.events_of_messages([message.id])

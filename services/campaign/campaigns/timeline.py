@@ -1,0 +1,151 @@
+"""A lead's timeline: its messages and events, and why each active enrollment's next step waits."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from libs.db.base import utcnow
+from libs.db.models.campaign import Campaign, CampaignStatus, CampaignStep, Channel, Enrollment, MessageStatus
+from libs.schedule import CALLING_HOURS, ScheduleError, SendWindow, is_open, next_open, zone
+from services.campaign.campaigns.errors import LeadNotFound
+from services.campaign.campaigns.repository import CampaignRepository, LeadRow
+from services.campaign.campaigns.schemas import (
+    EventRead,
+    Timeline,
+    TimelineEnrollment,
+    TimelineMessage,
+    Waiting,
+)
+
+IN_FLIGHT = frozenset({MessageStatus.QUEUED, MessageStatus.RENDERING, MessageStatus.SENDING})
+
+
+def _missing_contact(lead: LeadRow, channel: str) -> Waiting | None:
+    if channel == Channel.EMAIL and not lead.email_normalized:
+        return Waiting(reason="no_address", detail="The lead has no email address.")
+    if channel in (Channel.SMS, Channel.VOICEMAIL) and not lead.phone:
+        return Waiting(reason="no_address", detail="The lead has no phone number.")
+    if channel == Channel.SMS and lead.consent_sms_at is None:
+        return Waiting(reason="no_consent", detail="The lead has not consented to SMS.")
+    if channel == Channel.VOICEMAIL and lead.consent_voice_at is None:
+        return Waiting(reason="no_consent", detail="The lead has not consented to voicemail.")
+    return None
+
+
+def window_reason(
+    now: datetime, due: datetime, channel: str, window_json: dict[str, object] | None, tz_name: str
+) -> Waiting:
+    """Say why a due step has not gone: its delay, the send window, calling hours, or nothing (due)."""
+    try:
+        tz = zone(tz_name)
+        window = SendWindow.from_json(window_json)
+    except ScheduleError as exc:
+        return Waiting(reason="due", detail=f"The schedule cannot be read ({exc}).")
+    if due > now:
+        return Waiting(
+            reason="waiting_for_delay", detail="The delay after the previous step has not passed.", until=due
+        )
+    if not is_open(now, window, tz):
+        until = next_open(now, window, tz)
+        return Waiting(
+            reason="outside_window",
+            detail=f"Outside the campaign's send window in the lead's time zone ({tz.key}).",
+            until=until,
+        )
+    if channel in (Channel.SMS, Channel.VOICEMAIL):
+        calling = SendWindow(frozenset(range(7)), *CALLING_HOURS)
+        if not is_open(now, calling, tz):
+            until = next_open(now, window.narrowed(*CALLING_HOURS), tz)
+            return Waiting(
+                reason="quiet_hours",
+                detail=f"Calls and texts wait for 08:00-21:00 in the lead's time zone ({tz.key}).",
+                until=until,
+            )
+    return Waiting(reason="due", detail="Due now; the ticker picks it up on its next pass.")
+
+
+class TimelineService:
+    """Build lead timelines for one organization."""
+
+    def __init__(self, repo: CampaignRepository) -> None:
+        self.repo = repo
+
+    async def timeline(self, lead_id: uuid.UUID) -> Timeline:
+        """Return the lead's timeline; raise LeadNotFound."""
+        lead = await self.repo.lead(lead_id)
+        if lead is None:
+            raise LeadNotFound("No such lead.")
+        messages = await self.repo.lead_messages(lead_id)
+        events = await self.repo.lead_events(lead_id)
+        by_message: dict[uuid.UUID, list[EventRead]] = {}
+        for event in events:
+            if event.message_id is not None:
+                by_message.setdefault(event.message_id, []).append(EventRead.model_validate(event))
+        enrollments = [
+            await self._enrollment(lead, enrollment, campaign)
+            for enrollment, campaign in await self.repo.lead_enrollments(lead_id)
+        ]
+        return Timeline(
+            lead_id=lead.id,
+            timezone=lead.timezone or "UTC",
+            enrollments=enrollments,
+            messages=[
+                TimelineMessage.model_validate({**m.model_dump(), "events": by_message.get(m.id, [])}) for m in messages
+            ],
+            events=[EventRead.model_validate(e) for e in events],
+        )
+
+    async def _enrollment(self, lead: LeadRow, enrollment: Enrollment, campaign: Campaign) -> TimelineEnrollment:
+        steps: Sequence[CampaignStep] = await self.repo.steps(campaign.id)
+        step = next((s for s in steps if s.position == enrollment.next_step_position), None)
+        waiting = None
+        if enrollment.status in ("active", "paused") and step is not None:
+            waiting = await self._why_waiting(lead, enrollment, campaign, step)
+        return TimelineEnrollment(
+            id=enrollment.id,
+            campaign_id=campaign.id,
+            campaign_name=campaign.name,
+            campaign_status=CampaignStatus(campaign.status),
+            status=enrollment.status,
+            next_step_position=enrollment.next_step_position,
+            next_step_id=step.id if step else None,
+            next_step_channel=Channel(step.channel) if step else None,
+            next_due_at=enrollment.next_due_at,
+            stopped_reason=enrollment.stopped_reason,
+            created_at=enrollment.created_at,
+            waiting=waiting,
+        )
+
+    async def _why_waiting(
+        self, lead: LeadRow, enrollment: Enrollment, campaign: Campaign, step: CampaignStep
+    ) -> Waiting:
+        if campaign.status == CampaignStatus.DRAFT:
+            return Waiting(reason="campaign_not_launched", detail="The campaign has not been launched.")
+        if campaign.status == CampaignStatus.PAUSED or enrollment.status == "paused":
+            return Waiting(reason="campaign_paused", detail="The campaign is paused.")
+        if await self.repo.lead_suppressed_on(lead.id, step.channel):
+            return Waiting(reason="suppressed", detail=f"The lead is on the suppression list for {step.channel}.")
+        if missing := _missing_contact(lead, step.channel):
+            return missing
+        message = await self.repo.message_for(enrollment.id, step.id)
+        if message is not None:
+            if message.status == MessageStatus.HELD:
+                return Waiting(
+                    reason="held",
+                    detail=f"Held back by the send-time checks: {message.hold_reason or 'no reason recorded'}.",
+                    until=message.next_attempt_at or message.due_at,
+                    hold_reason=message.hold_reason,
+                )
+            if message.status in IN_FLIGHT:
+                return Waiting(
+                    reason="in_flight",
+                    detail=f"The message is {message.status}.",
+                    until=message.next_attempt_at,
+                )
+        if enrollment.next_due_at is None:
+            return Waiting(reason="in_flight", detail="The step is being scheduled.")
+        return window_reason(
+            utcnow(), enrollment.next_due_at, step.channel, campaign.send_window, lead.timezone or campaign.timezone
+        )
