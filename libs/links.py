@@ -10,6 +10,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import uuid
 from dataclasses import dataclass
 from enum import StrEnum
@@ -76,3 +77,52 @@ def verify_link(secret: str, token: str, kind: LinkKind) -> LinkClaims:
         return LinkClaims(kind=kind, message_id=uuid.UUID(hex=payload[1]), url_index=url_index)
     except (ValueError, TypeError) as exc:
         raise InvalidLink("malformed link token") from exc
+
+
+_URL = re.compile(r"https?://[^\s<>\"'()\[\]]+", re.IGNORECASE)
+_TRAILING = ".,;:!?"
+MAX_TRACKED_LINKS = 100
+"""A message carries at most this many tracked URLs; any further URL is left as it is."""
+
+
+def link_url(base_url: str, kind: LinkKind, token: str) -> str:
+    """Return the public URL of ``token`` (``{base}/u/{token}``, ``/o/``, ``/c/``)."""
+    return f"{base_url.rstrip('/')}/{kind.value}/{token}"
+
+
+def unsubscribe_url(secret: str, base_url: str, message_id: uuid.UUID) -> str:
+    """Return the signed unsubscribe URL of a message (``List-Unsubscribe`` and the footer link)."""
+    return link_url(base_url, LinkKind.UNSUBSCRIBE, sign_link(secret, LinkKind.UNSUBSCRIBE, message_id))
+
+
+def open_url(secret: str, base_url: str, message_id: uuid.UUID) -> str:
+    """Return the signed open-pixel URL of a message."""
+    return link_url(base_url, LinkKind.OPEN, sign_link(secret, LinkKind.OPEN, message_id))
+
+
+def click_url(secret: str, base_url: str, message_id: uuid.UUID, url_index: int) -> str:
+    """Return the signed click URL for the ``url_index``-th stored URL of a message."""
+    return link_url(base_url, LinkKind.CLICK, sign_link(secret, LinkKind.CLICK, message_id, url_index))
+
+
+def track_links(secret: str, base_url: str, message_id: uuid.UUID, text: str) -> tuple[str, list[str]]:
+    """Replace each http(s) URL of ``text`` by its click URL; return the new text and the URLs by index.
+
+    The sender stores the returned list as ``message_links`` rows (``position`` = index) in the
+    same transaction as the message body: a click can only redirect to one of them.
+    """
+    urls: list[str] = []
+
+    def replace(match: re.Match[str]) -> str:
+        found = match.group(0)
+        url = found.rstrip(_TRAILING)
+        tail = found[len(url) :]
+        if len(url) > 2048:
+            return found
+        if url not in urls:
+            if len(urls) >= MAX_TRACKED_LINKS:
+                return found
+            urls.append(url)
+        return click_url(secret, base_url, message_id, urls.index(url)) + tail
+
+    return _URL.sub(replace, text), urls

@@ -7,6 +7,8 @@ Create Date: 2026-11-23 06:00:00
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
@@ -21,7 +23,7 @@ depends_on = None
 TABLES = ("inbound_events", "message_links", "webhook_endpoints", "webhook_deliveries", "webhook_attempts")
 
 
-def _org() -> sa.Column:
+def _org() -> sa.Column[Any]:
     return sa.Column("org_id", sa.Uuid(), nullable=False)
 
 
@@ -31,7 +33,7 @@ def _org_fk(table: str) -> sa.ForeignKeyConstraint:
     )
 
 
-def _ts(name: str, *, nullable: bool = True, server_default: bool = False) -> sa.Column:
+def _ts(name: str, *, nullable: bool = True, server_default: bool = False) -> sa.Column[Any]:
     return sa.Column(
         name,
         sa.DateTime(timezone=True),
@@ -40,7 +42,7 @@ def _ts(name: str, *, nullable: bool = True, server_default: bool = False) -> sa
     )
 
 
-def _jsonb(name: str, default: str) -> sa.Column:
+def _jsonb(name: str, default: str) -> sa.Column[Any]:
     return sa.Column(name, postgresql.JSONB(astext_type=sa.Text()), server_default=sa.text(default), nullable=False)
 
 

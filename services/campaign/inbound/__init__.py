@@ -1,0 +1,1 @@
+"""Inbound events: provider callbacks, inbound SMS and email, tracked links, customer webhooks."""

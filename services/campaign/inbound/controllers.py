@@ -1,0 +1,634 @@
+"""Inbound routes: Twilio callbacks, inbound email, tracked links (public, verified) and customer webhooks."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import html
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import anyio.to_thread
+import sqlalchemy as sa
+import structlog
+from litestar import Controller, Request, Response, delete, get, patch, post
+from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.response import Redirect
+from sqlalchemy.orm import Session
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from libs.db.base import utcnow
+from libs.db.models.inbound import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from libs.errors import BadRequest, Forbidden, Invalid, NotFound, PayloadTooLarge
+from libs.links import InvalidLink, LinkClaims, LinkKind, verify_link
+from libs.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, keyset, make_page
+from libs.queue import JobSpec, PendingJobs, QueueName
+from libs.security import PUBLIC, Principal, Role, requires
+from services.campaign.inbound import repository as repo
+from services.campaign.inbound import service
+from services.campaign.inbound.mail import InboundMail, MalformedMail, read
+from services.campaign.inbound.schemas import (
+    AttemptRead,
+    DeliveryRead,
+    WebhookCreate,
+    WebhookCreated,
+    WebhookRead,
+    WebhookUpdate,
+)
+from services.campaign.inbound.service import Context, Effects
+from services.campaign.inbound.settings import inbound_settings_from
+from services.campaign.inbound.twilio import (
+    IDEMPOTENCY_HEADER,
+    SIGNATURE_HEADER,
+    SIGNATURE_SETTINGS_HEADER,
+    FormParams,
+    find_signing_org,
+    parse_form,
+    public_url,
+)
+from services.campaign.inbound.webhooks import UnsafeUrl, check_url, new_secret
+
+log = structlog.get_logger(__name__)
+
+JOBS = "services.campaign.inbound.jobs"
+TWIML = "application/xml"
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
+PIXEL = (
+    b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00"
+    b",\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
+)
+ONE_CLICK = "List-Unsubscribe=One-Click"
+NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+
+
+async def provide_inbound(state: State) -> Context:
+    """Dependency: settings and keys of the inbound routes (built once per app)."""
+    ctx = state.get("inbound_context")
+    if ctx is None:
+        settings = state.get("inbound_settings") or inbound_settings_from(state.settings)
+        ctx = Context.from_settings(settings)
+        state.inbound_context = ctx
+    return ctx
+
+
+def _push(jobs: PendingJobs, effects: Effects) -> None:
+    for job in effects.jobs:
+        jobs.add(job)
+
+
+def _twiml(message: str | None) -> Response[str]:
+    if not message:
+        return Response(EMPTY_TWIML, media_type=TWIML)
+    from twilio.twiml.messaging_response import MessagingResponse
+
+    reply = MessagingResponse()
+    reply.message(message)
+    return Response(str(reply), media_type=TWIML)
+
+
+# --------------------------------------------------------------------------- Twilio
+
+
+class TwilioHooksController(Controller):
+    """Twilio status callbacks and inbound texts, signed with the organization's Auth Token."""
+
+    path = "/hooks/twilio"
+    opt = PUBLIC
+    tags = ["inbound"]
+    dependencies = {"inbound": Provide(provide_inbound)}
+
+    async def _verified(
+        self, request: Request[Any, Any, Any], session: AsyncSession, ctx: Context
+    ) -> tuple[uuid.UUID, FormParams]:
+        body = await request.body()
+        params = parse_form(body)
+        account_sid = params.first("AccountSid") or ""
+        signature = request.headers.get(SIGNATURE_HEADER, "")
+        if not account_sid or not signature:
+            raise Forbidden("The request is not signed by Twilio.")
+        url = public_url(
+            headers=request.headers,
+            scheme=request.scope.get("scheme", "http"),
+            host=request.headers.get("host"),
+            raw_path=request.scope.get("raw_path", b"").decode("latin-1") or request.url.path,
+            query_string=request.scope.get("query_string", b"").decode("latin-1"),
+            base_url=ctx.settings.public_base_url,
+        )
+        credentials = await session.run_sync(lambda s: repo.twilio_credentials(s, account_sid))
+        org_id = find_signing_org(
+            credentials,
+            box=ctx.box,
+            url=url,
+            params=params,
+            signature=signature,
+            settings_header=request.headers.get(SIGNATURE_SETTINGS_HEADER),
+        )
+        if org_id is None:
+            log.warning("twilio_signature_invalid", path=request.url.path)
+            raise Forbidden("The Twilio signature does not match this request.")
+        return org_id, params
+
+    async def _store(
+        self,
+        request: Request[Any, Any, Any],
+        session: AsyncSession,
+        *,
+        org_id: uuid.UUID,
+        source: str,
+        params: FormParams,
+        dedupe_key: str,
+    ) -> uuid.UUID | None:
+        query = {k: v for k, v in request.query_params.items() if isinstance(v, str)}
+        payload = {"params": params.flat(), "query": query}
+        token = request.headers.get(IDEMPOTENCY_HEADER)
+        return await session.run_sync(
+            lambda s: repo.insert_event(
+                s, org_id=org_id, source=source, dedupe_key=dedupe_key, payload=payload, idempotency_token=token
+            )
+        )
+
+    async def _status(
+        self, request: Request[Any, Any, Any], session: AsyncSession, jobs: PendingJobs, ctx: Context, *, call: bool
+    ) -> Response[str]:
+        org_id, params = await self._verified(request, session, ctx)
+        sid_name, status_name = ("CallSid", "CallStatus") if call else ("MessageSid", "MessageStatus")
+        sid = params.first(sid_name) or params.first("SmsSid") or ""
+        status = params.first(status_name) or params.first("SmsStatus") or ""
+        if not sid:
+            raise BadRequest(f"{sid_name} is missing.")
+        key = f"{sid}:{status}:{params.first('AnsweredBy') or ''}" if call else f"{sid}:{status}"
+        source = "twilio_call_status" if call else "twilio_message_status"
+        event_id = await self._store(request, session, org_id=org_id, source=source, params=params, dedupe_key=key)
+        if event_id is not None:
+            jobs.add(
+                JobSpec(
+                    queue=QueueName.INBOUND,
+                    func=f"{JOBS}.process_twilio_status",
+                    args=(str(event_id),),
+                    job_id=f"inbound-{event_id}",
+                )
+            )
+        return Response(EMPTY_TWIML, media_type=TWIML)
+
+    @post("/messages/status", operation_id="ReceiveTwilioMessageStatus", status_code=200)
+    async def message_status(
+        self,
+        request: Request[Any, Any, Any],
+        system_session: NamedDependency[AsyncSession],
+        jobs: NamedDependency[PendingJobs],
+        inbound: NamedDependency[Context],
+    ) -> Response[str]:
+        """Receive a Twilio message status callback."""
+        return await self._status(request, system_session, jobs, inbound, call=False)
+
+    @post("/calls/status", operation_id="ReceiveTwilioCallStatus", status_code=200)
+    async def call_status(
+        self,
+        request: Request[Any, Any, Any],
+        system_session: NamedDependency[AsyncSession],
+        jobs: NamedDependency[PendingJobs],
+        inbound: NamedDependency[Context],
+    ) -> Response[str]:
+        """Receive a Twilio call status callback (with ``AnsweredBy``)."""
+        return await self._status(request, system_session, jobs, inbound, call=True)
+
+    @post("/sms/inbound", operation_id="ReceiveTwilioSms", status_code=200)
+    async def sms_inbound(
+        self,
+        request: Request[Any, Any, Any],
+        system_session: NamedDependency[AsyncSession],
+        jobs: NamedDependency[PendingJobs],
+        inbound: NamedDependency[Context],
+    ) -> Response[str]:
+        """Receive an inbound text: opt-out, opt-in and help act at once; replies go to the queue."""
+        org_id, params = await self._verified(request, system_session, inbound)
+        sid = params.first("MessageSid") or params.first("SmsSid") or ""
+        if not sid:
+            raise BadRequest("MessageSid is missing.")
+        event_id = await self._store(
+            request, system_session, org_id=org_id, source="twilio_sms", params=params, dedupe_key=sid
+        )
+        if event_id is None:
+            return _twiml(None)
+        effects = Effects()
+        answer = await system_session.run_sync(
+            lambda s: service.handle_sms(s, inbound, effects, event_id=event_id, org_id=org_id)
+        )
+        _push(jobs, effects)
+        log.info("sms_inbound", event_id=str(event_id), outcome=answer.outcome)
+        return _twiml(answer.reply)
+
+
+# --------------------------------------------------------------------------- email
+
+
+def _email_authorized(request: Request[Any, Any, Any], body: bytes, ctx: Context) -> bool:
+    secret = ctx.settings.inbound_email_secret
+    if secret is None:
+        return False
+    key = secret.get_secret_value()
+    shared = request.headers.get("x-inbound-secret")
+    if shared is not None:
+        return hmac.compare_digest(shared.encode(), key.encode())
+    signature = request.headers.get("x-inbound-signature", "")
+    fields = dict(part.strip().partition("=")[::2] for part in signature.split(",") if "=" in part)
+    timestamp, given = fields.get("t", ""), fields.get("v1", "")
+    if not timestamp.isdigit() or not given:
+        return False
+    if abs(time.time() - int(timestamp)) > ctx.settings.inbound_signature_tolerance:
+        return False
+    expected = hmac.new(key.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, given)
+
+
+class EmailHooksController(Controller):
+    """Raw MIME from the mail system: replies, bounces and auto-replies."""
+
+    path = "/hooks/email"
+    opt = PUBLIC
+    tags = ["inbound"]
+    dependencies = {"inbound": Provide(provide_inbound)}
+
+    @post("/inbound", operation_id="ReceiveInboundEmail", status_code=202)
+    async def inbound_email(
+        self,
+        request: Request[Any, Any, Any],
+        system_session: NamedDependency[AsyncSession],
+        jobs: NamedDependency[PendingJobs],
+        inbound: NamedDependency[Context],
+    ) -> dict[str, str]:
+        """Accept one raw email (message/rfc822), authenticated by the shared secret or its HMAC."""
+        body = await request.body()
+        if len(body) > inbound.settings.inbound_email_max_bytes:
+            raise PayloadTooLarge("The email is too large.")
+        if not _email_authorized(request, body, inbound):
+            raise Forbidden("The inbound email secret or signature is missing or wrong.")
+        try:
+            mail = read(body)
+        except MalformedMail as exc:
+            raise BadRequest(f"Not a readable email: {exc}") from exc
+        message = await system_session.run_sync(lambda s: _first_message(s, mail))
+        if message is None:
+            log.info("email_inbound_unmatched", kind=mail.kind.value)
+            return {"status": "ignored", "kind": mail.kind.value}
+        dedupe = mail.mail_message_id or hashlib.sha256(body).hexdigest()
+        event_id = await system_session.run_sync(
+            lambda s: repo.insert_event(
+                s,
+                org_id=message.org_id,
+                source="email",
+                dedupe_key=f"{dedupe}:{message.id}",
+                payload={"kind": mail.kind.value, "subject": mail.subject, "status": mail.status},
+                raw=body,
+                message_id=message.id,
+                lead_id=message.lead_id,
+            )
+        )
+        if event_id is None:
+            return {"status": "duplicate", "kind": mail.kind.value}
+        jobs.add(
+            JobSpec(
+                queue=QueueName.INBOUND,
+                func=f"{JOBS}.process_inbound_email",
+                args=(str(event_id),),
+                job_id=f"inbound-{event_id}",
+            )
+        )
+        return {"status": "accepted", "kind": mail.kind.value, "event_id": str(event_id)}
+
+
+def _first_message(session: Session, mail: InboundMail) -> Any:
+    for message_id in mail.message_ids:
+        message = repo.message_by_id(session, message_id=message_id)
+        if message is not None and message.channel == "email":
+            return message
+    return None
+
+
+# --------------------------------------------------------------------------- links
+
+
+def _claims(token: str, kind: LinkKind, ctx: Context) -> LinkClaims:
+    try:
+        return verify_link(ctx.settings.secret_key.get_secret_value(), token, kind)
+    except InvalidLink as exc:
+        raise NotFound("This link is not valid.") from exc
+
+
+def _mask(email: str | None) -> str:
+    if not email or "@" not in email:
+        return "your address"
+    local, _, domain = email.partition("@")
+    return f"{local[:1]}***@{domain}"
+
+
+def _page(title: str, body: str) -> Response[str]:
+    document = (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{html.escape(title)}</title></head>"
+        '<body style="font-family:system-ui,sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem">'
+        f"{body}</body></html>"
+    )
+    headers = {
+        **NO_STORE,
+        "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+    }
+    return Response(document, media_type="text/html; charset=utf-8", headers=headers)
+
+
+class LinksController(Controller):
+    """Signed per-message links: unsubscribe (RFC 8058), open pixel, click redirect."""
+
+    path = "/"
+    opt = PUBLIC
+    tags = ["inbound"]
+    dependencies = {"inbound": Provide(provide_inbound)}
+
+    @get("/u/{token:str}", operation_id="ShowUnsubscribe")
+    async def show_unsubscribe(
+        self, token: FromPath[str], system_session: NamedDependency[AsyncSession], inbound: NamedDependency[Context]
+    ) -> Response[str]:
+        """Show the unsubscribe confirmation page (GET changes nothing: link scanners only GET)."""
+        claims = _claims(token, LinkKind.UNSUBSCRIBE, inbound)
+        email = await system_session.run_sync(lambda s: _recipient(s, claims.message_id))
+        if email is None:
+            raise NotFound("This link is not valid.")
+        form = (
+            f"<h1>Unsubscribe</h1><p>Stop emails to {html.escape(_mask(email))}?</p>"
+            '<form method="post"><input type="hidden" name="List-Unsubscribe" value="One-Click">'
+            '<button type="submit">Unsubscribe</button></form>'
+        )
+        return _page("Unsubscribe", form)
+
+    @post("/u/{token:str}", operation_id="Unsubscribe", status_code=200)
+    async def unsubscribe(
+        self,
+        token: FromPath[str],
+        request: Request[Any, Any, Any],
+        system_session: NamedDependency[AsyncSession],
+        jobs: NamedDependency[PendingJobs],
+        inbound: NamedDependency[Context],
+    ) -> Response[str]:
+        """Unsubscribe at once (RFC 8058 one-click POST: body ``List-Unsubscribe=One-Click``)."""
+        claims = _claims(token, LinkKind.UNSUBSCRIBE, inbound)
+        body = (await request.body())[:4096]
+        if parse_form(body).first("List-Unsubscribe") != "One-Click":
+            raise BadRequest(f"The body must be {ONE_CLICK}.")
+        effects = Effects()
+        found = await system_session.run_sync(
+            lambda s: service.unsubscribe(s, inbound, effects, message_id=claims.message_id, one_click=True)
+        )
+        if not found:
+            raise NotFound("This link is not valid.")
+        _push(jobs, effects)
+        return _page("Unsubscribed", "<h1>You are unsubscribed</h1><p>You will receive no more of these emails.</p>")
+
+    @get("/o/{token:str}", operation_id="TrackOpen")
+    async def open_pixel(
+        self,
+        token: FromPath[str],
+        system_session: NamedDependency[AsyncSession],
+        jobs: NamedDependency[PendingJobs],
+        inbound: NamedDependency[Context],
+    ) -> Response[bytes]:
+        """Serve the 1x1 open pixel and record the first open."""
+        claims = _claims(token, LinkKind.OPEN, inbound)
+        effects = Effects()
+        found = await system_session.run_sync(lambda s: service.record_open(s, effects, message_id=claims.message_id))
+        if not found:
+            raise NotFound("This link is not valid.")
+        _push(jobs, effects)
+        return Response(PIXEL, media_type="image/gif", headers=NO_STORE)
+
+    @get("/c/{token:str}", operation_id="FollowLink", status_code=302)
+    async def click(
+        self,
+        token: FromPath[str],
+        system_session: NamedDependency[AsyncSession],
+        jobs: NamedDependency[PendingJobs],
+        inbound: NamedDependency[Context],
+    ) -> Redirect:
+        """Redirect to the URL the message carried at the token's position (never anywhere else)."""
+        claims = _claims(token, LinkKind.CLICK, inbound)
+        if claims.url_index is None or claims.url_index < 0:
+            raise NotFound("This link is not valid.")
+        effects = Effects()
+        position = claims.url_index
+        url = await system_session.run_sync(
+            lambda s: service.resolve_click(s, effects, message_id=claims.message_id, position=position)
+        )
+        if url is None:
+            raise NotFound("This link is not valid.")
+        _push(jobs, effects)
+        return Redirect(url, status_code=302, headers=NO_STORE)
+
+
+def _recipient(session: Session, message_id: uuid.UUID) -> str | None:
+    message = repo.message_by_id(session, message_id=message_id)
+    if message is None:
+        return None
+    lead = repo.lead_by_id(session, org_id=message.org_id, lead_id=message.lead_id)
+    return (lead.email if lead is not None else None) or ""
+
+
+# --------------------------------------------------------------------------- customer webhooks
+
+
+def _read(row: WebhookEndpoint) -> WebhookRead:
+    return WebhookRead(
+        id=row.id,
+        url=row.url,
+        event_types=list(row.event_types),
+        description=row.description,
+        active=row.active,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+async def _checked_url(url: str, ctx: Context) -> str:
+    try:
+        await anyio.to_thread.run_sync(lambda: check_url(url, allow_private=ctx.settings.webhooks_allow_private))
+    except UnsafeUrl as exc:
+        raise Invalid(errors=[{"field": "url", "message": str(exc)}]) from exc
+    return url
+
+
+class WebhooksController(Controller):
+    """Customer endpoints that receive signed events, and their delivery log."""
+
+    path = "/api/webhooks"
+    tags = ["webhooks"]
+    dependencies = {"inbound": Provide(provide_inbound)}
+
+    async def _get(self, session: AsyncSession, org_id: uuid.UUID, webhook_id: uuid.UUID) -> WebhookEndpoint:
+        row = (
+            await session.exec(
+                select(WebhookEndpoint).where(WebhookEndpoint.org_id == org_id, WebhookEndpoint.id == webhook_id)
+            )
+        ).first()
+        if row is None:
+            raise NotFound("No such webhook endpoint.")
+        return row
+
+    @get("", guards=[requires(Role.MEMBER)], operation_id="ListWebhooks")
+    async def list_webhooks(
+        self,
+        session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+        limit: FromQuery[Limit] = DEFAULT_LIMIT,
+        cursor: FromQuery[Cursor] = None,
+    ) -> Page[WebhookRead]:
+        """List the organization's webhook endpoints, newest first."""
+        query = select(WebhookEndpoint).where(WebhookEndpoint.org_id == principal.org_id)
+        after = keyset(WebhookEndpoint, cursor)
+        if after is not None:
+            query = query.where(after)
+        query = query.order_by(col(WebhookEndpoint.created_at).desc(), col(WebhookEndpoint.id).desc()).limit(limit + 1)
+        rows = (await session.exec(query)).all()
+        return make_page(rows, limit, _read)
+
+    @post("", guards=[requires(Role.ADMIN)], operation_id="CreateWebhook", status_code=201)
+    async def create_webhook(
+        self,
+        data: JSONBody[WebhookCreate],
+        session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+        inbound: NamedDependency[Context],
+    ) -> WebhookCreated:
+        """Create an endpoint; the answer carries its signing secret, shown this once."""
+        url = await _checked_url(data.url, inbound)
+        secret = new_secret()
+        row = WebhookEndpoint(
+            org_id=principal.org_id,
+            url=url,
+            description=data.description,
+            event_types=[t.value for t in data.event_types],
+            secret_encrypted="",
+        )
+        row.secret_encrypted = inbound.box.encrypt(secret, associated_data=row.id.bytes)
+        session.add(row)
+        await session.flush()
+        log.info("webhook_created", webhook_id=str(row.id))
+        return WebhookCreated(**_read(row).model_dump(), secret=secret)
+
+    @get("/{webhook_id:uuid}", guards=[requires(Role.MEMBER)], operation_id="GetWebhook")
+    async def get_webhook(
+        self,
+        webhook_id: FromPath[uuid.UUID],
+        session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+    ) -> WebhookRead:
+        """Show one endpoint."""
+        return _read(await self._get(session, principal.org_id, webhook_id))
+
+    @patch("/{webhook_id:uuid}", guards=[requires(Role.ADMIN)], operation_id="UpdateWebhook")
+    async def update_webhook(
+        self,
+        webhook_id: FromPath[uuid.UUID],
+        data: JSONBody[WebhookUpdate],
+        session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+        inbound: NamedDependency[Context],
+    ) -> WebhookRead:
+        """Change an endpoint's URL, event types, description or active flag."""
+        row = await self._get(session, principal.org_id, webhook_id)
+        changes = data.model_dump(exclude_unset=True)
+        if changes.get("url") is not None:
+            row.url = await _checked_url(changes["url"], inbound)
+        if changes.get("event_types") is not None:
+            row.event_types = [str(t) for t in changes["event_types"]]
+        if "description" in changes:
+            row.description = changes["description"]
+        if changes.get("active") is not None:
+            row.active = bool(changes["active"])
+        row.updated_at = utcnow()
+        session.add(row)
+        await session.flush()
+        return _read(row)
+
+    @delete("/{webhook_id:uuid}", guards=[requires(Role.ADMIN)], operation_id="DeleteWebhook", status_code=204)
+    async def delete_webhook(
+        self,
+        webhook_id: FromPath[uuid.UUID],
+        session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+    ) -> None:
+        """Delete an endpoint and its delivery log."""
+        row = await self._get(session, principal.org_id, webhook_id)
+        await session.delete(row)
+        await session.flush()
+
+    @get("/{webhook_id:uuid}/deliveries", guards=[requires(Role.MEMBER)], operation_id="ListWebhookDeliveries")
+    async def list_deliveries(
+        self,
+        webhook_id: FromPath[uuid.UUID],
+        session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+        limit: FromQuery[Limit] = DEFAULT_LIMIT,
+        cursor: FromQuery[Cursor] = None,
+    ) -> Page[DeliveryRead]:
+        """List the endpoint's deliveries, newest first, each with every attempt made."""
+        endpoint = await self._get(session, principal.org_id, webhook_id)
+        query = select(WebhookDelivery).where(
+            WebhookDelivery.org_id == principal.org_id, WebhookDelivery.endpoint_id == endpoint.id
+        )
+        after = keyset(WebhookDelivery, cursor)
+        if after is not None:
+            query = query.where(after)
+        query = query.order_by(col(WebhookDelivery.created_at).desc(), col(WebhookDelivery.id).desc()).limit(limit + 1)
+        rows = (await session.exec(query)).all()
+        attempts = await _attempts(session, principal.org_id, [r.id for r in rows])
+
+        def to_read(row: WebhookDelivery) -> DeliveryRead:
+            return DeliveryRead(
+                id=row.id,
+                event_id=row.event_id,
+                event_type=row.event_type,
+                status=DeliveryStatus(row.status),
+                attempts=row.attempts,
+                next_attempt_at=row.next_attempt_at,
+                last_status_code=row.last_status_code,
+                last_error=row.last_error,
+                created_at=row.created_at,
+                delivered_at=row.delivered_at,
+                payload=row.payload,
+                attempt_log=attempts.get(row.id, []),
+            )
+
+        return make_page(rows, limit, to_read)
+
+
+async def _attempts(
+    session: AsyncSession, org_id: uuid.UUID, delivery_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[AttemptRead]]:
+    if not delivery_ids:
+        return {}
+    query = (
+        select(WebhookAttempt)
+        .where(WebhookAttempt.org_id == org_id, col(WebhookAttempt.delivery_id).in_(list(delivery_ids)))
+        .order_by(sa.asc(col(WebhookAttempt.number)))
+    )
+    found: dict[uuid.UUID, list[AttemptRead]] = {}
+    for row in (await session.exec(query)).all():
+        found.setdefault(row.delivery_id, []).append(
+            AttemptRead(
+                number=row.number,
+                started_at=row.started_at,
+                duration_ms=row.duration_ms,
+                status_code=row.status_code,
+                error=row.error,
+                response_excerpt=row.response_excerpt,
+            )
+        )
+    return found
+
+
+INBOUND_CONTROLLERS = [TwilioHooksController, EmailHooksController, LinksController, WebhooksController]
+"""Every controller of the inbound part, mounted by ``services.campaign.app``."""

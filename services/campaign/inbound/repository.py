@@ -1,0 +1,431 @@
+"""Every query of the inbound part: plain SQLAlchemy on a sync session (jobs, and requests via ``run_sync``).
+
+Each statement filters by ``org_id`` explicitly; sessions here are system sessions (public
+routes and jobs have no tenant token), so the explicit filter is the tenant boundary.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import Session
+
+from libs.db.models.brand import Brand, ProviderCredential, Sender
+from libs.db.models.campaign import Campaign, Enrollment, Message, MessageEvent
+from libs.db.models.inbound import (
+    InboundEvent,
+    MessageLink,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
+from libs.db.models.leads import Lead, Suppression
+
+EVENTS: sa.Table = InboundEvent.__table__  # type: ignore[attr-defined]
+MESSAGES: sa.Table = Message.__table__  # type: ignore[attr-defined]
+MESSAGE_EVENTS: sa.Table = MessageEvent.__table__  # type: ignore[attr-defined]
+ENROLLMENTS: sa.Table = Enrollment.__table__  # type: ignore[attr-defined]
+CAMPAIGNS: sa.Table = Campaign.__table__  # type: ignore[attr-defined]
+LEADS: sa.Table = Lead.__table__  # type: ignore[attr-defined]
+SUPPRESSIONS: sa.Table = Suppression.__table__  # type: ignore[attr-defined]
+LINKS: sa.Table = MessageLink.__table__  # type: ignore[attr-defined]
+ENDPOINTS: sa.Table = WebhookEndpoint.__table__  # type: ignore[attr-defined]
+DELIVERIES: sa.Table = WebhookDelivery.__table__  # type: ignore[attr-defined]
+ATTEMPTS: sa.Table = WebhookAttempt.__table__  # type: ignore[attr-defined]
+CREDENTIALS: sa.Table = ProviderCredential.__table__  # type: ignore[attr-defined]
+SENDERS: sa.Table = Sender.__table__  # type: ignore[attr-defined]
+BRANDS: sa.Table = Brand.__table__  # type: ignore[attr-defined]
+
+UNSENT = ("queued", "held")
+"""Ledger states of a message nobody has claimed yet: stopping its enrollment means it never goes."""
+
+
+# --------------------------------------------------------------------------- inbound events
+
+
+def insert_event(
+    session: Session,
+    *,
+    org_id: uuid.UUID,
+    source: str,
+    dedupe_key: str,
+    payload: dict[str, Any],
+    idempotency_token: str | None = None,
+    raw: bytes | None = None,
+    message_id: uuid.UUID | None = None,
+    lead_id: uuid.UUID | None = None,
+    received_at: datetime | None = None,
+) -> uuid.UUID | None:
+    """Insert an inbound event; return its id, or ``None`` when it is a duplicate (either key)."""
+    values: dict[str, Any] = {
+        "id": uuid.uuid4(),
+        "org_id": org_id,
+        "source": source,
+        "dedupe_key": dedupe_key[:255],
+        "idempotency_token": idempotency_token[:255] if idempotency_token else None,
+        "payload": payload,
+        "raw": raw,
+        "message_id": message_id,
+        "lead_id": lead_id,
+        "status": "received",
+    }
+    if received_at is not None:
+        values["received_at"] = received_at
+    stmt = pg_insert(EVENTS).values(**values).on_conflict_do_nothing().returning(EVENTS.c.id)
+    return session.execute(stmt).scalar_one_or_none()
+
+
+def get_event(session: Session, event_id: uuid.UUID, *, lock: bool = False) -> Any:
+    """Return the inbound event row (``FOR UPDATE`` with ``lock``), or ``None``."""
+    stmt = sa.select(EVENTS).where(EVENTS.c.id == event_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    return session.execute(stmt).first()
+
+
+def finish_event(
+    session: Session,
+    event_id: uuid.UUID,
+    *,
+    status: str,
+    outcome: str,
+    processed_at: datetime,
+    effective_at: datetime | None = None,
+    message_id: uuid.UUID | None = None,
+    lead_id: uuid.UUID | None = None,
+    error: str | None = None,
+) -> None:
+    """Record how an inbound event was handled."""
+    values: dict[str, Any] = {"status": status, "outcome": outcome[:64], "processed_at": processed_at}
+    if effective_at is not None:
+        values["effective_at"] = effective_at
+    if message_id is not None:
+        values["message_id"] = message_id
+    if lead_id is not None:
+        values["lead_id"] = lead_id
+    if error is not None:
+        values["error"] = error[:2000]
+    session.execute(sa.update(EVENTS).where(EVENTS.c.id == event_id).values(**values))
+
+
+# --------------------------------------------------------------------------- twilio accounts
+
+
+def twilio_credentials(session: Session, account_sid: str) -> Sequence[Any]:
+    """Every organization's Twilio credential for ``account_sid`` (``org_id``, ``secret_encrypted``)."""
+    stmt = sa.select(CREDENTIALS.c.org_id, CREDENTIALS.c.secret_encrypted).where(
+        CREDENTIALS.c.provider == "twilio", CREDENTIALS.c.account_sid == account_sid
+    )
+    return session.execute(stmt).all()
+
+
+def brand_for_number(session: Session, *, org_id: uuid.UUID, number: str | None) -> Any:
+    """The brand owning the SMS/voice sender ``number`` in ``org_id`` (else the org's first brand)."""
+    if number:
+        stmt = (
+            sa.select(BRANDS)
+            .join(SENDERS, SENDERS.c.brand_id == BRANDS.c.id)
+            .where(SENDERS.c.org_id == org_id, SENDERS.c.phone_number == number, SENDERS.c.kind.in_(("sms", "voice")))
+            .limit(1)
+        )
+        row = session.execute(stmt).first()
+        if row is not None:
+            return row
+    stmt = (
+        sa.select(BRANDS)
+        .where(BRANDS.c.org_id == org_id, BRANDS.c.archived_at.is_(None))
+        .order_by(BRANDS.c.created_at)
+        .limit(1)
+    )
+    return session.execute(stmt).first()
+
+
+# --------------------------------------------------------------------------- messages and leads
+
+
+def message_by_id(session: Session, *, message_id: uuid.UUID, org_id: uuid.UUID | None = None) -> Any:
+    """The ledger row ``message_id`` (within ``org_id`` when given), or ``None``."""
+    stmt = sa.select(MESSAGES).where(MESSAGES.c.id == message_id)
+    if org_id is not None:
+        stmt = stmt.where(MESSAGES.c.org_id == org_id)
+    return session.execute(stmt).first()
+
+
+def message_by_provider_id(session: Session, *, org_id: uuid.UUID, provider_id: str, channels: Iterable[str]) -> Any:
+    """The ledger row the provider knows as ``provider_id`` in ``org_id``, or ``None``."""
+    stmt = sa.select(MESSAGES).where(
+        MESSAGES.c.org_id == org_id,
+        MESSAGES.c.provider_message_id == provider_id,
+        MESSAGES.c.channel.in_(list(channels)),
+    )
+    return session.execute(stmt.limit(1)).first()
+
+
+def set_provider_id(session: Session, *, message_id: uuid.UUID, provider_id: str) -> None:
+    """Record the provider id of a message that has none yet (a callback came before the worker's record)."""
+    session.execute(
+        sa.update(MESSAGES)
+        .where(MESSAGES.c.id == message_id, MESSAGES.c.provider_message_id.is_(None))
+        .values(provider_message_id=provider_id[:255])
+    )
+
+
+def advance_message(
+    session: Session,
+    *,
+    message_id: uuid.UUID,
+    to_status: str,
+    from_statuses: Sequence[str],
+    now: datetime,
+    error_code: str | None = None,
+    error_detail: str | None = None,
+) -> bool:
+    """Move a message to ``to_status`` only from one of ``from_statuses``; return whether it moved."""
+    values: dict[str, Any] = {"status": to_status, "updated_at": now}
+    if error_code is not None:
+        values["error_code"] = error_code[:64]
+    if error_detail is not None:
+        values["error_detail"] = error_detail[:2000]
+    stmt = (
+        sa.update(MESSAGES)
+        .where(MESSAGES.c.id == message_id, MESSAGES.c.status.in_(list(from_statuses)))
+        .values(**values)
+        .returning(MESSAGES.c.id)
+    )
+    return session.execute(stmt).first() is not None
+
+
+def leads_by_phone(session: Session, *, org_id: uuid.UUID, phone: str) -> Sequence[Any]:
+    """Every lead of ``org_id`` with this E.164 number."""
+    stmt = sa.select(LEADS).where(LEADS.c.org_id == org_id, LEADS.c.phone == phone)
+    return session.execute(stmt).all()
+
+
+def lead_by_id(session: Session, *, org_id: uuid.UUID, lead_id: uuid.UUID) -> Any:
+    """The lead ``lead_id`` of ``org_id``, or ``None``."""
+    return session.execute(sa.select(LEADS).where(LEADS.c.org_id == org_id, LEADS.c.id == lead_id)).first()
+
+
+def latest_message(session: Session, *, org_id: uuid.UUID, lead_id: uuid.UUID, channels: Iterable[str]) -> Any:
+    """The most recent message sent to a lead on one of ``channels`` (for attribution), or ``None``."""
+    stmt = (
+        sa.select(MESSAGES)
+        .where(
+            MESSAGES.c.org_id == org_id,
+            MESSAGES.c.lead_id == lead_id,
+            MESSAGES.c.channel.in_(list(channels)),
+            MESSAGES.c.sent_at.is_not(None) | MESSAGES.c.provider_message_id.is_not(None),
+        )
+        .order_by(MESSAGES.c.created_at.desc())
+        .limit(1)
+    )
+    return session.execute(stmt).first()
+
+
+def message_link(session: Session, *, message_id: uuid.UUID, position: int) -> str | None:
+    """The URL at ``position`` of a message, or ``None``."""
+    stmt = sa.select(LINKS.c.url).where(LINKS.c.message_id == message_id, LINKS.c.position == position)
+    return session.execute(stmt).scalar_one_or_none()
+
+
+def add_message_event(
+    session: Session,
+    *,
+    org_id: uuid.UUID,
+    lead_id: uuid.UUID,
+    type_: str,
+    occurred_at: datetime,
+    message_id: uuid.UUID | None = None,
+    campaign_id: uuid.UUID | None = None,
+    data: dict[str, Any] | None = None,
+) -> uuid.UUID:
+    """Insert a message event (analytics and the lead timeline read these)."""
+    event_id = uuid.uuid4()
+    session.execute(
+        sa.insert(MESSAGE_EVENTS).values(
+            id=event_id,
+            org_id=org_id,
+            lead_id=lead_id,
+            message_id=message_id,
+            campaign_id=campaign_id,
+            type=type_,
+            occurred_at=occurred_at,
+            data=data or {},
+        )
+    )
+    return event_id
+
+
+def message_event(session: Session, event_id: uuid.UUID) -> Any:
+    """The message event ``event_id`` joined with its message's channel, or ``None``."""
+    stmt = (
+        sa.select(MESSAGE_EVENTS, MESSAGES.c.channel)
+        .select_from(MESSAGE_EVENTS.outerjoin(MESSAGES, MESSAGES.c.id == MESSAGE_EVENTS.c.message_id))
+        .where(MESSAGE_EVENTS.c.id == event_id)
+    )
+    return session.execute(stmt).first()
+
+
+# --------------------------------------------------------------------------- enrollments
+
+
+def stop_enrollments(
+    session: Session,
+    *,
+    org_id: uuid.UUID,
+    lead_ids: Sequence[uuid.UUID],
+    reason: str,
+    now: datetime,
+    rule: str | None = None,
+    rule_default: bool = True,
+    campaign_id: uuid.UUID | None = None,
+) -> list[uuid.UUID]:
+    """Stop the lead's live enrollments (only where the campaign's stop ``rule`` is on, when given).
+
+    Their messages nobody has claimed yet (``queued``/``held``) become ``skipped`` in the same
+    transaction, so the worker's conditional claim can never pick them up.
+    """
+    if not lead_ids:
+        return []
+    conditions = [
+        ENROLLMENTS.c.org_id == org_id,
+        ENROLLMENTS.c.lead_id.in_(list(lead_ids)),
+        ENROLLMENTS.c.status.in_(("active", "paused")),
+    ]
+    if campaign_id is not None:
+        conditions.append(ENROLLMENTS.c.campaign_id == campaign_id)
+    if rule is not None:
+        flag = sa.func.coalesce(CAMPAIGNS.c.stop_rules[rule].as_boolean(), sa.literal(rule_default))
+        conditions.append(
+            ENROLLMENTS.c.campaign_id.in_(sa.select(CAMPAIGNS.c.id).where(CAMPAIGNS.c.org_id == org_id, flag))
+        )
+    stmt = (
+        sa.update(ENROLLMENTS)
+        .where(*conditions)
+        .values(status="stopped", stopped_reason=reason[:64], next_due_at=None, updated_at=now)
+        .returning(ENROLLMENTS.c.id)
+    )
+    stopped = list(session.execute(stmt).scalars())
+    if stopped:
+        session.execute(
+            sa.update(MESSAGES)
+            .where(
+                MESSAGES.c.org_id == org_id,
+                MESSAGES.c.enrollment_id.in_(stopped),
+                MESSAGES.c.status.in_(UNSENT),
+            )
+            .values(status="skipped", hold_reason=reason[:64], next_attempt_at=None, updated_at=now)
+        )
+    return stopped
+
+
+# --------------------------------------------------------------------------- suppressions
+
+
+def remove_suppressions(
+    session: Session, *, org_id: uuid.UUID, kind: str, value: str, channels: Sequence[str], reasons: Sequence[str]
+) -> int:
+    """Delete the named suppressions of a contact (a re-subscribe); return how many."""
+    stmt = sa.delete(SUPPRESSIONS).where(
+        SUPPRESSIONS.c.org_id == org_id,
+        SUPPRESSIONS.c.kind == kind,
+        SUPPRESSIONS.c.value == value,
+        SUPPRESSIONS.c.channel.in_(list(channels)),
+        SUPPRESSIONS.c.reason.in_(list(reasons)),
+    )
+    result: Any = session.execute(stmt)
+    return int(result.rowcount or 0)
+
+
+# --------------------------------------------------------------------------- webhooks
+
+
+def subscribed_endpoints(session: Session, *, org_id: uuid.UUID, event_type: str) -> Sequence[Any]:
+    """Active endpoints of ``org_id`` subscribed to ``event_type``."""
+    stmt = sa.select(ENDPOINTS.c.id).where(
+        ENDPOINTS.c.org_id == org_id,
+        ENDPOINTS.c.active.is_(True),
+        ENDPOINTS.c.event_types.contains([event_type]),
+    )
+    return session.execute(stmt).all()
+
+
+def insert_delivery(
+    session: Session,
+    *,
+    org_id: uuid.UUID,
+    endpoint_id: uuid.UUID,
+    event_id: uuid.UUID,
+    event_type: str,
+    payload: dict[str, Any],
+) -> uuid.UUID | None:
+    """Owe ``payload`` to an endpoint once per event; return the new delivery id (``None``: already owed)."""
+    stmt = (
+        pg_insert(DELIVERIES)
+        .values(
+            id=uuid.uuid4(),
+            org_id=org_id,
+            endpoint_id=endpoint_id,
+            event_id=event_id,
+            event_type=event_type,
+            payload=payload,
+            status="pending",
+        )
+        .on_conflict_do_nothing(index_elements=["endpoint_id", "event_id"])
+        .returning(DELIVERIES.c.id)
+    )
+    return session.execute(stmt).scalar_one_or_none()
+
+
+def delivery_with_endpoint(session: Session, delivery_id: uuid.UUID) -> Any:
+    """The delivery row locked for this attempt, with its endpoint's url, secret and state."""
+    stmt = (
+        sa.select(
+            DELIVERIES,
+            ENDPOINTS.c.url,
+            ENDPOINTS.c.secret_encrypted,
+            ENDPOINTS.c.active,
+        )
+        .select_from(DELIVERIES.join(ENDPOINTS, ENDPOINTS.c.id == DELIVERIES.c.endpoint_id))
+        .where(DELIVERIES.c.id == delivery_id)
+        .with_for_update(of=DELIVERIES, skip_locked=True)
+    )
+    return session.execute(stmt).first()
+
+
+def record_attempt(
+    session: Session,
+    *,
+    org_id: uuid.UUID,
+    delivery_id: uuid.UUID,
+    number: int,
+    started_at: datetime,
+    duration_ms: int,
+    status_code: int | None,
+    error: str | None,
+    response_excerpt: str | None,
+) -> None:
+    """Log one HTTP attempt of a delivery."""
+    session.execute(
+        sa.insert(ATTEMPTS).values(
+            id=uuid.uuid4(),
+            org_id=org_id,
+            delivery_id=delivery_id,
+            number=number,
+            started_at=started_at,
+            duration_ms=duration_ms,
+            status_code=status_code,
+            error=error[:500] if error else None,
+            response_excerpt=response_excerpt[:500] if response_excerpt else None,
+        )
+    )
+
+
+def update_delivery(session: Session, delivery_id: uuid.UUID, **values: Any) -> None:
+    """Update a delivery's state after an attempt."""
+    session.execute(sa.update(DELIVERIES).where(DELIVERIES.c.id == delivery_id).values(**values))

@@ -1,0 +1,84 @@
+"""Schemas of the customer webhook API: endpoints and their delivery log."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, Field, field_validator
+
+from libs.db.models.inbound import DeliveryStatus, WebhookEventType
+
+Url = Annotated[str, Field(min_length=8, max_length=2048, description="http(s) URL that receives the events.")]
+
+
+def _unique(types: list[WebhookEventType]) -> list[WebhookEventType]:
+    return list(dict.fromkeys(types))
+
+
+class WebhookCreate(BaseModel):
+    """A new endpoint: where to send and which event types."""
+
+    url: Url
+    event_types: list[WebhookEventType] = Field(min_length=1, max_length=len(WebhookEventType))
+    description: str | None = Field(default=None, max_length=500)
+
+    _dedupe = field_validator("event_types")(_unique)
+
+
+class WebhookUpdate(BaseModel):
+    """Change an endpoint; omitted fields stay as they are."""
+
+    url: Url | None = None
+    event_types: list[WebhookEventType] | None = Field(default=None, min_length=1, max_length=len(WebhookEventType))
+    description: str | None = Field(default=None, max_length=500)
+    active: bool | None = None
+
+    _dedupe = field_validator("event_types")(lambda v: _unique(v) if v is not None else v)
+
+
+class WebhookRead(BaseModel):
+    """An endpoint as the API shows it (never its secret)."""
+
+    id: uuid.UUID
+    url: str
+    event_types: list[str]
+    description: str | None
+    active: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class WebhookCreated(WebhookRead):
+    """The endpoint just created, with its signing secret: shown this once, store it now."""
+
+    secret: str = Field(description="Signing secret (whsec_...). Shown once; used as the HMAC-SHA256 key.")
+
+
+class AttemptRead(BaseModel):
+    """One HTTP attempt of a delivery."""
+
+    number: int
+    started_at: datetime
+    duration_ms: int
+    status_code: int | None
+    error: str | None
+    response_excerpt: str | None
+
+
+class DeliveryRead(BaseModel):
+    """One event owed to the endpoint, with every attempt made so far."""
+
+    id: uuid.UUID
+    event_id: uuid.UUID
+    event_type: str
+    status: DeliveryStatus
+    attempts: int
+    next_attempt_at: datetime | None
+    last_status_code: int | None
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None
+    payload: dict[str, Any]
+    attempt_log: list[AttemptRead]

@@ -1,0 +1,804 @@
+"""The inbound rules, in domain words: advance, suppress, stop, record, notify.
+
+Every function takes a sync SQLAlchemy session (jobs use one directly; requests reach these
+through ``AsyncSession.run_sync``) and an :class:`Effects` collector; nothing here commits or
+enqueues: the caller commits, then enqueues ``effects.jobs``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import structlog
+from sqlalchemy.orm import Session
+
+from libs.crypto import SecretBox
+from libs.db.base import utcnow
+from libs.db.models.campaign import EventType, MessageStatus
+from libs.db.models.inbound import InboundStatus, WebhookEventType
+from libs.db.models.leads import SuppressionChannel, SuppressionKind, SuppressionReason
+from libs.optout import Classification, Intent, classify
+from libs.queue import JobSpec, QueueName
+from libs.suppression import hash_key, refresh_lead_status_statement, suppress_statement
+from services.campaign.inbound import repository as repo
+from services.campaign.inbound.mail import InboundMail, MailKind
+from services.campaign.inbound.settings import InboundSettings
+
+log = structlog.get_logger(__name__)
+
+JOBS = "services.campaign.inbound.jobs"
+
+# Ledger order for callbacks: a callback may only move a message forward, never back, and
+# never out of a terminal state (a later contrary callback is kept on the inbound event).
+_RANK = {"queued": 0, "held": 0, "rendering": 1, "sending": 2, "unknown": 2, "sent": 3}
+TERMINAL = ("delivered", "failed", "bounced", "skipped")
+
+SMS_STATUS = {
+    "sending": MessageStatus.SENT,
+    "sent": MessageStatus.SENT,
+    "delivered": MessageStatus.DELIVERED,
+    "read": MessageStatus.DELIVERED,
+    "undelivered": MessageStatus.FAILED,
+    "failed": MessageStatus.FAILED,
+    "canceled": MessageStatus.FAILED,
+}
+CALL_PROGRESS = frozenset({"initiated", "ringing", "in-progress", "answered"})
+CALL_FAILED = frozenset({"busy", "no-answer", "canceled", "failed"})
+CARRIER_OPTED_OUT = "21610"
+WEBHOOK_TYPES = frozenset(t.value for t in WebhookEventType)
+
+
+@dataclass
+class Effects:
+    """What a unit of work asks for after its commit: jobs to enqueue."""
+
+    jobs: list[JobSpec] = field(default_factory=list)
+
+    def webhook(self, delivery_id: uuid.UUID) -> None:
+        """Deliver one customer webhook after the commit."""
+        self.jobs.append(
+            JobSpec(
+                queue=QueueName.INBOUND,
+                func=f"{JOBS}.deliver_webhook",
+                args=(str(delivery_id),),
+                job_id=f"webhook-{delivery_id}-1",
+                timeout=60,
+            )
+        )
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the rules need besides the session."""
+
+    settings: InboundSettings
+    box: SecretBox
+    suppression_key: bytes
+
+    @classmethod
+    def from_settings(cls, settings: InboundSettings) -> Context:
+        """Build the context from settings."""
+        return cls(
+            settings=settings,
+            box=SecretBox.from_settings(settings),
+            suppression_key=hash_key(settings.secret_key.get_secret_value()),
+        )
+
+
+# --------------------------------------------------------------------------- shared steps
+
+
+def emit(
+    session: Session,
+    effects: Effects,
+    *,
+    org_id: uuid.UUID,
+    lead_id: uuid.UUID,
+    type_: EventType,
+    now: datetime,
+    message: Any = None,
+    campaign_id: uuid.UUID | None = None,
+    data: dict[str, Any] | None = None,
+) -> uuid.UUID:
+    """Record a message event and owe it to every subscribed customer endpoint."""
+    message_id = message.id if message is not None else None
+    campaign_id = campaign_id or (message.campaign_id if message is not None else None)
+    event_id = repo.add_message_event(
+        session,
+        org_id=org_id,
+        lead_id=lead_id,
+        type_=type_.value,
+        occurred_at=now,
+        message_id=message_id,
+        campaign_id=campaign_id,
+        data=data,
+    )
+    if type_.value in WEBHOOK_TYPES:
+        channel = message.channel if message is not None else (data or {}).get("channel")
+        fan_out(
+            session,
+            effects,
+            org_id=org_id,
+            event_id=event_id,
+            event_type=type_.value,
+            occurred_at=now,
+            body={
+                "lead_id": str(lead_id),
+                "message_id": str(message_id) if message_id else None,
+                "campaign_id": str(campaign_id) if campaign_id else None,
+                "channel": channel,
+                **(data or {}),
+            },
+        )
+    return event_id
+
+
+def fan_out(
+    session: Session,
+    effects: Effects,
+    *,
+    org_id: uuid.UUID,
+    event_id: uuid.UUID,
+    event_type: str,
+    occurred_at: datetime,
+    body: dict[str, Any],
+) -> list[uuid.UUID]:
+    """Create one delivery per endpoint subscribed to ``event_type`` (idempotent per event)."""
+    payload = {"id": str(event_id), "type": event_type, "created_at": occurred_at.isoformat(), "data": body}
+    created: list[uuid.UUID] = []
+    for endpoint in repo.subscribed_endpoints(session, org_id=org_id, event_type=event_type):
+        delivery_id = repo.insert_delivery(
+            session,
+            org_id=org_id,
+            endpoint_id=endpoint.id,
+            event_id=event_id,
+            event_type=event_type,
+            payload=payload,
+        )
+        if delivery_id is not None:
+            created.append(delivery_id)
+            effects.webhook(delivery_id)
+    return created
+
+
+def suppress(
+    session: Session,
+    ctx: Context,
+    *,
+    org_id: uuid.UUID,
+    kind: SuppressionKind,
+    value: str,
+    channels: Sequence[SuppressionChannel],
+    reason: SuppressionReason,
+    source: str,
+    lead_ids: Sequence[uuid.UUID] = (),
+) -> int:
+    """Suppress a contact on ``channels`` (idempotent) and refresh the leads' status; return new rows."""
+    added = 0
+    for channel in channels:
+        stmt = suppress_statement(org_id=org_id, channel=channel, kind=kind, value=value, reason=reason, source=source)
+        if session.execute(stmt).scalar_one_or_none() is not None:
+            added += 1
+    if lead_ids:
+        session.execute(refresh_lead_status_statement(org_id=org_id, key=ctx.suppression_key, lead_ids=lead_ids))
+    return added
+
+
+def advance(
+    session: Session,
+    message: Any,
+    target: MessageStatus,
+    *,
+    now: datetime,
+    error_code: str | None = None,
+    error_detail: str | None = None,
+) -> bool:
+    """Move ``message`` forward to ``target`` if the ledger order allows it; return whether it moved."""
+    if target is MessageStatus.SENT:
+        allowed = [s for s, rank in _RANK.items() if rank < _RANK["sent"] and s not in ("queued", "held")]
+    else:
+        allowed = ["rendering", "sending", "unknown", "sent"]
+    if target is MessageStatus.BOUNCED:
+        allowed.append("delivered")
+    return repo.advance_message(
+        session,
+        message_id=message.id,
+        to_status=target.value,
+        from_statuses=allowed,
+        now=now,
+        error_code=error_code,
+        error_detail=error_detail,
+    )
+
+
+# --------------------------------------------------------------------------- twilio status callbacks
+
+
+def _find_message(
+    session: Session, *, org_id: uuid.UUID, sid: str, query: dict[str, str], channels: tuple[str, ...]
+) -> Any:
+    message = repo.message_by_provider_id(session, org_id=org_id, provider_id=sid, channels=channels)
+    if message is not None:
+        return message
+    hinted = query.get("message_id")
+    if not hinted:
+        return None
+    try:
+        message_id = uuid.UUID(hinted)
+    except ValueError:
+        return None
+    message = repo.message_by_id(session, message_id=message_id, org_id=org_id)
+    if message is None or message.channel not in channels:
+        return None
+    if message.provider_message_id not in (None, sid):
+        return None
+    repo.set_provider_id(session, message_id=message.id, provider_id=sid)
+    return message
+
+
+def process_status(session: Session, ctx: Context, effects: Effects, event_id: uuid.UUID) -> str:
+    """Apply a Twilio message or call status callback; return the outcome recorded on the event."""
+    event = repo.get_event(session, event_id, lock=True)
+    if event is None or event.status != InboundStatus.RECEIVED.value:
+        return "already_processed" if event is not None else "missing"
+    now = utcnow()
+    params: dict[str, Any] = event.payload.get("params", {})
+    query: dict[str, str] = event.payload.get("query", {})
+    is_call = event.source == "twilio_call_status"
+    sid = str(params.get("CallSid" if is_call else "MessageSid") or params.get("SmsSid") or "")
+    channels = ("voicemail",) if is_call else ("sms",)
+    message = _find_message(session, org_id=event.org_id, sid=sid, query=query, channels=channels) if sid else None
+    if message is None:
+        log.info("twilio_callback_unknown_message", event_id=str(event_id), source=event.source)
+        repo.finish_event(session, event_id, status="ignored", outcome="unknown_message", processed_at=now)
+        return "unknown_message"
+
+    error_code = str(params.get("ErrorCode") or "").strip() or None
+    effective_at: datetime | None = None
+    if error_code == CARRIER_OPTED_OUT:
+        effective_at = _carrier_opt_out(session, ctx, effects, message=message, now=now)
+
+    target, detail = _status_target(params, is_call=is_call)
+    outcome = "no_change"
+    if target is not None:
+        code = f"twilio_{error_code}" if error_code else (detail if target is MessageStatus.FAILED else None)
+        if advance(session, message, target, now=now, error_code=code):
+            outcome = target.value
+            data: dict[str, Any] = {"provider_status": params.get("CallStatus" if is_call else "MessageStatus")}
+            if is_call and params.get("AnsweredBy"):
+                data["answered_by"] = params.get("AnsweredBy")
+            if error_code:
+                data["error_code"] = error_code
+            if target is MessageStatus.DELIVERED:
+                emit(
+                    session,
+                    effects,
+                    org_id=message.org_id,
+                    lead_id=message.lead_id,
+                    type_=EventType.DELIVERED,
+                    now=now,
+                    message=message,
+                    data=data,
+                )
+            elif target is MessageStatus.FAILED:
+                emit(
+                    session,
+                    effects,
+                    org_id=message.org_id,
+                    lead_id=message.lead_id,
+                    type_=EventType.FAILED,
+                    now=now,
+                    message=message,
+                    data=data,
+                )
+        elif message.status in TERMINAL:
+            outcome = f"kept_{message.status}"
+    if effective_at is not None:
+        outcome = "carrier_opt_out" if outcome == "no_change" else f"{outcome}+opt_out"
+    repo.finish_event(
+        session,
+        event_id,
+        status="processed",
+        outcome=outcome,
+        processed_at=now,
+        effective_at=effective_at,
+        message_id=message.id,
+        lead_id=message.lead_id,
+    )
+    return outcome
+
+
+def _status_target(params: dict[str, Any], *, is_call: bool) -> tuple[MessageStatus | None, str | None]:
+    if not is_call:
+        status = str(params.get("MessageStatus") or params.get("SmsStatus") or "").lower()
+        target = SMS_STATUS.get(status)
+        return target, f"twilio_{status}" if target is MessageStatus.FAILED else None
+    status = str(params.get("CallStatus") or "").lower()
+    answered_by = str(params.get("AnsweredBy") or "").lower()
+    if status in CALL_PROGRESS:
+        return MessageStatus.SENT, None
+    if status in CALL_FAILED:
+        return MessageStatus.FAILED, f"call_{status.replace('-', '_')}"
+    if status == "completed":
+        if answered_by == "fax":
+            return MessageStatus.FAILED, "call_fax"
+        return MessageStatus.DELIVERED, None
+    return None, None
+
+
+def _carrier_opt_out(
+    session: Session, ctx: Context, effects: Effects, *, message: Any, now: datetime
+) -> datetime | None:
+    lead = repo.lead_by_id(session, org_id=message.org_id, lead_id=message.lead_id)
+    if lead is None or not lead.phone:
+        return None
+    leads = repo.leads_by_phone(session, org_id=message.org_id, phone=lead.phone)
+    suppress(
+        session,
+        ctx,
+        org_id=message.org_id,
+        kind=SuppressionKind.PHONE,
+        value=lead.phone,
+        channels=(SuppressionChannel.SMS, SuppressionChannel.VOICEMAIL),
+        reason=SuppressionReason.STOP,
+        source="twilio error 21610",
+        lead_ids=[row.id for row in leads],
+    )
+    return utcnow()
+
+
+# --------------------------------------------------------------------------- inbound SMS
+
+
+@dataclass(frozen=True, slots=True)
+class SmsAnswer:
+    """What an inbound text came to and the one confirmation to send back (``None``: none)."""
+
+    outcome: str
+    reply: str | None = None
+    deferred: bool = False
+
+
+def handle_sms(
+    session: Session, ctx: Context, effects: Effects, *, event_id: uuid.UUID, org_id: uuid.UUID
+) -> SmsAnswer:
+    """Act at once on opt-out, opt-in and help texts; leave a plain reply to the ``inbound`` job."""
+    event = repo.get_event(session, event_id, lock=True)
+    if event is None:
+        return SmsAnswer("missing")
+    params: dict[str, Any] = event.payload.get("params", {})
+    intent = classify(str(params.get("Body") or ""))
+    if intent.intent is Intent.REPLY:
+        effects.jobs.append(
+            JobSpec(
+                queue=QueueName.INBOUND,
+                func=f"{JOBS}.process_inbound_sms",
+                args=(str(event_id),),
+                job_id=f"inbound-{event_id}",
+            )
+        )
+        return SmsAnswer("reply", deferred=True)
+    return apply_sms(session, ctx, effects, event=event, intent=intent)
+
+
+def apply_sms(session: Session, ctx: Context, effects: Effects, *, event: Any, intent: Classification) -> SmsAnswer:
+    """Apply one inbound text (opt-out, opt-out of all, opt-in, help, reply) and mark the event processed."""
+    now = utcnow()
+    org_id = event.org_id
+    params: dict[str, Any] = event.payload.get("params", {})
+    phone = str(params.get("From") or "").strip()
+    brand = repo.brand_for_number(session, org_id=org_id, number=str(params.get("To") or "").strip() or None)
+    brand_name = brand.name if brand is not None else "This sender"
+    leads = repo.leads_by_phone(session, org_id=org_id, phone=phone) if phone else []
+    lead_ids = [row.id for row in leads]
+    effective_at: datetime | None = None
+    answer: SmsAnswer
+    source = f"sms {intent.matched or intent.intent.value}"[:200]
+
+    if intent.is_opt_out:
+        everywhere = intent.intent is Intent.OPT_OUT_ALL
+        channels = (SuppressionChannel.ALL,) if everywhere else (SuppressionChannel.SMS, SuppressionChannel.VOICEMAIL)
+        if phone:
+            suppress(
+                session,
+                ctx,
+                org_id=org_id,
+                kind=SuppressionKind.PHONE,
+                value=phone,
+                channels=channels,
+                reason=SuppressionReason.STOP,
+                source=source,
+                lead_ids=lead_ids,
+            )
+        if everywhere:
+            for lead in leads:
+                if lead.email_normalized:
+                    suppress(
+                        session,
+                        ctx,
+                        org_id=org_id,
+                        kind=SuppressionKind.EMAIL,
+                        value=lead.email_normalized,
+                        channels=(SuppressionChannel.ALL,),
+                        reason=SuppressionReason.STOP,
+                        source=source,
+                        lead_ids=[lead.id],
+                    )
+        repo.stop_enrollments(session, org_id=org_id, lead_ids=lead_ids, reason="opted_out", now=now)
+        effective_at = utcnow()
+        for lead in leads:
+            message = repo.latest_message(session, org_id=org_id, lead_id=lead.id, channels=("sms", "voicemail"))
+            emit(
+                session,
+                effects,
+                org_id=org_id,
+                lead_id=lead.id,
+                type_=EventType.UNSUBSCRIBED,
+                now=now,
+                message=message,
+                data={"channel": "sms", "scope": "all" if everywhere else "sms_voicemail", "keyword": intent.matched},
+            )
+        scope = "from all messages and calls" if everywhere else "and will receive no more messages"
+        answer = SmsAnswer(
+            intent.intent.value, f"{brand_name}: You are unsubscribed {scope}. Reply START to resubscribe."
+        )
+    elif intent.intent is Intent.OPT_IN:
+        if phone:
+            repo.remove_suppressions(
+                session,
+                org_id=org_id,
+                kind=SuppressionKind.PHONE.value,
+                value=phone,
+                channels=("sms", "voicemail"),
+                reasons=("stop",),
+            )
+            if lead_ids:
+                session.execute(
+                    refresh_lead_status_statement(org_id=org_id, key=ctx.suppression_key, lead_ids=lead_ids)
+                )
+        effective_at = utcnow()
+        answer = SmsAnswer("opt_in", f"{brand_name}: You are resubscribed. Reply HELP for help, STOP to unsubscribe.")
+    elif intent.intent is Intent.HELP:
+        answer = SmsAnswer("help", help_text(brand))
+    else:
+        text = str(params.get("Body") or "")[:1600]
+        for lead in leads:
+            message = repo.latest_message(session, org_id=org_id, lead_id=lead.id, channels=("sms", "voicemail"))
+            emit(
+                session,
+                effects,
+                org_id=org_id,
+                lead_id=lead.id,
+                type_=EventType.REPLIED,
+                now=now,
+                message=message,
+                data={"channel": "sms", "text": text},
+            )
+        repo.stop_enrollments(session, org_id=org_id, lead_ids=lead_ids, reason="replied", now=now, rule="on_reply")
+        answer = SmsAnswer("reply" if leads else "reply_unknown_lead")
+    repo.finish_event(
+        session,
+        event.id,
+        status="processed" if leads or intent.intent is not Intent.REPLY else "ignored",
+        outcome=answer.outcome,
+        processed_at=utcnow(),
+        effective_at=effective_at,
+        lead_id=lead_ids[0] if lead_ids else None,
+    )
+    return answer
+
+
+def help_text(brand: Any) -> str:
+    """The HELP answer: who is texting, how to stop, where to find more (no marketing)."""
+    if brand is None:
+        return "Reply STOP to unsubscribe, START to resubscribe."
+    parts = [f"{brand.name}:"]
+    parts.append((brand.opt_out_sms or "Reply STOP to unsubscribe.").strip())
+    if brand.website:
+        parts.append(f"Info: {brand.website}")
+    parts.append("Msg&data rates may apply.")
+    return " ".join(parts)[:480]
+
+
+def process_sms_event(session: Session, ctx: Context, effects: Effects, event_id: uuid.UUID) -> str:
+    """Apply a deferred inbound text (the job side of :func:`handle_sms`)."""
+    event = repo.get_event(session, event_id, lock=True)
+    if event is None or event.status != InboundStatus.RECEIVED.value:
+        return "already_processed" if event is not None else "missing"
+    intent = classify(str(event.payload.get("params", {}).get("Body") or ""))
+    return apply_sms(session, ctx, effects, event=event, intent=intent).outcome
+
+
+# --------------------------------------------------------------------------- email
+
+
+def process_email(session: Session, ctx: Context, effects: Effects, event_id: uuid.UUID, mail: InboundMail) -> str:
+    """Apply a parsed inbound email: bounce, auto-reply, reply (or opt-out written as a reply)."""
+    event = repo.get_event(session, event_id, lock=True)
+    if event is None or event.status != InboundStatus.RECEIVED.value:
+        return "already_processed" if event is not None else "missing"
+    now = utcnow()
+    message = (
+        repo.message_by_id(session, message_id=event.message_id, org_id=event.org_id) if event.message_id else None
+    )
+    if message is None:
+        repo.finish_event(session, event_id, status="ignored", outcome="unknown_message", processed_at=now)
+        return "unknown_message"
+    lead = repo.lead_by_id(session, org_id=message.org_id, lead_id=message.lead_id)
+    effective_at: datetime | None = None
+    outcome = mail.kind.value
+    if mail.kind is MailKind.HARD_BOUNCE:
+        advance(
+            session,
+            message,
+            MessageStatus.BOUNCED,
+            now=now,
+            error_code=f"dsn_{mail.status}",
+            error_detail=mail.diagnostic,
+        )
+        address = mail.recipient or (lead.email_normalized if lead is not None else None)
+        if address:
+            suppress(
+                session,
+                ctx,
+                org_id=message.org_id,
+                kind=SuppressionKind.EMAIL,
+                value=address.lower(),
+                channels=(SuppressionChannel.EMAIL,),
+                reason=SuppressionReason.BOUNCE,
+                source=f"dsn {mail.status}",
+                lead_ids=[message.lead_id],
+            )
+            effective_at = utcnow()
+        emit(
+            session,
+            effects,
+            org_id=message.org_id,
+            lead_id=message.lead_id,
+            type_=EventType.BOUNCED,
+            now=now,
+            message=message,
+            data={"status": mail.status, "hard": True, "diagnostic": mail.diagnostic},
+        )
+        repo.stop_enrollments(
+            session,
+            org_id=message.org_id,
+            lead_ids=[message.lead_id],
+            reason="bounced",
+            now=now,
+            rule="on_bounce",
+            rule_default=False,
+        )
+    elif mail.kind is MailKind.SOFT_BOUNCE:
+        log.info("email_soft_bounce", message_id=str(message.id), status=mail.status)
+    elif mail.kind is MailKind.AUTO_REPLY:
+        log.info("email_auto_reply", message_id=str(message.id))
+    elif mail.kind is MailKind.REPLY:
+        intent = classify(mail.text)
+        if intent.is_opt_out and lead is not None:
+            everywhere = intent.intent is Intent.OPT_OUT_ALL
+            source = f"email reply {intent.matched}"[:200]
+            if lead.email_normalized:
+                suppress(
+                    session,
+                    ctx,
+                    org_id=message.org_id,
+                    kind=SuppressionKind.EMAIL,
+                    value=lead.email_normalized,
+                    channels=(SuppressionChannel.ALL if everywhere else SuppressionChannel.EMAIL,),
+                    reason=SuppressionReason.UNSUBSCRIBE,
+                    source=source,
+                    lead_ids=[lead.id],
+                )
+            if everywhere and lead.phone:
+                suppress(
+                    session,
+                    ctx,
+                    org_id=message.org_id,
+                    kind=SuppressionKind.PHONE,
+                    value=lead.phone,
+                    channels=(SuppressionChannel.ALL,),
+                    reason=SuppressionReason.STOP,
+                    source=source,
+                    lead_ids=[lead.id],
+                )
+            repo.stop_enrollments(session, org_id=message.org_id, lead_ids=[lead.id], reason="opted_out", now=now)
+            effective_at = utcnow()
+            emit(
+                session,
+                effects,
+                org_id=message.org_id,
+                lead_id=lead.id,
+                type_=EventType.UNSUBSCRIBED,
+                now=now,
+                message=message,
+                data={"scope": "all" if everywhere else "email", "phrase": intent.matched},
+            )
+            outcome = intent.intent.value
+        else:
+            emit(
+                session,
+                effects,
+                org_id=message.org_id,
+                lead_id=message.lead_id,
+                type_=EventType.REPLIED,
+                now=now,
+                message=message,
+                data={"subject": mail.subject, "text": mail.text[:2000]},
+            )
+            repo.stop_enrollments(
+                session, org_id=message.org_id, lead_ids=[message.lead_id], reason="replied", now=now, rule="on_reply"
+            )
+    repo.finish_event(
+        session,
+        event_id,
+        status="processed",
+        outcome=outcome,
+        processed_at=utcnow(),
+        effective_at=effective_at,
+        message_id=message.id,
+        lead_id=message.lead_id,
+    )
+    return outcome
+
+
+# --------------------------------------------------------------------------- links
+
+
+def unsubscribe(session: Session, ctx: Context, effects: Effects, *, message_id: uuid.UUID, one_click: bool) -> bool:
+    """Unsubscribe the address a message went to (idempotent); return whether the message exists."""
+    message = repo.message_by_id(session, message_id=message_id)
+    if message is None:
+        return False
+    now = utcnow()
+    lead = repo.lead_by_id(session, org_id=message.org_id, lead_id=message.lead_id)
+    event_id = repo.insert_event(
+        session,
+        org_id=message.org_id,
+        source="unsubscribe",
+        dedupe_key=str(message.id),
+        payload={"one_click": one_click},
+        message_id=message.id,
+        lead_id=message.lead_id,
+        received_at=now,
+    )
+    if lead is not None and lead.email_normalized:
+        suppress(
+            session,
+            ctx,
+            org_id=message.org_id,
+            kind=SuppressionKind.EMAIL,
+            value=lead.email_normalized,
+            channels=(SuppressionChannel.EMAIL,),
+            reason=SuppressionReason.UNSUBSCRIBE,
+            source=f"list-unsubscribe {message.id}",
+            lead_ids=[lead.id],
+        )
+    if event_id is None:
+        return True
+    repo.stop_enrollments(
+        session,
+        org_id=message.org_id,
+        lead_ids=[message.lead_id],
+        reason="unsubscribed",
+        now=now,
+        rule="on_unsubscribe",
+        campaign_id=message.campaign_id,
+    )
+    emit(
+        session,
+        effects,
+        org_id=message.org_id,
+        lead_id=message.lead_id,
+        type_=EventType.UNSUBSCRIBED,
+        now=now,
+        message=message,
+        data={"scope": "email", "one_click": one_click},
+    )
+    repo.finish_event(
+        session, event_id, status="processed", outcome="unsubscribed", processed_at=utcnow(), effective_at=utcnow()
+    )
+    return True
+
+
+def record_open(session: Session, effects: Effects, *, message_id: uuid.UUID) -> bool:
+    """Record the first open of a message; return whether the message exists."""
+    message = repo.message_by_id(session, message_id=message_id)
+    if message is None:
+        return False
+    now = utcnow()
+    event_id = repo.insert_event(
+        session,
+        org_id=message.org_id,
+        source="open",
+        dedupe_key=str(message.id),
+        payload={},
+        message_id=message.id,
+        lead_id=message.lead_id,
+        received_at=now,
+    )
+    if event_id is not None:
+        emit(
+            session,
+            effects,
+            org_id=message.org_id,
+            lead_id=message.lead_id,
+            type_=EventType.OPENED,
+            now=now,
+            message=message,
+        )
+        repo.finish_event(session, event_id, status="processed", outcome="opened", processed_at=now)
+    return True
+
+
+def resolve_click(session: Session, effects: Effects, *, message_id: uuid.UUID, position: int) -> str | None:
+    """Return the stored URL a click token points at (recording the first click), or ``None``."""
+    message = repo.message_by_id(session, message_id=message_id)
+    if message is None:
+        return None
+    url = repo.message_link(session, message_id=message.id, position=position)
+    if url is None or not url.lower().startswith(("http://", "https://")):
+        return None
+    now = utcnow()
+    event_id = repo.insert_event(
+        session,
+        org_id=message.org_id,
+        source="click",
+        dedupe_key=f"{message.id}:{position}",
+        payload={"position": position},
+        message_id=message.id,
+        lead_id=message.lead_id,
+        received_at=now,
+    )
+    if event_id is not None:
+        emit(
+            session,
+            effects,
+            org_id=message.org_id,
+            lead_id=message.lead_id,
+            type_=EventType.CLICKED,
+            now=now,
+            message=message,
+            data={"url": url, "position": position},
+        )
+        repo.stop_enrollments(
+            session,
+            org_id=message.org_id,
+            lead_ids=[message.lead_id],
+            reason="clicked",
+            now=now,
+            rule="on_click",
+            rule_default=False,
+            campaign_id=message.campaign_id,
+        )
+        repo.finish_event(session, event_id, status="processed", outcome="clicked", processed_at=now)
+    return url
+
+
+def publish(session: Session, effects: Effects, *, event_id: uuid.UUID) -> int:
+    """Owe an existing message event (e.g. ``sent`` recorded by the worker) to subscribed endpoints."""
+    row = repo.message_event(session, event_id)
+    if row is None or row.type not in WEBHOOK_TYPES:
+        return 0
+    body = {
+        "lead_id": str(row.lead_id),
+        "message_id": str(row.message_id) if row.message_id else None,
+        "campaign_id": str(row.campaign_id) if row.campaign_id else None,
+        "channel": row.channel,
+        **(row.data or {}),
+    }
+    return len(
+        fan_out(
+            session,
+            effects,
+            org_id=row.org_id,
+            event_id=row.id,
+            event_type=row.type,
+            occurred_at=row.occurred_at,
+            body=body,
+        )
+    )
