@@ -1,0 +1,232 @@
+"""``sdr dev``: the whole system on one machine, as supervised processes.
+
+Order of events: embedded PostgreSQL and Redis when no URL is given, the database created
+and migrated, then the gateway, the three services, the workers, the ticker (when the worker
+box has one) and the SMTP sink, each a separate ``sdr`` process. Once the gateway's
+``/readyz`` is green the URLs are printed; from then on a child that dies is reported with
+its exit code and restarted with backoff, and Ctrl-C or SIGTERM stops everything.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy.engine import make_url
+
+from libs.db.migrate import upgrade
+from libs.dev.embedded import embedded_postgres, ensure_database, free_port, redis_child, wait_for_redis
+from libs.dev.settings import DevSettings
+from libs.dev.supervisor import ChildSpec, Supervisor
+from libs.logging import configure_logging
+from libs.queue import ALL_QUEUES
+
+SERVICES = ("auth", "brand", "campaign")
+"""The services ``sdr dev`` runs behind the gateway, in start order."""
+
+MAIL_FOLDER = "mail"
+"""The SMTP sink's maildir under the data dir (``services.worker.sinks.MAIL_FOLDER``)."""
+
+
+class DevFailed(RuntimeError):
+    """``sdr dev`` could not bring the system up or had to stop it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """Where the running system's state lives, after embedded servers started."""
+
+    data_dir: Path
+    database_url: str
+    redis_url: str
+    embedded_postgres: bool
+    embedded_redis: bool
+
+
+def sdr_argv(*args: str) -> list[str]:
+    """Return the command line that runs ``sdr <args>`` with this interpreter."""
+    return [sys.executable, "-m", "libs.cli", *args]
+
+
+def child_environment(settings: DevSettings, resolved: Resolved) -> dict[str, str]:
+    """Return the environment every child gets: the resolved URLs and where each process listens."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "SDR_DATA_DIR": str(resolved.data_dir),
+            "SDR_DATABASE_URL": resolved.database_url,
+            "SDR_REDIS_URL": resolved.redis_url,
+            "SDR_JWKS_URL": f"{settings.url_of('auth')}/api/auth/jwks.json",
+            "SDR_AUTH_URL": settings.url_of("auth"),
+            "SDR_BRAND_URL": settings.url_of("brand"),
+            "SDR_CAMPAIGN_URL": settings.url_of("campaign"),
+            "SDR_PUBLIC_BASE_URL": settings.url_of("gateway"),
+            "SDR_SMTP_SINK_HOST": settings.smtp_sink_host,
+            "SDR_SMTP_SINK_PORT": str(settings.smtp_sink_port),
+            "SDR_ENV": settings.env.value,
+        }
+    )
+    return env
+
+
+def app_children(settings: DevSettings, env: dict[str, str], *, ticker: bool) -> list[ChildSpec]:
+    """Return the children of the running system, services first and the gateway last."""
+    serve = [
+        ChildSpec(
+            name=app,
+            argv=sdr_argv("serve", app, "--host", settings.host, "--port", str(settings.port_of(app))),
+            env=env,
+        )
+        for app in (*SERVICES, "gateway")
+    ]
+    queues = ",".join(str(q) for q in ALL_QUEUES)
+    workers = [
+        ChildSpec(name=f"worker-{i}", argv=sdr_argv("worker", "--queues", queues), env=env)
+        for i in range(1, settings.dev_workers + 1)
+    ]
+    extra = [ChildSpec(name="ticker", argv=sdr_argv("ticker"), env=env)] if ticker else []
+    sink = ChildSpec(
+        name="sink",
+        argv=sdr_argv("sink", "--host", settings.smtp_sink_host, "--port", str(settings.smtp_sink_port)),
+        env=env,
+    )
+    return [*serve, *workers, *extra, sink]
+
+
+def readiness(url: str) -> tuple[bool, Any]:
+    """Return whether ``url`` answers 200 now, and the body it answered (or the error)."""
+    try:
+        response = httpx.get(url, timeout=2.0)
+    except httpx.HTTPError as exc:
+        return False, type(exc).__name__
+    try:
+        body: Any = response.json()
+    except ValueError:
+        body = response.text[:200]
+    return response.status_code == 200, body
+
+
+def wait_until_ready(supervisor: Supervisor, url: str, *, timeout: float) -> Any:
+    """Supervise while polling ``url`` until it is green; raise :class:`DevFailed` on timeout or stop."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while not supervisor.stop_requested:
+        ready, last = readiness(url)
+        if ready:
+            return last
+        if time.monotonic() > deadline:
+            raise DevFailed(f"{url} was not green after {timeout:.0f}s; last answer: {last}")
+        supervisor.step(0.25)
+    raise DevFailed("stopped before the system was ready")
+
+
+def banner(settings: DevSettings, resolved: Resolved, ready: Any) -> list[str]:
+    """Return the lines printed once the system is up."""
+    gateway = settings.url_of("gateway")
+    parsed = make_url(resolved.database_url)
+    database = parsed.render_as_string(hide_password=bool(parsed.password))
+    lines = [
+        "",
+        "Tidewater is up.",
+        f"  gateway      {gateway}",
+        f"  API docs     {gateway}/api/docs",
+        f"  OpenAPI      {gateway}/api/openapi.json",
+        f"  readiness    {gateway}/readyz",
+        f"  mail sink    smtp://{settings.smtp_sink_host}:{settings.smtp_sink_port}"
+        f" -> {resolved.data_dir / MAIL_FOLDER / 'new'}",
+        f"  database     {database}{'  (embedded)' if resolved.embedded_postgres else ''}",
+        f"  redis        {resolved.redis_url}{'  (embedded)' if resolved.embedded_redis else ''}",
+        f"  data dir     {resolved.data_dir}",
+    ]
+    checks = ready.get("checks") if isinstance(ready, dict) else None
+    if isinstance(checks, dict):
+        lines.append("  readyz       " + ", ".join(f"{name}={_state(state)}" for name, state in checks.items()))
+    lines += ["Press Ctrl-C to stop every process.", ""]
+    return lines
+
+
+def _state(value: Any) -> str:
+    if isinstance(value, dict):
+        return str(value.get("status") or value.get("state") or value)
+    return str(value)
+
+
+def run_dev(settings: DevSettings, *, ticker: bool, supervisor: Supervisor | None = None) -> int:
+    """Run the whole system until Ctrl-C or SIGTERM; return the process exit code."""
+    configure_logging(service="sdr", level=settings.log_level, json=settings.json_logs)
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
+    data_dir = settings.data_dir.expanduser().resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    supervisor = supervisor or Supervisor(grace=settings.dev_grace_seconds)
+    given = settings.model_fields_set
+    # Signals are handled from the first moment; children stop before the servers they use.
+    with supervisor, ExitStack() as servers:
+        try:
+            resolved = _start_backing_servers(servers, supervisor, settings, data_dir, given)
+            if supervisor.stop_requested:
+                return 0
+            env = child_environment(settings, resolved)
+            for spec in app_children(settings, env, ticker=ticker):
+                supervisor.add(spec)
+            if not ticker:
+                supervisor.say("the worker box has no ticker yet: due enrollments will not be queued")
+            ready = wait_until_ready(
+                supervisor, f"{settings.url_of('gateway')}/readyz", timeout=settings.dev_ready_timeout
+            )
+            for line in banner(settings, resolved, ready):
+                supervisor.say(line)
+            supervisor.run()
+        except DevFailed as exc:
+            if supervisor.stop_requested and not supervisor.failed:
+                return 0
+            supervisor.say(f"!!! {exc}")
+            return 1
+        finally:
+            supervisor.stop()
+            supervisor.say("every child stopped" + (", stopping PostgreSQL" if "database_url" not in given else ""))
+    if supervisor.failed:
+        supervisor.say(f"stopped because {supervisor.failed} kept failing")
+        return 1
+    supervisor.say("every process stopped")
+    return 0
+
+
+def _start_backing_servers(
+    stack: ExitStack, supervisor: Supervisor, settings: DevSettings, data_dir: Path, given: Sequence[str] | set[str]
+) -> Resolved:
+    embedded_pg = "database_url" not in given
+    embedded_redis = "redis_url" not in given
+    database_url = settings.database_url
+    if embedded_pg:
+        supervisor.say(f"starting embedded PostgreSQL in {data_dir / 'postgres'}")
+        postgres = stack.enter_context(embedded_postgres(data_dir / "postgres"))
+        database_url = postgres.url
+    redis_url = settings.redis_url
+    if embedded_redis:
+        port = settings.embedded_redis_port or free_port()
+        redis_url = f"redis://127.0.0.1:{port}/0"
+        supervisor.say(f"starting embedded Redis on 127.0.0.1:{port} in {data_dir / 'redis'}")
+        supervisor.add(redis_child(data_dir / "redis", port=port))
+    try:
+        wait_for_redis(redis_url)
+    except TimeoutError as exc:
+        raise DevFailed(str(exc)) from exc
+    if ensure_database(database_url):
+        supervisor.say(f"created database {make_url(database_url).database}")
+    supervisor.say("migrating the database to head")
+    upgrade(database_url)
+    return Resolved(
+        data_dir=data_dir,
+        database_url=database_url,
+        redis_url=redis_url,
+        embedded_postgres=embedded_pg,
+        embedded_redis=embedded_redis,
+    )
