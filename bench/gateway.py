@@ -21,6 +21,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -60,7 +61,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_ready(port: int, process: subprocess.Popen[bytes], deadline: float = 20.0) -> None:
+def wait_ready(port: int, process: subprocess.Popen[bytes], deadline: float = 60.0) -> None:
     """Wait until ``GET /healthz`` answers 200 on ``port``."""
     end = time.monotonic() + deadline
     while time.monotonic() < end:
@@ -93,15 +94,21 @@ def server_command(server: str, target: str, port: int) -> list[str]:
 @contextmanager
 def serve(server: str, target: str, port: int, env: dict[str, str] | None = None) -> Iterator[None]:
     """Run ``target`` in its own process for the duration of the block; always stop it."""
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in the finally below
     process = subprocess.Popen(
         server_command(server, target, port),
         cwd=ROOT,
         env={**os.environ, **(env or {})},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
-        wait_ready(port, process)
+        try:
+            wait_ready(port, process)
+        except RuntimeError:
+            log.seek(0)
+            sys.stderr.write(log.read().decode(errors="replace"))
+            raise
         yield
     finally:
         process.terminate()
@@ -110,6 +117,7 @@ def serve(server: str, target: str, port: int, env: dict[str, str] | None = None
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        log.close()
 
 
 class _Connection(asyncio.Protocol):
@@ -281,6 +289,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=0.5, help="unmeasured seconds before each run")
     parser.add_argument("--json", type=Path, help="also write the rows to this file")
     args = parser.parse_args(argv)
+    if args.server == "granian":
+        import importlib.util
+
+        if importlib.util.find_spec("granian") is None:
+            parser.error("granian is not installed here: uv add --group dev granian")
     transports = [t.strip() for t in args.transports.split(",") if t.strip()]
     for transport in transports:
         if transport not in TRANSPORTS:
@@ -288,7 +301,9 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.monotonic()
     backend_port = free_port()
+    load1 = os.getloadavg()[0]
     print(f"server={args.server}, {args.seconds}s per run after {args.warmup}s warm-up, loopback only")
+    print(f"{os.cpu_count()} CPUs, load average {load1:.1f} at start (other work on the machine skews every figure)")
     with serve(args.server, "bench.gateway:create_backend", backend_port):
         direct = run_scenarios(backend_port, args.seconds, args.warmup)
         via: dict[str, dict[tuple[str, int], Result]] = {}
