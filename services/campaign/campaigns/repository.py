@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -53,7 +54,8 @@ class EnrollOutcome:
 
 LEADS_L = LEADS.alias("l")
 """The leads table as ``l``: the alias every raw statement here reads leads through."""
-_DIALECT = postgresql.dialect(paramstyle="named")  # type: ignore[no-untyped-call]
+_DIALECT = postgresql.dialect(paramstyle="named")
+_CAST = re.compile(r":(\w+)::([A-Z][A-Z_]*(?: VARYING| PRECISION)?(?:\(\d+\))?(?:\[\])?)")  # type: ignore[no-untyped-call]
 
 
 def suppressed_sql(org_id: uuid.UUID, channels: Iterable[str], key: bytes, prefix: str) -> tuple[str, dict[str, Any]]:
@@ -64,7 +66,8 @@ def suppressed_sql(org_id: uuid.UUID, channels: Iterable[str], key: bytes, prefi
     """
     clause = sa.or_(*(suppressed_clause(org_id=org_id, channel=c, key=key, leads=LEADS_L) for c in sorted(channels)))
     compiled = clause.compile(dialect=_DIALECT, compile_kwargs={"render_postcompile": True})
-    sql = str(compiled)
+    # sa.text reads ":name::TYPE" as no bind at all; spell the driver's casts as CAST(:name AS TYPE).
+    sql = _CAST.sub(r"CAST(:\1 AS \2)", str(compiled))
     params: dict[str, Any] = {}
     for name in sorted(compiled.params, key=len, reverse=True):
         sql = sql.replace(f":{name}", f":{prefix}{name}")

@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -26,6 +27,7 @@ from services.campaign.settings import CampaignSettings
 from tests.support.servers import free_port
 from tests.support.tokens import TokenSigner
 
+NOW = datetime.now(UTC)
 NOWHERE = "http://127.0.0.1:9"
 """A brand service URL nothing listens on (tests that launch start a real one)."""
 
