@@ -5,7 +5,8 @@ The network transport is aiohttp's ``ClientSession`` because it measured fastest
 64 clients, direct 12,900 req/s; through the gateway on aiohttp 3,600 req/s (28%), on httpx over
 the ``httpx-aiohttp`` transport 1,300 req/s (10%: it pays for both clients' request and response
 models), on httpx's default pool 365 req/s (3%: its pool serialises under concurrency,
-encode/httpx#3215). Added p50 at one client: +0.22 ms, +0.31 ms, +0.52 ms. httpx stays for the in-process case: ``httpx.ASGITransport`` calls an ASGI
+encode/httpx#3215). Added p50 at one client: +0.22 ms, +0.31 ms, +0.52 ms.
+httpx stays for the in-process case: ``httpx.ASGITransport`` calls an ASGI
 app directly, so tests and single-process installs run the same proxy code with no sockets.
 """
 
