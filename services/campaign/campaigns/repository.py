@@ -54,8 +54,8 @@ class EnrollOutcome:
 
 LEADS_L = LEADS.alias("l")
 """The leads table as ``l``: the alias every raw statement here reads leads through."""
-_DIALECT = postgresql.dialect(paramstyle="named")
-_CAST = re.compile(r":(\w+)::([A-Z][A-Z_]*(?: VARYING| PRECISION)?(?:\(\d+\))?(?:\[\])?)")  # type: ignore[no-untyped-call]
+_DIALECT = postgresql.dialect(paramstyle="named")  # type: ignore[no-untyped-call]
+_CAST = re.compile(r":(\w+)::([A-Z][A-Z_]*(?: VARYING| PRECISION)?(?:\(\d+\))?(?:\[\])?)")
 
 
 def suppressed_sql(org_id: uuid.UUID, channels: Iterable[str], key: bytes, prefix: str) -> tuple[str, dict[str, Any]]:
