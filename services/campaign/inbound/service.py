@@ -23,7 +23,13 @@ from libs.db.models.inbound import InboundStatus, WebhookEventType
 from libs.db.models.leads import SuppressionChannel, SuppressionKind, SuppressionReason
 from libs.optout import Classification, Intent, classify
 from libs.queue import JobSpec, QueueName
-from libs.suppression import hash_key, refresh_lead_status_statement, suppress_statement
+from libs.suppression import (
+    InvalidContact,
+    hash_key,
+    normalize_email,
+    refresh_lead_status_statement,
+    suppress_statement,
+)
 from services.campaign.inbound import repository as repo
 from services.campaign.inbound.mail import InboundMail, MailKind
 from services.campaign.inbound.settings import InboundSettings
@@ -540,14 +546,14 @@ def process_email(session: Session, ctx: Context, effects: Effects, event_id: uu
             error_code=f"dsn_{mail.status}",
             error_detail=mail.diagnostic,
         )
-        address = mail.recipient or (lead.email_normalized if lead is not None else None)
+        address = _normalized(mail.recipient) or (lead.email_normalized if lead is not None else None)
         if address:
             suppress(
                 session,
                 ctx,
                 org_id=message.org_id,
                 kind=SuppressionKind.EMAIL,
-                value=address.lower(),
+                value=address,
                 channels=(SuppressionChannel.EMAIL,),
                 reason=SuppressionReason.BOUNCE,
                 source=f"dsn {mail.status}",
@@ -644,6 +650,15 @@ def process_email(session: Session, ctx: Context, effects: Effects, event_id: uu
         lead_id=message.lead_id,
     )
     return outcome
+
+
+def _normalized(address: str | None) -> str | None:
+    if not address:
+        return None
+    try:
+        return normalize_email(address)
+    except InvalidContact:
+        return None
 
 
 # --------------------------------------------------------------------------- links
