@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -29,13 +30,14 @@ from libs.db.base import APP_ROLE, ORG_SETTING, SYSTEM_ROLE
 from libs.db.models.leads import ImportStatus
 from libs.suppression import LEADS, contact_hash, suppressed_clause
 from services.campaign.leads.contact import ContactValidator
-from services.campaign.leads.csvfile import FileRejected, detect_format, open_rows
+from services.campaign.leads.csvfile import LINE_TOO_LONG, FileRejected, detect_format, open_rows
 from services.campaign.leads.rows import MAX_COLUMNS, ColumnMap, HeaderError, LeadRow, RowError, RowParser
 from services.campaign.leads.rows import build_column_map as build_columns
 
 log = structlog.get_logger(__name__)
 
 MAX_REPORT_CELL = 2000
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 ERASED_REASON = "This contact asked to be erased (GDPR); the row was not imported."
 DUPLICATE_REASON = "Duplicate of an earlier row of this file."
 
@@ -173,8 +175,15 @@ class Counts:
     suppressed: int = 0
 
 
+def _clean(cell: str) -> str:
+    """Make a raw cell storable as JSON text: no NUL, undecodable bytes shown as U+FFFD."""
+    if _UNSTORABLE.search(cell):
+        cell = _UNSTORABLE.sub(lambda m: "" if m.group() == "\x00" else "\ufffd", cell.replace(LINE_TOO_LONG, ""))
+    return cell
+
+
 def _report_cells(cells: Sequence[str]) -> list[str]:
-    return [c[:MAX_REPORT_CELL] for c in cells[: MAX_COLUMNS + 1]]
+    return [_clean(c[:MAX_REPORT_CELL]) for c in cells[: MAX_COLUMNS + 1]]
 
 
 class ImportRun:
