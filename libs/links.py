@@ -68,7 +68,8 @@ def verify_link(secret: str, token: str, kind: LinkKind) -> LinkClaims:
         payload = json.loads(_unb64(body))
     except (ValueError, TypeError) as exc:
         raise InvalidLink("malformed link token") from exc
-    if not hmac.compare_digest(expected, given):
+    # Only the canonical encoding is accepted: base64 leaves spare bits in the last character.
+    if not hmac.compare_digest(expected, given) or _b64(given) != mac:
         raise InvalidLink("link token signature mismatch")
     if not isinstance(payload, list) or len(payload) not in (2, 3) or payload[0] != kind.value:
         raise InvalidLink("link token is not of the expected kind")

@@ -118,7 +118,7 @@ def _keyword(text: str) -> Classification | None:
     # A keyword with only courtesy words around it ("stop please", "STOP now thanks").
     tokens = re.sub(r"[^0-9A-Z ]+", " ", core).split()
     found = [t for t in tokens if t not in _COURTESY]
-    if len(found) == 1 and found[0] in OPT_OUT_KEYWORDS:
+    if found and len(set(found)) == 1 and found[0] in OPT_OUT_KEYWORDS:
         return Classification(Intent.OPT_OUT, found[0])
     if len(found) == 2 and " ".join(found) == "OPT OUT":
         return Classification(Intent.OPT_OUT, "OPT OUT")

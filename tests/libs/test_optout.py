@@ -1,0 +1,115 @@
+"""Opt-out classification: every keyword in every shape, plain-language requests, and replies left alone."""
+
+from __future__ import annotations
+
+import pytest
+
+from libs.optout import Intent, classify, reply_text
+
+KEYWORDS = ["STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPT OUT", "OPTOUT"]
+
+
+def shapes(word: str) -> list[str]:
+    return [
+        word,
+        word.lower(),
+        word.title(),
+        f"  {word}  ",
+        f"{word}.",
+        f"{word}!",
+        f"'{word}'",
+        f"{word} 🙏",
+        f"\n{word}\n",
+        f"{word.lower()} please",
+        f"{word}, thanks",
+    ]
+
+
+@pytest.mark.parametrize("word", KEYWORDS)
+def test_every_opt_out_keyword_in_any_case_with_spaces_and_punctuation(word: str) -> None:
+    for text in shapes(word):
+        assert classify(text).intent is Intent.OPT_OUT, text
+
+
+@pytest.mark.parametrize("text", ["opt-out", "Opt_Out", "OPT - OUT", "stop now", "STOP STOP"])
+def test_keyword_variants(text: str) -> None:
+    assert classify(text).intent is Intent.OPT_OUT
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "please stop texting me",
+        "Stop texting me!",
+        "stop sending me messages",
+        "remove me",
+        "Remove me from your list",
+        "take me off your list",
+        "unsubscribe me please",
+        "opt me out",
+        "Please don't text me again",
+        "do not message me",
+        "no more texts please",
+        "leave me alone",
+        "Not interested, stop",
+        "Stop messaging me, wrong person",
+    ],
+)
+def test_plain_language_opt_outs(text: str) -> None:
+    assert classify(text).intent is Intent.OPT_OUT, text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "stop contacting me",
+        "Do not contact me again",
+        "don't call, text or email me",
+        "please stop all contact",
+        "remove me from all your lists",
+        "never reach out to me by any channel",
+        "Stop calling and texting me",
+    ],
+)
+def test_requests_to_stop_all_contact(text: str) -> None:
+    assert classify(text).intent is Intent.OPT_OUT_ALL, text
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        ("START", Intent.OPT_IN),
+        ("unstop", Intent.OPT_IN),
+        (" Start. ", Intent.OPT_IN),
+        ("HELP", Intent.HELP),
+        ("help?", Intent.HELP),
+        ("INFO", Intent.HELP),
+    ],
+)
+def test_start_and_help(text: str, intent: Intent) -> None:
+    assert classify(text).intent is intent
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Sounds good, let's talk Tuesday",
+        "yes",
+        "I'll stop by your booth tomorrow",
+        "Please don't stop, this is useful",
+        "I don't text much, call me instead",
+        "What does it cost to start?",
+        "Can you help me understand pricing?",
+        "We stopped using spreadsheets last year",
+        "",
+        "   ",
+    ],
+)
+def test_replies_are_not_opt_outs(text: str) -> None:
+    assert classify(text).intent is Intent.REPLY, text
+
+
+def test_reply_text_drops_quoted_history_and_signature() -> None:
+    body = "Sounds good.\n\nBest,\nLea\n-- \nLea, Globex\n\nOn Mon, Sam wrote:\n> Hi Lea\n> STOP by our booth"
+    assert reply_text(body) == "Sounds good.\n\nBest,\nLea"
+    assert classify(reply_text(body)).intent is Intent.REPLY
