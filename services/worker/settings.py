@@ -46,6 +46,9 @@ class WorkerSettings(CommonSettings):
     domain_pacing_per_minute: int = Field(
         default=30, ge=1, description="Emails per minute to one recipient domain from one organization."
     )
+    worker_alive_ttl: float = Field(
+        default=15.0, gt=0, description="Seconds a killed worker takes to be noticed by the ticker's repair pass."
+    )
     clock_offset_seconds: float = Field(
         default=0.0, description="Shift the worker's and ticker's clock (tests drive time with it)."
     )

@@ -12,7 +12,7 @@ import openai
 import structlog
 
 from services.worker.personalize.prompt import PROMPT_VERSION, build_messages, lead_data, response_format
-from services.worker.personalize.render import LOCAL_MODEL, local_write, template_context
+from services.worker.personalize.render import LOCAL_MODEL, local_write
 from services.worker.personalize.validate import InvalidOutput, brand_domain, check_output
 
 log = structlog.get_logger(__name__)
@@ -73,8 +73,7 @@ class Personalizer:
 
     def write(self, request: Request) -> Draft:
         """Write one message; on any model failure fall back to the rendered template and say why."""
-        context = template_context(request.lead, request.brand, request.sender_name)
-        rendered = local_write(request.channel, request.templates, context, request.brand.get("value_proposition"))
+        rendered = local_write(request.channel, request.templates, request.lead, request.brand, request.sender_name)
         domain = brand_domain(request.brand.get("website"))
         claims = list(request.brand.get("forbidden_claims") or [])
         if self.client is None:

@@ -18,7 +18,7 @@ BRAND = {
     "forbidden_claims": ["guaranteed results"],
 }
 LEAD = {"first_name": "Ada", "last_name": "Lovelace", "company": "Engines Ltd", "title": "CTO"}
-TEMPLATES = {"subject": "Idea for {{ company }}", "body": "Hi {{ first_name }},\n\nA short note."}
+TEMPLATES = {"subject": "Idea for {{ lead.company }}", "body": "Hi {{ lead.first_name }},\n\nA short note."}
 
 
 def personalizer(providers: ProviderServer, *, timeout: float = 2.0, retries: int = 0) -> Personalizer:

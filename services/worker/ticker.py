@@ -1,0 +1,189 @@
+"""The ticker: turns due enrollments into ledger rows and RQ jobs, and repairs what Redis lost.
+
+Safe to run several at once: enrollments and due rows are claimed with ``FOR UPDATE SKIP
+LOCKED`` and a state change in the same transaction, and the jobs are enqueued only after
+that commit (a crash in between leaves ``queued`` rows that the repair pass re-enqueues).
+The repair pass is what makes Redis disposable: a ``queued`` row whose job is missing
+(flushed, evicted, never written), failed or stuck in a dead worker is enqueued again; the
+claim in the job makes any duplicate harmless.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from types import FrameType
+
+import structlog
+from redis import Redis
+from sqlalchemy import Engine
+
+from libs.db.base import utcnow
+from libs.db.session import system_session
+from libs.queue import JobSpec, enqueue_many
+from services.worker import ledger
+from services.worker.jobs import job_for
+from services.worker.settings import WorkerSettings
+
+log = structlog.get_logger(__name__)
+
+MARKER_TTL = 7 * 86400
+JOB_BATCH = 20
+"""Messages per send job: enough to amortize RQ's per-job cost, few enough to spread over workers."""
+WAITING = {b"queued", b"deferred", b"scheduled"}
+
+
+def alive_key(worker_name: str) -> str:
+    """The Redis key a live worker process keeps refreshing."""
+    return f"tw:alive:{worker_name}"
+
+
+def marker_key(message_id: uuid.UUID | str) -> str:
+    """The Redis key naming the job that carries a message."""
+    return f"tw:job-of:{message_id}"
+
+
+@dataclass
+class TickStats:
+    """What one pass did."""
+
+    claimed: int = 0
+    dispatched: int = 0
+    repaired: int = 0
+    jobs: int = 0
+
+
+class Ticker:
+    """One ticker process: claim due work, enqueue it, repair what is missing."""
+
+    def __init__(self, settings: WorkerSettings, engine: Engine, redis: Redis) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.redis = redis
+        self._stop = threading.Event()
+
+    def now(self) -> datetime:
+        """The ticker's clock (shifted by ``clock_offset_seconds`` in tests)."""
+        return utcnow() + timedelta(seconds=self.settings.clock_offset_seconds)
+
+    def stop(self) -> None:
+        """Ask the loop to end after the current pass."""
+        self._stop.set()
+
+    def run(self) -> None:
+        """Tick until stopped."""
+        log.info("ticker_started", interval=self.settings.ticker_interval)
+        while not self._stop.is_set():
+            try:
+                stats = self.tick()
+            except Exception as exc:  # the loop must outlive a database or Redis blip
+                log.exception("ticker_pass_failed", error=type(exc).__name__)
+                stats = TickStats()
+            if stats.claimed == 0 and stats.dispatched == 0:
+                self._stop.wait(self.settings.ticker_interval)
+        log.info("ticker_stopped")
+
+    def tick(self) -> TickStats:
+        """One pass: claim due enrollments, dispatch due retries and holds, repair lost jobs."""
+        stats = TickStats()
+        while True:
+            claimed = self._claim_batch()
+            stats.claimed += len(claimed)
+            stats.jobs += self._enqueue(claimed, tag="0")
+            if len(claimed) < self.settings.ticker_batch:
+                break
+        now = self.now()
+        with system_session(self.engine) as session:
+            due = [(r.id, r.channel) for r in session.execute(ledger.DISPATCH_DUE, {"now": now, "batch": 10_000})]
+        stats.dispatched = len(due)
+        stats.jobs += self._enqueue(due, tag=f"d{int(now.timestamp())}")
+        stats.repaired = self.repair()
+        if stats.claimed or stats.dispatched or stats.repaired:
+            log.info("ticker_pass", **stats.__dict__)
+        return stats
+
+    def _claim_batch(self) -> list[tuple[uuid.UUID, str]]:
+        with system_session(self.engine) as session:
+            rows = session.execute(
+                ledger.CLAIM_DUE_ENROLLMENTS, {"now": self.now(), "batch": self.settings.ticker_batch}
+            ).all()
+        return [(r.id, r.channel) for r in rows]
+
+    def _enqueue(self, messages: Iterable[tuple[uuid.UUID, str]], *, tag: str) -> int:
+        by_channel: dict[str, list[uuid.UUID]] = {}
+        for message_id, channel in messages:
+            by_channel.setdefault(channel, []).append(message_id)
+        specs: list[JobSpec] = []
+        markers: dict[str, str] = {}
+        for channel, ids in by_channel.items():
+            for start in range(0, len(ids), JOB_BATCH):
+                chunk = ids[start : start + JOB_BATCH]
+                spec = job_for(chunk, channel, self.settings, tag)
+                specs.append(spec)
+                for message_id in chunk:
+                    markers[marker_key(message_id)] = str(spec.job_id)
+        if not specs:
+            return 0
+        with self.redis.pipeline(transaction=False) as pipe:
+            for key, job_id in markers.items():
+                pipe.set(key, job_id, ex=MARKER_TTL)
+            pipe.execute()
+        return enqueue_many(self.redis, specs)
+
+    def repair(self) -> int:
+        """Re-enqueue ledger rows whose job is gone, failed or stuck; return how many."""
+        now = self.now()
+        cutoff = now - timedelta(seconds=self.settings.repair_after_seconds)
+        stuck_after = timedelta(seconds=self.settings.job_timeout * JOB_BATCH + 60)
+        with system_session(self.engine) as session:
+            rows = session.execute(ledger.STALE, {"cutoff": cutoff, "now": now, "batch": 5000}).all()
+        if not rows:
+            return 0
+        with self.redis.pipeline(transaction=False) as pipe:
+            for row in rows:
+                pipe.get(marker_key(row.id))
+            job_ids = pipe.execute()
+        with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.hmget(f"rq:job:{job_id.decode()}", "status", "worker_name") if job_id else pipe.echo(b"")
+            jobs = pipe.execute()
+        with self.redis.pipeline(transaction=False) as pipe:
+            for job in jobs:
+                worker = job[1] if isinstance(job, list) else None
+                pipe.exists(alive_key(worker.decode())) if worker else pipe.echo(b"0")
+            alive = pipe.execute()
+        lost: list[tuple[uuid.UUID, str]] = []
+        waiting: list[uuid.UUID] = []
+        for row, job, worker_alive in zip(rows, jobs, alive, strict=True):
+            status = job[0] if isinstance(job, list) else None
+            if status in WAITING:
+                waiting.append(row.id)
+            elif row.status == "sending":
+                lost.append((row.id, row.channel))  # claim expired: the job decides it is unknown
+            elif status == b"started" and int(worker_alive) and now - row.updated_at < stuck_after:
+                continue  # a live worker has it right now
+            else:
+                lost.append((row.id, row.channel))
+        if waiting:
+            with system_session(self.engine) as session:
+                session.execute(ledger.TOUCH, {"ids": waiting, "now": now})
+        if lost:
+            self._enqueue(lost, tag=f"r{int(now.timestamp())}")
+            log.warning("ticker_repaired", count=len(lost))
+        return len(lost)
+
+
+def run_ticker_loop(settings: WorkerSettings, engine: Engine, redis: Redis) -> None:
+    """Run a ticker until SIGTERM or SIGINT."""
+    ticker = Ticker(settings, engine, redis)
+
+    def _stop(_signum: int, _frame: FrameType | None) -> None:
+        ticker.stop()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    ticker.run()
