@@ -1,0 +1,125 @@
+"""The row parser and the CSV reader under fuzzing, the email fast path, and formula neutralisation."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import string
+
+import pytest
+from email_validator import EmailNotValidError, validate_email
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from libs.suppression import InvalidContact
+from services.campaign.leads.contact import ContactValidator
+from services.campaign.leads.csvfile import FileRejected, csv_line, detect_format, neutralise, open_rows
+from services.campaign.leads.rows import HeaderError, RowError, RowParser, build_column_map
+
+HEADER = ["email", "phone", "first_name", "company", "timezone", "consent_sms", "notes"]
+PARSER = RowParser(build_column_map(HEADER), ContactValidator("US"))
+cells = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)) | st.sampled_from('\x00\udc81,;"\r\n\t=+-@'),
+    max_size=60,
+)
+
+
+@given(st.lists(cells, max_size=10))
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+def test_the_row_parser_never_raises_anything_but_a_row_error(row: list[str]) -> None:
+    reason = ""
+    try:
+        parsed = PARSER.parse(2, row)
+    except RowError as exc:
+        reason, parsed = str(exc), None
+    if parsed is None:
+        assert reason
+    else:
+        assert parsed.email or parsed.phone
+        assert "\x00" not in (parsed.first_name or "") + (parsed.company or "")
+
+
+@given(st.binary(max_size=600))
+@settings(max_examples=300, deadline=None)
+def test_the_file_reader_never_raises_on_arbitrary_bytes(data: bytes) -> None:
+    try:
+        fmt = detect_format(data)
+        _, records = open_rows(io.BytesIO(data), fmt)
+        rows = list(records)
+    except FileRejected:
+        return
+    try:
+        parser = RowParser(
+            build_column_map(rows[0]) if isinstance(rows[0], list) else PARSER.columns, ContactValidator()
+        )
+    except HeaderError:
+        return
+    for number, record in enumerate(rows[1:], start=2):
+        if isinstance(record, list):
+            with contextlib.suppress(RowError):
+                parser.parse(number, record)
+
+
+local = st.text(alphabet=string.ascii_letters + string.digits + "!#$%&'*+/=?^_`{|}~-.", min_size=1, max_size=70)
+domain = st.text(alphabet=string.ascii_letters + string.digits + "-.", min_size=1, max_size=40)
+
+
+@given(local, domain)
+@settings(max_examples=500, deadline=None)
+def test_the_email_fast_path_agrees_with_email_validator(user: str, host: str) -> None:
+    address = f"{user}@{host}"
+    try:
+        expected = validate_email(address, check_deliverability=False).normalized
+    except EmailNotValidError:
+        expected = None
+    try:
+        got = ContactValidator().email(address)[0]
+    except InvalidContact:
+        got = None
+    assert got == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ('=HYPERLINK("http://x","y")', '\'=HYPERLINK("http://x","y")'),
+        ("+1+1", "'+1+1"),
+        ("-2", "'-2"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("\t=1", "'\t=1"),
+        ("\r=1", "'\r=1"),
+        ("=cmd|' /C calc'!A0", "'=cmd|' /C calc'!A0"),
+        ("plain", "plain"),
+        (None, ""),
+        (42, "42"),
+    ],
+)
+def test_neutralise(value: object, expected: str) -> None:
+    assert neutralise(value) == expected
+
+
+def test_csv_line_quotes_per_rfc_4180_after_neutralising() -> None:
+    line = csv_line(['=1,"2"', "a\r\nb", "ok"])
+    assert line.endswith("\r\n")
+    assert next(csv.reader(io.StringIO(line))) == ['\'=1,"2"', "a\r\nb", "ok"]
+
+
+def test_header_rules() -> None:
+    with pytest.raises(HeaderError, match="more than once"):
+        build_column_map(["Email", "email"])
+    with pytest.raises(HeaderError, match="email or a phone"):
+        build_column_map(["name"])
+    with pytest.raises(HeaderError, match="Unknown target"):
+        build_column_map(["a", "b"], {"a": "email", "b": "salary"})
+    columns = build_column_map(["\ufeffE-mail", "Mobile Phone", "Extra", "Skip"], {"Skip": "ignore"})
+    assert columns.fields == {"email": 0, "phone": 1}
+    assert columns.custom == ((2, "Extra"),)
+
+
+def test_phone_validation_and_time_zone_inference() -> None:
+    v = ContactValidator("GB")
+    assert v.phone("020 7946 0958") == ("+442079460958", "Europe/London")
+    assert v.phone("+1 800 555 0199")[1] is None  # toll-free: no single zone
+    with pytest.raises(InvalidContact):
+        v.phone("+1 555")
