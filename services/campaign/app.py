@@ -10,6 +10,7 @@ from libs.app import create_service_app
 from libs.suppression import hash_key
 from services.campaign.campaigns.brand_client import BrandClient
 from services.campaign.campaigns.controllers import CONTROLLERS as CAMPAIGN_CONTROLLERS
+from services.campaign.inbound.controllers import INBOUND_CONTROLLERS
 from services.campaign.leads.controllers import CONTROLLERS as LEAD_CONTROLLERS
 from services.campaign.settings import CampaignSettings
 
@@ -32,7 +33,7 @@ def create_app(
         name="campaign",
         title="Tidewater campaign service",
         settings=settings,
-        route_handlers=[*CAMPAIGN_CONTROLLERS, *LEAD_CONTROLLERS],
+        route_handlers=[*CAMPAIGN_CONTROLLERS, *LEAD_CONTROLLERS, *INBOUND_CONTROLLERS],
         state=state,
         **overrides,
     )
