@@ -123,6 +123,8 @@ def _text_lines(stream: IO[bytes], encoding: str, max_line: int) -> Iterator[str
                 yield LINE_TOO_LONG + "\n"
                 continue
             yield line
+    except UnicodeDecodeError:  # a truncated last code unit: report it as an undecodable row
+        yield "\udcff\n"
     finally:
         text.detach()
 
