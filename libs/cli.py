@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from libs.dev.settings import DevSettings
-from libs.dev.supervisor import ChildSpec, Supervisor, die_with_supervisor
+from libs.dev.supervisor import EXIT_UNAVAILABLE, ChildSpec, Supervisor, die_with_supervisor
 
 APPS = ("gateway", "auth", "brand", "campaign")
 
@@ -35,6 +35,14 @@ TARGETS: dict[str, str] = {
 class TargetMissing(click.ClickException):
     """An entry point named in ``TARGETS`` does not exist (yet)."""
 
+    exit_code = 1
+
+
+class ProcessUnavailable(TargetMissing):
+    """A long-running process has no entry point: exit so that a supervisor never restarts it."""
+
+    exit_code = EXIT_UNAVAILABLE
+
 
 def resolve(name: str) -> Callable[..., Any] | None:
     """Import the entry point ``TARGETS[name]``; ``None`` when its module or attribute does not exist."""
@@ -50,11 +58,12 @@ def resolve(name: str) -> Callable[..., Any] | None:
     return target if callable(target) else None
 
 
-def require(name: str, what: str) -> Callable[..., Any]:
+def require(name: str, what: str, *, process: bool = True) -> Callable[..., Any]:
     """Return the entry point ``name`` or fail with a message saying what is not available."""
     target = resolve(name)
     if target is None:
-        raise TargetMissing(f"{what} is not available: {TARGETS[name]} does not exist in this installation.")
+        error = ProcessUnavailable if process else TargetMissing
+        raise error(f"{what} is not available: {TARGETS[name]} does not exist in this installation.")
     return target
 
 
@@ -126,10 +135,10 @@ def worker(queues: str | None, processes: int) -> None:
     from libs.queue import ALL_QUEUES
 
     names = _queues(queues) if queues else [str(q) for q in ALL_QUEUES]
-    run_worker = require("worker", "the worker")
     if processes == 1:
-        run_worker(names)
+        require("worker", "the worker")(names)
         return
+    # The children import the worker box; the supervisor stays small and starts at once.
     settings = DevSettings()
     supervisor = Supervisor(grace=settings.dev_grace_seconds)
     with supervisor:
@@ -146,7 +155,7 @@ def ticker() -> None:
     """Run the ticker: turn due enrollments into queued messages."""
     run_ticker = resolve("ticker")
     if run_ticker is None:
-        raise TargetMissing(f"the ticker is not available yet ({TARGETS['ticker']} does not exist).")
+        raise ProcessUnavailable(f"the ticker is not available yet: {TARGETS['ticker']} does not exist.")
     run_ticker()
 
 
@@ -164,7 +173,7 @@ def sink(host: str | None, port: int | None, data_dir: Path | None) -> None:
 @click.argument("email")
 def create_operator(email: str) -> None:
     """Create (or promote) a platform operator account for EMAIL."""
-    target = require("create-operator", "creating operators")
+    target = require("create-operator", "creating operators", process=False)
     result = target(email)
     if result is not None:
         click.echo(result)
@@ -175,9 +184,7 @@ def dev() -> None:
     """Start the whole system on this machine; Ctrl-C stops every process."""
     from libs.dev.system import run_dev
 
-    settings = DevSettings()
-    code = run_dev(settings, ticker=resolve("ticker") is not None)
-    raise SystemExit(code)
+    raise SystemExit(run_dev(DevSettings()))
 
 
 if __name__ == "__main__":

@@ -29,6 +29,9 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import IO, Any
 
+EXIT_UNAVAILABLE = 69
+"""Exit code (sysexits' EX_UNAVAILABLE) of a child whose entry point is not installed: never restarted."""
+
 SUPERVISOR_PID_ENV = "SDR_SUPERVISOR_PID"
 """Set in every child's environment: the pid of the process that supervises it."""
 
@@ -82,11 +85,17 @@ class Child:
     restart_at: float | None = None
     reader: threading.Thread | None = None
     history: list[int] = field(default_factory=list)
+    retired: bool = False
 
     @property
     def pid(self) -> int | None:
         """The running process's pid, if any."""
         return self.process.pid if self.process is not None and self.process.returncode is None else None
+
+    @property
+    def alive(self) -> bool:
+        """Whether the child runs now or will be started again."""
+        return not self.retired and (self.pid is not None or self.restart_at is not None)
 
 
 class Supervisor:
@@ -223,11 +232,15 @@ class Supervisor:
         now = time.monotonic()
         for child in self.children.values():
             process = child.process
-            if process is not None and child.restart_at is None and process.poll() is not None:
+            if process is not None and not child.retired and child.restart_at is None and process.poll() is not None:
                 self._on_exit(child, process.returncode, now)
             if child.restart_at is not None and now >= child.restart_at and not self.stop_requested:
                 self.say(f"restarting {child.spec.name} (attempt {child.failures})")
                 self._spawn(child)
+        if self.children and not self.stop_requested and not any(c.alive for c in self.children.values()):
+            self.say("!!! no process is left to supervise: stopping")
+            self.failed = self.failed or "everything"
+            self.request_stop()
 
     def _next_timeout(self, timeout: float) -> float:
         due = [c.restart_at for c in self.children.values() if c.restart_at is not None]
@@ -239,6 +252,10 @@ class Supervisor:
         # Whatever the dead child left in its group (uvicorn workers holding its port) goes too.
         self._signal_group(child, signal.SIGKILL)
         child.history.append(code)
+        if code == EXIT_UNAVAILABLE:
+            self.say(f"!!! {child.spec.name} is not available in this installation (exit {code}): not restarting it")
+            child.retired = True
+            return
         ran = now - child.started_at
         child.failures = 1 if ran >= STABLE_AFTER else child.failures + 1
         if child.failures > self.max_failures:
@@ -288,6 +305,7 @@ class Supervisor:
             # Kill the whole group even when the leader is gone: its own children may linger.
             self._signal_group(child, signal.SIGKILL)
             child.process.wait()
+            _wait_until_group_gone(child.process.pid)
 
     @staticmethod
     def _signal_group(child: Child, signum: int) -> None:
@@ -307,3 +325,14 @@ class Supervisor:
             self.restore_signal_handlers()
             os.close(self._wake_r)
             os.close(self._wake_w)
+
+
+def _wait_until_group_gone(pgid: int, timeout: float = 2.0) -> None:
+    """Wait until no process of group ``pgid`` is left (a zombie waiting for init still counts)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return
+        time.sleep(0.01)

@@ -77,7 +77,7 @@ def child_environment(settings: DevSettings, resolved: Resolved) -> dict[str, st
     return env
 
 
-def app_children(settings: DevSettings, env: dict[str, str], *, ticker: bool) -> list[ChildSpec]:
+def app_children(settings: DevSettings, env: dict[str, str]) -> list[ChildSpec]:
     """Return the children of the running system, services first and the gateway last."""
     serve = [
         ChildSpec(
@@ -92,13 +92,14 @@ def app_children(settings: DevSettings, env: dict[str, str], *, ticker: bool) ->
         ChildSpec(name=f"worker-{i}", argv=sdr_argv("worker", "--queues", queues), env=env)
         for i in range(1, settings.dev_workers + 1)
     ]
-    extra = [ChildSpec(name="ticker", argv=sdr_argv("ticker"), env=env)] if ticker else []
+    # `sdr ticker` exits with EXIT_UNAVAILABLE while the worker box has no ticker: not restarted.
+    ticker = ChildSpec(name="ticker", argv=sdr_argv("ticker"), env=env)
     sink = ChildSpec(
         name="sink",
         argv=sdr_argv("sink", "--host", settings.smtp_sink_host, "--port", str(settings.smtp_sink_port)),
         env=env,
     )
-    return [*serve, *workers, *extra, sink]
+    return [*serve, *workers, ticker, sink]
 
 
 def readiness(url: str) -> tuple[bool, Any]:
@@ -159,7 +160,7 @@ def _state(value: Any) -> str:
     return str(value)
 
 
-def run_dev(settings: DevSettings, *, ticker: bool, supervisor: Supervisor | None = None) -> int:
+def run_dev(settings: DevSettings, *, supervisor: Supervisor | None = None) -> int:
     """Run the whole system until Ctrl-C or SIGTERM; return the process exit code."""
     configure_logging(service="sdr", level=settings.log_level, json=settings.json_logs)
     logging.getLogger("pgserver").setLevel(logging.WARNING)
@@ -174,10 +175,8 @@ def run_dev(settings: DevSettings, *, ticker: bool, supervisor: Supervisor | Non
             if supervisor.stop_requested:
                 return 0
             env = child_environment(settings, resolved)
-            for spec in app_children(settings, env, ticker=ticker):
+            for spec in app_children(settings, env):
                 supervisor.add(spec)
-            if not ticker:
-                supervisor.say("the worker box has no ticker yet: due enrollments will not be queued")
             ready = wait_until_ready(
                 supervisor, f"{settings.url_of('gateway')}/readyz", timeout=settings.dev_ready_timeout
             )
