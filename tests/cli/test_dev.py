@@ -153,9 +153,7 @@ def test_sdr_dev_runs_everything_survives_a_dead_service_and_leaves_no_process(d
     assert health.status_code == 200
 
     # The supervisor says so loudly and brings the service back.
-    wait_for(
-        lambda: f"campaign (pid {campaign.pid}) killed by SIGKILL" in system.output(), "the report", system, 10
-    )
+    wait_for(lambda: f"campaign (pid {campaign.pid}) killed by SIGKILL" in system.output(), "the report", system, 10)
     wait_for(lambda: readyz(system)[0] == 200, "the campaign service to be back", system, timeout=180)
     assert "restarting campaign" in system.output()
 
