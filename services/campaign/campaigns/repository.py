@@ -236,16 +236,16 @@ class CampaignRepository:
             checks.append("WHEN l.consent_sms_at IS NULL THEN 'no_sms_consent'")
         if Channel.VOICEMAIL in channels:
             checks.append("WHEN l.consent_voice_at IS NULL THEN 'no_voicemail_consent'")
+        # Uncorrelated IN subqueries: PostgreSQL hashes each set once instead of probing per lead.
         checks.append(
-            """WHEN EXISTS (
-                SELECT 1 FROM enrollments e JOIN campaigns c ON c.id = e.campaign_id
-                WHERE e.lead_id = l.id AND e.org_id = :org AND c.brand_id = :brand AND c.id <> :campaign
+            """WHEN l.id IN (
+                SELECT e.lead_id FROM enrollments e JOIN campaigns c ON c.id = e.campaign_id
+                WHERE e.org_id = :org AND c.org_id = :org AND c.brand_id = :brand AND c.id <> :campaign
                   AND e.status IN ('active', 'paused')
             ) THEN 'active_in_other_campaign'"""
         )
         checks.append(
-            "WHEN EXISTS (SELECT 1 FROM enrollments e WHERE e.campaign_id = :campaign AND e.lead_id = l.id) "
-            "THEN 'already_enrolled'"
+            "WHEN l.id IN (SELECT e.lead_id FROM enrollments e WHERE e.campaign_id = :campaign) THEN 'already_enrolled'"
         )
         due = "NULL::timestamptz"
         if schedule:
