@@ -42,6 +42,7 @@ from services.auth.service import (
     AuthContext,
     InviteService,
     MemberService,
+    RefreshService,
     forbid_api_keys,
 )
 from services.auth.signing import rotate_signing_key
@@ -77,9 +78,9 @@ class SessionController(Controller):
         return await accounts.login(data, address=client_address)
 
     @post("/refresh", opt=PUBLIC, status_code=200, operation_id="RefreshSession")
-    async def refresh(self, data: JSONBody[RefreshRequest], accounts: NamedDependency[AccountService]) -> TokenPair:
-        """Trade a refresh token for a new pair; the old token is spent."""
-        return await accounts.refresh(data.refresh_token.get_secret_value())
+    async def refresh(self, data: JSONBody[RefreshRequest], auth: NamedDependency[AuthContext]) -> TokenPair:
+        """Trade a refresh token for a new pair; the old token is spent (reusing it ends the session)."""
+        return await RefreshService(auth).refresh(data.refresh_token.get_secret_value())
 
     @post("/logout", opt=PUBLIC, status_code=204, operation_id="LogOut")
     async def logout(self, data: JSONBody[RefreshRequest], accounts: NamedDependency[AccountService]) -> None:

@@ -226,6 +226,54 @@ class TokenIssuer:
         )
 
 
+class RefreshService:
+    """Rotate refresh tokens, each rotation in a transaction of its own."""
+
+    def __init__(self, ctx: AuthContext) -> None:
+        self.ctx = ctx
+
+    async def refresh(self, token: str) -> TokenPair:
+        """Spend a refresh token and issue a new pair; the new token joins the old one's family.
+
+        Presenting a token that was already rotated revokes the whole family: the server
+        cannot tell the client from a thief, so both must sign in again. The claim, the new
+        token and any revocation commit together before the answer, so a 401 cannot undo
+        the revocation, and two concurrent uses of one token let exactly one through.
+
+        Raises:
+            InvalidRefreshToken: unknown, expired, revoked or reused token.
+        """
+        if not is_well_formed(token, SecretKind.REFRESH_TOKEN):
+            raise InvalidRefreshToken()
+        token_hash = hash_secret(token)
+        now = utcnow()
+        issued: TokenPair | None = None
+        reused: RefreshToken | None = None
+        revoked = 0
+        async with self.ctx.db.system() as session:
+            repo = AuthRepository(session)
+            row = await repo.claim_refresh_token(token_hash, now)
+            if row is None:
+                known = await repo.refresh_token(token_hash)
+                if known is not None and known.used_at is not None:
+                    reused = known
+                    revoked = await repo.revoke_family(known.family_id, now)
+            else:
+                user = await repo.user(row.user_id)
+                membership = await repo.membership(org_id=row.org_id, user_id=row.user_id)
+                if user is None or membership is None:
+                    await repo.revoke_family(row.family_id, now)
+                else:
+                    issued = await TokenIssuer(self.ctx, session).pair(user, membership, family_id=row.family_id)
+        if reused is not None:
+            log.warning(
+                "refresh_token_reused", user_id=str(reused.user_id), family_id=str(reused.family_id), revoked=revoked
+            )
+        if issued is None:
+            raise InvalidRefreshToken()
+        return issued
+
+
 class AccountService:
     """Sign-up, sign-in, sessions and invites accepted: the flows that run before a token exists."""
 
@@ -309,39 +357,6 @@ class AccountService:
             raise NoOrganization("You are not a member of this organization.")
         log.info("logged_in", user_id=str(user.id), org_id=str(membership.org_id))
         return await self.tokens.session_for(user, membership)
-
-    async def refresh(self, token: str) -> TokenPair:
-        """Rotate a refresh token: the old one is spent, a new one joins its family.
-
-        Presenting a token that was already rotated revokes the whole family: the server
-        cannot tell the client from a thief, so both must sign in again.
-
-        Raises:
-            InvalidRefreshToken: unknown, expired, revoked or reused token.
-        """
-        if not is_well_formed(token, SecretKind.REFRESH_TOKEN):
-            raise InvalidRefreshToken()
-        token_hash = hash_secret(token)
-        now = utcnow()
-        row = await self.repo.claim_refresh_token(token_hash, now)
-        if row is None:
-            known = await self.repo.refresh_token(token_hash)
-            if known is not None and known.used_at is not None:
-                # Revoke in a transaction of its own: this request's rolls back with the 401.
-                async with self.ctx.db.system() as other:
-                    revoked = await AuthRepository(other).revoke_family(known.family_id, now)
-                log.warning(
-                    "refresh_token_reused",
-                    user_id=str(known.user_id),
-                    family_id=str(known.family_id),
-                    revoked=revoked,
-                )
-            raise InvalidRefreshToken()
-        user = await self.repo.user(row.user_id)
-        membership = await self.repo.membership(org_id=row.org_id, user_id=row.user_id)
-        if user is None or membership is None:
-            raise InvalidRefreshToken()
-        return await self.tokens.pair(user, membership, family_id=row.family_id)
 
     async def logout(self, token: str) -> None:
         """Revoke the session (the whole family) a refresh token belongs to; unknown tokens are ignored."""
@@ -724,6 +739,7 @@ __all__: Sequence[str] = [
     "AuthContext",
     "InviteService",
     "MemberService",
+    "RefreshService",
     "TokenIssuer",
     "forbid_api_keys",
     "make_operator",
