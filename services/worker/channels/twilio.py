@@ -9,18 +9,15 @@ timeout after the request left may have created the message or call, so it is ``
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-import requests
 import structlog
-from twilio.base.exceptions import TwilioException, TwilioRestException
-from twilio.http.http_client import TwilioHttpClient
-from twilio.http.response import Response
-from twilio.rest import Client
-from twilio.twiml.voice_response import VoiceResponse
 
 from services.worker.channels.outcome import SendResult
+
+if TYPE_CHECKING:
+    from twilio.rest import Client
 
 log = structlog.get_logger(__name__)
 
@@ -62,22 +59,25 @@ class OutgoingVoicemail:
     audio_url: str | None = None
 
 
-class _OriginHttpClient(TwilioHttpClient):
-    """Twilio's own HTTP client with the API origin replaced (tests, egress proxies)."""
-
-    def __init__(self, base_url: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        parts = urlsplit(base_url)
-        self._scheme, self._netloc = parts.scheme, parts.netloc
-
-    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Response:
-        parts = urlsplit(url)
-        url = urlunsplit((self._scheme, self._netloc, parts.path, parts.query, parts.fragment))
-        return super().request(method, url, *args, **kwargs)
-
-
 def make_client(account: TwilioAccount, *, timeout: float, base_url: str | None = None) -> Client:
-    """Build a Twilio client with an explicit timeout and no hidden retries."""
+    """Build a Twilio client with an explicit timeout and no hidden retries (twilio is imported on first use)."""
+    from twilio.http.http_client import TwilioHttpClient
+    from twilio.http.response import Response
+    from twilio.rest import Client
+
+    class _OriginHttpClient(TwilioHttpClient):
+        """Twilio's own HTTP client with the API origin replaced (tests, egress proxies)."""
+
+        def __init__(self, base_url: str, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            parts = urlsplit(base_url)
+            self._scheme, self._netloc = parts.scheme, parts.netloc
+
+        def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Response:
+            parts = urlsplit(url)
+            url = urlunsplit((self._scheme, self._netloc, parts.path, parts.query, parts.fragment))
+            return super().request(method, url, *args, **kwargs)
+
     http: TwilioHttpClient = (
         _OriginHttpClient(base_url, timeout=timeout, max_retries=0)
         if base_url
@@ -88,6 +88,8 @@ def make_client(account: TwilioAccount, *, timeout: float, base_url: str | None 
 
 def voicemail_twiml(drop: OutgoingVoicemail) -> str:
     """TwiML that plays the recorded audio, or speaks the script, once the beep has passed."""
+    from twilio.twiml.voice_response import VoiceResponse
+
     response = VoiceResponse()
     if drop.audio_url:
         response.play(drop.audio_url)
@@ -125,6 +127,9 @@ def send_voicemail(client: Client, drop: OutgoingVoicemail) -> SendResult:
 
 
 def _classified(call: Any) -> SendResult:
+    import requests
+    from twilio.base.exceptions import TwilioException, TwilioRestException
+
     try:
         sid = call()
     except TwilioRestException as exc:

@@ -6,14 +6,16 @@ import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import openai
 import structlog
 
 from services.worker.personalize.prompt import PROMPT_VERSION, build_messages, lead_data, response_format
 from services.worker.personalize.render import LOCAL_MODEL, local_write
 from services.worker.personalize.validate import InvalidOutput, brand_domain, check_output
+
+if TYPE_CHECKING:
+    import openai
 
 log = structlog.get_logger(__name__)
 
@@ -88,6 +90,8 @@ class Personalizer:
             opt_out=request.opt_out,
         )
         draft = Draft(request.channel, rendered, "fallback", model, prompt=messages, input=lead_data(request.lead))
+        import openai  # imported on first use: a worker without OpenAI keys never pays for it
+
         started = time.monotonic()
         try:
             completion = self.client.chat.completions.create(  # type: ignore[call-overload]
@@ -145,6 +149,8 @@ class Personalizer:
 
 def make_openai_client(api_key: str, *, timeout: float, max_retries: int, base_url: str | None) -> openai.OpenAI:
     """An OpenAI client whose worst case (timeout x attempts) stays under the job timeout."""
+    import openai
+
     return openai.OpenAI(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries)
 
 
