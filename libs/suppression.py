@@ -200,17 +200,24 @@ def suppressed_clause(
     key: bytes,
     leads: Any = None,
     every_opt_out_global: bool = False,
+    hashes: bool = True,
 ) -> ColumnElement[bool]:
     """A boolean SQL condition on ``leads`` (default: the ``leads`` table): the lead is suppressed.
 
     Built from uncorrelated ``IN`` subqueries so PostgreSQL hashes each suppression set once:
-    usable in set-based statements over many leads (enroll by filter, import marking).
+    usable in set-based statements over many leads (enroll by filter, import marking). ``leads``
+    may be any table with ``email_normalized`` and ``phone`` columns (``erased_at`` if it has one);
+    ``hashes=False`` skips the erasure-hash match when the caller has checked it already.
     """
     leads = leads if leads is not None else LEADS
     s = SUPPRESSIONS
     covering = covering_channels(channel, every_opt_out_global=every_opt_out_global)
-    conditions: list[ColumnElement[bool]] = [leads.c.erased_at.is_not(None)]
+    conditions: list[ColumnElement[bool]] = []
+    if "erased_at" in leads.c:
+        conditions.append(leads.c.erased_at.is_not(None))
     for kind, value in _candidates(leads, key):
+        if kind == SuppressionKind.HASH.value and not hashes:
+            continue
         values = sa.select(s.c.value).where(s.c.org_id == org_id, s.c.kind == kind, s.c.channel.in_(covering))
         conditions.append(value.in_(values))
     return sa.or_(*conditions)

@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from sqlalchemy import Connection, Engine
 
 from libs.db.base import APP_ROLE, ORG_SETTING, SYSTEM_ROLE
 from libs.db.models.leads import ImportStatus
-from libs.suppression import LEADS, contact_hash, suppressed_clause
+from libs.suppression import contact_hash, suppressed_clause
 from services.campaign.leads.contact import ContactValidator
 from services.campaign.leads.csvfile import LINE_TOO_LONG, FileRejected, detect_format, open_rows
 from services.campaign.leads.rows import MAX_COLUMNS, ColumnMap, HeaderError, LeadRow, RowError, RowParser
@@ -66,9 +67,10 @@ CREATE TEMP TABLE lead_stage (
     timezone text, timezone_inferred text, custom_fields jsonb NOT NULL,
     consent_email boolean NOT NULL, consent_sms boolean NOT NULL, consent_voice boolean NOT NULL,
     consent_source text,
-    lead_id uuid, dup boolean NOT NULL DEFAULT false
+    lead_id uuid, dup boolean NOT NULL DEFAULT false, suppressed boolean NOT NULL DEFAULT false
 ) ON COMMIT DROP
 """
+STAGE = sa.table("lead_stage", sa.column("email_normalized"), sa.column("phone"), sa.column("suppressed", sa.Boolean))
 _CREATE_REJECT_STAGE = """
 CREATE TEMP TABLE reject_stage (row_number integer PRIMARY KEY, reason text NOT NULL, cells jsonb NOT NULL)
 ON COMMIT DROP
@@ -117,6 +119,7 @@ UPDATE leads l SET
         THEN COALESCE(s.consent_source, :source) ELSE l.consent_sms_source END,
     consent_voice_source = CASE WHEN s.consent_voice AND l.consent_voice_at IS NULL
         THEN COALESCE(s.consent_source, :source) ELSE l.consent_voice_source END,
+    status = CASE WHEN s.suppressed AND l.status = 'active' THEN 'suppressed' ELSE l.status END,
     import_id = :imp,
     updated_at = now()
 FROM lead_stage s
@@ -135,7 +138,7 @@ SELECT gen_random_uuid(), :org, s.email, s.email_normalized, s.phone, s.first_na
     CASE WHEN s.consent_email OR s.consent_sms OR s.consent_voice THEN COALESCE(s.consent_source, :source) END,
     CASE WHEN s.consent_sms THEN COALESCE(s.consent_source, :source) END,
     CASE WHEN s.consent_voice THEN COALESCE(s.consent_source, :source) END,
-    'active', :imp, now(), now()
+    CASE WHEN s.suppressed THEN 'suppressed' ELSE 'active' END, :imp, now(), now()
 FROM lead_stage s
 WHERE s.lead_id IS NULL
 ORDER BY s.row_number
@@ -197,6 +200,8 @@ class ImportRun:
         self.hash_key = hash_key
         self.chunk_rows = chunk_rows
         self.max_rows = max_rows
+        self._hashes: set[str] = set()
+        self._hashes_since: datetime | None = None
 
     # ------------------------------------------------------------------ transactions
 
@@ -404,6 +409,12 @@ class ImportRun:
                 ),
             )
             conn.execute(sa.text("ANALYZE lead_stage"))
+            if self._has_suppressions(conn, org_id):
+                conn.execute(
+                    sa.update(STAGE)
+                    .where(suppressed_clause(org_id=org_id, channel=None, key=self.hash_key, leads=STAGE, hashes=False))
+                    .values(suppressed=True)
+                )
             conn.execute(sa.text(_MATCH_BY_EMAIL), params)
             conn.execute(sa.text(_MATCH_BY_PHONE), params)
             conn.execute(sa.text(_DUP_WITHIN_CHUNK))
@@ -417,7 +428,10 @@ class ImportRun:
             counts.duplicate = len(duplicates) + max(lost, 0)
             for row, cells in duplicates:
                 rejects.append((row.row_number, DUPLICATE_REASON, _report_cells(cells)))
-            counts.suppressed = self._mark_suppressed(conn, org_id, import_id)
+            if self._has_suppressions(conn, org_id):
+                counts.suppressed = conn.execute(
+                    sa.text("SELECT count(*) FROM lead_stage WHERE suppressed AND NOT dup")
+                ).scalar_one()
             counts.rejected = len(rejects) - len(duplicates)
             if rejects:
                 # COPY cannot write a table under row-level security: stage, then one INSERT.
@@ -446,35 +460,32 @@ class ImportRun:
         return counts
 
     def _erased(self, conn: Connection, org_id: uuid.UUID, rows: Sequence[LeadRow]) -> set[str]:
-        """Keys of rows whose email or phone matches an erasure hash."""
-        by_hash: dict[str, str] = {}
-        for row in rows:
-            if row.email_normalized:
-                by_hash[contact_hash(self.hash_key, "email", row.email_normalized)] = row.key
-            if row.phone:
-                by_hash[contact_hash(self.hash_key, "phone", row.phone)] = row.key
-        if not by_hash:
-            return set()
+        """Keys of rows whose email or phone matches an erasure hash (new hashes are fetched each chunk)."""
         found = conn.execute(
-            sa.text("SELECT value FROM suppressions WHERE org_id = :org AND kind = 'hash' AND value = ANY(:values)"),
-            {"org": org_id, "values": list(by_hash)},
-        )
-        return {by_hash[value] for (value,) in found}
+            sa.text(
+                "SELECT value, created_at FROM suppressions WHERE org_id = :org AND kind = 'hash'"
+                " AND created_at >= COALESCE(CAST(:since AS timestamptz), '-infinity')"
+            ),
+            {"org": org_id, "since": self._hashes_since},
+        ).all()
+        for value, created_at in found:
+            self._hashes.add(value)
+            self._hashes_since = max(self._hashes_since or created_at, created_at)
+        if not self._hashes:
+            return set()
+        erased = set()
+        for row in rows:
+            if (
+                row.email_normalized and contact_hash(self.hash_key, "email", row.email_normalized) in self._hashes
+            ) or (row.phone and contact_hash(self.hash_key, "phone", row.phone) in self._hashes):
+                erased.add(row.key)
+        return erased
 
-    def _mark_suppressed(self, conn: Connection, org_id: uuid.UUID, import_id: uuid.UUID) -> int:
-        """Mark the leads this chunk wrote (this import, written in this transaction) that are suppressed."""
-        stmt = (
-            sa.update(LEADS)
-            .where(
-                LEADS.c.org_id == org_id,
-                LEADS.c.import_id == import_id,
-                LEADS.c.updated_at == sa.func.now(),
-                LEADS.c.status == "active",
-                suppressed_clause(org_id=org_id, channel=None, key=self.hash_key),
-            )
-            .values(status="suppressed")
-        )
-        return conn.execute(stmt).rowcount
+    @staticmethod
+    def _has_suppressions(conn: Connection, org_id: uuid.UUID) -> bool:
+        """Whether the organization has any entry an import row could match (erasure hashes are checked apart)."""
+        stmt = "SELECT EXISTS (SELECT 1 FROM suppressions WHERE org_id = :org AND kind <> 'hash')"
+        return bool(conn.execute(sa.text(stmt), {"org": org_id}).scalar_one())
 
     @staticmethod
     def _copy(conn: Connection, statement: str, rows: Any) -> None:
