@@ -19,6 +19,7 @@ from redis import Redis
 from swagger_ui_bundle import swagger_ui_path
 
 from gateway.openapi import merge_openapi
+from gateway.ops import MeteredProxy, ops_lifespan, ops_route_handlers, ops_state
 from gateway.proxy import ASGIApp, GatewayProxy, Upstream
 from gateway.routes import RouteTable
 from gateway.settings import GatewaySettings
@@ -248,7 +249,7 @@ def create_app(
         settings = settings.model_copy(update=overrides)
     configure_logging(service="gateway", level=settings.log_level, json=settings.json_logs)
     in_process = dict(upstream_apps or {})
-    proxy = GatewayProxy(
+    proxy = MeteredProxy(
         routes=RouteTable(settings.routes, settings.public_prefixes),
         upstreams=_build_upstreams(settings, in_process, transport),
         verifier=verifier or _default_verifier(settings, in_process),
@@ -276,11 +277,11 @@ def create_app(
         path=DOCS_ASSETS, directories=[Path(str(swagger_ui_path))], opt=PUBLIC, include_in_schema=False
     )
     inner = Litestar(
-        route_handlers=[healthz, readyz, openapi_document, docs_page, docs_init, assets],
+        route_handlers=[healthz, readyz, openapi_document, docs_page, docs_init, assets, *ops_route_handlers()],
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[RequestContextMiddleware],
-        lifespan=[lifespan],
-        state=State({"settings": settings, "proxy": proxy, "service": "gateway"}),
+        lifespan=[lifespan, ops_lifespan],
+        state=State({"settings": settings, "proxy": proxy, "service": "gateway", **ops_state(settings, proxy)}),
         openapi_config=None,
         debug=False,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -42,6 +43,9 @@ PUBLIC_PREFIXES: tuple[str, ...] = (
 
 PROTECTED_ROOT = "/api/"
 
+GATEWAY_STREAMS: tuple[str, ...] = (r"/api/campaigns/[^/]+/stream",)
+"""Paths under a routed prefix that the gateway answers itself (live streams, fed by its shared poll loop)."""
+
 
 def prefix_matches(path: str, prefix: str) -> bool:
     """Whether ``path`` is ``prefix`` or below it (``/api/brands`` matches ``/api/brands/1``, not ``/api/brandsx``)."""
@@ -62,13 +66,16 @@ class Route:
 class RouteTable:
     """Longest-prefix routing over a table fixed at start-up."""
 
-    def __init__(self, routes: Mapping[str, str], public_prefixes: Iterable[str]) -> None:
+    def __init__(
+        self, routes: Mapping[str, str], public_prefixes: Iterable[str], local: Iterable[str] = GATEWAY_STREAMS
+    ) -> None:
         for prefix in routes:
             if not prefix.startswith("/"):
                 raise ValueError(f"route prefix {prefix!r} must start with '/'")
         # Longest first, so the first hit is the longest match.
         self._routes = sorted(routes.items(), key=lambda item: len(item[0]), reverse=True)
         self._public = tuple(sorted(public_prefixes, key=len, reverse=True))
+        self._local = tuple(re.compile(pattern) for pattern in local)
 
     @property
     def upstreams(self) -> set[str]:
@@ -83,6 +90,8 @@ class RouteTable:
 
     def match(self, path: str) -> Route | None:
         """Return the route for ``path``, or None when the gateway answers it itself."""
+        if path.endswith("/stream") and any(p.fullmatch(path) for p in self._local):
+            return None
         for prefix, upstream in self._routes:
             if prefix_matches(path, prefix):
                 return Route(prefix=prefix, upstream=upstream, needs_token=not self.is_public(path))

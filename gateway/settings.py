@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from gateway.routes import DEFAULT_ROUTES, PUBLIC_PREFIXES
@@ -50,6 +50,32 @@ class GatewaySettings(CommonSettings):
     api_key_cache_size: int = Field(default=10_000, ge=1, description="Exchanged API-key tokens kept in memory.")
     readiness_timeout: float = Field(default=2.0, gt=0, description="Seconds each /readyz check may take.")
     openapi_cache_seconds: float = Field(default=10.0, ge=0, description="How long the merged OpenAPI is reused.")
+    ops_session_seconds: int = Field(default=3600, ge=60, description="How long an operator's browser session lasts.")
+    ops_cookie_secure: bool | None = Field(
+        default=None, description="Mark operator cookies Secure (default: when the request came over HTTPS)."
+    )
+    ops_dashboard_disable_delete: bool = Field(
+        default=True,
+        description="Refuse rq-dashboard's delete-job and empty-queue actions (the ledger needs the jobs).",
+    )
+    ops_stream_interval: float = Field(default=1.0, gt=0, description="Seconds between live-stream snapshots.")
+    ops_ledger_interval: float = Field(
+        default=5.0, gt=0, description="Seconds between reads of the ledger for the live streams."
+    )
+    ops_stream_buffer: int = Field(
+        default=32, ge=1, le=10_000, description="Frames a live-stream subscriber may fall behind before it is dropped."
+    )
+    ops_stream_send_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds a live-stream client may take to accept one frame before it is dropped.",
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None, description="Bearer token that may read /metrics (operators always may)."
+    )
+    metrics_ledger_cache_seconds: float = Field(
+        default=15.0, ge=0, description="How long /metrics reuses its ledger counts."
+    )
 
     @property
     def upstream_urls(self) -> dict[str, str]:

@@ -1,0 +1,177 @@
+"""Who may use the operator tooling: an operator bearer token, or the session cookie the login page sets.
+
+The cookie is signed (itsdangerous, keyed by ``SDR_SECRET_KEY``) and timed; it is HttpOnly,
+SameSite=Strict and Secure on HTTPS. A browser session also carries a CSRF token: the HMAC
+of the session id, sent in a readable ``_csrf_token`` cookie that rq-dashboard's own scripts
+already echo as ``X-CSRFToken`` on every AJAX call. State changes made with the cookie need
+that header and a same-origin ``Origin`` (or ``Referer``); a bearer token cannot be sent by
+another site, so it needs neither.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
+
+from libs.errors import Forbidden, Unauthorized
+from libs.security import Principal, Role, bearer_token
+
+SESSION_COOKIE = "tw_ops"
+CSRF_COOKIE = "_csrf_token"
+CSRF_HEADER = "x-csrftoken"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass(frozen=True, slots=True)
+class OpsSession:
+    """A signed-in operator's browser session."""
+
+    session_id: str
+    user_id: uuid.UUID
+    org_id: uuid.UUID
+    issued_at: float
+
+
+class SessionCodec:
+    """Sign and check session cookies and their CSRF tokens with the gateway's secret."""
+
+    def __init__(self, secret: str, *, max_age: int) -> None:
+        self._serializer = URLSafeTimedSerializer(secret, salt="tidewater-ops-session")
+        self._csrf_key = hashlib.sha256(b"tidewater-ops-csrf:" + secret.encode()).digest()
+        self.max_age = max_age
+
+    def issue(self, principal: Principal) -> tuple[str, OpsSession]:
+        """Return a cookie value for ``principal`` (an operator) and the session it names."""
+        session = OpsSession(
+            session_id=secrets.token_urlsafe(18),
+            user_id=principal.user_id,
+            org_id=principal.org_id,
+            issued_at=time.time(),
+        )
+        value = self._serializer.dumps(
+            {"sid": session.session_id, "sub": str(session.user_id), "org": str(session.org_id)}
+        )
+        return value, session
+
+    def read(self, value: str) -> OpsSession | None:
+        """Return the session a cookie names, or None when it is forged, malformed or too old."""
+        try:
+            data, signed_at = self._serializer.loads(value, max_age=self.max_age, return_timestamp=True)
+            return OpsSession(
+                session_id=str(data["sid"]),
+                user_id=uuid.UUID(data["sub"]),
+                org_id=uuid.UUID(data["org"]),
+                issued_at=signed_at.timestamp(),
+            )
+        except (BadSignature, KeyError, TypeError, ValueError):
+            return None
+
+    def csrf_token(self, session_id: str) -> str:
+        """The CSRF token bound to a session."""
+        return hmac.new(self._csrf_key, session_id.encode(), hashlib.sha256).hexdigest()
+
+    def csrf_ok(self, session_id: str, presented: str | None) -> bool:
+        """Whether ``presented`` is the CSRF token of ``session_id`` (constant-time)."""
+        return bool(presented) and hmac.compare_digest(self.csrf_token(session_id), presented or "")
+
+
+def session_principal(session: OpsSession) -> Principal:
+    """The principal a session acts for (sessions are only ever issued to operators)."""
+    return Principal(
+        user_id=session.user_id, org_id=session.org_id, role=Role.VIEWER, operator=True, token_id=session.session_id
+    )
+
+
+def _origin_of(value: str) -> str | None:
+    parts = urlsplit(value)
+    if not parts.scheme or not parts.netloc:
+        return None
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def own_origin(scope: dict[str, Any] | Any) -> str:
+    """The origin the request was addressed to (scheme and Host header)."""
+    host = ""
+    for name, value in scope["headers"]:
+        if name == b"host":
+            host = value.decode("latin-1")
+            break
+    return f"{scope.get('scheme', 'http')}://{host}".lower()
+
+
+def same_origin(scope: dict[str, Any] | Any) -> bool:
+    """Whether the request's ``Origin`` (or, without one, its ``Referer``) is the gateway itself."""
+    origin = referer = None
+    for name, value in scope["headers"]:
+        if name == b"origin":
+            origin = value.decode("latin-1")
+        elif name == b"referer":
+            referer = value.decode("latin-1")
+    claimed = origin if origin is not None else referer
+    if not claimed or claimed == "null":
+        return False
+    return _origin_of(claimed) == own_origin(scope)
+
+
+def check_csrf(connection: ASGIConnection[Any, Any, Any, Any]) -> None:
+    """Refuse a state change made with the session cookie unless it is same-origin and carries the token."""
+    if connection.scope.get("method", "GET") in SAFE_METHODS:
+        return
+    session: OpsSession | None = (
+        connection.scope.get("auth") if isinstance(connection.scope.get("auth"), OpsSession) else None
+    )
+    if session is None:
+        return  # a bearer token: another site cannot attach it
+    codec: SessionCodec = connection.app.state.ops_sessions
+    if not same_origin(connection.scope):
+        raise Forbidden("Cross-site request refused.")
+    if not codec.csrf_ok(session.session_id, connection.headers.get(CSRF_HEADER)):
+        raise Forbidden("A valid CSRF token is required.")
+
+
+async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
+    """Return who calls: a bearer token (access token or API key) first, else the session cookie."""
+    state = connection.app.state
+    token = bearer_token(connection.headers.get("authorization"))
+    if token is not None:
+        proxy = state.proxy
+        if token.startswith("twk_"):
+            request_id = connection.scope.get("state", {}).get("request_id", "")
+            token = await proxy.api_keys.exchange(token, request_id=request_id)
+        principal = await proxy.verifier.verify(token)
+        return AuthenticationResult(user=principal, auth=token)
+    raw = connection.cookies.get(SESSION_COOKIE)
+    if raw:
+        session = state.ops_sessions.read(raw)
+        if session is not None:
+            return AuthenticationResult(user=session_principal(session), auth=session)
+    raise Unauthorized("Operator credentials are required.")
+
+
+class OperatorAuthMiddleware(AbstractAuthenticationMiddleware):
+    """Authenticate by bearer token (access token or API key) or by the operator session cookie."""
+
+    async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
+        """Return the principal; the guards decide what it may do."""
+        return await authenticate(connection)
+
+
+def operator_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Guard: only platform operators pass, and cookie-borne state changes must pass the CSRF checks."""
+    principal = connection.user
+    if not isinstance(principal, Principal):
+        raise Unauthorized("Operator credentials are required.")
+    if not principal.operator:
+        raise Forbidden("Only operators may use this.")
+    check_csrf(connection)
