@@ -149,7 +149,7 @@ async def run(settings: AuthSettings, seconds: float, concurrency: int) -> None:
         gateway = create_gateway(gateway_settings, upstream_apps={"auth": upstream})
         await stack.enter_async_context(asgi_lifespan(gateway))
         edge = await stack.enter_async_context(
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=gateway), base_url="http://gateway")
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=gateway), base_url="http://gateway")  # type: ignore[arg-type]
         )
         key_headers = {"Authorization": f"Bearer {key}"}
         forged_headers = {"Authorization": f"Bearer {token[:-4]}AAAA"}
