@@ -242,15 +242,17 @@ def bench_end_to_end(
             started = time.monotonic()
             thread = threading.Thread(target=ticker.run, daemon=True)
             thread.start()
-            with contextlib.suppress(AssertionError):
-                smtp.wait_for_messages(steps, timeout=limit)
+            count = sa.text("SELECT count(*) FROM messages WHERE campaign_id = :c AND status = 'sent'")
+
+            def sent_count() -> int:
+                with engine.connect() as conn:
+                    return int(conn.execute(count, {"c": campaign}).scalar_one())
+
+            wait_for(lambda: sent_count() >= steps, started + limit)
             elapsed = time.monotonic() - started
             ticker.stop()
             thread.join(10)
-            with system_session(engine) as s:
-                sent = s.execute(
-                    sa.text("SELECT count(*) FROM messages WHERE campaign_id = :c AND status = 'sent'"), {"c": campaign}
-                ).scalar_one()
+            sent = sent_count()
         finally:
             peaks = stop(procs)
             engine.dispose()
