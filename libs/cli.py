@@ -78,7 +78,7 @@ def _queues(value: str) -> list[str]:
     return names
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "terminal_width": 100, "max_content_width": 100})
 def main() -> None:
     """Tidewater: run the whole system (sdr dev) or one of its processes."""
     die_with_supervisor()

@@ -21,7 +21,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from libs.dev.supervisor import ChildSpec
+from libs.dev.supervisor import ChildSpec, supervised_exec_argv
 from libs.settings import normalize_database_url
 
 DATABASE_NAME = "tidewater"
@@ -46,7 +46,12 @@ def ensure_database(url: str) -> bool:
             if conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).scalar():
                 return False
             quoted = conn.dialect.identifier_preparer.quote(name)
-            conn.exec_driver_sql(f"CREATE DATABASE {quoted}")
+            try:
+                conn.exec_driver_sql(f"CREATE DATABASE {quoted}")
+            except sa.exc.ProgrammingError as exc:
+                if "already exists" not in str(exc):
+                    raise
+                return False  # created meanwhile by a concurrent `sdr migrate`
             return True
     finally:
         admin.dispose()
@@ -115,6 +120,7 @@ def redis_child(folder: Path, *, port: int) -> ChildSpec:
     """
     folder.mkdir(parents=True, exist_ok=True)
     argv = [
+        *supervised_exec_argv(),
         redis_executable(),
         "--bind", "127.0.0.1",
         "--port", str(port),

@@ -336,3 +336,20 @@ def _wait_until_group_gone(pgid: int, timeout: float = 2.0) -> None:
         except (ProcessLookupError, PermissionError):
             return
         time.sleep(0.01)
+
+
+def supervised_exec_argv() -> list[str]:
+    """Return the prefix that runs any program so that it dies with its supervisor."""
+    return [sys.executable, "-m", "libs.dev.supervisor"]
+
+
+def exec_supervised(argv: Sequence[str]) -> None:
+    """Replace this process with ``argv`` after arming the parent-death signal (it survives exec)."""
+    die_with_supervisor()
+    os.execv(argv[0], list(argv))  # noqa: S606 - argv built by the supervisor, never a shell
+
+
+if __name__ == "__main__":
+    # ``python -m libs.dev.supervisor PROGRAM ARGS...``: run a non-Python child (redis-server)
+    # so that it, too, dies with its supervisor.
+    exec_supervised(sys.argv[1:])

@@ -9,6 +9,7 @@ its exit code and restarted with backoff, and Ctrl-C or SIGTERM stops everything
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import sys
@@ -17,7 +18,7 @@ from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 from sqlalchemy.engine import make_url
@@ -49,6 +50,7 @@ class Resolved:
     redis_url: str
     embedded_postgres: bool
     embedded_redis: bool
+    postmaster_pid: int = 0
 
 
 def sdr_argv(*args: str) -> list[str]:
@@ -168,6 +170,10 @@ def run_dev(settings: DevSettings, *, supervisor: Supervisor | None = None) -> i
     data_dir.mkdir(parents=True, exist_ok=True)
     supervisor = supervisor or Supervisor(grace=settings.dev_grace_seconds)
     given = settings.model_fields_set
+    lock = _lock_data_dir(data_dir)
+    if lock is None:
+        supervisor.say(f"!!! another sdr dev is running on {data_dir}: stop it first or set SDR_DATA_DIR")
+        return 1
     # Signals are handled from the first moment; children stop before the servers they use.
     with supervisor, ExitStack() as servers:
         try:
@@ -182,7 +188,9 @@ def run_dev(settings: DevSettings, *, supervisor: Supervisor | None = None) -> i
             )
             for line in banner(settings, resolved, ready):
                 supervisor.say(line)
-            supervisor.run()
+            supervisor.run(until=lambda: _postgres_died(supervisor, resolved.postmaster_pid))
+            if not supervisor.stop_requested:
+                return 1
         except DevFailed as exc:
             if supervisor.stop_requested and not supervisor.failed:
                 return 0
@@ -192,10 +200,35 @@ def run_dev(settings: DevSettings, *, supervisor: Supervisor | None = None) -> i
             supervisor.stop()
             supervisor.say("every child stopped" + (", stopping PostgreSQL" if "database_url" not in given else ""))
     if supervisor.failed:
-        supervisor.say(f"stopped because {supervisor.failed} kept failing")
+        supervisor.say("every process stopped, after a failure (see the lines marked !!! above)")
         return 1
     supervisor.say("every process stopped")
     return 0
+
+
+def _lock_data_dir(data_dir: Path) -> IO[str] | None:
+    """Hold an exclusive lock on ``data_dir`` for this process's life; ``None`` when another holds it."""
+    handle = (data_dir / "dev.lock").open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle  # released by the kernel when the process ends, however it ends
+
+
+def _postgres_died(supervisor: Supervisor, pid: int) -> bool:
+    """Whether the embedded PostgreSQL (not our child: pg_ctl detaches it) is gone; say so loudly."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        supervisor.say(f"!!! the embedded PostgreSQL (pid {pid}) is gone: stopping everything")
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def _start_backing_servers(
@@ -204,10 +237,12 @@ def _start_backing_servers(
     embedded_pg = "database_url" not in given
     embedded_redis = "redis_url" not in given
     database_url = settings.database_url
+    postmaster_pid = 0
     if embedded_pg:
         supervisor.say(f"starting embedded PostgreSQL in {data_dir / 'postgres'}")
         postgres = stack.enter_context(embedded_postgres(data_dir / "postgres"))
         database_url = postgres.url
+        postmaster_pid = postgres.pid
     redis_url = settings.redis_url
     if embedded_redis:
         port = settings.embedded_redis_port or free_port()
@@ -227,5 +262,6 @@ def _start_backing_servers(
         database_url=database_url,
         redis_url=redis_url,
         embedded_postgres=embedded_pg,
+        postmaster_pid=postmaster_pid,
         embedded_redis=embedded_redis,
     )

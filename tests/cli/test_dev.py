@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -85,9 +87,12 @@ def dev_system(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DevSy
     env = {k: v for k, v in os.environ.items() if not k.startswith("SDR_")}
     ports = {name: free_port() for name in ("GATEWAY", "AUTH", "BRAND", "CAMPAIGN", "SMTP_SINK")}
     env.update({f"SDR_{name}_PORT": str(port) for name, port in ports.items()})
+    # Not under tmp_path: as root, pgserver runs PostgreSQL as another user, and every pytest
+    # session that starts on the machine makes pytest's base temp folder private again.
+    data_dir = Path(tempfile.mkdtemp(prefix="tw-dev-")) / "data"
     env.update(
         {
-            "SDR_DATA_DIR": str(tmp_path / "data"),
+            "SDR_DATA_DIR": str(data_dir),
             "SDR_DEV_WORKERS": "1",
             "SDR_DEV_READY_TIMEOUT": "240",
             "SDR_DEV_GRACE_SECONDS": "15",
@@ -99,7 +104,7 @@ def dev_system(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DevSy
     log = tmp_path / "dev.log"
     with log.open("wb") as out:
         process = subprocess.Popen([SDR, "dev"], stdout=out, stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
-    system = DevSystem(process, log, tmp_path / "data", f"http://127.0.0.1:{ports['GATEWAY']}")
+    system = DevSystem(process, log, data_dir, f"http://127.0.0.1:{ports['GATEWAY']}")
     try:
         yield system
     finally:
@@ -114,6 +119,7 @@ def dev_system(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DevSy
         for proc in system.seen.values():
             if alive(proc):
                 proc.kill()
+        shutil.rmtree(data_dir.parent, ignore_errors=True)
 
 
 @pytest.mark.e2e
