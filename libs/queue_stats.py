@@ -343,14 +343,14 @@ def _unknown(rows: Sequence[Any]) -> tuple[int, list[UnknownMessage]]:
 
 def unknown_messages(session: Session, *, limit: int = UNKNOWN_LIMIT) -> tuple[int, list[UnknownMessage]]:
     """Return how many messages are ``unknown`` and the oldest ``limit`` of them (a system session)."""
-    return _unknown(session.execute(UNKNOWN_MESSAGES, {"limit": limit}).all())
+    return _unknown(session.connection().execute(UNKNOWN_MESSAGES, {"limit": limit}).all())
 
 
 async def unknown_messages_async(
     session: AsyncSession, *, limit: int = UNKNOWN_LIMIT
 ) -> tuple[int, list[UnknownMessage]]:
     """Async :func:`unknown_messages` for the gateway."""
-    return _unknown((await session.execute(UNKNOWN_MESSAGES, {"limit": limit})).all())
+    return _unknown((await (await session.connection()).execute(UNKNOWN_MESSAGES, {"limit": limit})).all())
 
 
 def collect(redis: Redis, names: Sequence[str] = ALL_QUEUES, *, now: float | None = None) -> Snapshot:

@@ -80,16 +80,17 @@ _QUEUED = sa.text("SELECT id FROM messages WHERE campaign_id = :id AND org_id = 
 
 async def set_paused(session: AsyncSession, campaign_id: uuid.UUID, *, paused: bool) -> tuple[uuid.UUID, list[str]]:
     """Pause or resume the campaign in the ledger; return its org and its queued message ids."""
-    moved = (await session.execute(_PAUSE if paused else _RESUME, {"id": campaign_id})).first()
+    conn = await session.connection()
+    moved = (await conn.execute(_PAUSE if paused else _RESUME, {"id": campaign_id})).first()
     if moved is None:
-        current = (await session.execute(_STATUS, {"id": campaign_id})).scalar()
+        current = (await conn.execute(_STATUS, {"id": campaign_id})).scalar()
         if current is None:
             raise NotFound("No such campaign.")
         wanted, verb = ("active", "paused") if paused else ("paused", "resumed")
         raise Conflict(f"The campaign is {current}; only an {wanted} campaign can be {verb}.")
     org_id: uuid.UUID = moved[0]
     due = "" if paused else ", next_due_at = GREATEST(next_due_at, now())"
-    await session.execute(
+    await conn.execute(
         sa.text(_ENROLLMENTS.text.format(due=due)),
         {
             "to": "paused" if paused else "active",
@@ -98,7 +99,7 @@ async def set_paused(session: AsyncSession, campaign_id: uuid.UUID, *, paused: b
             "id": campaign_id,
         },
     )
-    queued = [str(r[0]) for r in (await session.execute(_QUEUED, {"id": campaign_id, "org": org_id})).all()]
+    queued = [str(r[0]) for r in (await conn.execute(_QUEUED, {"id": campaign_id, "org": org_id})).all()]
     return org_id, queued
 
 

@@ -233,7 +233,7 @@ class Broadcaster:
             if watched:
                 ids = [c for c, _ in watched]
                 orgs = list({o for _, o in watched})
-                rows = (await session.execute(CAMPAIGN_STATS, {"ids": ids, "orgs": orgs})).all()
+                rows = (await (await session.connection()).execute(CAMPAIGN_STATS, {"ids": ids, "orgs": orgs})).all()
                 for campaign_id, _ in watched:
                     campaigns[campaign_id] = {"messages": {}, "held_reasons": {}, "sent": {"1m": 0, "5m": 0, "15m": 0}}
                 allowed = dict(watched)

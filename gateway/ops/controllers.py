@@ -325,7 +325,11 @@ async def campaign_stream(scope: Scope, receive: Receive, send: Send) -> None:
             raise BadRequest("The campaign id is not a UUID.") from exc
         principal = await _customer(scope, state)
         async with state.db.tenant(principal.org_id) as session:  # RLS, and the org filter too
-            owned = (await session.execute(_CAMPAIGN_OF_ORG, {"id": campaign_id, "org": principal.org_id})).first()
+            owned = (
+                await (await session.connection()).execute(
+                    _CAMPAIGN_OF_ORG, {"id": campaign_id, "org": principal.org_id}
+                )
+            ).first()
         if owned is None:
             raise NotFound("No such campaign.")
     except AppError as exc:

@@ -167,7 +167,7 @@ class OpsCollector(Collector):
         ttl: float = state.settings.metrics_ledger_cache_seconds
         if cached is None or cached[0] < time.monotonic():
             async with state.db.system() as session:
-                rows = (await session.execute(LEDGER_OUTCOMES)).all()
+                rows = (await (await session.connection()).execute(LEDGER_OUTCOMES)).all()
             self.ledger = [(r.channel, r.status, r.hold_reason, int(r.n)) for r in rows]
             state.metrics_ledger = (time.monotonic() + ttl, self.ledger)
         else:
