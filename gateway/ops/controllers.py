@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import html
 import json
+import re
 import secrets
 import uuid
 from typing import Any
@@ -312,16 +313,25 @@ async def _customer(scope: Scope, state: State) -> Principal:
     return await proxy.verifier.verify(token)
 
 
-@asgi(r"/api/campaigns/{campaign_id:str}/stream", opt=PUBLIC, include_in_schema=False, copy_scope=False)
+_CAMPAIGN_STREAM = re.compile(r"^/api/campaigns/([^/]+)/stream$")
+
+
+# A mount, because Litestar routes an ASGI handler with a path parameter by method and fails;
+# the proxy sends only the stream paths here (every other /api/campaigns path goes upstream).
+@asgi("/api/campaigns", is_mount=True, opt=PUBLIC, include_in_schema=False, copy_scope=False)
 async def campaign_stream(scope: Scope, receive: Receive, send: Send) -> None:
     """Server-sent events for one campaign of the caller's organization (snapshots from the ledger, live events)."""
     state = Litestar.from_scope(scope).state
-    path = scope["path"]
+    raw = scope.get("raw_path") or scope["path"].encode()
+    path = raw.split(b"?", 1)[0].decode("latin-1")
     request_id = scope.get("state", {}).get("request_id") or request_id_from(None)
     try:
+        match = _CAMPAIGN_STREAM.match(path)
+        if match is None:
+            raise NotFound("Not found.")
         try:
-            campaign_id = uuid.UUID(path.split("/")[3])
-        except (ValueError, IndexError) as exc:
+            campaign_id = uuid.UUID(match.group(1))
+        except ValueError as exc:
             raise BadRequest("The campaign id is not a UUID.") from exc
         principal = await _customer(scope, state)
         async with state.db.tenant(principal.org_id) as session:  # RLS, and the org filter too
