@@ -180,6 +180,38 @@ def create_operator(email: str) -> None:
 
 
 @main.command()
+@click.option("--watch", is_flag=True, help="Redraw every --interval seconds until Ctrl-C.")
+@click.option("--interval", type=click.FloatRange(0.5, 3600), default=2.0, show_default=True, help="Seconds.")
+@click.option("--redis-url", envvar="SDR_REDIS_URL", help="Defaults to SDR_REDIS_URL.")
+@click.option("--database-url", envvar="SDR_DATABASE_URL", help="Defaults to SDR_DATABASE_URL.")
+def status(watch: bool, interval: float, redis_url: str | None, database_url: str | None) -> None:
+    """Print the queues, workers and the messages whose outcome is unknown (--watch refreshes it)."""
+    import time
+
+    from libs.db.session import make_engine
+    from libs.queue import redis_from_url
+    from libs.queue_stats import status_text
+
+    settings = DevSettings()
+    redis = redis_from_url(redis_url or settings.redis_url)
+    engine = make_engine(database_url or settings.database_url, pool_size=1)
+    try:
+        while True:
+            text = status_text(redis, engine)
+            if watch:
+                click.clear()
+            click.echo(text)
+            if not watch:
+                return
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        engine.dispose()
+        redis.close()
+
+
+@main.command()
 def dev() -> None:
     """Start the whole system on this machine; Ctrl-C stops every process."""
     from libs.dev.system import run_dev

@@ -35,9 +35,12 @@ from rq.registry import (
 )
 from rq.serializers import JSONSerializer
 from rq.utils import utcparse
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Session
 
+from libs.db.session import system_session
 from libs.queue import ALL_QUEUES, get_queue
 
 BUCKET_SECONDS = 10
@@ -409,6 +412,19 @@ def render(snapshot: Snapshot) -> str:
     for m in snapshot.unknown[:10]:
         lines.append(f"  {m.id}  {m.channel}  campaign={m.campaign_id}  since {m.updated_at}")
     return "\n".join(lines)
+
+
+def status_text(redis: Redis, engine: Engine | None) -> str:
+    """Collect a snapshot (the ledger part when ``engine`` is given) and render it for the terminal."""
+    snapshot = collect(redis)
+    note = ""
+    if engine is not None:
+        try:
+            with system_session(engine) as session:
+                snapshot.unknown_count, snapshot.unknown = unknown_messages(session)
+        except SQLAlchemyError as exc:
+            note = f"\n(the ledger could not be read: {type(exc).__name__})"
+    return render(snapshot) + note
 
 
 def parse_uuid(value: str) -> uuid.UUID | None:

@@ -153,3 +153,22 @@ def test_render_prints_every_queue_and_the_unknown_count(redis: Redis) -> None:
         assert f"\n{name}" in text
     assert "unknown messages needing a decision: 3" in text
     assert "workers: none" in text
+
+
+def test_sdr_status_prints_the_picture(redis: Redis, redis_url: str, database_url: str, engine: Engine) -> None:
+    from click.testing import CliRunner
+
+    from libs.cli import main
+
+    run_jobs(redis, ok=2, failed=1)
+    seed_campaign(engine, statuses=["unknown"])
+    runner = CliRunner()
+    result = runner.invoke(main, ["status", "--redis-url", redis_url, "--database-url", database_url])
+    assert result.exit_code == 0, result.output
+    email_row = next(line for line in result.output.splitlines() if line.startswith("email "))
+    assert email_row.split()[:7] == ["email", "0", "0", "0", "0", "1", "2"]
+    assert "unknown messages needing a decision: 1" in result.output
+
+    broken = runner.invoke(main, ["status", "--redis-url", redis_url, "--database-url", database_url + "_missing"])
+    assert broken.exit_code == 0
+    assert "the ledger could not be read" in broken.output
