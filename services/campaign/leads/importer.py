@@ -12,11 +12,13 @@ already wrote (``leads.import_id`` is this import) are duplicates of the file, n
 
 from __future__ import annotations
 
+import contextvars
 import csv
 import json
 import re
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -189,6 +191,30 @@ def _report_cells(cells: Sequence[str]) -> list[str]:
     return [_clean(c[:MAX_REPORT_CELL]) for c in cells[: MAX_COLUMNS + 1]]
 
 
+class _Writer:
+    """Write chunks on one background thread while the next chunk is parsed; at most one in flight.
+
+    The database work of a chunk (mostly waiting on PostgreSQL, which releases the GIL) then
+    overlaps the validation of the next one. Only the writer thread touches the connection.
+    """
+
+    def __init__(self, pool: ThreadPoolExecutor, write: Callable[[Chunk], Counts]) -> None:
+        self._pool = pool
+        self._write = write
+        self._pending: Future[Counts] | None = None
+
+    def submit(self, chunk: Chunk) -> None:
+        """Wait for the chunk in flight (re-raising its error), then start writing ``chunk``."""
+        self.drain()
+        self._pending = self._pool.submit(contextvars.copy_context().run, self._write, chunk)
+
+    def drain(self) -> None:
+        """Wait for the chunk in flight, if any."""
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.result()
+
+
 class ImportRun:
     """Run one import to completion (or resume it) on a synchronous engine."""
 
@@ -298,7 +324,7 @@ class ImportRun:
 
     def _import_file(self, conn: Connection, job: Any, path: Path) -> int:
         """Stream the file in chunks; return how many rows were over the row limit."""
-        with path.open("rb") as stream:
+        with path.open("rb") as stream, ThreadPoolExecutor(max_workers=1, thread_name_prefix="lead-import") as pool:
             fmt = detect_format(stream.read(65536))
             stream.seek(0)
             delimiter, records = open_rows(stream, fmt, delimiter=job["delimiter"] or None)
@@ -312,6 +338,7 @@ class ImportRun:
             checkpoint: int = job["checkpoint_row"]
             record_no, data_rows, overflow = 1, 0, 0
             chunk = Chunk()
+            writer = _Writer(pool, lambda c: self._write_chunk(conn, job, c))
             for record in iterator:
                 record_no += 1
                 if isinstance(record, list) and not any(c.strip() for c in record):
@@ -333,10 +360,11 @@ class ImportRun:
                     except RowError as exc:
                         chunk.rejects.append((record_no, str(exc), _report_cells(record)))
                 if chunk.read >= self.chunk_rows:
-                    self._write_chunk(conn, job, chunk)
+                    writer.submit(chunk)
                     chunk = Chunk()
             if chunk.read:
-                self._write_chunk(conn, job, chunk)
+                writer.submit(chunk)
+            writer.drain()
             return overflow
 
     def _record_format(
@@ -408,7 +436,7 @@ class ImportRun:
                     for r, _ in staged
                 ),
             )
-            conn.execute(sa.text("ANALYZE lead_stage"))
+            conn.execute(sa.text("ANALYZE lead_stage (email_normalized, phone)"))
             if self._has_suppressions(conn, org_id):
                 conn.execute(
                     sa.update(STAGE)

@@ -99,13 +99,9 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
         sa.Column("erased_at", sa.DateTime(timezone=True), nullable=True),
         sa.CheckConstraint("status IN ('active', 'suppressed', 'erased')", name=op.f("ck_leads_status")),
-        sa.ForeignKeyConstraint(
-            ["import_id"], ["lead_imports.id"], name=op.f("fk_leads_import_id_lead_imports"), ondelete="SET NULL"
-        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_leads")),
         sa.UniqueConstraint("org_id", "email_normalized", name=op.f("uq_leads_org_id_email_normalized")),
     )
-    op.create_index(op.f("ix_leads_org_id"), "leads", ["org_id"], unique=False)
     op.create_index("ix_leads_org_id_created_at_id", "leads", ["org_id", "created_at", "id"])
     op.create_index("ix_leads_org_id_phone", "leads", ["org_id", "phone"])
     op.create_index("ix_leads_import_id", "leads", ["import_id"])
