@@ -54,6 +54,10 @@ def accepts(port: int) -> bool:
     return True
 
 
+def idle_workers(redis: Redis) -> int:
+    return sum(1 for worker in Worker.all(connection=redis) if worker.get_state() == "idle")
+
+
 @pytest.fixture
 def fresh_database_url(pg_server_url: str) -> Iterator[str]:
     """A database URL whose database does not exist yet."""
@@ -138,9 +142,8 @@ def test_worker_runs_n_supervised_rq_workers_and_stops_them(redis_url: str, tmp_
         )
     redis = Redis.from_url(redis_url)
     try:
-        wait_until(
-            lambda: len(Worker.all(connection=redis)) == 2 or fleet.poll() is not None, "two workers", timeout=90
-        )
+        # RQ installs its SIGTERM handler after registering; "idle" is set once it is in place.
+        wait_until(lambda: idle_workers(redis) == 2 or fleet.poll() is not None, "two idle workers", timeout=90)
         assert fleet.poll() is None, log.read_text()
         workers = Worker.all(connection=redis)
         assert all(sorted(w.queue_names()) == ["email", "sms"] for w in workers)
@@ -149,7 +152,7 @@ def test_worker_runs_n_supervised_rq_workers_and_stops_them(redis_url: str, tmp_
         fleet.send_signal(signal.SIGTERM)
         code = fleet.wait(timeout=30)
     assert code == 0, log.read_text()
-    assert Worker.all(connection=redis) == []  # each worker deregistered on its warm shutdown
+    assert Worker.all(connection=redis) == [], log.read_text()  # each worker deregistered on its warm shutdown
     redis.close()
 
 
@@ -187,3 +190,16 @@ def test_every_entry_point_in_the_table_exists() -> None:
 
     missing = [name for name in TARGETS if resolve(name) is None]
     assert missing == []
+
+
+def test_create_operator_dispatches_to_the_auth_box(database_url: str) -> None:
+    runner = CliRunner()
+
+    created = runner.invoke(main, ["create-operator", "ops@tidewater.dev"], env={"SDR_DATABASE_URL": database_url})
+    again = runner.invoke(main, ["create-operator", "ops@tidewater.dev"], env={"SDR_DATABASE_URL": database_url})
+    invalid = runner.invoke(main, ["create-operator", "not an address"], env={"SDR_DATABASE_URL": database_url})
+
+    assert created.exit_code == 0, created.output
+    assert "ops@tidewater.dev" in created.output
+    assert again.exit_code == 0, again.output
+    assert invalid.exit_code == 2
