@@ -25,7 +25,7 @@ from tests.conftest import REDIS_TEST_DB
 from tests.gateway.apps import signer_env
 from tests.gateway.ops.conftest import run_jobs
 from tests.gateway.ops.factories import seed_campaign
-from tests.gateway.processes import App, Server, running
+from tests.gateway.processes import App, Server, _start, _wait_healthy
 from tests.support.servers import free_port
 from tests.support.tokens import TokenSigner
 
@@ -33,6 +33,8 @@ pytestmark = pytest.mark.e2e
 
 SUBSCRIBERS = 200
 WATCH_SECONDS = 10.0
+START_SECONDS = 90.0
+"""The shared 2-core machine can be busy: the gateway imports Flask, RQ and SQLAlchemy before it answers."""
 
 
 @pytest.fixture
@@ -49,8 +51,15 @@ def gateway(tmp_path: Path, database_url: str, redis_url: str, signer: TokenSign
         "SDR_OPS_LEDGER_INTERVAL": "1.0",
         "SDR_LOG_LEVEL": "WARNING",
     }
-    with running(auth, App("gateway.app:create_app", tmp_path / "gateway.log", env)) as (_, server):
-        yield server
+    servers = [_start(app) for app in (auth, App("gateway.app:create_app", tmp_path / "gateway.log", env))]
+    try:
+        deadline = time.monotonic() + START_SECONDS
+        for server in servers:
+            _wait_healthy(server, deadline)
+        yield servers[1]
+    finally:
+        for server in servers:
+            server.stop()
 
 
 class Monitor:
