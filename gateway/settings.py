@@ -19,7 +19,6 @@ class GatewaySettings(CommonSettings):
     model_config = SettingsConfigDict(env_prefix="SDR_", env_file=".env", extra="ignore")
 
     service_name: str = "gateway"
-    port: int = 8000
     auth_url: str = Field(default="http://127.0.0.1:8001", description="Base URL of the auth service.")
     brand_url: str = Field(default="http://127.0.0.1:8002", description="Base URL of the brand service.")
     campaign_url: str = Field(default="http://127.0.0.1:8003", description="Base URL of the campaign service.")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,10 +21,16 @@ REDIS_TEST_DB = int(os.environ.get("SDR_TEST_REDIS_DB", "9"))
 
 
 @pytest.fixture(scope="session")
-def pg_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def pg_server_url() -> Iterator[str]:
     """URL of the PostgreSQL server the suite uses."""
-    with postgres_server(tmp_path_factory.mktemp("postgres")) as url:
-        yield url
+    # Not under pytest's basetemp: an embedded server runs as another user (pgserver, when
+    # we are root) and pytest makes its own temp root private again on every start.
+    folder = Path(tempfile.mkdtemp(prefix="tidewater-test-pg-"))
+    try:
+        with postgres_server(folder) as url:
+            yield url
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,6 @@ class AuthSettings(CommonSettings):
     model_config = SettingsConfigDict(env_prefix="SDR_", env_file=".env", extra="ignore")
 
     service_name: str = "auth"
-    port: int = 8001
 
     access_token_ttl: int = Field(default=900, ge=60, le=3600, description="Seconds an access token lives.")
     refresh_token_ttl: int = Field(default=30 * 86400, ge=3600, description="Seconds a refresh token lives.")

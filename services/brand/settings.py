@@ -16,7 +16,6 @@ class BrandSettings(CommonSettings):
     model_config = SettingsConfigDict(env_prefix="SDR_", env_file=".env", extra="ignore")
 
     service_name: str = "brand"
-    port: int = 8002
     smtp_verify_timeout: float = Field(
         default=10.0, gt=0, le=60, description="Seconds each step of an SMTP check may take (connect, TLS, login)."
     )

@@ -14,7 +14,6 @@ class CampaignSettings(CommonSettings):
     model_config = SettingsConfigDict(env_prefix="SDR_", env_file=".env", extra="ignore")
 
     service_name: str = "campaign"
-    port: int = 8003
 
     # leads: CSV imports and contact normalisation
     import_max_bytes: int = Field(default=200 * 1024 * 1024, ge=1024, description="Largest CSV upload accepted.")
