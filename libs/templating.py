@@ -12,9 +12,10 @@ import hashlib
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, nodes
+from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError, nodes
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
@@ -179,9 +180,15 @@ def template_context(
     }
 
 
+@lru_cache(maxsize=512)
+def _compiled(source: str) -> Template:
+    # Compiling costs far more than rendering; a worker renders the same few step templates for every lead.
+    return _ENV.from_string(source)
+
+
 def render(source: str, *, lead: Mapping[str, Any], brand: Mapping[str, Any], sender_name: str | None = None) -> str:
     """Render a step template for one lead; raise ``jinja2.TemplateError`` when it cannot be."""
-    out = _ENV.from_string(source).render(template_context(lead, brand, sender_name))
+    out = _compiled(source).render(template_context(lead, brand, sender_name))
     return out[:MAX_OUTPUT_CHARS]
 
 

@@ -7,6 +7,28 @@ message to a provider. Errors known to happen before the hand-off put the messag
 the ledger with a next-attempt time (PostgreSQL is the scheduler: RQ's own scheduler can
 enqueue twice and dies on a Redis error); anything that may have reached the provider ends
 ``unknown`` for an operator. Job-timeout exceptions are never swallowed.
+
+A job carries a batch of message ids and works on it set-based:
+
+1. **Load and gate** (one transaction for the batch): one query loads every message with its
+   gate facts, one query per organization checks suppressions, the pure gate decides, the
+   Redis caps are taken in one pipeline, every skip and hold is written by one statement,
+   and the content of every sendable message is written and frozen in the audit table by
+   one ``INSERT ... ON CONFLICT DO NOTHING`` (a concurrent execution's content wins, and is
+   what goes out). Model calls, when an organization has an OpenAI key, happen outside any
+   transaction, between the load and the freeze.
+2. **Step by step** (one statement and one durable commit per message): the statement that
+   *claims* message ``i`` (``queued``/due ``held`` -> ``sending``, with its body and tracked
+   links) also *records* the outcome of message ``i - 1`` (ledger, event, next step). The
+   claim is committed before the hand-off, so a message is never handed off unclaimed; the
+   outcome of a hand-off is committed before the next hand-off starts, so a crash (``kill
+   -9``) leaves at most one message of the batch in ``sending``: it becomes ``unknown`` when
+   its lease expires, and every message after it is still ``queued`` for the repair pass.
+   A Python exception during a send marks that one message ``unknown`` at once. Nothing is
+   recorded in bulk after the fact, so no outcome of a send that happened is ever lost.
+
+Live events and customer webhook jobs are announced only after the commit that recorded them
+(:func:`announce` is the one place that does).
 """
 
 from __future__ import annotations
@@ -14,26 +36,28 @@ from __future__ import annotations
 import json
 import random
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from email.message import EmailMessage
 from typing import Any
 
+import sqlalchemy as sa
 import structlog
 from redis import Redis
 from rq.timeouts import BaseTimeoutException
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.engine import Row
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from libs import templating
 from libs.crypto import SecretBox
-from libs.db.base import utcnow
-from libs.db.models.worker import Personalization
+from libs.db.base import SYSTEM_ROLE, utcnow
 from libs.db.session import make_engine, system_session
-from libs.links import LinkKind, sign_link
-from libs.queue import JobSpec, QueueName, redis_from_url
+from libs.links import open_url, track_links, unsubscribe_url
+from libs.queue import JobSpec, QueueName, enqueue_many, redis_from_url
 from libs.schedule import Delay, ScheduleError, SendWindow, channel_window, next_send_time, zone
 from libs.suppression import find_suppressed_sync, hash_key, normalize_email, suppress_statement
 from services.worker import ledger
@@ -49,7 +73,7 @@ from services.worker.channels.twilio import (
     send_sms,
     send_voicemail,
 )
-from services.worker.gate import Decision, Facts, Verdict, check
+from services.worker.gate import Decision, Facts, Verdict, check, check_time
 from services.worker.personalize import Draft, Personalizer, Request, make_openai_client
 from services.worker.personalize.prompt import PROMPT_VERSION
 from services.worker.ratelimit import DAY, HOUR, MINUTE, Limit, RateLimiter
@@ -58,8 +82,16 @@ from services.worker.settings import WorkerSettings
 log = structlog.get_logger(__name__)
 
 SEND_FUNC = "services.worker.jobs.send_messages"
+PUBLISH_FUNC = "services.campaign.inbound.jobs.publish_message_event"
+"""The inbound queue's job owing a recorded event to customer endpoints (named, never imported)."""
 QUEUE_OF = {"email": QueueName.EMAIL, "sms": QueueName.SMS, "voicemail": QueueName.VOICEMAIL}
 LEASE_MARGIN = timedelta(seconds=5)
+RECHECK_AFTER = timedelta(seconds=5)
+"""A batch older than this re-checks send windows and calling hours right before each claim."""
+STATUS_CALLBACK = {"sms": "/hooks/twilio/messages/status", "voicemail": "/hooks/twilio/calls/status"}
+"""The campaign service's Twilio status routes; ``?message_id=`` finds a message whose sid is not recorded yet."""
+WEBHOOK_EVENTS = frozenset({"sent", "delivered", "failed", "bounced"})
+LIVE_KIND = {"sent": "sent", "failed": "failed", "bounced": "failed", "unknown": "unknown", "held": "held"}
 
 
 @dataclass
@@ -82,13 +114,14 @@ class Context:
     @classmethod
     def create(cls, settings: WorkerSettings) -> Context:
         """Build the process's context from ``settings``."""
+        redis = redis_from_url(settings.redis_url)
         return cls(
             settings=settings,
             engine=make_engine(settings.database_url, pool_size=2),
-            redis=redis_from_url(settings.redis_url),
+            redis=redis,
             box=SecretBox.from_settings(settings),
             smtp=SmtpTransport(timeout=settings.smtp_timeout),
-            limiter=RateLimiter(redis_from_url(settings.redis_url)),
+            limiter=RateLimiter(redis),
             recorder=LocalRecorder(settings.data_dir),
             suppression_key=hash_key(settings.secret_key.get_secret_value()),
         )
@@ -159,56 +192,222 @@ def job_for(message_ids: Sequence[uuid.UUID | str], channel: str, settings: Work
     )
 
 
+# --------------------------------------------------------------------------- after-commit announcements
+
+
+@dataclass
+class Announcements:
+    """What committed work owes the outside world: live events and customer webhook jobs."""
+
+    live: list[dict[str, Any]] = field(default_factory=list)
+    webhooks: list[uuid.UUID] = field(default_factory=list)
+
+    def event(self, kind: str, row: Row[Any], reason: str | None = None) -> None:
+        """Owe a live event about ``row``'s message."""
+        self.live.append(
+            {
+                "kind": LIVE_KIND.get(kind, kind),
+                "org_id": row.org_id,
+                "campaign_id": row.campaign_id,
+                "message_id": row.id,
+                "channel": row.channel,
+                "reason": reason,
+            }
+        )
+
+
+def announce(redis: Redis, done: Announcements) -> None:
+    """Publish committed events: live events (``libs.events``) and customer webhooks (``inbound`` queue).
+
+    Called only after the commit that recorded them; never raises (a Redis hiccup must not fail
+    a job whose sends already happened). Webhook jobs are named by their dotted path: the worker
+    never imports the campaign service.
+    """
+    if done.webhooks:
+        specs = [
+            JobSpec(queue=QueueName.INBOUND, func=PUBLISH_FUNC, args=(str(event_id),), job_id=f"publish-{event_id}")
+            for event_id in done.webhooks
+        ]
+        try:
+            enqueue_many(redis, specs)
+        except Exception as exc:  # Redis down: the ledger keeps the event; log which ones were not owed
+            log.warning("webhook_publish_not_enqueued", events=[str(e) for e in done.webhooks], error=repr(exc))
+        done.webhooks.clear()
+    if done.live:
+        from libs import events  # imported on first use: a quiet worker never loads the stream code
+
+        events.publish_many(redis, done.live)
+        done.live.clear()
+
+
+# --------------------------------------------------------------------------- the batch
+
+
+@dataclass
+class Item:
+    """One sendable message of a batch: its loaded row, frozen draft and chosen variant."""
+
+    row: Row[Any]
+    facts: Facts
+    writer: Personalizer
+    variant: Mapping[str, Any] | None
+    draft: Draft | None = None
+
+
+@dataclass
+class Record:
+    """The outcome of one hand-off, as the next step statement writes it."""
+
+    row: Row[Any]
+    attempt: int
+    status: str
+    result: SendResult
+    event: str | None = None
+    next_attempt_at: datetime | None = None
+    action: str | None = None
+    due: datetime | None = None
+    stop_reason: str | None = None
+    suppress: list[Any] = field(default_factory=list)
+    event_id: uuid.UUID = field(default_factory=uuid.uuid4)
+
+
 def send_messages(message_ids: list[str]) -> dict[str, str]:
     """Send each message at most once: gate, personalize, claim, send, record, schedule the next step."""
     ctx = context()
     results: dict[str, str] = {}
+    ids: list[uuid.UUID] = []
     for raw in message_ids:
         try:
-            results[raw] = process(ctx, uuid.UUID(raw))
-        except BaseTimeoutException:
-            raise  # RQ's job timeout: never swallowed
-        except Exception as exc:  # one broken message must not block the rest of the batch
-            log.exception("message_failed_before_claim", message_id=raw, error=type(exc).__name__)
-            results[raw] = "error"
+            ids.append(uuid.UUID(raw))
+        except ValueError:
+            results[raw] = "invalid"
+    for message_id, outcome in run_batch(ctx, ids).items():
+        results[str(message_id)] = outcome
     return results
 
 
 def process(ctx: Context, message_id: uuid.UUID) -> str:
     """Run one message through the pipeline; return what happened to it."""
+    return run_batch(ctx, [message_id])[message_id]
+
+
+def run_batch(ctx: Context, message_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """Run a batch of messages through the pipeline; return what happened to each."""
+    results = dict.fromkeys(message_ids, "missing")
+    done = Announcements()
+    try:
+        items = _load_and_gate(ctx, message_ids, results, done)
+        announce(ctx.redis, done)
+        _deliver(ctx, items, results, done)
+    finally:
+        announce(ctx.redis, done)
+    return results
+
+
+def _load_and_gate(
+    ctx: Context, message_ids: Sequence[uuid.UUID], results: dict[uuid.UUID, str], done: Announcements
+) -> list[Item]:
+    """Load, gate, skip or hold, and freeze the content of a batch; return what may be sent."""
     now = ctx.now()
+    later: list[Item] = []
     with system_session(ctx.engine) as session:
-        row = ledger.load(session, message_id, PROMPT_VERSION)
-        if row is None:
-            return "missing"  # rolled back, or erased: nothing to do
-        if row.status in ledger.TERMINAL:
-            return "done"
-        if row.status == "sending":
-            if row.next_attempt_at is not None and row.next_attempt_at > now:
-                return "in_flight"  # another execution holds the claim
-            return _orphaned(session, row, now)
-        if row.next_attempt_at is not None and row.next_attempt_at > now:
-            return "not_due"
-        decision = _gate(ctx, session, row, now)
-        if decision.verdict is Verdict.SKIP:
-            return _skip(ctx, session, row, decision, now)
-        if decision.verdict is Verdict.HOLD:
-            return _hold(session, row, decision, now)
-        writer = ctx.personalizer(row.openai_secret)
-        attempt: int | None = None
-        if row.cached_content is not None or writer.client is None:
-            draft = _draft(writer, row)
-            attempt = _claim(ctx, session, row, draft, now)
-    if row.cached_content is None and writer.client is not None:
-        draft = _draft(writer, row)  # the model is called outside any transaction
+        rows = ledger.load_many(session, message_ids, PROMPT_VERSION)
+        candidates: list[Row[Any]] = []
+        for row in rows:
+            if row.status in ledger.TERMINAL:
+                results[row.id] = "done"
+            elif row.status == "sending":
+                if row.next_attempt_at is not None and row.next_attempt_at > now:
+                    results[row.id] = "in_flight"  # another execution holds the claim
+                else:
+                    results[row.id] = _orphaned(ctx, session, row, now, done)
+            elif row.next_attempt_at is not None and row.next_attempt_at > now:
+                results[row.id] = "not_due"
+            else:
+                candidates.append(row)
+        suppressed = _suppressed(ctx, session, candidates)
+        settle: list[tuple[Row[Any], Decision]] = []
+        sendable: list[tuple[Row[Any], Facts]] = []
+        for row in candidates:
+            facts = _facts(row, row.id in suppressed)
+            decision = _stop_rules(row) or check(facts, now)
+            if decision.verdict is Verdict.SEND:
+                sendable.append((row, facts))
+            else:
+                settle.append((row, decision))
+        if sendable:
+            taken = ctx.limiter.take_many([_limits(ctx.settings, row) for row, _ in sendable], now)
+            allowed: list[tuple[Row[Any], Facts]] = []
+            for (row, facts), verdict in zip(sendable, taken, strict=True):
+                if verdict.allowed:
+                    allowed.append((row, facts))
+                else:
+                    assert verdict.limit is not None
+                    assert verdict.retry_at is not None
+                    name = verdict.limit.name
+                    settle.append(
+                        (row, Decision.hold(f"cap_{name.split(':')[0]}_{name.rsplit(':', 1)[1]}", verdict.retry_at))
+                    )
+            sendable = allowed
+        if settle:
+            _settle(session, settle, now, results, done)
+        items: list[Item] = []
+        for row, facts in sendable:
+            item = Item(
+                row,
+                facts,
+                _writer(ctx, row),
+                templating.choose_variant(row.enrollment_id, row.step_id, row.variants or []),
+            )
+            if row.cached_content is not None:
+                item.draft = Draft(row.channel, dict(row.cached_content), row.cached_source, "cached")
+            elif item.writer.client is None:
+                item.draft = item.writer.write(_request(row, item.variant))
+            else:
+                later.append(item)
+            items.append(item)
+        _freeze(session, [i for i in items if i.draft is not None and i.row.cached_content is None], now)
+    if later:
+        for item in later:  # the model is called outside any transaction
+            item.draft = item.writer.write(_request(item.row, item.variant))
         with system_session(ctx.engine) as session:
-            attempt = _claim(ctx, session, row, draft, ctx.now())
-    if attempt is None:
-        return "already_claimed"
-    return _send_and_record(ctx, row, draft, attempt)
+            _freeze(session, later, ctx.now())
+    return items
 
 
-def _gate(ctx: Context, session: Session, row: Row[Any], now: datetime) -> Decision:
+def _suppressed(ctx: Context, session: Session, rows: Sequence[Row[Any]]) -> set[uuid.UUID]:
+    """Ids of the messages whose lead is suppressed on the message's channel (one query per organization)."""
+    groups: dict[tuple[uuid.UUID, str], list[Row[Any]]] = {}
+    for row in rows:
+        groups.setdefault((row.org_id, row.channel), []).append(row)
+    found: set[uuid.UUID] = set()
+    for (org_id, channel), members in groups.items():
+        hits = find_suppressed_sync(
+            session, org_id=org_id, lead_ids=[r.lead_id for r in members], channel=channel, key=ctx.suppression_key
+        )
+        found.update(r.id for r in members if r.lead_id in hits)
+    return found
+
+
+def _facts(row: Row[Any], suppressed: bool) -> Facts:
+    return Facts(
+        channel=row.channel,
+        campaign_status=row.campaign_status,
+        enrollment_status=row.enrollment_status,
+        lead_status="erased" if row.lead_status == "erased" else None,
+        suppressed=suppressed,
+        email=row.email,
+        phone=row.phone,
+        lead_timezone=row.lead_timezone,
+        consent_sms_at=row.consent_sms_at,
+        consent_voice_at=row.consent_voice_at,
+        campaign_timezone=row.campaign_timezone or "UTC",
+        send_window=row.send_window,
+    )
+
+
+def _stop_rules(row: Row[Any]) -> Decision | None:
+    """Skip when the lead already replied, unsubscribed, bounced (or clicked) and the campaign stops on it."""
     stops = set(row.stop_events or ())
     rules = row.stop_rules or {}
     for event_type, rule in (("replied", "on_reply"), ("unsubscribed", "on_unsubscribe"), ("bounced", "on_bounce")):
@@ -218,34 +417,7 @@ def _gate(ctx: Context, session: Session, row: Row[Any], now: datetime) -> Decis
         return Decision.skip("stopped_clicked")
     if row.sender_id is None:
         return Decision.skip("no_sender")
-    hits = find_suppressed_sync(
-        session, org_id=row.org_id, lead_ids=[row.lead_id], channel=row.channel, key=ctx.suppression_key
-    )
-    facts = Facts(
-        channel=row.channel,
-        campaign_status=row.campaign_status,
-        enrollment_status=row.enrollment_status,
-        lead_status="erased" if row.lead_status == "erased" else None,
-        suppressed=bool(hits),
-        email=row.email,
-        phone=row.phone,
-        lead_timezone=row.lead_timezone,
-        consent_sms_at=row.consent_sms_at,
-        consent_voice_at=row.consent_voice_at,
-        campaign_timezone=row.campaign_timezone or "UTC",
-        send_window=row.send_window,
-    )
-    decision = check(facts, now)
-    if decision.verdict is not Verdict.SEND:
-        return decision
-    taken = ctx.limiter.take(_limits(ctx.settings, row), now)
-    if not taken.allowed:
-        assert taken.limit is not None
-        assert taken.retry_at is not None
-        return Decision.hold(
-            f"cap_{taken.limit.name.split(':')[0]}_{taken.limit.name.rsplit(':', 1)[1]}", taken.retry_at
-        )
-    return decision
+    return None
 
 
 def _limits(settings: WorkerSettings, row: Row[Any]) -> list[Limit]:
@@ -265,9 +437,58 @@ def _limits(settings: WorkerSettings, row: Row[Any]) -> list[Limit]:
     ]
 
 
-def _draft(writer: Personalizer, row: Row[Any]) -> Draft:
-    if row.cached_content is not None:
-        return Draft(row.channel, dict(row.cached_content), row.cached_source, "cached")
+def _settle(
+    session: Session,
+    decisions: Sequence[tuple[Row[Any], Decision]],
+    now: datetime,
+    results: dict[uuid.UUID, str],
+    done: Announcements,
+) -> None:
+    """Write every skip and hold of a batch in one statement (events, next step or stop included)."""
+    columns: dict[str, list[Any]] = {
+        k: []
+        for k in ("ids", "statuses", "reasons", "next_at", "event_ids", "event_data", "actions", "positions", "due")
+    }
+    for row, decision in decisions:
+        reason = (decision.reason or "")[:64]
+        held = decision.verdict is Verdict.HOLD
+        action: str | None = None
+        due: datetime | None = None
+        if not held:
+            if reason.startswith("stopped_"):
+                action = "stop"
+            else:
+                action, due = _next_step(row, now)
+        columns["ids"].append(row.id)
+        columns["statuses"].append("held" if held else "skipped")
+        columns["reasons"].append(reason)
+        columns["next_at"].append(decision.not_before if held else None)
+        columns["event_ids"].append(uuid.uuid4())
+        until = decision.not_before.isoformat() if decision.not_before else None
+        columns["event_data"].append(json.dumps({"reason": decision.reason, "until": until}))
+        columns["actions"].append(action)
+        columns["positions"].append(row.position)
+        columns["due"].append(due)
+    settled = {r.id: r.status for r in session.execute(ledger.SETTLE, {**columns, "now": now})}
+    for row, decision in decisions:
+        status = settled.get(row.id)
+        if status is None:
+            results[row.id] = "raced"
+            continue
+        results[row.id] = status
+        done.event(status, row, decision.reason)
+        log.info(f"message_{status}", message_id=str(row.id), reason=decision.reason, until=str(decision.not_before))
+
+
+def _writer(ctx: Context, row: Row[Any]) -> Personalizer:
+    writer = ctx.personalizer(row.openai_secret)
+    if (row.ai or {}).get("enabled") is False and writer.client is not None:
+        return ctx.personalizer(None)
+    return writer
+
+
+def _request(row: Row[Any], variant: Mapping[str, Any] | None) -> Request:
+    """What the writer works from: the brand, the lead, the step's (or its A/B variant's) templates."""
     brand = {
         "name": row.brand_name,
         "website": row.website,
@@ -291,96 +512,183 @@ def _draft(writer: Personalizer, row: Row[Any]) -> Draft:
         "phone": row.phone,
         "custom_fields": row.custom_fields or {},
     }
+    chosen = variant or {}
     templates = {
-        "subject": row.subject_template,
-        "body": row.body_template,
-        "sms": row.sms_template,
-        "script": row.script_template,
+        "subject": chosen.get("subject_template") or row.subject_template,
+        "body": chosen.get("body_template") or row.body_template,
+        "sms": chosen.get("sms_template") or row.sms_template,
+        "script": chosen.get("script_template") or row.script_template,
     }
     opt_out = {"email": row.opt_out_email, "sms": row.opt_out_sms, "voicemail": row.opt_out_voicemail}[row.channel]
     ai = row.ai or {}
-    if ai.get("enabled") is False:
-        writer = Personalizer(None, model=writer.model)
-    instructions = "\n".join(p for p in (ai.get("instructions"), row.ai_instructions) if p) or None
-    return writer.write(
-        Request(
-            channel=row.channel,
-            brand=brand,
-            lead=lead,
-            templates=templates,
-            instructions=instructions,
-            sender_name=row.from_name,
-            opt_out=opt_out,
-            model=ai.get("model"),
-        )
+    step_instructions = chosen.get("ai_instructions") or row.ai_instructions
+    instructions = "\n".join(p for p in (ai.get("instructions"), step_instructions) if p) or None
+    return Request(
+        channel=row.channel,
+        brand=brand,
+        lead=lead,
+        templates=templates,
+        instructions=instructions,
+        sender_name=row.from_name,
+        opt_out=opt_out,
+        model=ai.get("model"),
     )
 
 
-def _claim(ctx: Context, session: Session, row: Row[Any], draft: Draft, now: datetime) -> int | None:
-    """Freeze the content (audit row) and claim the message; None when another execution has it."""
-    if row.cached_content is None:
-        audit = Personalization(
-            org_id=row.org_id,
-            message_id=row.id,
-            enrollment_id=row.enrollment_id,
-            step_id=row.step_id,
-            prompt_version=draft.prompt_version,
-            channel=row.channel,
-            source=draft.source,
-            model=draft.model,
-            prompt=draft.prompt,
-            input=draft.input,
-            output=draft.output,
-            content=draft.content,
-            fallback_reason=draft.fallback_reason,
-            prompt_tokens=draft.prompt_tokens,
-            completion_tokens=draft.completion_tokens,
-            cost_usd=Decimal(str(draft.cost_usd)),
-            latency_ms=draft.latency_ms,
+def _freeze(session: Session, items: Sequence[Item], now: datetime) -> None:
+    """Write the audit rows of ``items`` in one statement; adopt the content a concurrent execution froze first."""
+    if not items:
+        return
+    drafts = [(i.row, i.draft) for i in items if i.draft is not None]
+    params: dict[str, Any] = {
+        "org_ids": [r.org_id for r, _ in drafts],
+        "message_ids": [r.id for r, _ in drafts],
+        "enrollment_ids": [r.enrollment_id for r, _ in drafts],
+        "step_ids": [r.step_id for r, _ in drafts],
+        "channels": [r.channel for r, _ in drafts],
+        "sources": [d.source for _, d in drafts],
+        "models": [d.model[:100] for _, d in drafts],
+        "prompts": [json.dumps(d.prompt) for _, d in drafts],
+        "inputs": [json.dumps(d.input) for _, d in drafts],
+        "outputs": [json.dumps(d.output) if d.output is not None else None for _, d in drafts],
+        "contents": [json.dumps(d.content) for _, d in drafts],
+        "fallback_reasons": [d.fallback_reason[:200] if d.fallback_reason else None for _, d in drafts],
+        "prompt_tokens": [d.prompt_tokens for _, d in drafts],
+        "completion_tokens": [d.completion_tokens for _, d in drafts],
+        "costs": [Decimal(str(d.cost_usd)) for _, d in drafts],
+        "latencies": [d.latency_ms for _, d in drafts],
+        "prompt_version": PROMPT_VERSION,
+        "now": now,
+    }
+    written = {r.message_id for r in session.execute(ledger.FREEZE, params)}
+    lost = [i for i in items if i.row.id not in written]
+    if not lost:
+        return
+    # A concurrent execution froze its content first: send exactly that.
+    frozen = {
+        (r.enrollment_id, r.step_id): r.content
+        for r in session.execute(
+            ledger.FROZEN, {"prompt_version": PROMPT_VERSION, "enrollments": [i.row.enrollment_id for i in lost]}
         )
-        try:
-            with session.begin_nested():
-                session.add(audit)
-                session.flush()
-        except IntegrityError:
-            # A concurrent execution froze its content first: send exactly that.
-            cached = ledger.load(session, row.id, PROMPT_VERSION)
-            if cached is None or cached.cached_content is None:
-                return None
-            draft.content = dict(cached.cached_content)
-    lease = now + timedelta(seconds=ctx.settings.job_timeout) + LEASE_MARGIN
-    claimed = session.execute(
-        ledger.CLAIM, {"id": row.id, "lease": lease, "subject": draft.subject, "body": draft.body, "now": now}
-    ).first()
-    return None if claimed is None else int(claimed.attempt)
+    }
+    for item in lost:
+        content = frozen.get((item.row.enrollment_id, item.row.step_id))
+        if content is not None and item.draft is not None:
+            item.draft.content = dict(content)
 
 
-def _send_and_record(ctx: Context, row: Row[Any], draft: Draft, attempt: int) -> str:
+def _next_step(row: Row[Any], now: datetime) -> tuple[str, datetime | None]:
+    """How the enrollment moves on after this step: ``complete``, or ``advance`` with the next step's due time."""
+    if row.next_step_id is None:
+        return "complete", None
     try:
-        if ctx.before_send is not None:
-            ctx.before_send(row)
-        result = _send(ctx, row, draft)
-    except BaseException as exc:
-        # A timeout, a kill signal turned exception, or a bug mid-send: the provider may have it.
-        with system_session(ctx.engine) as session:
-            session.execute(
-                ledger.MARK_UNKNOWN_IF_SENDING,
-                {
-                    "id": row.id,
-                    "attempt": attempt,
-                    "code": "worker_error",
-                    "detail": repr(exc)[:1000],
-                    "now": ctx.now(),
-                },
-            )
-        raise
-    return _record(ctx, row, attempt, result)
+        tz = zone(row.lead_timezone or row.campaign_timezone, default=row.campaign_timezone or "UTC")
+    except ScheduleError:
+        tz = zone("UTC")
+    try:
+        window = channel_window(SendWindow.from_json(row.send_window), row.next_channel)
+        delay = Delay(row.next_delay_minutes, row.next_delay_unit or "minutes", bool(row.next_business_days))
+        due = next_send_time(now, delay, window, tz)
+    except ScheduleError:
+        due = now + timedelta(minutes=row.next_delay_minutes or 0)
+    return "advance", due
 
 
-def _send(ctx: Context, row: Row[Any], draft: Draft) -> SendResult:
+# --------------------------------------------------------------------------- step by step
+
+
+@dataclass
+class Outgoing:
+    """A message ready to hand off: what the claim writes and what the provider gets."""
+
+    subject: str | None
+    body: str
+    variant: str | None
+    urls: list[str]
+    send: Callable[[], SendResult]
+
+
+@contextmanager
+def _autocommit(ctx: Context) -> Iterator[Connection]:
+    """One pooled connection for a batch's steps: each step is one statement, committed on its own."""
+    with ctx.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text(f"SET ROLE {SYSTEM_ROLE}"))
+        try:
+            yield conn
+        finally:
+            try:
+                conn.execute(sa.text("RESET ROLE"))
+            except Exception:  # a broken connection must not go back to the pool with our role
+                conn.invalidate()
+
+
+def _deliver(ctx: Context, items: Sequence[Item], results: dict[uuid.UUID, str], done: Announcements) -> None:
+    """Claim, hand off and record each message in turn: one statement and one commit per message."""
+    if not items:
+        return
+    with _autocommit(ctx) as conn:
+        _deliver_on(ctx, conn, items, results, done)
+
+
+def _deliver_on(
+    ctx: Context, conn: Connection, items: Sequence[Item], results: dict[uuid.UUID, str], done: Announcements
+) -> None:
+    pending: Record | None = None
+    started = ctx.now()
+    for item in items:
+        row = item.row
+        now = ctx.now()
+        if now - started > RECHECK_AFTER:
+            decision = check_time(item.facts, now)
+            if decision.verdict is not Verdict.SEND:
+                _step(ctx, conn, pending, None, done)
+                pending = None
+                with system_session(ctx.engine) as session:
+                    _settle(session, [(row, decision)], now, results, done)
+                continue
+        try:
+            outgoing = _outgoing(ctx, item)
+        except Exception as exc:  # a broken message must not block the rest of the batch
+            log.exception("message_failed_before_claim", message_id=str(row.id), error=type(exc).__name__)
+            results[row.id] = "error"
+            continue
+        attempt = _step(ctx, conn, pending, (item, outgoing), done)
+        pending = None
+        if attempt is None:
+            results[row.id] = "already_claimed"
+            continue
+        try:
+            if ctx.before_send is not None:
+                ctx.before_send(row)
+            result = outgoing.send()
+        except BaseException as exc:
+            # A timeout, a kill signal turned exception, or a bug mid-send: the provider may have it.
+            record = _record(ctx, row, attempt, SendResult.unknown("worker_error", repr(exc)), ctx.now())
+            results[row.id] = "unknown"
+            if not isinstance(exc, Exception) or isinstance(exc, BaseTimeoutException):
+                try:
+                    _step(ctx, conn, record, None, done)
+                except Exception:  # the lease turns it unknown anyway; keep the original error
+                    log.exception("message_unknown_not_recorded", message_id=str(row.id))
+                raise
+            log.exception("message_send_crashed", message_id=str(row.id), error=type(exc).__name__)
+            pending = record
+            continue
+        pending = _record(ctx, row, attempt, result, ctx.now())
+        results[row.id] = "retry" if pending.status == "queued" else pending.status
+    _step(ctx, conn, pending, None, done)
+
+
+def _outgoing(ctx: Context, item: Item) -> Outgoing:
+    """Build what goes out for ``item`` (tracked links, unsubscribe and open URLs, status callbacks)."""
     settings = ctx.settings
+    row, draft = item.row, item.draft
+    assert draft is not None
+    base = settings.public_base_url.rstrip("/")
+    secret = settings.secret_key.get_secret_value()
+    variant = str(item.variant["key"])[:32] if item.variant and item.variant.get("key") else None
     if row.channel == "email":
-        token = sign_link(settings.secret_key.get_secret_value(), LinkKind.UNSUBSCRIBE, row.id)
+        tracked, urls = track_links(secret, base, row.id, draft.body)
         email = OutgoingEmail(
             message_id=str(row.id),
             from_address=row.from_address,
@@ -388,9 +696,10 @@ def _send(ctx: Context, row: Row[Any], draft: Draft) -> SendResult:
             reply_to=row.reply_to,
             to_address=row.email,
             subject=draft.subject or row.brand_name,
-            body=draft.body,
+            body=tracked,
             postal_address=row.postal_address or "",
-            unsubscribe_url=f"{settings.public_base_url.rstrip('/')}/u/{token}",
+            unsubscribe_url=unsubscribe_url(secret, base, row.id),
+            open_url=open_url(secret, base, row.id),
             brand_name=row.brand_name,
             signature=row.email_signature,
             opt_out_text=row.opt_out_email,
@@ -402,17 +711,25 @@ def _send(ctx: Context, row: Row[Any], draft: Draft) -> SendResult:
             )
         else:
             account = SmtpAccount(settings.smtp_sink_host, settings.smtp_sink_port)
-        return ctx.smtp.send(account, build_email(email), mail_from=row.from_address, rcpt_to=row.email)
-    callback = f"{settings.public_base_url.rstrip('/')}/hooks/twilio/{'sms' if row.channel == 'sms' else 'voice'}"
-    callback += f"/status?message_id={row.id}"
+        message: EmailMessage = build_email(email)
+        return Outgoing(
+            draft.subject,
+            draft.body,
+            variant,
+            urls,
+            lambda: ctx.smtp.send(account, message, mail_from=row.from_address, rcpt_to=row.email),
+        )
+    callback = f"{base}{STATUS_CALLBACK[row.channel]}?message_id={row.id}"
     if row.channel == "sms":
         text = draft.body
         if row.sms_signoff and row.sms_signoff not in text:
             text = f"{text} {row.sms_signoff}".strip()
         if row.twilio_sid and row.twilio_secret:
             sms = OutgoingSms(str(row.id), row.phone, text, callback, row.phone_number, row.messaging_service_sid)
-            return send_sms(ctx.twilio(row.twilio_sid, row.twilio_secret), sms)
-        return ctx.recorder.record("sms", str(row.id), {"to": row.phone, "from": row.phone_number, "body": text})
+            client = ctx.twilio(row.twilio_sid, row.twilio_secret)
+            return Outgoing(None, draft.body, variant, [], lambda: send_sms(client, sms))
+        payload = {"to": row.phone, "from": row.phone_number, "body": text}
+        return Outgoing(None, draft.body, variant, [], lambda: ctx.recorder.record("sms", str(row.id), payload))
     drop = OutgoingVoicemail(
         str(row.id),
         row.phone,
@@ -423,175 +740,141 @@ def _send(ctx: Context, row: Row[Any], draft: Draft) -> SendResult:
         audio_url=row.step_audio_url or row.sender_audio_url,
     )
     if row.twilio_sid and row.twilio_secret:
-        return send_voicemail(ctx.twilio(row.twilio_sid, row.twilio_secret), drop)
-    return ctx.recorder.record(
-        "voicemail", str(row.id), {"to": row.phone, "from": row.phone_number, "script": drop.script}
-    )
+        client = ctx.twilio(row.twilio_sid, row.twilio_secret)
+        return Outgoing(None, draft.body, variant, [], lambda: send_voicemail(client, drop))
+    script = {"to": row.phone, "from": row.phone_number, "script": drop.script}
+    return Outgoing(None, draft.body, variant, [], lambda: ctx.recorder.record("voicemail", str(row.id), script))
 
 
-def _record(ctx: Context, row: Row[Any], attempt: int, result: SendResult) -> str:
-    now = ctx.now()
-    with system_session(ctx.engine) as session:
-        if result.outcome is Outcome.RETRY and attempt < ctx.settings.send_max_attempts:
-            delay = min(ctx.settings.retry_max_seconds, ctx.settings.retry_base_seconds * 2 ** (attempt - 1))
-            delay *= 0.5 + random.random()  # noqa: S311 - jitter, not security
-            session.execute(
-                ledger.RECORD,
-                {
-                    "id": row.id,
-                    "attempt": attempt,
-                    "status": "queued",
-                    "provider_id": None,
-                    "code": result.code,
-                    "detail": result.detail,
-                    "next_attempt_at": now + timedelta(seconds=delay),
-                    "now": now,
-                },
-            )
-            log.info("message_retry_scheduled", message_id=str(row.id), code=result.code, attempt=attempt)
-            return "retry"
-        status, event_type = {
-            Outcome.SENT: ("sent", "sent"),
-            Outcome.UNKNOWN: ("unknown", None),
-            Outcome.PERMANENT: ("failed", "failed"),
-            Outcome.RETRY: ("failed", "failed"),
-        }[result.outcome]
-        bounced = row.channel == "email" and result.code in ("smtp_550", "smtp_551", "smtp_553")
-        if bounced:
-            status, event_type = "bounced", "bounced"
-        recorded = session.execute(
-            ledger.RECORD,
-            {
-                "id": row.id,
-                "attempt": attempt,
-                "status": status,
-                "provider_id": result.provider_id,
-                "code": result.code,
-                "detail": result.detail,
-                "next_attempt_at": None,
-                "now": now,
-            },
-        ).first()
-        if recorded is None:
-            log.warning("message_record_lost_race", message_id=str(row.id), outcome=result.outcome.value)
-            return "raced"
-        if event_type:
-            data = {"provider_id": result.provider_id} if result.provider_id else {"code": result.code}
-            ledger.event(session, row, event_type, now, json.dumps(data))
-        stopped = _consequences(ctx, session, row, result, bounced, now)
-        if not stopped:
-            _advance(session, row, now)
-    log.info("message_recorded", message_id=str(row.id), status=status, channel=row.channel, code=result.code)
-    return status
-
-
-def _consequences(
-    ctx: Context, session: Session, row: Row[Any], result: SendResult, bounced: bool, now: datetime
-) -> bool:
-    """Suppress and stop on bounces and opt-outs; return whether the enrollment was stopped."""
+def _record(ctx: Context, row: Row[Any], attempt: int, result: SendResult, now: datetime) -> Record:
+    """Classify a hand-off's result into the ledger state, event, consequences and next step."""
+    settings = ctx.settings
+    if result.outcome is Outcome.RETRY and attempt < settings.send_max_attempts:
+        delay = min(settings.retry_max_seconds, settings.retry_base_seconds * 2 ** (attempt - 1))
+        delay *= 0.5 + random.random()  # noqa: S311 - jitter, not security
+        log.info("message_retry_scheduled", message_id=str(row.id), code=result.code, attempt=attempt)
+        return Record(row, attempt, "queued", result, next_attempt_at=now + timedelta(seconds=delay))
+    status, event = {
+        Outcome.SENT: ("sent", "sent"),
+        Outcome.UNKNOWN: ("unknown", None),
+        Outcome.PERMANENT: ("failed", "failed"),
+        Outcome.RETRY: ("failed", "failed"),
+    }[result.outcome]
+    record = Record(row, attempt, status, result, event=event)
     rules = row.stop_rules or {}
-    if bounced and row.email:
-        session.execute(
-            suppress_statement(
-                org_id=row.org_id,
-                channel="email",
-                kind="email",
-                value=row.email_normalized or normalize_email(row.email),
-                reason="bounce",
-                source=f"smtp:{result.code}",
+    if row.channel == "email" and result.code in ("smtp_550", "smtp_551", "smtp_553"):
+        record.status = record.event = "bounced"
+        if row.email:
+            value = row.email_normalized or normalize_email(row.email)
+            record.suppress.append(
+                suppress_statement(
+                    org_id=row.org_id,
+                    channel="email",
+                    kind="email",
+                    value=value,
+                    reason="bounce",
+                    source=f"smtp:{result.code}",
+                )
             )
-        )
-        if rules.get("on_bounce"):
-            session.execute(ledger.STOP, {"id": row.enrollment_id, "reason": "bounced", "now": now})
-            return True
+            if rules.get("on_bounce"):
+                record.stop_reason = "bounced"
     twilio_code = (result.code or "").removeprefix("twilio_")
     if twilio_code.isdigit() and int(twilio_code) in OPTED_OUT_CODES and row.phone:
-        session.execute(
+        record.suppress.append(
             suppress_statement(
                 org_id=row.org_id, channel="sms", kind="phone", value=row.phone, reason="stop", source="twilio:21610"
             )
         )
         if rules.get("on_unsubscribe", True):
-            session.execute(ledger.STOP, {"id": row.enrollment_id, "reason": "unsubscribed", "now": now})
-            return True
-    return False
+            record.stop_reason = "unsubscribed"
+    if record.stop_reason is None:
+        record.action, record.due = _next_step(row, now)
+    return record
 
 
-def _advance(session: Session, row: Row[Any], now: datetime) -> None:
-    """Point the enrollment at its next step (due after the delay, in the next open window) or complete it."""
-    if row.next_step_id is None:
-        session.execute(
-            ledger.ADVANCE,
-            {"id": row.enrollment_id, "position": row.position, "next_due_at": None, "finished": True, "now": now},
+def _step_params(
+    ctx: Context, now: datetime, record: Record | None, claim: tuple[Item, Outgoing] | None
+) -> dict[str, Any]:
+    params: dict[str, Any] = {"now": now, "r_id": None, "r_attempt": None, "r_status": None, "r_provider": None}
+    params.update(r_code=None, r_detail=None, r_next_attempt=None, r_event_id=None, r_event=None, r_event_data=None)
+    params.update(r_position=None, r_due=None, r_action=None)
+    params.update(c_id=None, c_lease=None, c_subject=None, c_body=None, c_variant=None, c_urls=[])
+    if record is not None:
+        result = record.result
+        data = {"provider_id": result.provider_id} if result.provider_id else {"code": result.code}
+        params.update(
+            r_id=record.row.id,
+            r_attempt=record.attempt,
+            r_status=record.status,
+            r_provider=result.provider_id,
+            r_code=result.code,
+            r_detail=result.detail,
+            r_next_attempt=record.next_attempt_at,
+            r_event_id=record.event_id,
+            r_event=record.event,
+            r_event_data=json.dumps(data),
+            r_position=record.row.position,
+            r_due=record.due,
+            r_action=record.action,
         )
+    if claim is not None:
+        item, outgoing = claim
+        params.update(
+            c_id=item.row.id,
+            c_lease=now + timedelta(seconds=ctx.settings.job_timeout) + LEASE_MARGIN,
+            c_subject=outgoing.subject,
+            c_body=outgoing.body,
+            c_variant=outgoing.variant,
+            c_urls=outgoing.urls,
+        )
+    return params
+
+
+def _step(
+    ctx: Context,
+    conn: Connection,
+    record: Record | None,
+    claim: tuple[Item, Outgoing] | None,
+    done: Announcements,
+) -> int | None:
+    """Record ``record`` and claim ``claim`` in one statement and one commit; return the claimed attempt."""
+    if record is None and claim is None:
+        return None
+    now = ctx.now()
+    params = _step_params(ctx, now, record, claim)
+    if record is not None and (record.suppress or record.stop_reason is not None):
+        # A bounce or a carrier opt-out: suppress and stop in the same transaction as the record.
+        with system_session(ctx.engine) as session:
+            for statement in record.suppress:
+                session.execute(statement)
+            if record.stop_reason is not None:
+                session.execute(ledger.STOP, {"id": record.row.enrollment_id, "reason": record.stop_reason, "now": now})
+            answer = session.execute(ledger.STEP, params).one()
+    else:
+        answer = conn.execute(ledger.STEP, params).one()
+    if record is not None:
+        _recorded(ctx, record, bool(answer.recorded), bool(answer.webhook), done)
+    return None if answer.claimed_attempt is None else int(answer.claimed_attempt)
+
+
+def _recorded(ctx: Context, record: Record, recorded: bool, webhook: bool, done: Announcements) -> None:
+    """After the commit: owe the live event, and the customer webhook at once (it must not wait for the batch)."""
+    row = record.row
+    if not recorded:
+        log.warning("message_record_lost_race", message_id=str(row.id), outcome=record.result.outcome.value)
         return
-    try:
-        tz = zone(row.lead_timezone or row.campaign_timezone, default=row.campaign_timezone or "UTC")
-    except ScheduleError:
-        tz = zone("UTC")
-    try:
-        window = channel_window(SendWindow.from_json(row.send_window), row.next_channel)
-        delay = Delay(row.next_delay_minutes, row.next_delay_unit or "minutes", bool(row.next_business_days))
-        due = next_send_time(now, delay, window, tz)
-    except ScheduleError:
-        due = now + timedelta(minutes=row.next_delay_minutes or 0)
-    session.execute(
-        ledger.ADVANCE,
-        {"id": row.enrollment_id, "position": row.position, "next_due_at": due, "finished": False, "now": now},
-    )
+    if record.status != "queued":
+        done.event(record.status, row, record.result.code)
+    if webhook and record.event in WEBHOOK_EVENTS:
+        announce(ctx.redis, Announcements(webhooks=[record.event_id]))
+    log.info("message_recorded", message_id=str(row.id), status=record.status, code=record.result.code)
 
 
-def _skip(ctx: Context, session: Session, row: Row[Any], decision: Decision, now: datetime) -> str:
-    done = session.execute(
-        ledger.SET_STATE,
-        {
-            "id": row.id,
-            "status": "skipped",
-            "reason": (decision.reason or "")[:64],
-            "next_attempt_at": None,
-            "now": now,
-        },
-    ).first()
-    if done is not None and row.enrollment_status in ("active", "paused") and not decision.reason.startswith("stopped"):  # type: ignore[union-attr]
-        _advance(session, row, now)
-    elif done is not None and decision.reason and decision.reason.startswith("stopped_"):
-        session.execute(ledger.STOP, {"id": row.enrollment_id, "reason": decision.reason[8:], "now": now})
-    log.info("message_skipped", message_id=str(row.id), reason=decision.reason)
-    return "skipped"
-
-
-def _hold(session: Session, row: Row[Any], decision: Decision, now: datetime) -> str:
-    done = session.execute(
-        ledger.SET_STATE,
-        {
-            "id": row.id,
-            "status": "held",
-            "reason": (decision.reason or "")[:64],
-            "next_attempt_at": decision.not_before,
-            "now": now,
-        },
-    ).first()
-    if done is not None:
-        data = json.dumps(
-            {"reason": decision.reason, "until": decision.not_before.isoformat() if decision.not_before else None}
-        )
-        ledger.event(session, row, "held", now, data)
-    log.info("message_held", message_id=str(row.id), reason=decision.reason, until=str(decision.not_before))
-    return "held"
-
-
-def _orphaned(session: Session, row: Row[Any], now: datetime) -> str:
-    """A claim whose holder is gone: the provider may have the message, so it becomes unknown."""
-    done = session.execute(
-        ledger.MARK_UNKNOWN_IF_SENDING,
-        {
-            "id": row.id,
-            "attempt": row.attempt,
-            "code": "claim_lost",
-            "detail": "found in sending after its claim expired",
-            "now": now,
-        },
-    ).first()
-    if done is not None:
-        _advance(session, row, now)
+def _orphaned(ctx: Context, session: Session, row: Row[Any], now: datetime, done: Announcements) -> str:
+    """A claim whose holder is gone: the provider may have the message, so it becomes unknown (never resent)."""
+    lost = SendResult.unknown("claim_lost", "found in sending after its claim expired")
+    record = _record(ctx, row, row.attempt, lost, now)
+    answer = session.execute(ledger.STEP, _step_params(ctx, now, record, None)).one()
+    if answer.recorded:
+        done.event("unknown", row, "claim_lost")
     return "unknown"

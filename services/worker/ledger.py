@@ -1,15 +1,16 @@
 """Every statement on the message ledger the worker and the ticker run; conditional updates only.
 
-State machine (DESIGN.md): queued -> rendering -> sending -> sent | failed | bounced | unknown,
-plus held (waiting for a time, with ``next_attempt_at``) and skipped. While a row is
-``sending`` its ``next_attempt_at`` is the claim's lease: past it, the claimer is presumed
-dead and the row becomes ``unknown`` (never resent).
+State machine (DESIGN.md): queued -> sending -> sent | failed | bounced | unknown, plus held
+(waiting for a time, with ``next_attempt_at``) and skipped. The worker claims straight from
+``queued`` (or a due ``held``) to ``sending``; ``rendering`` is not used by it any more. While
+a row is ``sending`` its ``next_attempt_at`` is the claim's lease: past it, the claimer is
+presumed dead and the row becomes ``unknown`` (never resent).
 """
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -84,12 +85,11 @@ TOUCH = sa.text("UPDATE messages SET updated_at = :now WHERE id = ANY(:ids) AND 
 LOAD = sa.text(
     """
     SELECT m.id, m.org_id, m.enrollment_id, m.step_id, m.campaign_id, m.lead_id, m.channel, m.status,
-           m.attempt, m.next_attempt_at, m.subject AS frozen_subject, m.body AS frozen_body,
+           m.attempt, m.next_attempt_at,
            e.status AS enrollment_status, e.next_step_position,
            c.status AS campaign_status, c.timezone AS campaign_timezone, c.send_window, c.stop_rules, c.ai,
-           c.pacing_per_day,
            s.position, s.subject_template, s.body_template, s.sms_template, s.script_template,
-           s.audio_url AS step_audio_url, s.ai_instructions,
+           s.audio_url AS step_audio_url, s.ai_instructions, s.variants,
            ns.id AS next_step_id, ns.channel AS next_channel, ns.delay_minutes AS next_delay_minutes,
            ns.delay_unit AS next_delay_unit, ns.business_days AS next_business_days,
            l.email, l.email_normalized, l.phone, l.first_name, l.last_name, l.company, l.title,
@@ -106,7 +106,7 @@ LOAD = sa.text(
            oa.secret_encrypted AS openai_secret,
            p.content AS cached_content, p.source AS cached_source,
            (SELECT array_agg(DISTINCT ev.type) FROM message_events ev
-             WHERE ev.campaign_id = m.campaign_id AND ev.lead_id = m.lead_id
+             WHERE ev.lead_id = m.lead_id AND ev.campaign_id = m.campaign_id
                AND ev.type IN ('replied', 'unsubscribed', 'bounced', 'clicked')) AS stop_events
     FROM messages m
     JOIN enrollments e ON e.id = m.enrollment_id
@@ -126,61 +126,136 @@ LOAD = sa.text(
     LEFT JOIN provider_credentials oa ON oa.org_id = m.org_id AND oa.provider = 'openai'
     LEFT JOIN personalizations p ON p.enrollment_id = m.enrollment_id AND p.step_id = m.step_id
                                  AND p.prompt_version = :prompt_version
-    WHERE m.id = :id
+    WHERE m.id = ANY(:ids)
+    """
+)
+"""Everything a batch of messages needs (gate facts, templates, sender, credentials, frozen content), in one query."""
+
+FROZEN = sa.text(
+    """
+    SELECT message_id, enrollment_id, step_id, content FROM personalizations
+    WHERE prompt_version = :prompt_version AND enrollment_id = ANY(:enrollments)
     """
 )
 
-CLAIM = sa.text(
+SETTLE = sa.text(
     """
-    UPDATE messages
-    SET status = 'sending', attempt = attempt + 1, next_attempt_at = :lease, subject = :subject, body = :body,
-        hold_reason = NULL, updated_at = :now
-    WHERE id = :id AND status IN ('queued', 'rendering')
-    RETURNING attempt
+    WITH v AS (
+        SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:statuses AS varchar[]), CAST(:reasons AS varchar[]),
+                             CAST(:next_at AS timestamptz[]), CAST(:event_ids AS uuid[]), CAST(:event_data AS text[]),
+                             CAST(:actions AS varchar[]), CAST(:positions AS integer[]), CAST(:due AS timestamptz[]))
+            AS v(id, status, reason, next_at, event_id, event_data, action, position, due)
+    ), settled AS (
+        UPDATE messages m
+        SET status = v.status, hold_reason = v.reason, next_attempt_at = v.next_at, updated_at = :now
+        FROM v
+        WHERE m.id = v.id AND m.status IN ('queued', 'held')
+        RETURNING m.id, m.org_id, m.lead_id, m.campaign_id, m.enrollment_id, v.status, v.reason, v.event_id,
+                  v.event_data, v.action, v.position, v.due
+    ), held_events AS (
+        INSERT INTO message_events (id, org_id, message_id, lead_id, campaign_id, type, occurred_at, data)
+        SELECT event_id, org_id, id, lead_id, campaign_id, 'held', :now, CAST(event_data AS jsonb)
+        FROM settled WHERE status = 'held'
+    ), advanced AS (
+        UPDATE enrollments e
+        SET next_step_position = st.position + 1,
+            next_due_at = st.due,
+            status = CASE WHEN st.action = 'complete' THEN 'completed' ELSE e.status END,
+            completed_at = CASE WHEN st.action = 'complete' THEN :now ELSE e.completed_at END,
+            updated_at = :now
+        FROM settled st
+        WHERE e.id = st.enrollment_id AND st.action IN ('advance', 'complete')
+          AND e.next_step_position = st.position AND e.status IN ('active', 'paused')
+    ), stopped AS (
+        UPDATE enrollments e
+        SET status = 'stopped', stopped_reason = substr(st.reason, 9), next_due_at = NULL, updated_at = :now
+        FROM settled st
+        WHERE e.id = st.enrollment_id AND st.action = 'stop' AND e.status IN ('active', 'paused')
+    )
+    SELECT id, status FROM settled
     """
 )
+"""Skip or hold many messages at once: state, ``held`` events, and the enrollment advanced or stopped."""
 
-MARK_UNKNOWN_IF_SENDING = sa.text(
+FREEZE = sa.text(
     """
-    UPDATE messages
-    SET status = 'unknown', error_code = :code, error_detail = :detail, next_attempt_at = NULL, updated_at = :now
-    WHERE id = :id AND status = 'sending' AND attempt = :attempt
-    RETURNING id
+    INSERT INTO personalizations (id, org_id, message_id, enrollment_id, step_id, prompt_version, channel, source,
+                                  model, prompt, input, output, content, fallback_reason, prompt_tokens,
+                                  completion_tokens, cost_usd, latency_ms, created_at)
+    SELECT gen_random_uuid(), v.org_id, v.message_id, v.enrollment_id, v.step_id, :prompt_version, v.channel,
+           v.source, v.model, CAST(v.prompt AS jsonb), CAST(v.input AS jsonb), CAST(v.output AS jsonb),
+           CAST(v.content AS jsonb), v.fallback_reason, v.prompt_tokens, v.completion_tokens, v.cost_usd,
+           v.latency_ms, :now
+    FROM unnest(CAST(:org_ids AS uuid[]), CAST(:message_ids AS uuid[]), CAST(:enrollment_ids AS uuid[]),
+                CAST(:step_ids AS uuid[]), CAST(:channels AS varchar[]), CAST(:sources AS varchar[]),
+                CAST(:models AS varchar[]), CAST(:prompts AS text[]), CAST(:inputs AS text[]),
+                CAST(:outputs AS text[]), CAST(:contents AS text[]), CAST(:fallback_reasons AS varchar[]),
+                CAST(:prompt_tokens AS integer[]), CAST(:completion_tokens AS integer[]),
+                CAST(:costs AS numeric[]), CAST(:latencies AS integer[]))
+        AS v(org_id, message_id, enrollment_id, step_id, channel, source, model, prompt, input, output, content,
+             fallback_reason, prompt_tokens, completion_tokens, cost_usd, latency_ms)
+    ON CONFLICT (enrollment_id, step_id, prompt_version) DO NOTHING
+    RETURNING message_id
     """
 )
+"""Freeze the content (and audit trail) of many messages; a concurrent execution's row wins a conflict."""
 
-RECORD = sa.text(
+STEP = sa.text(
     """
-    UPDATE messages
-    SET status = CAST(:status AS varchar), provider_message_id = COALESCE(:provider_id, provider_message_id),
-        sent_at = CASE WHEN CAST(:status AS varchar) = 'sent' THEN :now ELSE sent_at END,
-        error_code = :code, error_detail = :detail, next_attempt_at = :next_attempt_at, hold_reason = NULL,
-        updated_at = :now
-    WHERE id = :id AND attempt = :attempt AND status IN ('sending', 'unknown')
-    RETURNING id
+    WITH recorded AS (
+        UPDATE messages
+        SET status = CAST(:r_status AS varchar),
+            provider_message_id = COALESCE(CAST(:r_provider AS varchar), provider_message_id),
+            sent_at = CASE WHEN CAST(:r_status AS varchar) = 'sent' THEN :now ELSE sent_at END,
+            error_code = CAST(:r_code AS varchar), error_detail = CAST(:r_detail AS text),
+            next_attempt_at = CAST(:r_next_attempt AS timestamptz), hold_reason = NULL, updated_at = :now
+        WHERE id = CAST(:r_id AS uuid) AND attempt = CAST(:r_attempt AS integer) AND status IN ('sending', 'unknown')
+        RETURNING id, org_id, lead_id, campaign_id, enrollment_id
+    ), recorded_event AS (
+        INSERT INTO message_events (id, org_id, message_id, lead_id, campaign_id, type, occurred_at, data)
+        SELECT CAST(:r_event_id AS uuid), org_id, id, lead_id, campaign_id, CAST(:r_event AS varchar), :now,
+               CAST(:r_event_data AS jsonb)
+        FROM recorded WHERE CAST(:r_event AS varchar) IS NOT NULL
+        RETURNING id, org_id
+    ), advanced AS (
+        UPDATE enrollments e
+        SET next_step_position = CAST(:r_position AS integer) + 1,
+            next_due_at = CAST(:r_due AS timestamptz),
+            status = CASE WHEN CAST(:r_action AS varchar) = 'complete' THEN 'completed' ELSE e.status END,
+            completed_at = CASE WHEN CAST(:r_action AS varchar) = 'complete' THEN :now ELSE e.completed_at END,
+            updated_at = :now
+        FROM recorded r
+        WHERE e.id = r.enrollment_id AND CAST(:r_action AS varchar) IN ('advance', 'complete')
+          AND e.next_step_position = CAST(:r_position AS integer) AND e.status IN ('active', 'paused')
+    ), claimed AS (
+        UPDATE messages m
+        SET status = 'sending', attempt = m.attempt + 1, next_attempt_at = :c_lease,
+            subject = CAST(:c_subject AS text), body = CAST(:c_body AS text), variant = CAST(:c_variant AS varchar),
+            hold_reason = NULL, updated_at = :now
+        WHERE m.id = CAST(:c_id AS uuid) AND m.status IN ('queued', 'held')
+          AND COALESCE(m.next_attempt_at, '-infinity') <= :now
+          AND EXISTS (SELECT 1 FROM enrollments e JOIN campaigns c ON c.id = e.campaign_id
+                      WHERE e.id = m.enrollment_id AND e.status = 'active' AND c.status = 'active')
+        RETURNING m.id, m.org_id, m.attempt
+    ), links AS (
+        INSERT INTO message_links (message_id, position, org_id, url, created_at)
+        SELECT c.id, u.n - 1, c.org_id, u.url, :now
+        FROM claimed c, unnest(CAST(:c_urls AS text[])) WITH ORDINALITY AS u(url, n)
+        ON CONFLICT (message_id, position) DO NOTHING
+    )
+    SELECT (SELECT count(*) FROM recorded) AS recorded,
+           (SELECT attempt FROM claimed) AS claimed_attempt,
+           (SELECT EXISTS (SELECT 1 FROM webhook_endpoints w, recorded_event ev
+                           WHERE w.org_id = ev.org_id AND w.active AND w.event_types ? CAST(:r_event AS varchar)))
+               AS webhook
     """
 )
+"""One durable step of a batch: record the previous send (ledger, event, next step) and claim the next message.
 
-SET_STATE = sa.text(
-    """
-    UPDATE messages
-    SET status = :status, hold_reason = :reason, next_attempt_at = :next_attempt_at, updated_at = :now
-    WHERE id = :id AND status IN ('queued', 'rendering', 'held')
-    RETURNING id
-    """
-)
-
-ADVANCE = sa.text(
-    """
-    UPDATE enrollments
-    SET next_step_position = CAST(:position AS integer) + 1,
-        next_due_at = :next_due_at,
-        status = CASE WHEN CAST(:finished AS boolean) THEN 'completed' ELSE status END,
-        completed_at = CASE WHEN CAST(:finished AS boolean) THEN :now ELSE completed_at END,
-        updated_at = :now
-    WHERE id = :id AND next_step_position = CAST(:position AS integer) AND status IN ('active', 'paused')
-    """
-)
+Either half may be empty (NULL ids). The claim takes only ``queued`` or due ``held`` rows of a
+live enrollment and campaign, so a message the inbound side skipped (reply, opt-out) or one
+another execution holds can never be claimed; the tracked links go in with the frozen body.
+"""
 
 STOP = sa.text(
     """
@@ -189,31 +264,7 @@ STOP = sa.text(
     """
 )
 
-INSERT_EVENT = sa.text(
-    """
-    INSERT INTO message_events (id, org_id, message_id, lead_id, campaign_id, type, occurred_at, data)
-    VALUES (:id, :org_id, :message_id, :lead_id, :campaign_id, :type, :now, CAST(:data AS jsonb))
-    """
-)
 
-
-def load(session: Session, message_id: uuid.UUID, prompt_version: str) -> Row[Any] | None:
-    """Everything one message needs, in one round trip."""
-    return session.execute(LOAD, {"id": message_id, "prompt_version": prompt_version}).first()
-
-
-def event(session: Session, row: Row[Any], kind: str, now: datetime, data: str = "{}", *, message: bool = True) -> None:
-    """Add one event row for ``row``'s message."""
-    session.execute(
-        INSERT_EVENT,
-        {
-            "id": uuid.uuid4(),
-            "org_id": row.org_id,
-            "message_id": row.id if message else None,
-            "lead_id": row.lead_id,
-            "campaign_id": row.campaign_id,
-            "type": kind,
-            "now": now,
-            "data": data,
-        },
-    )
+def load_many(session: Session, message_ids: Sequence[uuid.UUID], prompt_version: str) -> list[Row[Any]]:
+    """Everything a batch of messages needs, in one round trip."""
+    return list(session.execute(LOAD, {"ids": list(message_ids), "prompt_version": prompt_version}))

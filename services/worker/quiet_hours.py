@@ -15,7 +15,6 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import phonenumbers
-from phonenumbers import timezone as phone_timezone
 
 from libs.schedule import CALLING_HOURS, ScheduleError, SendWindow, next_open, zone
 
@@ -163,6 +162,9 @@ def recipient_zones(lead_timezone: str | None, phone: str | None, fallback: str 
             pass
     number = _parse(phone)
     if number is not None:
+        # Imported here: its prefix tables cost every email-only worker memory for nothing.
+        from phonenumbers import timezone as phone_timezone
+
         names = [z for z in phone_timezone.time_zones_for_number(number) if z != phone_timezone.UNKNOWN_TIMEZONE]
         zones = []
         for name in names:

@@ -53,23 +53,45 @@ class RateLimiter:
     """Take one slot under several limits at once."""
 
     def __init__(self, redis: Redis) -> None:
+        self._redis = redis
         self._script = redis.register_script(_TAKE)
 
-    def take(self, limits: Sequence[Limit], now: datetime) -> Verdict:
-        """Take a slot under every limit, or under none and say when to try again."""
-        if not limits:
-            return Verdict(True)
-        keys, args = [], []
-        ends = []
+    def take_many(self, batches: Sequence[Sequence[Limit]], now: datetime) -> list[Verdict]:
+        """Take one slot per entry of ``batches`` (each under all of its limits), in order, in one round trip."""
+        calls = [self._call(limits, now) for limits in batches]
+        pending = [(keys, args) for keys, args, _ in calls if keys]
+        answers: list[int] = []
+        if pending:
+            with self._redis.pipeline(transaction=False) as pipe:
+                for keys, args in pending:
+                    self._script(keys=keys, args=args, client=pipe)
+                answers = [int(a) for a in pipe.execute()]
+        verdicts: list[Verdict] = []
+        it = iter(answers)
+        for limits, (keys, _, ends) in zip(batches, calls, strict=True):
+            refused = next(it) if keys else 0
+            verdicts.append(
+                Verdict(True)
+                if refused == 0
+                else Verdict(False, limits[refused - 1], ends[refused - 1] + timedelta(seconds=1))
+            )
+        return verdicts
+
+    @staticmethod
+    def _call(limits: Sequence[Limit], now: datetime) -> tuple[list[str], list[int], list[datetime]]:
+        keys: list[str] = []
+        args: list[int] = []
+        ends: list[datetime] = []
         for limit in limits:
             key, end = limit.bucket(now)
             keys.append(key)
             ends.append(end)
             args += [limit.limit, limit.seconds + 60]
-        refused = int(self._script(keys=keys, args=args))
-        if refused == 0:
-            return Verdict(True)
-        return Verdict(False, limits[refused - 1], ends[refused - 1] + timedelta(seconds=1))
+        return keys, args, ends
+
+    def take(self, limits: Sequence[Limit], now: datetime) -> Verdict:
+        """Take a slot under every limit, or under none and say when to try again."""
+        return self.take_many([limits], now)[0]
 
 
 HOUR = 3600

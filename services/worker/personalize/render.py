@@ -1,4 +1,10 @@
-"""Templates and the deterministic local writer: what goes out when no model writes the message."""
+"""The deterministic local writer: the step's templates rendered by ``libs.templating``, no model involved.
+
+Rendering is ``libs.templating.render`` itself (the code the campaign service validates templates
+with), so every template it accepted (``{{ lead.first_name }}``, ``{{ brand.name }}``, the short
+names) renders here exactly as checked. Only what to say when a step has no usable template for
+its channel is the worker's own.
+"""
 
 from __future__ import annotations
 
@@ -12,29 +18,34 @@ from libs import templating
 LOCAL_MODEL = "local-template-writer-v1"
 """How the audit trail labels messages written by code, not by a model."""
 
+DEFAULT_COPY = {
+    "subject": "A quick idea for {{ company }}",
+    "body": "Hi {{ first_name }},\n\n{{ brand.value_proposition or 'I wanted to reach out briefly.' }}\n\n"
+    "Would a short call next week be useful?",
+    "sms": "Hi {{ first_name }}, this is {{ sender_name or 'our team' }}. {{ brand.value_proposition }} "
+    "Open to a quick chat?",
+    "script": "Hi {{ first_name }}, this is {{ sender_name or 'our team' }}. {{ brand.value_proposition }} "
+    "Call me back when you have a moment.",
+}
+"""What the local writer says when a step has no usable template for its channel (templates too)."""
 
-def render(template: str | None, lead: Mapping[str, Any], brand: Mapping[str, Any]) -> str:
-    """Render one step template (``libs.templating``); a template that cannot render gives ""."""
+FIELDS = {
+    "email": (("subject", "subject"), ("body", "body")),
+    "sms": (("text", "sms"),),
+    "voicemail": (("script", "script"),),
+}
+
+
+def render(
+    template: str | None, lead: Mapping[str, Any], brand: Mapping[str, Any], sender_name: str | None = None
+) -> str:
+    """Render one step template with ``libs.templating.render``; a template that cannot render gives ""."""
     if not template:
         return ""
     try:
-        return templating.render(template, lead=lead, brand=brand).strip()
+        return templating.render(template, lead=lead, brand=brand, sender_name=sender_name).strip()
     except (TemplateError, TypeError, ValueError, ArithmeticError):
         return ""
-
-
-def default_copy(channel: str, lead: Mapping[str, Any], brand: Mapping[str, Any], sender: str | None) -> dict[str, str]:
-    """What the local writer says when a step has no usable template for its channel."""
-    first = (lead.get("first_name") or "").strip() or "there"
-    company = (lead.get("company") or "").strip() or "your team"
-    pitch = (brand.get("value_proposition") or "").strip()
-    who = sender or brand.get("name") or "our team"
-    if channel == "email":
-        body = f"Hi {first},\n\n{pitch or 'I wanted to reach out briefly.'}\n\nWould a short call next week be useful?"
-        return {"subject": f"A quick idea for {company}", "body": body}
-    if channel == "sms":
-        return {"text": " ".join(f"Hi {first}, this is {who}. {pitch} Open to a quick chat?".split())}
-    return {"script": " ".join(f"Hi {first}, this is {who}. {pitch} Call me back when you have a moment.".split())}
 
 
 def local_write(
@@ -44,13 +55,12 @@ def local_write(
     brand: Mapping[str, Any],
     sender: str | None = None,
 ) -> dict[str, str]:
-    """Fill the step's templates deterministically (no model involved)."""
-    fallback = default_copy(channel, lead, brand, sender)
-    if channel == "email":
-        return {
-            "subject": render(templates.get("subject"), lead, brand) or fallback["subject"],
-            "body": render(templates.get("body"), lead, brand) or fallback["body"],
-        }
-    if channel == "sms":
-        return {"text": render(templates.get("sms"), lead, brand) or fallback["text"]}
-    return {"script": render(templates.get("script"), lead, brand) or fallback["script"]}
+    """Fill the step's templates deterministically, each falling back to the default copy."""
+    out: dict[str, str] = {}
+    for name, template in FIELDS[channel]:
+        text = render(templates.get(template), lead, brand, sender)
+        if not text:
+            text = render(DEFAULT_COPY[template], lead, brand, sender)
+            text = text if channel == "email" else " ".join(text.split())
+        out[name] = text
+    return out
