@@ -27,6 +27,7 @@ def create_app(
     state = {
         "box": box or SecretBox.from_settings(settings),
         "smtp_check": smtp_check or smtp_check_settings(settings),
+        "twilio_required": settings.twilio_required,
         **overrides.pop("state", {}),
     }
     return create_service_app(

@@ -113,9 +113,11 @@ class BrandController(Controller):
         return _with_etag(brand_read(row), row.version)
 
     @get("/{brand_id:uuid}/readiness", operation_id="GetBrandReadiness")
-    async def readiness(self, brand_id: FromPath[uuid.UUID], brands: NamedDependency[BrandService]) -> Readiness:
+    async def readiness(
+        self, brand_id: FromPath[uuid.UUID], brands: NamedDependency[BrandService], state: State
+    ) -> Readiness:
         """Say per channel (email, sms, voicemail) what is missing before a campaign may launch."""
-        return await brands.readiness(brand_id)
+        return await brands.readiness(brand_id, twilio_required=state.get("twilio_required", True))
 
 
 class SenderController(Controller):

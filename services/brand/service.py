@@ -370,8 +370,11 @@ class BrandService:
 
     # readiness ---------------------------------------------------------------------------
 
-    async def readiness(self, brand_id: uuid.UUID) -> Readiness:
+    async def readiness(self, brand_id: uuid.UUID, *, twilio_required: bool = True) -> Readiness:
         """Say, per channel, what is missing before a campaign on it may launch.
+
+        Without ``twilio_required`` (outside production) missing Twilio credentials are only a
+        warning: the worker writes SMS and voicemail drops to its local recorder instead.
 
         Raises:
             BrandNotFound.
@@ -381,7 +384,9 @@ class BrandService:
         twilio = await self.repo.credential_for(Provider.TWILIO.value)
         openai = await self.repo.credential_for(Provider.OPENAI.value)
         channels = {
-            channel: _channel_readiness(channel, brand, senders, twilio is not None, openai is not None)
+            channel: _channel_readiness(
+                channel, brand, senders, twilio is not None, openai is not None, twilio_required=twilio_required
+            )
             for channel in Channel
         }
         return Readiness(
@@ -548,10 +553,16 @@ def _gap(code: str, message: str, field: str | None = None) -> Gap:
 
 
 def _channel_readiness(
-    channel: Channel, brand: Brand, senders: Any, has_twilio: bool, has_openai: bool
+    channel: Channel, brand: Brand, senders: Any, has_twilio: bool, has_openai: bool, *, twilio_required: bool = True
 ) -> ChannelReadiness:
     missing: list[Gap] = []
     warnings: list[Gap] = []
+    no_twilio = _gap(
+        "twilio_credentials",
+        "Add Twilio credentials (/api/credentials)."
+        if twilio_required
+        else "No Twilio credentials: messages go to the local recorder, not to anyone's phone.",
+    )
     if brand.archived_at is not None:
         missing.append(_gap("brand_archived", "The brand is archived."))
     if channel is Channel.EMAIL:
@@ -570,14 +581,14 @@ def _channel_readiness(
         if not any(s.kind == SenderKind.SMS.value for s in senders):
             missing.append(_gap("sms_sender", "Add an SMS number or messaging service."))
         if not has_twilio:
-            missing.append(_gap("twilio_credentials", "Add Twilio credentials (/api/credentials)."))
+            (missing if twilio_required else warnings).append(no_twilio)
         if not (brand.opt_out_sms or "").strip():
             missing.append(_gap("opt_out_sms", "SMS need opt-out wording (e.g. Reply STOP to opt out).", "opt_out_sms"))
     else:
         if not any(s.kind == SenderKind.VOICE.value for s in senders):
             missing.append(_gap("voice_sender", "Add a voice caller id."))
         if not has_twilio:
-            missing.append(_gap("twilio_credentials", "Add Twilio credentials (/api/credentials)."))
+            (missing if twilio_required else warnings).append(no_twilio)
         if not (brand.opt_out_voicemail or "").strip():
             missing.append(_gap("opt_out_voicemail", "Voicemails need spoken opt-out wording.", "opt_out_voicemail"))
     if not has_openai:

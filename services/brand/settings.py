@@ -33,3 +33,8 @@ class BrandSettings(CommonSettings):
         if self.smtp_allow_private_hosts is None:
             return self.env is not Environment.PRODUCTION
         return self.smtp_allow_private_hosts
+
+    @property
+    def twilio_required(self) -> bool:
+        """Whether SMS and voicemail need Twilio credentials to launch (elsewhere the local recorder takes them)."""
+        return self.env is Environment.PRODUCTION

@@ -6,12 +6,18 @@ import uuid
 from typing import Any
 
 import sqlalchemy as sa
+from litestar.testing import TestClient
 
 from libs.db.models.campaign import Campaign
 from libs.db.session import system_session
+from libs.settings import Environment
+from services.brand.app import create_app
+from services.brand.service import SmtpCheckSettings
+from services.brand.settings import BrandSettings
 from tests.services.brand.conftest import Actor
 from tests.services.brand.test_credentials import create_openai, create_twilio
 from tests.support.smtp import SmtpServer
+from tests.support.tokens import TokenSigner
 
 
 def _missing(readiness: dict[str, Any], channel: str) -> set[str]:
@@ -27,9 +33,11 @@ def test_a_bare_brand_is_ready_for_nothing_and_says_why(alice: Actor) -> None:
     assert body["ready"] is False
     assert set(body["channels"]) == {"email", "sms", "voicemail"}
     assert _missing(body, "email") == {"postal_address", "opt_out_email", "email_sender"}
-    assert _missing(body, "sms") == {"sms_sender", "twilio_credentials", "opt_out_sms"}
-    assert _missing(body, "voicemail") == {"voice_sender", "twilio_credentials", "opt_out_voicemail"}
+    assert _missing(body, "sms") == {"sms_sender", "opt_out_sms"}
+    assert _missing(body, "voicemail") == {"voice_sender", "opt_out_voicemail"}
     assert {g["code"] for g in body["channels"]["email"]["warnings"]} == {"openai_credentials"}
+    # Outside production the worker's local recorder takes SMS and voicemail: a warning, not a gap.
+    assert {g["code"] for g in body["channels"]["sms"]["warnings"]} == {"openai_credentials", "twilio_credentials"}
     gap = body["channels"]["email"]["missing"][0]
     assert set(gap) == {"code", "message", "field"}
 
@@ -74,3 +82,21 @@ def test_an_archived_brand_is_ready_for_nothing(alice: Actor, engine: sa.Engine)
     body = alice.get(f"/api/brands/{brand['id']}/readiness").json()
     for channel in ("email", "sms", "voicemail"):
         assert "brand_archived" in _missing(body, channel)
+
+
+def test_production_needs_twilio_credentials_for_sms_and_voicemail(
+    alice: Actor, brand_settings: BrandSettings, signer: TokenSigner, smtp_check: SmtpCheckSettings
+) -> None:
+    production = brand_settings.model_copy(update={"env": Environment.PRODUCTION})
+    assert production.twilio_required
+    assert not brand_settings.twilio_required
+    brand = alice.create_brand()
+    alice.create_sender(brand["id"], kind="sms", phone_number="+14155552671")
+    alice.create_sender(brand["id"], kind="voice", phone_number="+14155552671", tts_voice="Polly.Joanna")
+    with TestClient(create_app(production, verifier=signer.verifier(), smtp_check=smtp_check)) as client:
+        body = client.get(f"/api/brands/{brand['id']}/readiness", headers=alice.headers()).json()
+    assert _missing(body, "sms") == {"twilio_credentials"}
+    assert _missing(body, "voicemail") == {"twilio_credentials"}
+    assert body["channels"]["sms"]["ready"] is False
+    create_twilio(alice)
+    assert alice.get(f"/api/brands/{brand['id']}/readiness").json()["channels"]["sms"]["ready"] is True
