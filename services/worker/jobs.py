@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from email.message import EmailMessage
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 import structlog
@@ -53,7 +53,6 @@ from sqlalchemy.engine import Row
 from sqlmodel import Session
 
 from libs import templating
-from libs.crypto import SecretBox
 from libs.db.base import SYSTEM_ROLE, utcnow
 from libs.db.session import make_engine, system_session
 from libs.links import open_url, track_links, unsubscribe_url
@@ -79,6 +78,9 @@ from services.worker.personalize.prompt import PROMPT_VERSION
 from services.worker.ratelimit import DAY, HOUR, MINUTE, Limit, RateLimiter
 from services.worker.settings import WorkerSettings
 
+if TYPE_CHECKING:
+    from libs.crypto import SecretBox
+
 log = structlog.get_logger(__name__)
 
 SEND_FUNC = "services.worker.jobs.send_messages"
@@ -101,7 +103,6 @@ class Context:
     settings: WorkerSettings
     engine: Engine
     redis: Redis
-    box: SecretBox
     smtp: SmtpTransport
     limiter: RateLimiter
     recorder: LocalRecorder
@@ -110,6 +111,18 @@ class Context:
     personalizers: dict[str, Personalizer] = field(default_factory=dict)
     before_send: Callable[[Row[Any]], None] | None = None
     """Test hook called right before the provider call (fault injection), never set in production."""
+    before_claim: Callable[[Row[Any]], None] | None = None
+    """Test hook called after the gate and right before the claim (races), never set in production."""
+    _box: SecretBox | None = None
+
+    @property
+    def box(self) -> SecretBox:
+        """The key box that opens stored provider secrets (cryptography is loaded on first use)."""
+        if self._box is None:
+            from libs.crypto import SecretBox
+
+            self._box = SecretBox.from_settings(self.settings)
+        return self._box
 
     @classmethod
     def create(cls, settings: WorkerSettings) -> Context:
@@ -119,7 +132,6 @@ class Context:
             settings=settings,
             engine=make_engine(settings.database_url, pool_size=2),
             redis=redis,
-            box=SecretBox.from_settings(settings),
             smtp=SmtpTransport(timeout=settings.smtp_timeout),
             limiter=RateLimiter(redis),
             recorder=LocalRecorder(settings.data_dir),
@@ -652,6 +664,8 @@ def _deliver_on(
             log.exception("message_failed_before_claim", message_id=str(row.id), error=type(exc).__name__)
             results[row.id] = "error"
             continue
+        if ctx.before_claim is not None:
+            ctx.before_claim(row)
         attempt = _step(ctx, conn, pending, (item, outgoing), done)
         pending = None
         if attempt is None:

@@ -80,6 +80,23 @@ STALE = sa.text(
     """
 )
 
+DUE_WEBHOOKS = sa.text(
+    """
+    UPDATE webhook_deliveries d
+    SET next_attempt_at = :lease, updated_at = :now
+    WHERE d.id IN (
+        SELECT id FROM webhook_deliveries
+        WHERE status = 'pending'
+          AND (next_attempt_at <= :now OR (next_attempt_at IS NULL AND created_at < :cutoff))
+        ORDER BY next_attempt_at NULLS FIRST
+        LIMIT :batch
+        FOR UPDATE SKIP LOCKED
+    )
+    RETURNING d.id, d.attempts
+    """
+)
+"""Customer webhook deliveries whose next attempt is due (or whose first job went missing), leased."""
+
 TOUCH = sa.text("UPDATE messages SET updated_at = :now WHERE id = ANY(:ids) AND status IN ('queued', 'rendering')")
 
 LOAD = sa.text(

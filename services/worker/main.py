@@ -10,6 +10,15 @@ key by the ticker, which re-enqueues what it held (the ledger's claim prevents a
 
 from __future__ import annotations
 
+import sys
+
+# structlog imports rich (and with it pygments) when installed, only to pretty-print tracebacks
+# in its console renderer: about 12 MB in every worker process, which logs plain or JSON lines.
+# Marking it absent before structlog is first imported makes structlog fall back to plain
+# tracebacks; nothing a worker runs needs rich.
+if "structlog" not in sys.modules:
+    sys.modules.setdefault("rich", None)  # type: ignore[arg-type]
+
 import threading
 from collections.abc import Sequence
 

@@ -3,6 +3,9 @@
 Safe to run several at once: enrollments and due rows are claimed with ``FOR UPDATE SKIP
 LOCKED`` and a state change in the same transaction, and the jobs are enqueued only after
 that commit (a crash in between leaves ``queued`` rows that the repair pass re-enqueues).
+Customer webhook retries are driven the same way: a failed delivery's ``next_attempt_at`` in
+PostgreSQL is the schedule, and the ticker enqueues the attempt when it is due (RQ's own
+scheduler can enqueue a job twice and exits on a Redis error).
 The repair pass is what makes Redis disposable: a ``queued`` row whose job is missing
 (flushed, evicted, never written), failed or stuck in a dead worker is enqueued again; the
 claim in the job makes any duplicate harmless.
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -24,7 +28,7 @@ from sqlalchemy import Engine
 
 from libs.db.base import utcnow
 from libs.db.session import system_session
-from libs.queue import JobSpec, enqueue_many
+from libs.queue import JobSpec, QueueName, enqueue_many
 from services.worker import ledger
 from services.worker.jobs import job_for
 from services.worker.settings import WorkerSettings
@@ -35,6 +39,12 @@ MARKER_TTL = 7 * 86400
 JOB_BATCH = 20
 """Messages per send job: enough to amortize RQ's per-job cost, few enough to spread over workers."""
 WAITING = {b"queued", b"deferred", b"scheduled"}
+DELIVER_WEBHOOK = "services.campaign.inbound.jobs.deliver_webhook"
+"""The inbound queue's job making one webhook attempt (named, never imported)."""
+WEBHOOK_LEASE = timedelta(minutes=5)
+"""A dispatched attempt is not dispatched again for this long (the job re-schedules or finishes it)."""
+WEBHOOK_INTERVAL = 5.0
+"""Seconds between two looks for due webhook attempts."""
 
 
 def alive_key(worker_name: str) -> str:
@@ -54,6 +64,7 @@ class TickStats:
     claimed: int = 0
     dispatched: int = 0
     repaired: int = 0
+    webhooks: int = 0
     jobs: int = 0
 
 
@@ -65,6 +76,7 @@ class Ticker:
         self.engine = engine
         self.redis = redis
         self._stop = threading.Event()
+        self._webhooks_at = 0.0
 
     def now(self) -> datetime:
         """The ticker's clock (shifted by ``clock_offset_seconds`` in tests)."""
@@ -102,7 +114,10 @@ class Ticker:
         stats.dispatched = len(due)
         stats.jobs += self._enqueue(due, tag=f"d{int(now.timestamp())}")
         stats.repaired = self.repair()
-        if stats.claimed or stats.dispatched or stats.repaired:
+        if time.monotonic() >= self._webhooks_at:
+            stats.webhooks = self.dispatch_webhooks()
+            self._webhooks_at = time.monotonic() + WEBHOOK_INTERVAL
+        if stats.claimed or stats.dispatched or stats.repaired or stats.webhooks:
             log.info("ticker_pass", **stats.__dict__)
         return stats
 
@@ -133,6 +148,29 @@ class Ticker:
                 pipe.set(key, job_id, ex=MARKER_TTL)
             pipe.execute()
         return enqueue_many(self.redis, specs)
+
+    def dispatch_webhooks(self) -> int:
+        """Enqueue every customer webhook attempt that is due; return how many."""
+        now = self.now()
+        params = {
+            "now": now,
+            "lease": now + WEBHOOK_LEASE,
+            "cutoff": now - timedelta(seconds=max(self.settings.repair_after_seconds, 60)),
+            "batch": 1000,
+        }
+        with system_session(self.engine) as session:
+            due = session.execute(ledger.DUE_WEBHOOKS, params).all()
+        specs = [
+            JobSpec(
+                queue=QueueName.INBOUND,
+                func=DELIVER_WEBHOOK,
+                args=(str(row.id),),
+                job_id=f"webhook-{row.id}-{row.attempts + 1}",
+                timeout=60,
+            )
+            for row in due
+        ]
+        return enqueue_many(self.redis, specs) if specs else 0
 
     def repair(self) -> int:
         """Re-enqueue ledger rows whose job is gone, failed or stuck; return how many."""

@@ -191,14 +191,12 @@ def deliver_webhook(delivery_id: str) -> str:
             )
             outcome = "retry"
     log.info("webhook_attempt", delivery_id=delivery_id, attempt=number, outcome=outcome, status_code=status_code)
-    if delay is not None:
+    if delay is not None and delay <= 0:
         queue = get_queue(QueueName.INBOUND, _redis(settings.redis_url))
         job_id = f"webhook-{delivery_id}-{number + 1}"
-        func = f"{__name__}.deliver_webhook"
-        if delay <= 0:
-            queue.enqueue(func, delivery_id, job_id=job_id, job_timeout=60, result_ttl=60)
-        else:
-            queue.enqueue_in(timedelta(seconds=delay), func, delivery_id, job_id=job_id, job_timeout=60, result_ttl=60)
+        queue.enqueue(f"{__name__}.deliver_webhook", delivery_id, job_id=job_id, job_timeout=60, result_ttl=60)
+    # A later attempt is scheduled by ``next_attempt_at`` alone: the worker's ticker enqueues it when due
+    # (no RQ scheduler, which can enqueue a job twice and exits on a Redis error).
     return outcome
 
 
