@@ -16,8 +16,6 @@ from libs.db.models.leads import Lead, LeadImport, LeadImportRejection, Suppress
 from libs.pagination import keyset
 from libs.suppression import LEADS, SUPPRESSIONS, refresh_lead_status_statement, suppress_statement
 
-REJECTIONS: sa.Table = LeadImportRejection.__table__  # type: ignore[attr-defined]
-
 
 async def execute(session: AsyncSession, statement: Any) -> Any:
     """Run a Core statement on the session's connection (same transaction, no ORM result wrapping)."""
@@ -119,17 +117,6 @@ class LeadRepository:
     async def refresh_status(self, key: bytes, lead_ids: Sequence[uuid.UUID] | None) -> None:
         """Recompute ``status`` (active or suppressed) of the given leads from the suppression list."""
         await execute(self.session, refresh_lead_status_statement(org_id=self.org_id, key=key, lead_ids=lead_ids))
-
-    async def purge_rejections(self, values: Sequence[str]) -> int:
-        """Delete rejected import rows of this organization whose cells hold any of ``values``."""
-        if not values:
-            return 0
-        conditions = [
-            sa.func.lower(sa.cast(REJECTIONS.c.cells, sa.Text)).contains(v.lower(), autoescape=True) for v in values
-        ]
-        stmt = sa.delete(REJECTIONS).where(REJECTIONS.c.org_id == self.org_id, sa.or_(*conditions))
-        result: Any = await execute(self.session, stmt)
-        return int(result.rowcount or 0)
 
 
 class ImportRepository:

@@ -41,6 +41,7 @@ from libs.suppression import (
 )
 from services.campaign.leads.contact import ContactValidator, normalize_timezone
 from services.campaign.leads.csvfile import FileRejected, detect_format, open_rows
+from services.campaign.leads.erasure import Contact, ErasureRepository
 from services.campaign.leads.errors import (
     ContactErased,
     DuplicateLead,
@@ -289,45 +290,73 @@ class LeadService:
         return lead
 
     async def erase(self, lead_id: uuid.UUID) -> None:
-        """Erase a lead's personal data (GDPR Art. 17), keep its id, and suppress its contacts by HMAC only."""
+        """Erase a lead's personal data everywhere (GDPR Art. 17) in this transaction; keep ids and HMACs only.
+
+        The lead row keeps its id with every personal column nulled; its contacts stay on the
+        suppression list as HMACs only (every channel), so the person is never added or
+        contacted again. Its live enrollments stop and its unsent messages become
+        ``skipped`` (reason ``erased``), so no queued job can send them: the worker claims
+        only ``queued`` and ``held`` rows, and RQ jobs carry ids only. Every copy of its data
+        in other tables is tombstoned or deleted (:mod:`services.campaign.leads.erasure`).
+        Erasing again sweeps the copies linked by id once more (a send that was in flight
+        may have written after the first erasure).
+
+        Raises:
+            LeadNotFound: no such lead in this organization.
+        """
         lead = await self.leads.get(lead_id, for_update=True)
         if lead is None:
             raise LeadNotFound("No such lead.")
-        if lead.erased_at is not None:
-            return
-        for kind, value in (("email", lead.email_normalized), ("phone", lead.phone)):
-            if value:
-                await self.suppressions.add(
-                    channel=SuppressionChannel.ALL,
-                    kind=SuppressionKind.HASH,
-                    value=contact_hash(self.ctx.hash_key, kind, value),
-                    reason=SuppressionReason.ERASURE,
-                    source=ERASURE_SOURCE,
-                    created_by=self.ctx.principal.user_id,
-                )
-        await self.leads.purge_rejections([v for v in (lead.email_normalized, lead.phone) if v])
-        for name in (
-            "email",
-            "email_normalized",
-            "phone",
-            "first_name",
-            "last_name",
-            "company",
-            "title",
-            "timezone",
-            "consent_email_at",
-            "consent_sms_at",
-            "consent_voice_at",
-            "consent_source",
-            "consent_sms_source",
-            "consent_voice_source",
-        ):
-            setattr(lead, name, None)
-        lead.custom_fields = {}
-        lead.status = LeadStatus.ERASED
-        lead.erased_at = lead.updated_at = utcnow()
+        first = lead.erased_at is None
+        contact = Contact(email=lead.email_normalized, phone=lead.phone) if first else None
+        if contact is not None:
+            for kind, value in (("email", contact.email), ("phone", contact.phone)):
+                if value:
+                    await self.suppressions.add(
+                        channel=SuppressionChannel.ALL,
+                        kind=SuppressionKind.HASH,
+                        value=contact_hash(self.ctx.hash_key, kind, value),
+                        reason=SuppressionReason.ERASURE,
+                        source=ERASURE_SOURCE,
+                        created_by=self.ctx.principal.user_id,
+                    )
+        now = utcnow()
+        erased = await ErasureRepository(self.session, self.ctx.org_id).erase_copies(lead.id, contact, now=now)
+        if first:
+            for name in _PERSONAL_COLUMNS:
+                setattr(lead, name, None)
+            lead.custom_fields = {}
+            lead.status = LeadStatus.ERASED
+            lead.erased_at = now
+        lead.updated_at = now
         await self.session.flush()
-        log.info("lead_erased", lead_id=str(lead.id))
+        # The audit line: who asked, for which id, what changed; never the data itself.
+        log.info(
+            "lead_erased" if first else "lead_erasure_repeated",
+            lead_id=str(lead.id),
+            requested_by=str(self.ctx.principal.user_id),
+            api_key_id=str(self.ctx.principal.api_key_id) if self.ctx.principal.api_key_id else None,
+            rows=erased.counts,
+        )
+
+
+_PERSONAL_COLUMNS = (
+    "email",
+    "email_normalized",
+    "phone",
+    "first_name",
+    "last_name",
+    "company",
+    "title",
+    "timezone",
+    "consent_email_at",
+    "consent_sms_at",
+    "consent_voice_at",
+    "consent_source",
+    "consent_sms_source",
+    "consent_voice_source",
+)
+"""Columns of ``leads`` an erasure nulls (``custom_fields`` becomes ``{}``)."""
 
 
 def _replace(filters: LeadFilters, **changes: Any) -> LeadFilters:
