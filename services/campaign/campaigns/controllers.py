@@ -35,6 +35,7 @@ from services.campaign.campaigns.schemas import (
     EventRead,
     MessageDetail,
     MessageRead,
+    PersonalizationRead,
     SchedulePreview,
     StepCreate,
     StepOrder,
@@ -359,10 +360,14 @@ class MessageController(Controller):
     async def get_message(
         self, message_id: FromPath[uuid.UUID], campaigns: NamedDependency[CampaignService]
     ) -> MessageDetail:
-        """Read a message with its events, oldest first (its audit trail)."""
-        message, events = await campaigns.message(message_id)
+        """Read a message with its events, oldest first, and how its content was written (its audit trail)."""
+        message, events, personalization = await campaigns.message(message_id)
         return MessageDetail.model_validate(
-            {**message.model_dump(), "events": [EventRead.model_validate(e) for e in events]}
+            {
+                **message.model_dump(),
+                "events": [EventRead.model_validate(e) for e in events],
+                "personalization": PersonalizationRead.model_validate(personalization) if personalization else None,
+            }
         )
 
 

@@ -24,6 +24,7 @@ from libs.db.models.campaign import (
     Message,
     MessageEvent,
 )
+from libs.db.models.worker import Personalization
 from libs.pagination import keyset
 from libs.suppression import LEADS, suppressed_clause
 
@@ -464,6 +465,16 @@ class CampaignRepository:
     async def message(self, message_id: uuid.UUID) -> Message | None:
         """Return one message."""
         query = select(Message).where(Message.org_id == self.org_id, Message.id == message_id)
+        return (await self.session.exec(query)).first()
+
+    async def personalization(self, message_id: uuid.UUID) -> Personalization | None:
+        """Return the newest record of how the worker wrote ``message_id``'s content, if any."""
+        query = (
+            select(Personalization)
+            .where(Personalization.org_id == self.org_id, Personalization.message_id == message_id)
+            .order_by(col(Personalization.created_at).desc())
+            .limit(1)
+        )
         return (await self.session.exec(query)).first()
 
     async def events_of_messages(self, message_ids: Sequence[uuid.UUID]) -> Sequence[MessageEvent]:

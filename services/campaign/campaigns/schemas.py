@@ -394,10 +394,27 @@ class MessageRead(Read):
     updated_at: datetime
 
 
+class PersonalizationRead(Read):
+    """Who wrote a message's content: OpenAI, the local template writer, or the template after a model failure."""
+
+    source: Literal["openai", "local", "fallback"]
+    model: str
+    prompt_version: str
+    fallback_reason: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float
+    latency_ms: int
+    created_at: datetime
+
+
 class MessageDetail(MessageRead):
-    """A message with its events, oldest first: its audit trail."""
+    """A message with its events, oldest first, and how its content was written: its audit trail."""
 
     events: list[EventRead]
+    personalization: PersonalizationRead | None = Field(
+        default=None, description="The worker's record of how the content was written (null before it was)."
+    )
 
 
 # --- analytics --------------------------------------------------------------------------------

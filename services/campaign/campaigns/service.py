@@ -22,6 +22,7 @@ from libs.db.models.campaign import (
     Message,
     MessageEvent,
 )
+from libs.db.models.worker import Personalization
 from libs.errors import Invalid
 from libs.schedule import Delay, SendWindow, preview, zone
 from libs.templating import check_template
@@ -525,9 +526,9 @@ class CampaignService:
 
     # --- messages ---------------------------------------------------------------------------------
 
-    async def message(self, message_id: uuid.UUID) -> tuple[Message, Sequence[MessageEvent]]:
-        """Return a message and its events; raise MessageNotFound."""
+    async def message(self, message_id: uuid.UUID) -> tuple[Message, Sequence[MessageEvent], Personalization | None]:
+        """Return a message, its events and how its content was written; raise MessageNotFound."""
         message = await self.repo.message(message_id)
         if message is None:
             raise MessageNotFound("No such message.")
-        return message, await self.repo.events_of_messages([message.id])
+        return message, await self.repo.events_of_messages([message.id]), await self.repo.personalization(message.id)

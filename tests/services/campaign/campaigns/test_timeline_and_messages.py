@@ -94,6 +94,22 @@ def test_messages_list_and_detail_with_events(world: World) -> None:
     detail = world.a.get(f"/api/messages/{m}").json()
     assert detail["subject"] == "Hi Ann"
     assert [ev["type"] for ev in detail["events"]] == ["sent", "delivered", "opened"]
+    assert detail["personalization"] is None  # not written yet
+    with world.db.begin() as conn:  # what the worker records when it writes the content
+        conn.execute(
+            sa.text(
+                "INSERT INTO personalizations (id, org_id, message_id, enrollment_id, step_id, prompt_version, "
+                "channel, source, model, prompt, input, content, fallback_reason, prompt_tokens, completion_tokens, "
+                "cost_usd, latency_ms, created_at) SELECT gen_random_uuid(), org_id, id, enrollment_id, step_id, "
+                "'v1', channel, 'local', 'template', '[]', '{}', '{}', NULL, 0, 0, 0, 0, now() "
+                "FROM messages WHERE id = :m"
+            ),
+            {"m": m},
+        )
+    audit = world.a.get(f"/api/messages/{m}").json()["personalization"]
+    assert (audit["source"], audit["model"], audit["cost_usd"]) == ("local", "template", 0.0)
+    assert "prompt" not in audit
+    assert "input" not in audit
     assert world.a.get("/api/messages", params={"status": "nonsense"}).status_code in (400, 422)
 
 
