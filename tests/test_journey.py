@@ -367,6 +367,10 @@ def walk_with_api_key(system: DevSystem, smtp: SmtpServer, api: httpx.Client, br
         assert m["subject"] == parsed["Subject"]
         assert m["provider_message_id"], m  # what the SMTP server answered to the final "."
         assert str(parsed["Message-ID"]).startswith(f"<{m['id']}@"), parsed["Message-ID"]
+    for m in by_channel["email"] + by_channel["sms"]:
+        detail = ok(api.get(f"/api/messages/{m['id']}"))
+        assert [event["type"] for event in detail["events"]] == ["sent"], detail
+        assert detail["personalization"]["source"] == "local", detail  # no OpenAI key: the template writer
     recorded = recorded_sms(system)
     for m in by_channel["sms"]:
         first, _, _, phone = next(p for p in people if p[2] == email_of[m["lead_id"]])
