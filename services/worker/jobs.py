@@ -342,7 +342,12 @@ def _load_and_gate(
         sendable: list[tuple[Row[Any], Facts]] = []
         for row in candidates:
             facts = _facts(row, row.id in suppressed)
-            decision = _stop_rules(row) or check(facts, now)
+            try:
+                decision = _stop_rules(row) or check(facts, now)
+            except Exception as exc:  # one broken message must not block the rest of the batch
+                log.exception("message_gate_failed", message_id=str(row.id), error=type(exc).__name__)
+                results[row.id] = "error"
+                continue
             if decision.verdict is Verdict.SEND:
                 sendable.append((row, facts))
             else:
@@ -373,18 +378,30 @@ def _load_and_gate(
             )
             if row.cached_content is not None:
                 item.draft = Draft(row.channel, dict(row.cached_content), row.cached_source, "cached")
+                items.append(item)
             elif item.writer.client is None:
-                item.draft = item.writer.write(_request(row, item.variant))
+                if _write(item, results):
+                    items.append(item)
             else:
                 later.append(item)
-            items.append(item)
-        _freeze(session, [i for i in items if i.draft is not None and i.row.cached_content is None], now)
+        _freeze(session, [i for i in items if i.row.cached_content is None], now)
     if later:
-        for item in later:  # the model is called outside any transaction
-            item.draft = item.writer.write(_request(item.row, item.variant))
+        written = [item for item in later if _write(item, results)]  # the model is called outside any transaction
         with system_session(ctx.engine) as session:
-            _freeze(session, later, ctx.now())
+            _freeze(session, written, ctx.now())
+        items.extend(written)
     return items
+
+
+def _write(item: Item, results: dict[uuid.UUID, str]) -> bool:
+    """Personalize one message; a bug in one (the writer handles provider errors itself) spares the rest."""
+    try:
+        item.draft = item.writer.write(_request(item.row, item.variant))
+    except Exception as exc:
+        log.exception("message_write_failed", message_id=str(item.row.id), error=type(exc).__name__)
+        results[item.row.id] = "error"
+        return False
+    return True
 
 
 def _suppressed(ctx: Context, session: Session, rows: Sequence[Row[Any]]) -> set[uuid.UUID]:
