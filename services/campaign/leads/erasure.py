@@ -157,16 +157,19 @@ TOMBSTONE_INBOUND = sa.text(
     WHERE org_id = :org
       AND (lead_id = :lead
            OR message_id IN ({LEAD_MESSAGES})
-           OR lower(payload::text) LIKE CAST(:email_pattern AS text)
-           OR (raw IS NOT NULL AND lower(encode(raw, 'escape')) LIKE CAST(:email_pattern AS text))
-           OR payload::text LIKE CAST(:phone_pattern AS text))
+           OR (source IN ('twilio_sms', 'twilio_message_status', 'twilio_call_status', 'email')
+               AND (lower(payload::text) LIKE CAST(:email_pattern AS text)
+                    OR payload::text LIKE CAST(:phone_pattern AS text)
+                    OR (raw IS NOT NULL AND lower(encode(raw, 'escape')) LIKE CAST(:email_pattern AS text)))))
     """  # noqa: S608 - only constant SQL is interpolated
 )
 """Callbacks, texts and emails of the lead, and any other that carries its address or number.
 
 An email's dedupe key holds the sender's Message-ID, which mail clients may build from the
-address: it becomes its SHA-256 (still unique). Twilio keys are provider ids and stay. The
-patterns are NULL (match nothing) on a repeated erasure, when the contact is gone.
+address: it becomes its SHA-256 (still unique). Twilio keys are provider ids and stay. Only
+the sources that carry contact data are searched by value (opens, clicks and unsubscribes
+hold ids only, and are the bulk of the table). The patterns are NULL (match nothing) on a
+repeated erasure, when the contact is gone.
 """
 
 LEAD_EVENTS = "SELECT id FROM message_events WHERE org_id = :org AND lead_id = :lead"

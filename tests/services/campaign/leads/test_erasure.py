@@ -393,7 +393,15 @@ def seeded(
         }
         r = signed_post(client, "/hooks/twilio/messages/status", {**status, "To": PHONE, "From": SMS_NUMBER})
         assert r.status_code == 200
+        # A callback for a message we do not know still names the person's number: found by value.
+        unknown = {**status, "MessageSid": "SM" + "f" * 32, "MessageStatus": "undelivered"}
+        assert signed_post(client, "/hooks/twilio/messages/status", {**unknown, "To": PHONE}).status_code == 200
         run_inbound()
+    with engine.connect() as conn:
+        unlinked = conn.execute(
+            sa.text("SELECT count(*) FROM inbound_events WHERE lead_id IS NULL AND message_id IS NULL")
+        ).scalar()
+    assert unlinked == 1
     with engine.connect() as conn:
         types = set(
             conn.execute(sa.text("SELECT type FROM message_events WHERE lead_id = :l"), {"l": lead_id}).scalars()
