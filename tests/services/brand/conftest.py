@@ -5,7 +5,6 @@ from __future__ import annotations
 import ssl
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -16,11 +15,11 @@ from pydantic import SecretStr
 from libs.crypto import SecretBox
 from libs.db.models import Organization
 from libs.db.session import make_engine, system_session
-from libs.security import Role
 from libs.settings import Environment
 from services.brand.app import create_app
 from services.brand.service import SmtpCheckSettings
 from services.brand.settings import BrandSettings
+from tests.support.actors import ApiActor
 from tests.support.smtp import SmtpServer
 from tests.support.tokens import TokenSigner
 
@@ -44,32 +43,8 @@ VALID_BRAND: dict[str, Any] = {
 }
 
 
-@dataclass
-class Actor:
+class Actor(ApiActor):
     """Someone calling the API: an organization and a role, with a client."""
-
-    client: TestClient  # type: ignore[type-arg]
-    signer: TokenSigner
-    org_id: uuid.UUID
-    role: Role = Role.OWNER
-
-    def headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
-        return {**self.signer.headers(org_id=self.org_id, role=self.role), **(extra or {})}
-
-    def as_role(self, role: Role) -> Actor:
-        return Actor(self.client, self.signer, self.org_id, role)
-
-    def get(self, path: str, **kw: Any) -> Any:
-        return self.client.get(path, headers=self.headers(kw.pop("headers", None)), **kw)
-
-    def post(self, path: str, json: Any = None, **kw: Any) -> Any:
-        return self.client.post(path, json=json, headers=self.headers(kw.pop("headers", None)), **kw)
-
-    def patch(self, path: str, json: Any = None, **kw: Any) -> Any:
-        return self.client.patch(path, json=json, headers=self.headers(kw.pop("headers", None)), **kw)
-
-    def delete(self, path: str, **kw: Any) -> Any:
-        return self.client.delete(path, headers=self.headers(kw.pop("headers", None)), **kw)
 
     # factories ---------------------------------------------------------------------------
 

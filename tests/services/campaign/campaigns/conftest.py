@@ -8,7 +8,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,11 +19,11 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from libs.db.session import make_engine
-from libs.security import Role
 from libs.settings import Environment
 from services.campaign.app import create_app
 from services.campaign.campaigns.brand_client import BrandClient
 from services.campaign.settings import CampaignSettings
+from tests.support.actors import ApiActor
 from tests.support.servers import free_port
 from tests.support.tokens import TokenSigner
 
@@ -169,36 +169,8 @@ def suppress(db: sa.Engine, org_id: uuid.UUID, *, channel: str, kind: str, value
 # --- actors ------------------------------------------------------------------------------------
 
 
-@dataclass
-class Actor:
+class Actor(ApiActor):
     """Someone calling the API: an organization and a role, with a client."""
-
-    client: TestClient  # type: ignore[type-arg]
-    signer: TokenSigner
-    org_id: uuid.UUID
-    role: Role = Role.OWNER
-    user_id: uuid.UUID = field(default_factory=uuid.uuid4)
-
-    def headers(self) -> dict[str, str]:
-        return self.signer.headers(org_id=self.org_id, role=self.role, user_id=self.user_id)
-
-    def as_role(self, role: Role) -> Actor:
-        return Actor(self.client, self.signer, self.org_id, role, self.user_id)
-
-    def get(self, path: str, **kw: Any) -> Any:
-        return self.client.get(path, headers=self.headers(), **kw)
-
-    def post(self, path: str, json: Any = None, **kw: Any) -> Any:
-        return self.client.post(path, json=json, headers=self.headers(), **kw)
-
-    def patch(self, path: str, json: Any = None, **kw: Any) -> Any:
-        return self.client.patch(path, json=json, headers=self.headers(), **kw)
-
-    def put(self, path: str, json: Any = None, **kw: Any) -> Any:
-        return self.client.put(path, json=json, headers=self.headers(), **kw)
-
-    def delete(self, path: str, **kw: Any) -> Any:
-        return self.client.delete(path, headers=self.headers(), **kw)
 
     # factories through the API ----------------------------------------------------------------
 

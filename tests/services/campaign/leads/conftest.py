@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,41 +17,17 @@ from sqlalchemy import Engine
 from libs.db.models import Organization
 from libs.db.session import make_engine, system_session
 from libs.queue import QueueName, get_queue
-from libs.security import Role
 from libs.settings import Environment
 from services.campaign.app import create_app
 from services.campaign.settings import CampaignSettings
+from tests.support.actors import ApiActor
 from tests.support.tokens import TokenSigner
 
 SECRET_KEY = "leads-tests-secret-key"
 
 
-@dataclass
-class Actor:
+class Actor(ApiActor):
     """Someone calling the API: an organization and a role, with a client."""
-
-    client: TestClient  # type: ignore[type-arg]
-    signer: TokenSigner
-    org_id: uuid.UUID
-    role: Role = Role.OWNER
-
-    def headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
-        return {**self.signer.headers(org_id=self.org_id, role=self.role), **(extra or {})}
-
-    def as_role(self, role: Role) -> Actor:
-        return Actor(self.client, self.signer, self.org_id, role)
-
-    def get(self, path: str, **kw: Any) -> Any:
-        return self.client.get(path, headers=self.headers(kw.pop("headers", None)), **kw)
-
-    def post(self, path: str, json: Any = None, **kw: Any) -> Any:
-        return self.client.post(path, json=json, headers=self.headers(kw.pop("headers", None)), **kw)
-
-    def patch(self, path: str, json: Any = None, **kw: Any) -> Any:
-        return self.client.patch(path, json=json, headers=self.headers(kw.pop("headers", None)), **kw)
-
-    def delete(self, path: str, **kw: Any) -> Any:
-        return self.client.delete(path, headers=self.headers(kw.pop("headers", None)), **kw)
 
     # factories ---------------------------------------------------------------------------
 
