@@ -96,12 +96,12 @@ def stop(procs: list[subprocess.Popen[bytes]]) -> list[int]:
     return peaks
 
 
-def wait_for(predicate: Callable[[], bool], deadline: float) -> bool:
-    """Poll ``predicate`` until it holds or ``deadline`` (monotonic) passes."""
+def wait_for(predicate: Callable[[], bool], deadline: float, interval: float = 0.05) -> bool:
+    """Poll ``predicate`` every ``interval`` seconds until it holds or ``deadline`` (monotonic) passes."""
     while time.monotonic() < deadline:
         if predicate():
             return True
-        time.sleep(0.05)
+        time.sleep(interval)
     return False
 
 
@@ -200,6 +200,13 @@ def seed(
     return campaign
 
 
+def analyze(engine: sa.Engine) -> None:
+    """Refresh planner statistics after seeding, as autovacuum would on a database in service."""
+    with engine.connect() as conn:
+        conn.execute(sa.text("ANALYZE"))
+        conn.commit()
+
+
 def settings_for(database_url: str, redis_url: str, data_dir: Path, smtp_port: int) -> WorkerSettings:
     """Worker settings for a run: loopback sink, caps out of the way."""
     return WorkerSettings(
@@ -229,6 +236,7 @@ def bench_end_to_end(
         settings = settings_for(database_url, redis_url, Path(tmp), smtp.port)
         engine = make_engine(database_url)
         campaign = seed(engine, steps, smtp_port=smtp.port)
+        analyze(engine)
         worker_env = {
             **env,
             "SDR_DATABASE_URL": database_url,
@@ -254,7 +262,9 @@ def bench_end_to_end(
                 with engine.connect() as conn:
                     return int(conn.execute(count, {"c": campaign}).scalar_one())
 
-            wait_for(lambda: sent_count() >= steps, started + limit)
+            # Counting a growing ledger 20 times a second competes with the workers for the two
+            # cores; four times a second costs little and adds at most 0.25 s to the measured time.
+            wait_for(lambda: sent_count() >= steps, started + limit, interval=0.25)
             elapsed = time.monotonic() - started
             ticker.stop()
             thread.join(10)
