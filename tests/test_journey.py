@@ -464,12 +464,6 @@ def operator_sees_the_queues(system: DevSystem) -> None:
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.xfail(
-    strict=True,
-    reason="worker defect: services/worker never puts the brand's opt_out_sms wording into the SMS it sends "
-    "(the local writer renders sms_template + sms_signoff only; with OpenAI it is only a prompt hint), "
-    "although brand readiness requires that wording before an SMS campaign may launch",
-)
 def test_a_text_carries_the_brands_sms_opt_out_wording(running: Running) -> None:
     system = running.system
     with httpx.Client(base_url=system.gateway, timeout=30) as anonymous:

@@ -752,29 +752,40 @@ def _outgoing(ctx: Context, item: Item) -> Outgoing:
         )
     callback = f"{base}{STATUS_CALLBACK[row.channel]}?message_id={row.id}"
     if row.channel == "sms":
-        text = draft.body
-        if row.sms_signoff and row.sms_signoff not in text:
-            text = f"{text} {row.sms_signoff}".strip()
+        text = with_closing(draft.body, row.sms_signoff, row.opt_out_sms)
         if row.twilio_sid and row.twilio_secret:
             sms = OutgoingSms(str(row.id), row.phone, text, callback, row.phone_number, row.messaging_service_sid)
             client = ctx.twilio(row.twilio_sid, row.twilio_secret)
-            return Outgoing(None, draft.body, variant, [], lambda: send_sms(client, sms))
+            return Outgoing(None, text, variant, [], lambda: send_sms(client, sms))
         payload = {"to": row.phone, "from": row.phone_number, "body": text}
-        return Outgoing(None, draft.body, variant, [], lambda: ctx.recorder.record("sms", str(row.id), payload))
+        return Outgoing(None, text, variant, [], lambda: ctx.recorder.record("sms", str(row.id), payload))
     drop = OutgoingVoicemail(
         str(row.id),
         row.phone,
         row.phone_number,
-        draft.body,
+        with_closing(draft.body, row.opt_out_voicemail),
         callback,
         voice=row.tts_voice,
         audio_url=row.step_audio_url or row.sender_audio_url,
     )
     if row.twilio_sid and row.twilio_secret:
         client = ctx.twilio(row.twilio_sid, row.twilio_secret)
-        return Outgoing(None, draft.body, variant, [], lambda: send_voicemail(client, drop))
+        return Outgoing(None, drop.script, variant, [], lambda: send_voicemail(client, drop))
     script = {"to": row.phone, "from": row.phone_number, "script": drop.script}
-    return Outgoing(None, draft.body, variant, [], lambda: ctx.recorder.record("voicemail", str(row.id), script))
+    return Outgoing(None, drop.script, variant, [], lambda: ctx.recorder.record("voicemail", str(row.id), script))
+
+
+def with_closing(text: str, *closings: str | None) -> str:
+    """Append each closing (sign-off, the brand's opt-out wording) the text does not already carry.
+
+    The opt-out wording is added by code, never left to the writer: every text and voicemail
+    tells the recipient how to stop them (TCPA, CTIA; RELIABILITY C10).
+    """
+    for closing in closings:
+        closing = (closing or "").strip()
+        if closing and closing.casefold() not in text.casefold():
+            text = f"{text.rstrip()} {closing}".strip()
+    return text
 
 
 def _record(ctx: Context, row: Row[Any], attempt: int, result: SendResult, now: datetime) -> Record:

@@ -196,6 +196,14 @@ SETTLE = sa.text(
 
 FREEZE = sa.text(
     """
+    WITH sendable AS (
+        -- Only messages still waiting to go, of leads not erased. The share lock on the lead
+        -- orders this write against an erasure (which locks the lead FOR UPDATE first): either
+        -- the erasure sees and clears this row, or this insert sees the erasure and skips.
+        SELECT m.id FROM messages m JOIN leads l ON l.id = m.lead_id
+        WHERE m.id = ANY(CAST(:message_ids AS uuid[])) AND m.status IN ('queued', 'held') AND l.erased_at IS NULL
+        FOR SHARE OF l
+    )
     INSERT INTO personalizations (id, org_id, message_id, enrollment_id, step_id, prompt_version, channel, source,
                                   model, prompt, input, output, content, fallback_reason, prompt_tokens,
                                   completion_tokens, cost_usd, latency_ms, created_at)
@@ -211,6 +219,7 @@ FREEZE = sa.text(
                 CAST(:costs AS numeric[]), CAST(:latencies AS integer[]))
         AS v(org_id, message_id, enrollment_id, step_id, channel, source, model, prompt, input, output, content,
              fallback_reason, prompt_tokens, completion_tokens, cost_usd, latency_ms)
+    JOIN sendable s ON s.id = v.message_id
     ON CONFLICT (enrollment_id, step_id, prompt_version) DO NOTHING
     RETURNING message_id
     """
