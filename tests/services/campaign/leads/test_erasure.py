@@ -9,10 +9,8 @@ links) by SQL. After the erasure every text-like column of every table (found th
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import uuid
-import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -41,29 +39,14 @@ from services.campaign.settings import CampaignSettings
 from tests.services.campaign.inbound.factories import ACCOUNT_SID, SMS_NUMBER, World, create_world
 from tests.services.campaign.inbound.test_twilio import signed_post
 from tests.services.campaign.leads.conftest import Actor
+from tests.support import pii
 from tests.support.tokens import TokenSigner
 
 EMAIL = "Zelda.Quistorff@example.com"
 PHONE = "+12125550199"
 FIRST, LAST = "Zelda", "Quistorff"
 INBOUND_SECRET = "erasure-inbound-secret"
-NOT_TEXT = {
-    "uuid",
-    "boolean",
-    "smallint",
-    "integer",
-    "bigint",
-    "numeric",
-    "real",
-    "double precision",
-    "date",
-    "interval",
-    "timestamp with time zone",
-    "timestamp without time zone",
-    "time with time zone",
-    "time without time zone",
-}
-"""Column types that cannot hold a name, an address or a formatted number; every other type is scanned."""
+PERSON = pii.Person(email=EMAIL, phone=PHONE, first_name=FIRST, last_name=LAST)
 SEEDED = {
     "leads",
     "messages",
@@ -84,70 +67,12 @@ SEEDED = {
 
 def scan_database(engine: Engine) -> dict[str, list[str]]:
     """Return ``{table: [column, ...]}`` of every column whose values hold the person's email, phone or names."""
-    patterns = [f"%{EMAIL.lower()}%", f"%{PHONE}%", f"%{FIRST.lower()}%", f"%{LAST.lower()}%"]
-    national = f"%{PHONE[2:]}%"  # the number in any punctuation: "(212) 555-0199", "+1 212 555 0199"
-    found: dict[str, list[str]] = {}
-    with system_session(engine) as session:
-        conn = session.connection()
-        columns = conn.execute(
-            sa.text(
-                """
-                SELECT c.table_name, c.column_name, c.data_type
-                FROM information_schema.columns c
-                JOIN information_schema.tables t ON t.table_schema = c.table_schema AND t.table_name = c.table_name
-                WHERE c.table_schema = 'public' AND t.table_type = 'BASE TABLE'
-                ORDER BY c.table_name, c.column_name
-                """
-            )
-        ).all()
-        assert {c.table_name for c in columns} >= SEEDED
-        quote = conn.dialect.identifier_preparer.quote
-        for table, column, data_type in columns:
-            if data_type in NOT_TEXT:
-                continue
-            name = quote(column)
-            value = f"encode({name}, 'escape')" if data_type == "bytea" else f"CAST({name} AS text)"
-            hits = conn.execute(
-                sa.text(
-                    f"SELECT count(*) FROM {quote(table)} WHERE lower({value}) LIKE ANY(CAST(:patterns AS text[])) "
-                    f"OR regexp_replace({value}, '[^0-9]', '', 'g') LIKE :national"
-                ),
-                {"patterns": patterns, "national": national},
-            ).scalar_one()
-            if hits:
-                found.setdefault(table, []).append(column)
-    return found
-
-
-def _redis_values(redis: Redis) -> Iterator[bytes]:
-    for key in redis.scan_iter(count=500):
-        yield key
-        kind = redis.type(key)
-        if kind == b"string":
-            values: list[Any] = [redis.get(key)]
-        elif kind == b"hash":
-            values = [v for pair in redis.hgetall(key).items() for v in pair]
-        elif kind == b"list":
-            values = list(redis.lrange(key, 0, -1))
-        elif kind == b"set":
-            values = list(redis.smembers(key))
-        elif kind == b"zset":
-            values = list(redis.zrange(key, 0, -1))
-        elif kind == b"stream":
-            values = [v for _, entry in redis.xrange(key) for pair in entry.items() for v in pair]
-        else:
-            values = []
-        for value in values:
-            if isinstance(value, bytes):
-                yield value
-                with contextlib.suppress(zlib.error):  # RQ stores job data compressed
-                    yield zlib.decompress(value)
+    return pii.scan_database(engine, PERSON, tables=SEEDED)
 
 
 def scan_redis(redis: Redis) -> list[bytes]:
-    """Every Redis key or value (decompressed when RQ compressed it) holding the person's data."""
-    needles = [EMAIL.lower().encode(), PHONE[2:].encode(), FIRST.lower().encode(), LAST.lower().encode()]
-    return [v[:200] for v in _redis_values(redis) if any(n in v.lower() for n in needles)]
+    """Every Redis key or value holding the person's data."""
+    return pii.scan_redis(redis, PERSON)
 
 
 # --------------------------------------------------------------------------- fixtures
