@@ -29,8 +29,8 @@ from libs.links import InvalidLink, LinkClaims, LinkKind, verify_link
 from libs.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, keyset, make_page
 from libs.queue import JobSpec, PendingJobs, QueueName
 from libs.security import PUBLIC, Principal, Role, requires
+from services.campaign.inbound import erased, service
 from services.campaign.inbound import repository as repo
-from services.campaign.inbound import service
 from services.campaign.inbound.mail import InboundMail, MalformedMail, read
 from services.campaign.inbound.schemas import (
     AttemptRead,
@@ -142,13 +142,35 @@ class TwilioHooksController(Controller):
         source: str,
         params: FormParams,
         dedupe_key: str,
+        is_erased: bool = False,
     ) -> uuid.UUID | None:
         query = {k: v for k, v in request.query_params.items() if isinstance(v, str)}
         payload = {"params": params.flat(), "query": query}
+        if is_erased:
+            payload = erased.twilio_payload(params.flat(), query)
         token = request.headers.get(IDEMPOTENCY_HEADER)
         return await session.run_sync(
             lambda s: repo.insert_event(
                 s, org_id=org_id, source=source, dedupe_key=dedupe_key, payload=payload, idempotency_token=token
+            )
+        )
+
+    async def _erased(
+        self,
+        request: Request[Any, Any, Any],
+        session: AsyncSession,
+        ctx: Context,
+        *,
+        org_id: uuid.UUID,
+        params: FormParams,
+        channels: tuple[str, ...] | None,
+    ) -> bool:
+        """Whether the callback or text is about an erased person (then it is stored without personal data)."""
+        query = {k: v for k, v in request.query_params.items() if isinstance(v, str)}
+        first = {name: params.first(name) for name in params}
+        return await session.run_sync(
+            lambda s: erased.twilio_erased(
+                s, ctx.suppression_key, org_id=org_id, params=first, query=query, channels=channels
             )
         )
 
@@ -163,7 +185,13 @@ class TwilioHooksController(Controller):
             raise BadRequest(f"{sid_name} is missing.")
         key = f"{sid}:{status}:{params.first('AnsweredBy') or ''}" if call else f"{sid}:{status}"
         source = "twilio_call_status" if call else "twilio_message_status"
-        event_id = await self._store(request, session, org_id=org_id, source=source, params=params, dedupe_key=key)
+        channels = ("voicemail",) if call else ("sms",)
+        is_erased = await self._erased(request, session, ctx, org_id=org_id, params=params, channels=channels)
+        event_id = await self._store(
+            request, session, org_id=org_id, source=source, params=params, dedupe_key=key, is_erased=is_erased
+        )
+        if is_erased:
+            log.info("twilio_callback_erased_lead", event_id=str(event_id) if event_id else None, source=source)
         if event_id is not None:
             jobs.add(
                 JobSpec(
@@ -210,11 +238,25 @@ class TwilioHooksController(Controller):
         sid = params.first("MessageSid") or params.first("SmsSid") or ""
         if not sid:
             raise BadRequest("MessageSid is missing.")
+        is_erased = await self._erased(request, system_session, inbound, org_id=org_id, params=params, channels=None)
         event_id = await self._store(
-            request, system_session, org_id=org_id, source="twilio_sms", params=params, dedupe_key=sid
+            request,
+            system_session,
+            org_id=org_id,
+            source="twilio_sms",
+            params=params,
+            dedupe_key=sid,
+            is_erased=is_erased,
         )
         if event_id is None:
             return _twiml(None)
+        if is_erased:
+            body, to = params.first("Body") or "", params.first("To")
+            answer = await system_session.run_sync(
+                lambda s: service.handle_erased_sms(s, event_id=event_id, org_id=org_id, body=body, to=to)
+            )
+            log.info("sms_inbound", event_id=str(event_id), outcome=answer.outcome, erased=True)
+            return _twiml(answer.reply)
         effects = Effects()
         answer = await system_session.run_sync(
             lambda s: service.handle_sms(s, inbound, effects, event_id=event_id, org_id=org_id)
@@ -276,19 +318,35 @@ class EmailHooksController(Controller):
         if message is None:
             log.info("email_inbound_unmatched", kind=mail.kind.value)
             return {"status": "ignored", "kind": mail.kind.value}
-        dedupe = mail.mail_message_id or hashlib.sha256(body).hexdigest()
+        dedupe = f"{mail.mail_message_id or hashlib.sha256(body).hexdigest()}:{message.id}"
+        payload: dict[str, Any] = {"kind": mail.kind.value, "subject": mail.subject, "status": mail.status}
+        raw: bytes | None = body
+        is_erased = await system_session.run_sync(
+            lambda s: erased.email_erased(
+                s,
+                inbound.suppression_key,
+                org_id=message.org_id,
+                lead_id=message.lead_id,
+                addresses=[mail.sender, mail.recipient],
+            )
+        )
+        if is_erased:
+            # Stored as the lead's erasure leaves its emails: kind and DSN status, hashed dedupe key, no MIME.
+            dedupe, payload, raw = erased.hashed_key(dedupe), erased.email_payload(mail.kind.value, mail.status), None
         event_id = await system_session.run_sync(
             lambda s: repo.insert_event(
                 s,
                 org_id=message.org_id,
                 source="email",
-                dedupe_key=f"{dedupe}:{message.id}",
-                payload={"kind": mail.kind.value, "subject": mail.subject, "status": mail.status},
-                raw=body,
+                dedupe_key=dedupe,
+                payload=payload,
+                raw=raw,
                 message_id=message.id,
                 lead_id=message.lead_id,
             )
         )
+        if is_erased:
+            log.info("email_inbound_erased_lead", event_id=str(event_id) if event_id else None, kind=mail.kind.value)
         if event_id is None:
             return {"status": "duplicate", "kind": mail.kind.value}
         jobs.add(

@@ -22,8 +22,8 @@ from sqlalchemy.orm import Session
 from libs.db.base import utcnow
 from libs.db.session import make_engine, system_session
 from libs.queue import QueueName, enqueue_many, get_queue, redis_from_url
+from services.campaign.inbound import erased, service
 from services.campaign.inbound import repository as repo
-from services.campaign.inbound import service
 from services.campaign.inbound.mail import MalformedMail, read
 from services.campaign.inbound.service import Context, Effects
 from services.campaign.inbound.settings import InboundSettings
@@ -78,11 +78,19 @@ def process_inbound_sms(event_id: str) -> str:
 
 
 def process_inbound_email(event_id: str) -> str:
-    """Apply a stored inbound email: reply, bounce or auto-reply (at least once; a second run is a no-op)."""
+    """Apply a stored inbound email: reply, bounce or auto-reply (at least once; a second run is a no-op).
+
+    An email about an erased person is stored without its MIME: only its kind and DSN status are acted on.
+    """
 
     def work(session: Session, ctx: Context, effects: Effects) -> str:
         event = repo.get_event(session, uuid.UUID(event_id))
-        if event is None or event.raw is None:
+        if event is None:
+            return "missing"
+        if event.raw is None:
+            # Stored without its content because it is about an erased person (or erased since it came).
+            if event.payload.get(erased.ERASED):
+                return service.process_erased_email(session, effects, event.id)
             return "missing"
         try:
             mail = read(bytes(event.raw))

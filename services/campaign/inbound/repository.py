@@ -211,6 +211,62 @@ def lead_by_id(session: Session, *, org_id: uuid.UUID, lead_id: uuid.UUID) -> An
     return session.execute(sa.select(LEADS).where(LEADS.c.org_id == org_id, LEADS.c.id == lead_id)).first()
 
 
+def lead_erased(session: Session, *, org_id: uuid.UUID, lead_id: uuid.UUID | None) -> bool:
+    """Whether the lead ``lead_id`` of ``org_id`` was erased (GDPR Art. 17)."""
+    if lead_id is None:
+        return False
+    stmt = sa.select(LEADS.c.erased_at).where(LEADS.c.org_id == org_id, LEADS.c.id == lead_id)
+    return session.execute(stmt).scalar_one_or_none() is not None
+
+
+def erased_recipient(
+    session: Session,
+    *,
+    org_id: uuid.UUID,
+    channels: Iterable[str],
+    provider_id: str | None = None,
+    message_id: uuid.UUID | None = None,
+) -> bool:
+    """Whether the message known by ``provider_id`` (or ``message_id``) in ``org_id`` went to an erased lead."""
+    match = []
+    if provider_id:
+        match.append(MESSAGES.c.provider_message_id == provider_id)
+    if message_id is not None:
+        match.append(MESSAGES.c.id == message_id)
+    if not match:
+        return False
+    stmt = (
+        sa.select(sa.literal(1))
+        .select_from(MESSAGES.join(LEADS, LEADS.c.id == MESSAGES.c.lead_id))
+        .where(
+            MESSAGES.c.org_id == org_id,
+            LEADS.c.org_id == org_id,
+            MESSAGES.c.channel.in_(list(channels)),
+            LEADS.c.erased_at.is_not(None),
+            sa.or_(*match),
+        )
+        .limit(1)
+    )
+    return session.execute(stmt).first() is not None
+
+
+def erasure_hash_exists(session: Session, *, org_id: uuid.UUID, hashes: Sequence[str]) -> bool:
+    """Whether one of ``hashes`` (HMACs of a normalised email or phone) is an erasure suppression of ``org_id``."""
+    if not hashes:
+        return False
+    stmt = (
+        sa.select(sa.literal(1))
+        .where(
+            SUPPRESSIONS.c.org_id == org_id,
+            SUPPRESSIONS.c.kind == "hash",
+            SUPPRESSIONS.c.reason == "erasure",
+            SUPPRESSIONS.c.value.in_(list(hashes)),
+        )
+        .limit(1)
+    )
+    return session.execute(stmt).first() is not None
+
+
 def latest_message(session: Session, *, org_id: uuid.UUID, lead_id: uuid.UUID, channels: Iterable[str]) -> Any:
     """The most recent message sent to a lead on one of ``channels`` (for attribution), or ``None``."""
     stmt = (

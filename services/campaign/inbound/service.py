@@ -7,6 +7,7 @@ enqueues: the caller commits, then enqueues ``effects.jobs``.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from libs.suppression import (
     refresh_lead_status_statement,
     suppress_statement,
 )
+from services.campaign.inbound import erased
 from services.campaign.inbound import repository as repo
 from services.campaign.inbound.mail import InboundMail, MailKind
 from services.campaign.inbound.settings import InboundSettings
@@ -55,6 +57,7 @@ SMS_STATUS = {
 CALL_PROGRESS = frozenset({"initiated", "ringing", "in-progress", "answered"})
 CALL_FAILED = frozenset({"busy", "no-answer", "canceled", "failed"})
 CARRIER_OPTED_OUT = "21610"
+_DSN_STATUS = re.compile(r"[245]\.\d{1,3}\.\d{1,3}")
 WEBHOOK_TYPES = frozenset(t.value for t in WebhookEventType)
 
 
@@ -110,9 +113,16 @@ def emit(
     campaign_id: uuid.UUID | None = None,
     data: dict[str, Any] | None = None,
 ) -> uuid.UUID:
-    """Record a message event and owe it to every subscribed customer endpoint."""
+    """Record a message event and owe it to every subscribed customer endpoint.
+
+    An erased lead's event keeps only ids, enums and numbers and is owed to no endpoint: its
+    ledger stays whole for statistics, and no customer receives data about the person again.
+    """
     message_id = message.id if message is not None else None
     campaign_id = campaign_id or (message.campaign_id if message is not None else None)
+    lead_erased = repo.lead_erased(session, org_id=org_id, lead_id=lead_id)
+    if lead_erased:
+        data = erased.event_data(data)
     event_id = repo.add_message_event(
         session,
         org_id=org_id,
@@ -123,7 +133,7 @@ def emit(
         campaign_id=campaign_id,
         data=data,
     )
-    if type_.value in WEBHOOK_TYPES:
+    if type_.value in WEBHOOK_TYPES and not lead_erased:
         channel = message.channel if message is not None else (data or {}).get("channel")
         fan_out(
             session,
@@ -448,10 +458,7 @@ def apply_sms(session: Session, ctx: Context, effects: Effects, *, event: Any, i
                 message=message,
                 data={"channel": "sms", "scope": "all" if everywhere else "sms_voicemail", "keyword": intent.matched},
             )
-        scope = "from all messages and calls" if everywhere else "and will receive no more messages"
-        answer = SmsAnswer(
-            intent.intent.value, f"{brand_name}: You are unsubscribed {scope}. Reply START to resubscribe."
-        )
+        answer = SmsAnswer(intent.intent.value, unsubscribed_text(brand_name, everywhere=everywhere))
     elif intent.intent is Intent.OPT_IN:
         if phone:
             repo.remove_suppressions(
@@ -494,6 +501,48 @@ def apply_sms(session: Session, ctx: Context, effects: Effects, *, event: Any, i
         processed_at=utcnow(),
         effective_at=effective_at,
         lead_id=lead_ids[0] if lead_ids else None,
+    )
+    return answer
+
+
+def unsubscribed_text(brand_name: str, *, everywhere: bool) -> str:
+    """The one confirmation an SMS opt-out gets."""
+    scope = "from all messages and calls" if everywhere else "and will receive no more messages"
+    return f"{brand_name}: You are unsubscribed {scope}. Reply START to resubscribe."
+
+
+def handle_erased_sms(
+    session: Session, *, event_id: uuid.UUID, org_id: uuid.UUID, body: str, to: str | None
+) -> SmsAnswer:
+    """Answer a text from an erased person's number, stored without its body: STOP and HELP get their answer.
+
+    The opt-out is already in effect: the erasure's hash suppression covers the number on
+    every channel, so no clear-text suppression is written. START resubscribes nobody (the
+    person stays erased and cannot be added again) and gets no answer; a plain reply is
+    neither recorded as a message event nor owed to a webhook.
+    """
+    event = repo.get_event(session, event_id, lock=True)
+    if event is None:
+        return SmsAnswer("missing")
+    intent = classify(body)
+    brand = repo.brand_for_number(session, org_id=org_id, number=(to or "").strip() or None)
+    effective_at: datetime | None = None
+    if intent.is_opt_out:
+        everywhere = intent.intent is Intent.OPT_OUT_ALL
+        brand_name = brand.name if brand is not None else "This sender"
+        answer = SmsAnswer(intent.intent.value, unsubscribed_text(brand_name, everywhere=everywhere))
+        effective_at = utcnow()
+    elif intent.intent is Intent.HELP:
+        answer = SmsAnswer("help", help_text(brand))
+    else:
+        answer = SmsAnswer(erased.ERASED)
+    repo.finish_event(
+        session,
+        event_id,
+        status="ignored" if answer.outcome == erased.ERASED else "processed",
+        outcome=answer.outcome,
+        processed_at=utcnow(),
+        effective_at=effective_at,
     )
     return answer
 
@@ -652,6 +701,60 @@ def process_email(session: Session, ctx: Context, effects: Effects, event_id: uu
     return outcome
 
 
+def process_erased_email(session: Session, effects: Effects, event_id: uuid.UUID) -> str:
+    """Apply an email about an erased person, stored without its content: a hard bounce still marks its message.
+
+    The bounced address needs no suppression of its own (the erasure's hash covers it on
+    every channel) and the diagnostic, which names it, is not kept; replies and auto-replies
+    are not recorded at all.
+    """
+    event = repo.get_event(session, event_id, lock=True)
+    if event is None or event.status != InboundStatus.RECEIVED.value:
+        return "already_processed" if event is not None else "missing"
+    now = utcnow()
+    message = (
+        repo.message_by_id(session, message_id=event.message_id, org_id=event.org_id) if event.message_id else None
+    )
+    if message is None:
+        repo.finish_event(session, event_id, status="ignored", outcome="unknown_message", processed_at=now)
+        return "unknown_message"
+    outcome = erased.ERASED
+    if event.payload.get("kind") == MailKind.HARD_BOUNCE.value:
+        status = event.payload.get("status")
+        code = str(status) if isinstance(status, str) and _DSN_STATUS.fullmatch(status) else None
+        if advance(session, message, MessageStatus.BOUNCED, now=now, error_code=f"dsn_{code or 'bounce'}"):
+            emit(
+                session,
+                effects,
+                org_id=message.org_id,
+                lead_id=message.lead_id,
+                type_=EventType.BOUNCED,
+                now=now,
+                message=message,
+                data={"hard": True, "code": code},
+            )
+        repo.stop_enrollments(
+            session,
+            org_id=message.org_id,
+            lead_ids=[message.lead_id],
+            reason="bounced",
+            now=now,
+            rule="on_bounce",
+            rule_default=False,
+        )
+        outcome = MailKind.HARD_BOUNCE.value
+    repo.finish_event(
+        session,
+        event_id,
+        status="processed" if outcome != erased.ERASED else "ignored",
+        outcome=outcome,
+        processed_at=utcnow(),
+        message_id=message.id,
+        lead_id=message.lead_id,
+    )
+    return outcome
+
+
 def _normalized(address: str | None) -> str | None:
     if not address:
         return None
@@ -798,6 +901,8 @@ def publish(session: Session, effects: Effects, *, event_id: uuid.UUID) -> int:
     """Owe an existing message event (e.g. ``sent`` recorded by the worker) to subscribed endpoints."""
     row = repo.message_event(session, event_id)
     if row is None or row.type not in WEBHOOK_TYPES:
+        return 0
+    if repo.lead_erased(session, org_id=row.org_id, lead_id=row.lead_id):
         return 0
     body = {
         "lead_id": str(row.lead_id),
