@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-TRANSPORTS = ("aiohttp", "httpx-aiohttp", "httpx")
+TRANSPORTS = ("raw", "aiohttp", "httpx-aiohttp", "httpx")
 SERVERS = ("uvicorn", "granian")
 
 

@@ -58,23 +58,20 @@ SMALL_BODY = 64 * 1024
 """Bodies up to this size (by ``Content-Length``) are read whole: one message beats a stream."""
 
 
-def _connection_tokens(headers: Headers) -> frozenset[bytes]:
-    tokens: set[bytes] = set()
-    for name, value in headers:
-        if name.lower() == b"connection":
-            tokens.update(t.strip().lower() for t in value.split(b","))
-    return frozenset(tokens)
-
-
 def filter_headers(headers: Headers, drop: frozenset[bytes]) -> Headers:
     """Return ``headers`` without the ``drop`` set, ``Proxy-*`` and the names ``Connection`` lists."""
-    extra = _connection_tokens(headers) if any(n.lower() == b"connection" for n, _ in headers) else frozenset()
     kept: Headers = []
+    listed: set[bytes] | None = None
     for name, value in headers:
         lower = name.lower()
-        if lower in drop or lower in extra or lower.startswith(b"proxy-"):
+        if lower == b"connection":
+            listed = listed or set()
+            listed.update(t.strip().lower() for t in value.split(b","))
+        if lower in drop or lower.startswith(b"proxy-"):
             continue
         kept.append((lower, value))
+    if listed:  # rare: a second pass only when a Connection header names more fields
+        kept = [(name, value) for name, value in kept if name not in listed]
     return kept
 
 
@@ -280,8 +277,8 @@ class GatewayProxy:
 
     async def forward(
         self, scope: dict[str, Any], receive: Receive, send: Send, upstream: Upstream, *, needs_token: bool
-    ) -> None:
-        """Forward one request to ``upstream`` and stream its answer back."""
+    ) -> int:
+        """Forward one request to ``upstream``, stream its answer back and return the status sent (499: none)."""
         started = time.perf_counter()
         path: str = scope["path"]
         request_id = ""
@@ -358,6 +355,7 @@ class GatewayProxy:
                 request_id=request_id,
                 duration_ms=round((time.perf_counter() - started) * 1000, 2),
             )
+        return status
 
     async def _authorize(self, headers: Headers, authorization: bytes | None, request_id: str) -> Headers:
         token = bearer_token(authorization.decode("latin-1") if authorization else None)

@@ -10,7 +10,7 @@ from pydantic_settings import SettingsConfigDict
 from gateway.routes import DEFAULT_ROUTES, PUBLIC_PREFIXES
 from libs.settings import CommonSettings
 
-TransportName = Literal["aiohttp", "httpx", "httpx-aiohttp"]
+TransportName = Literal["raw", "aiohttp", "httpx", "httpx-aiohttp"]
 
 
 class GatewaySettings(CommonSettings):
@@ -35,7 +35,7 @@ class GatewaySettings(CommonSettings):
         description="Prefixes under /api/ that need no access token at the edge, as a JSON list.",
     )
     proxy_transport: TransportName = Field(
-        default="aiohttp", description="HTTP client the proxy uses for network upstreams (see bench/gateway.py)."
+        default="raw", description="HTTP client the proxy uses for network upstreams (see bench/gateway.py)."
     )
     proxy_pool_size: int = Field(default=100, ge=1, le=10_000, description="Connections kept per upstream.")
     proxy_connect_timeout: float = Field(default=2.0, gt=0, description="Seconds to open a connection upstream.")

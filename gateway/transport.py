@@ -1,11 +1,14 @@
 """HTTP clients the proxy forwards through: one pooled network client, or an in-process ASGI app.
 
-The network transport is aiohttp's ``ClientSession`` because it measured fastest on loopback
+The network transport is ``raw`` (:class:`gateway.http1.RawTransport`: keep-alive HTTP/1.1 on
+``asyncio.Protocol`` with httptools parsing the answers) because it measured fastest on loopback
 (``uv run python bench/gateway.py``, 2 shared cores, uvicorn + uvloop + httptools): small JSON at
-64 clients, direct 12,900 req/s; through the gateway on aiohttp 3,600 req/s (28%), on httpx over
-the ``httpx-aiohttp`` transport 1,300 req/s (10%: it pays for both clients' request and response
-models), on httpx's default pool 365 req/s (3%: its pool serialises under concurrency,
-encode/httpx#3215). Added p50 at one client: +0.22 ms, +0.31 ms, +0.52 ms.
+64 clients, direct 19,500 req/s; through the gateway on ``raw`` 11,400 req/s (58%), on aiohttp's
+``ClientSession`` 6,400 req/s (33%: its request and response objects, cookie, redirect and
+timer machinery cost more CPU than the proxy needs); at 16 clients on a 5 ms endpoint 90% vs 89%
+of direct, +0.7 vs +0.8 ms at p50; added p50 at one client +0.16 vs +0.19 ms. Earlier runs put
+httpx over ``httpx-aiohttp`` at 10% and httpx's default pool at 3% (it serialises under
+concurrency, encode/httpx#3215); all four stay selectable with ``SDR_PROXY_TRANSPORT``.
 httpx stays for the in-process case: ``httpx.ASGITransport`` calls an ASGI
 app directly, so tests and single-process installs run the same proxy code with no sockets.
 """
@@ -261,7 +264,7 @@ def aiohttp_backed_httpx(*, pool_size: int, connect_timeout: float, read_timeout
 
 
 def network_transport(name: str, *, pool_size: int, connect_timeout: float, read_timeout: float) -> Transport:
-    """Return the network transport called ``name`` (``aiohttp``, ``httpx`` or ``httpx-aiohttp``)."""
+    """Return the network transport called ``name`` (``raw``, ``aiohttp``, ``httpx`` or ``httpx-aiohttp``)."""
     options = {"pool_size": pool_size, "connect_timeout": connect_timeout, "read_timeout": read_timeout}
     if name == "aiohttp":
         return AiohttpTransport(**options)  # type: ignore[arg-type]
@@ -269,4 +272,8 @@ def network_transport(name: str, *, pool_size: int, connect_timeout: float, read
         return HttpxTransport.network(**options)  # type: ignore[arg-type]
     if name == "httpx-aiohttp":
         return aiohttp_backed_httpx(**options)  # type: ignore[arg-type]
+    if name == "raw":
+        from gateway.http1 import RawTransport
+
+        return RawTransport(**options)  # type: ignore[arg-type]
     raise ValueError(f"unknown transport {name!r}")

@@ -69,25 +69,18 @@ class MeteredProxy(GatewayProxy):
 
     async def forward(
         self, scope: dict[str, Any], receive: Receive, send: Send, upstream: Upstream, *, needs_token: bool
-    ) -> None:
+    ) -> int:
         """Forward as the proxy does, then record the status and the time taken."""
         metrics = self.metrics
         if metrics is None:
-            await super().forward(scope, receive, send, upstream, needs_token=needs_token)
-            return
+            return await super().forward(scope, receive, send, upstream, needs_token=needs_token)
         started = time.perf_counter()
         status = 0
-
-        async def observed(message: dict[str, Any]) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
         try:
-            await super().forward(scope, receive, observed, upstream, needs_token=needs_token)
+            status = await super().forward(scope, receive, send, upstream, needs_token=needs_token)
         finally:
             metrics.observe(upstream.name, status or 499, time.perf_counter() - started)
+        return status
 
 
 class OpsCollector(Collector):
