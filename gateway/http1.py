@@ -288,14 +288,19 @@ class _Pool:
                 raise UpstreamUnavailable("The upstream service did not accept a connection in time.")
             waiter = self.loop.create_future()
             self.waiters.append(waiter)
+            woken = False
             try:
                 async with asyncio.timeout(remaining):
                     await waiter
+                woken = True
             except TimeoutError:
                 raise UpstreamUnavailable("The upstream service did not accept a connection in time.") from None
             finally:
-                if waiter in self.waiters:
-                    self.waiters.remove(waiter)
+                if not woken:
+                    if waiter in self.waiters:
+                        self.waiters.remove(waiter)
+                    elif waiter.done() and not waiter.cancelled():
+                        self._wake_one()  # woken but leaving (timeout, cancel): pass the turn on
 
     async def _connect(self) -> _Connection:
         self.open += 1

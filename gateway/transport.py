@@ -1,14 +1,14 @@
 """HTTP clients the proxy forwards through: one pooled network client, or an in-process ASGI app.
 
 The network transport is ``raw`` (:class:`gateway.http1.RawTransport`: keep-alive HTTP/1.1 on
-``asyncio.Protocol`` with httptools parsing the answers) because it measured fastest on loopback
-(``uv run python bench/gateway.py``, 2 shared cores, uvicorn + uvloop + httptools): small JSON at
-64 clients, direct 19,500 req/s; through the gateway on ``raw`` 11,400 req/s (58%), on aiohttp's
-``ClientSession`` 6,400 req/s (33%: its request and response objects, cookie, redirect and
-timer machinery cost more CPU than the proxy needs); at 16 clients on a 5 ms endpoint 90% vs 89%
-of direct, +0.7 vs +0.8 ms at p50; added p50 at one client +0.16 vs +0.19 ms. Earlier runs put
-httpx over ``httpx-aiohttp`` at 10% and httpx's default pool at 3% (it serialises under
-concurrency, encode/httpx#3215); all four stay selectable with ``SDR_PROXY_TRANSPORT``.
+``asyncio.Protocol`` with httptools parsing the answers) because it costs the least CPU per
+request (``uv run python bench/gateway.py``, 2 shared cores, uvicorn + uvloop + httptools):
+small JSON at 64 clients, direct 20,000 req/s; through the gateway on ``raw`` 12,200 req/s
+(61%), on aiohttp's ``ClientSession`` 6,000 (30%: its request and response objects, header
+multidicts and timers cost more than a proxy needs), on httpx over ``httpx-aiohttp`` 3,800
+(19%: it pays for both clients' models), on httpx's default pool 700 (3.5%: it serialises
+under concurrency, encode/httpx#3215). Added p50 at one client: +0.11, +0.24, +0.36,
++0.61 ms. At 16 clients on a 5 ms endpoint all but httpx's pool keep 95-100% of direct.
 httpx stays for the in-process case: ``httpx.ASGITransport`` calls an ASGI
 app directly, so tests and single-process installs run the same proxy code with no sockets.
 """
