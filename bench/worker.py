@@ -60,8 +60,8 @@ def servers(args: argparse.Namespace) -> Iterator[tuple[str, str]]:
             os.environ["SDR_TEST_DATABASE_URL"] = args.database_url
         if args.redis_url:
             os.environ["SDR_TEST_REDIS_URL"] = args.redis_url
-        pg = stack.enter_context(postgres_server(Path(tmp) / "pg"))
-        redis = stack.enter_context(redis_server(Path(tmp) / "redis"))
+        pg = stack.enter_context(postgres_server(Path(tmp)))
+        redis = stack.enter_context(redis_server(Path(tmp)))
         url = create_database(pg)
         upgrade(url)
         try:
