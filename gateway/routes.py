@@ -20,7 +20,7 @@ DEFAULT_ROUTES: dict[str, str] = {
     "/o/": "campaign",
     "/c/": "campaign",
 }
-"""Which service answers which prefix (contracts.md, "Routing")."""
+"""Which service answers which prefix (the README's API table; override with ``SDR_ROUTES``)."""
 
 PUBLIC_PREFIXES: tuple[str, ...] = (
     "/api/auth/signup",
