@@ -125,7 +125,7 @@ PUBLIC_PREFIXES = (
     "/api/openapi.json",
     "/api/docs",
 )
-"""The paths anyone may call without a token at the edge (``gateway.routes.PUBLIC_PREFIXES``)."""
+"""The paths anyone may call, written out here on purpose: a route that turns public must be added by hand."""
 SELF_AUTHENTICATED = {
     ("gateway", "/ops/login"): "the operators' sign-in form",
     ("gateway", "/metrics"): "checks an operator session or the metrics token itself",
