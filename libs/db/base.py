@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
@@ -42,3 +44,23 @@ def created_at_field() -> datetime:
 def org_id_field() -> uuid.UUID:
     """The owning organization of a tenant row, indexed."""
     return Field(foreign_key="organizations.id", index=True, nullable=False, ondelete="CASCADE")
+
+
+def timestamp_field(*, nullable: bool = True) -> Any:
+    """A ``timestamptz`` the application sets (``None`` until then)."""
+    return Field(default=None, sa_type=sa.DateTime(timezone=True), nullable=nullable)
+
+
+def now_field() -> datetime:
+    """A ``timestamptz`` defaulting to now, in the application and on the server (``updated_at`` and kin)."""
+    return Field(
+        default_factory=utcnow,
+        sa_type=sa.DateTime(timezone=True),
+        nullable=False,
+        sa_column_kwargs={"server_default": sa.func.now()},
+    )
+
+
+def in_enum(column: str, enum: type[StrEnum]) -> str:
+    """SQL for a check constraint: ``column`` holds one of ``enum``'s values."""
+    return f"{column} IN ({', '.join(repr(v.value) for v in enum)})"

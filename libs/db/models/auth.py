@@ -10,13 +10,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
-from libs.db.base import created_at_field, id_field, org_id_field
+from libs.db.base import created_at_field, id_field, org_id_field, timestamp_field
 
 ROLE_CHECK = "role IN ('owner', 'admin', 'member', 'viewer')"
-
-
-def _timestamp(*, nullable: bool = True) -> Any:
-    return Field(default=None, sa_type=sa.DateTime(timezone=True), nullable=nullable)
 
 
 def _user_fk(*, ondelete: Literal["CASCADE", "SET NULL"], nullable: bool, index: bool = False) -> Any:
@@ -35,7 +31,7 @@ class User(SQLModel, table=True):
     password_hash: str | None = Field(default=None, max_length=512)
     """argon2id PHC string; empty until the user sets a password (operators created by CLI)."""
     operator: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
-    password_changed_at: datetime | None = _timestamp()
+    password_changed_at: datetime | None = timestamp_field()
     created_at: datetime = created_at_field()
 
 
@@ -72,8 +68,8 @@ class Invite(SQLModel, table=True):
     accepted_by: uuid.UUID | None = _user_fk(ondelete="SET NULL", nullable=True)
     created_at: datetime = created_at_field()
     expires_at: datetime = Field(sa_type=sa.DateTime(timezone=True), nullable=False)
-    accepted_at: datetime | None = _timestamp()
-    revoked_at: datetime | None = _timestamp()
+    accepted_at: datetime | None = timestamp_field()
+    revoked_at: datetime | None = timestamp_field()
 
 
 class RefreshToken(SQLModel, table=True):
@@ -88,9 +84,9 @@ class RefreshToken(SQLModel, table=True):
     token_hash: str = Field(max_length=64, unique=True)
     created_at: datetime = created_at_field()
     expires_at: datetime = Field(sa_type=sa.DateTime(timezone=True), nullable=False)
-    used_at: datetime | None = _timestamp()
+    used_at: datetime | None = timestamp_field()
     """Set when the token was rotated; presenting it again revokes its family."""
-    revoked_at: datetime | None = _timestamp()
+    revoked_at: datetime | None = timestamp_field()
 
 
 class ApiKey(SQLModel, table=True):
@@ -109,9 +105,9 @@ class ApiKey(SQLModel, table=True):
     role: str = Field(max_length=16)
     created_by: uuid.UUID = Field(foreign_key="users.id", ondelete="CASCADE", index=True, nullable=False)
     created_at: datetime = created_at_field()
-    expires_at: datetime | None = _timestamp()
-    last_used_at: datetime | None = _timestamp()
-    revoked_at: datetime | None = _timestamp()
+    expires_at: datetime | None = timestamp_field()
+    last_used_at: datetime | None = timestamp_field()
+    revoked_at: datetime | None = timestamp_field()
 
 
 class SigningKey(SQLModel, table=True):
@@ -125,5 +121,5 @@ class SigningKey(SQLModel, table=True):
     public_jwk: dict[str, Any] = Field(sa_type=JSONB, nullable=False)
     private_key_encrypted: str = Field(sa_type=sa.Text, nullable=False)
     created_at: datetime = created_at_field()
-    retired_at: datetime | None = _timestamp()
+    retired_at: datetime | None = timestamp_field()
     """When a newer key took over signing; the key stays published until its tokens expire."""

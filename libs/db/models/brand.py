@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
-from libs.db.base import created_at_field, id_field, org_id_field, utcnow
+from libs.db.base import created_at_field, id_field, now_field, org_id_field, timestamp_field
 
 
 class SenderKind(StrEnum):
@@ -41,21 +41,8 @@ class Provider(StrEnum):
     OPENAI = "openai"
 
 
-def _updated_at_field() -> datetime:
-    return Field(
-        default_factory=utcnow,
-        sa_type=sa.DateTime(timezone=True),
-        nullable=False,
-        sa_column_kwargs={"server_default": sa.func.now()},
-    )
-
-
 def _version_field() -> int:
     return Field(default=1, nullable=False, sa_column_kwargs={"server_default": sa.text("1")})
-
-
-def _optional_timestamp() -> datetime | None:
-    return Field(default=None, sa_type=sa.DateTime(timezone=True), nullable=True)
 
 
 def _string_list() -> list[str]:
@@ -89,8 +76,8 @@ class Brand(SQLModel, table=True):
     timezone: str = Field(default="UTC", max_length=64, sa_column_kwargs={"server_default": "UTC"})
     version: int = _version_field()
     created_at: datetime = created_at_field()
-    updated_at: datetime = _updated_at_field()
-    archived_at: datetime | None = _optional_timestamp()
+    updated_at: datetime = now_field()
+    archived_at: datetime | None = timestamp_field()
 
 
 class Sender(SQLModel, table=True):
@@ -127,11 +114,11 @@ class Sender(SQLModel, table=True):
     tts_voice: str | None = Field(default=None, max_length=64)
     audio_url: str | None = Field(default=None, max_length=2048)
     daily_limit: int | None = Field(default=None)
-    verified_at: datetime | None = _optional_timestamp()
+    verified_at: datetime | None = timestamp_field()
     last_verification: dict[str, Any] | None = Field(default=None, sa_type=JSONB, nullable=True)
     version: int = _version_field()
     created_at: datetime = created_at_field()
-    updated_at: datetime = _updated_at_field()
+    updated_at: datetime = now_field()
 
 
 class ProviderCredential(SQLModel, table=True):
@@ -152,4 +139,4 @@ class ProviderCredential(SQLModel, table=True):
     model: str | None = Field(default=None, max_length=100)
     version: int = _version_field()
     created_at: datetime = created_at_field()
-    updated_at: datetime = _updated_at_field()
+    updated_at: datetime = now_field()

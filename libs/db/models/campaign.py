@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
-from libs.db.base import created_at_field, id_field, org_id_field, utcnow
+from libs.db.base import created_at_field, id_field, in_enum, now_field, org_id_field, timestamp_field, utcnow
 
 
 class CampaignStatus(StrEnum):
@@ -83,23 +83,6 @@ class EventType(StrEnum):
     HELD = "held"
 
 
-def _in(column: str, enum: type[StrEnum]) -> str:
-    return f"{column} IN ({', '.join(repr(v.value) for v in enum)})"
-
-
-def _updated_at_field() -> datetime:
-    return Field(
-        default_factory=utcnow,
-        sa_type=sa.DateTime(timezone=True),
-        nullable=False,
-        sa_column_kwargs={"server_default": sa.func.now()},
-    )
-
-
-def _optional_timestamp() -> datetime | None:
-    return Field(default=None, sa_type=sa.DateTime(timezone=True), nullable=True)
-
-
 def _jsonb(default: Any, server_default: str) -> Any:
     return Field(
         default_factory=lambda: default() if callable(default) else default,
@@ -120,7 +103,7 @@ class Campaign(SQLModel, table=True):
 
     __tablename__ = "campaigns"
     __table_args__ = (
-        sa.CheckConstraint(_in("status", CampaignStatus), name="status"),
+        sa.CheckConstraint(in_enum("status", CampaignStatus), name="status"),
         sa.CheckConstraint("pacing_per_day IS NULL OR pacing_per_day > 0", name="pacing_per_day"),
         sa.Index("ix_campaigns_org_id_created_at_id", "org_id", "created_at", "id"),
     )
@@ -144,11 +127,11 @@ class Campaign(SQLModel, table=True):
     cloned_from_id: uuid.UUID | None = Field(default=None)
     version: int = Field(default=1, nullable=False, sa_column_kwargs={"server_default": sa.text("1")})
     created_at: datetime = created_at_field()
-    updated_at: datetime = _updated_at_field()
-    launched_at: datetime | None = _optional_timestamp()
-    paused_at: datetime | None = _optional_timestamp()
-    completed_at: datetime | None = _optional_timestamp()
-    archived_at: datetime | None = _optional_timestamp()
+    updated_at: datetime = now_field()
+    launched_at: datetime | None = timestamp_field()
+    paused_at: datetime | None = timestamp_field()
+    completed_at: datetime | None = timestamp_field()
+    archived_at: datetime | None = timestamp_field()
 
 
 class CampaignStep(SQLModel, table=True):
@@ -157,8 +140,8 @@ class CampaignStep(SQLModel, table=True):
     __tablename__ = "campaign_steps"
     __table_args__ = (
         sa.UniqueConstraint("campaign_id", "position"),
-        sa.CheckConstraint(_in("channel", Channel), name="channel"),
-        sa.CheckConstraint(_in("delay_unit", DelayUnit), name="delay_unit"),
+        sa.CheckConstraint(in_enum("channel", Channel), name="channel"),
+        sa.CheckConstraint(in_enum("delay_unit", DelayUnit), name="delay_unit"),
         sa.CheckConstraint("delay_minutes >= 0", name="delay_minutes"),
         sa.CheckConstraint("position >= 1", name="position"),
     )
@@ -179,7 +162,7 @@ class CampaignStep(SQLModel, table=True):
     ai_instructions: str | None = Field(default=None, sa_type=sa.Text)
     variants: list[dict[str, Any]] = _jsonb(list, "[]")
     created_at: datetime = created_at_field()
-    updated_at: datetime = _updated_at_field()
+    updated_at: datetime = now_field()
 
 
 class Enrollment(SQLModel, table=True):
@@ -188,7 +171,7 @@ class Enrollment(SQLModel, table=True):
     __tablename__ = "enrollments"
     __table_args__ = (
         sa.UniqueConstraint("campaign_id", "lead_id"),
-        sa.CheckConstraint(_in("status", EnrollmentStatus), name="status"),
+        sa.CheckConstraint(in_enum("status", EnrollmentStatus), name="status"),
         sa.Index("ix_enrollments_status_next_due_at", "status", "next_due_at"),
         sa.Index(
             "ix_enrollments_due_active",
@@ -207,11 +190,11 @@ class Enrollment(SQLModel, table=True):
         default=EnrollmentStatus.ACTIVE.value, max_length=16, sa_column_kwargs={"server_default": "active"}
     )
     next_step_position: int = Field(default=1, nullable=False, sa_column_kwargs={"server_default": sa.text("1")})
-    next_due_at: datetime | None = _optional_timestamp()
+    next_due_at: datetime | None = timestamp_field()
     stopped_reason: str | None = Field(default=None, max_length=64)
     created_at: datetime = created_at_field()
-    updated_at: datetime = _updated_at_field()
-    completed_at: datetime | None = _optional_timestamp()
+    updated_at: datetime = now_field()
+    completed_at: datetime | None = timestamp_field()
 
 
 class Message(SQLModel, table=True):
@@ -220,8 +203,8 @@ class Message(SQLModel, table=True):
     __tablename__ = "messages"
     __table_args__ = (
         sa.UniqueConstraint("enrollment_id", "step_id"),
-        sa.CheckConstraint(_in("status", MessageStatus), name="status"),
-        sa.CheckConstraint(_in("channel", Channel), name="channel"),
+        sa.CheckConstraint(in_enum("status", MessageStatus), name="status"),
+        sa.CheckConstraint(in_enum("channel", Channel), name="channel"),
         sa.Index("ix_messages_org_id_created_at_id", "org_id", "created_at", "id"),
         sa.Index("ix_messages_campaign_id_step_id", "campaign_id", "step_id"),
         sa.Index("ix_messages_lead_id_created_at", "lead_id", "created_at"),
@@ -240,17 +223,17 @@ class Message(SQLModel, table=True):
         default=MessageStatus.QUEUED.value, max_length=16, sa_column_kwargs={"server_default": "queued"}
     )
     attempt: int = Field(default=0, nullable=False, sa_column_kwargs={"server_default": sa.text("0")})
-    due_at: datetime | None = _optional_timestamp()
-    next_attempt_at: datetime | None = _optional_timestamp()
+    due_at: datetime | None = timestamp_field()
+    next_attempt_at: datetime | None = timestamp_field()
     hold_reason: str | None = Field(default=None, max_length=64)
     provider_message_id: str | None = Field(default=None, max_length=255)
     subject: str | None = Field(default=None, sa_type=sa.Text)
     body: str | None = Field(default=None, sa_type=sa.Text)
     error_code: str | None = Field(default=None, max_length=64)
     error_detail: str | None = Field(default=None, sa_type=sa.Text)
-    sent_at: datetime | None = _optional_timestamp()
+    sent_at: datetime | None = timestamp_field()
     created_at: datetime = created_at_field()
-    updated_at: datetime = _updated_at_field()
+    updated_at: datetime = now_field()
 
 
 class MessageEvent(SQLModel, table=True):
@@ -258,7 +241,7 @@ class MessageEvent(SQLModel, table=True):
 
     __tablename__ = "message_events"
     __table_args__ = (
-        sa.CheckConstraint(_in("type", EventType), name="type"),
+        sa.CheckConstraint(in_enum("type", EventType), name="type"),
         sa.Index("ix_message_events_campaign_id_type_occurred_at", "campaign_id", "type", "occurred_at"),
         sa.Index("ix_message_events_message_id_occurred_at", "message_id", "occurred_at"),
         sa.Index("ix_message_events_lead_id_occurred_at", "lead_id", "occurred_at"),

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
-from libs.db.base import created_at_field, id_field, org_id_field, utcnow
+from libs.db.base import created_at_field, id_field, in_enum, now_field, org_id_field, timestamp_field
 
 
 class InboundSource(StrEnum):
@@ -61,23 +61,6 @@ class WebhookEventType(StrEnum):
     FAILED = "failed"
 
 
-def _in(column: str, enum: type[StrEnum]) -> str:
-    return f"{column} IN ({', '.join(repr(v.value) for v in enum)})"
-
-
-def _timestamp() -> Any:
-    return Field(default=None, sa_type=sa.DateTime(timezone=True), nullable=True)
-
-
-def _now_column() -> Any:
-    return Field(
-        default_factory=utcnow,
-        sa_type=sa.DateTime(timezone=True),
-        nullable=False,
-        sa_column_kwargs={"server_default": sa.func.now()},
-    )
-
-
 class InboundEvent(SQLModel, table=True):
     """One thing that came back (callback, text, email, link hit), stored before it is acted on."""
 
@@ -93,8 +76,8 @@ class InboundEvent(SQLModel, table=True):
         ),
         sa.Index("ix_inbound_events_org_id_received_at", "org_id", "received_at"),
         sa.Index("ix_inbound_events_message_id", "message_id"),
-        sa.CheckConstraint(_in("source", InboundSource), name="source"),
-        sa.CheckConstraint(_in("status", InboundStatus), name="status"),
+        sa.CheckConstraint(in_enum("source", InboundSource), name="source"),
+        sa.CheckConstraint(in_enum("status", InboundStatus), name="status"),
     )
 
     id: uuid.UUID = id_field()
@@ -113,9 +96,9 @@ class InboundEvent(SQLModel, table=True):
     )
     raw: bytes | None = Field(default=None, sa_type=sa.LargeBinary, nullable=True)
     error: str | None = Field(default=None, sa_type=sa.Text)
-    received_at: datetime = _now_column()
-    processed_at: datetime | None = _timestamp()
-    effective_at: datetime | None = _timestamp()
+    received_at: datetime = now_field()
+    processed_at: datetime | None = timestamp_field()
+    effective_at: datetime | None = timestamp_field()
 
 
 class MessageLink(SQLModel, table=True):
@@ -147,7 +130,7 @@ class WebhookEndpoint(SQLModel, table=True):
     secret_encrypted: str = Field(sa_type=sa.Text, nullable=False)
     active: bool = Field(default=True, nullable=False, sa_column_kwargs={"server_default": sa.true()})
     created_at: datetime = created_at_field()
-    updated_at: datetime = _now_column()
+    updated_at: datetime = now_field()
 
 
 class WebhookDelivery(SQLModel, table=True):
@@ -157,7 +140,7 @@ class WebhookDelivery(SQLModel, table=True):
     __table_args__ = (
         sa.UniqueConstraint("endpoint_id", "event_id"),
         sa.Index("ix_webhook_deliveries_endpoint_id_created_at_id", "endpoint_id", "created_at", "id"),
-        sa.CheckConstraint(_in("status", DeliveryStatus), name="status"),
+        sa.CheckConstraint(in_enum("status", DeliveryStatus), name="status"),
     )
 
     id: uuid.UUID = id_field()
@@ -172,12 +155,12 @@ class WebhookDelivery(SQLModel, table=True):
         default=DeliveryStatus.PENDING.value, max_length=16, sa_column_kwargs={"server_default": "pending"}
     )
     attempts: int = Field(default=0, nullable=False, sa_column_kwargs={"server_default": sa.text("0")})
-    next_attempt_at: datetime | None = _timestamp()
+    next_attempt_at: datetime | None = timestamp_field()
     last_status_code: int | None = Field(default=None)
     last_error: str | None = Field(default=None, max_length=500)
     created_at: datetime = created_at_field()
-    updated_at: datetime = _now_column()
-    delivered_at: datetime | None = _timestamp()
+    updated_at: datetime = now_field()
+    delivered_at: datetime | None = timestamp_field()
 
 
 class WebhookAttempt(SQLModel, table=True):

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
-from libs.db.base import created_at_field, id_field, org_id_field, utcnow
+from libs.db.base import created_at_field, id_field, now_field, org_id_field, timestamp_field
 
 
 class LeadStatus(StrEnum):
@@ -68,19 +68,6 @@ class SuppressionReason(StrEnum):
     ERASURE = "erasure"
 
 
-def _timestamp(*, nullable: bool = True) -> Any:
-    return Field(default=None, sa_type=sa.DateTime(timezone=True), nullable=nullable)
-
-
-def _updated_at_field() -> datetime:
-    return Field(
-        default_factory=utcnow,
-        sa_type=sa.DateTime(timezone=True),
-        nullable=False,
-        sa_column_kwargs={"server_default": sa.func.now()},
-    )
-
-
 def _counter() -> int:
     return Field(default=0, nullable=False, sa_column_kwargs={"server_default": sa.text("0")})
 
@@ -122,17 +109,17 @@ class Lead(SQLModel, table=True):
     custom_fields: dict[str, Any] = Field(
         default_factory=dict, sa_type=JSONB, nullable=False, sa_column_kwargs={"server_default": sa.text("'{}'")}
     )
-    consent_email_at: datetime | None = _timestamp()
-    consent_sms_at: datetime | None = _timestamp()
-    consent_voice_at: datetime | None = _timestamp()
+    consent_email_at: datetime | None = timestamp_field()
+    consent_sms_at: datetime | None = timestamp_field()
+    consent_voice_at: datetime | None = timestamp_field()
     consent_source: str | None = Field(default=None, max_length=200)
     consent_sms_source: str | None = Field(default=None, max_length=200)
     consent_voice_source: str | None = Field(default=None, max_length=200)
     status: str = Field(default=LeadStatus.ACTIVE.value, max_length=16)
     import_id: uuid.UUID | None = Field(default=None, description="The import that last wrote this lead.")
     created_at: datetime = created_at_field()
-    updated_at: datetime = _updated_at_field()
-    erased_at: datetime | None = _timestamp()
+    updated_at: datetime = now_field()
+    erased_at: datetime | None = timestamp_field()
 
 
 class LeadImport(SQLModel, table=True):
@@ -172,9 +159,9 @@ class LeadImport(SQLModel, table=True):
     checkpoint_row: int = _counter()
     error: str | None = Field(default=None, max_length=2000)
     created_at: datetime = created_at_field()
-    updated_at: datetime = _updated_at_field()
-    started_at: datetime | None = _timestamp()
-    finished_at: datetime | None = _timestamp()
+    updated_at: datetime = now_field()
+    started_at: datetime | None = timestamp_field()
+    finished_at: datetime | None = timestamp_field()
 
 
 class LeadImportRejection(SQLModel, table=True):
