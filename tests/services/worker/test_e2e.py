@@ -16,9 +16,10 @@ import pytest
 import sqlalchemy as sa
 
 from libs.crypto import SecretBox
-from libs.db.session import make_engine, system_session
+from libs.db.session import make_engine
 from libs.settings import CommonSettings
 from tests.conftest import ROOT
+from tests.services.worker.conftest import messages
 from tests.services.worker.factories import World, create_world
 from tests.support.providers import ProviderServer, hang
 from tests.support.smtp import SmtpServer
@@ -105,17 +106,6 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 120.0) -> None:
         time.sleep(0.25)
 
 
-def statuses(engine: sa.Engine, world: World) -> list[sa.Row]:  # type: ignore[type-arg]
-    with system_session(engine) as s:
-        return s.execute(
-            sa.text(
-                "SELECT m.lead_id, m.status, m.sent_at, m.channel, st.position FROM messages m "
-                "JOIN campaign_steps st ON st.id = m.step_id WHERE m.campaign_id = :c"
-            ),
-            {"c": world.campaign_id},
-        ).all()
-
-
 def launch(database_url: str, smtp: SmtpServer, leads: int, channels: tuple[str, ...]) -> tuple[sa.Engine, World]:
     engine = make_engine(database_url)
     box = SecretBox.from_settings(CommonSettings())
@@ -131,8 +121,8 @@ def test_campaign_of_three_channels_over_50_leads_with_two_tickers(
         fleet.start(TICKER, "ticker")
         fleet.start(WORKER, "worker")
     providers.wait_for("calls", 50, timeout=180)
-    wait_until(lambda: sum(r.status == "sent" for r in statuses(engine, world)) == 150)
-    rows = statuses(engine, world)
+    wait_until(lambda: sum(r.status == "sent" for r in messages(engine, world)) == 150)
+    rows = messages(engine, world)
     assert len(rows) == 150
     assert len(smtp.messages) == 50
     assert len({m.rcpt_tos[0] for m in smtp.messages}) == 50
@@ -157,8 +147,8 @@ def test_kill_9_of_a_worker_mid_send_loses_nothing_and_sends_nothing_twice(
     os.kill(victim.pid, signal.SIGKILL)  # mid-send: Twilio has the 10th request
     victim.wait(10)
     fleet.start(WORKER, "worker")
-    wait_until(lambda: sum(r.status in ("sent", "unknown") for r in statuses(engine, world)) == 50)
-    rows = statuses(engine, world)
+    wait_until(lambda: sum(r.status in ("sent", "unknown") for r in messages(engine, world)) == 50)
+    rows = messages(engine, world)
     assert sorted(r.status for r in rows).count("sent") == 49
     assert [r.status for r in rows].count("unknown") == 1  # the one in flight: never resent
     assert providers.count("messages") == 50
