@@ -49,6 +49,8 @@ _TRUE = frozenset({"1", "y", "yes", "true", "t", "x", "on", "oui", "ja", "si", "
 _FALSE = frozenset({"", "0", "n", "no", "false", "f", "off", "non", "nein"})
 _SUSPECT = re.compile("[\x00\ud800-\udfff]")
 _CONTROL = re.compile("[\x00-\x1f\x7f]+")
+_UNCLEAN = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
+_to_json = json.JSONEncoder(ensure_ascii=False).encode
 
 
 class HeaderError(ValueError):
@@ -181,33 +183,57 @@ def _text(value: str, name: str, limit: int = MAX_TEXT) -> str | None:
 
 
 class RowParser:
-    """Turn CSV records into :class:`LeadRow` objects or raise :class:`RowError` with a reason."""
+    """Turn CSV records into :class:`LeadRow` objects or raise :class:`RowError` with a reason.
+
+    Most records of a real file are clean text; one search over the whole record decides that,
+    and a clean record then skips every per-cell check for control characters and bad bytes.
+    """
 
     def __init__(self, columns: ColumnMap, validator: ContactValidator) -> None:
         self.columns = columns
         self.validator = validator
-        self._get = [(name, index) for name, index in columns.fields.items()]
+        width = columns.width
+
+        def index(name: str) -> int:  # an unmapped field reads the (blank) cell past the last column
+            return columns.fields.get(name, width)
+
+        self._email, self._phone, self._tz = index("email"), index("phone"), index("timezone")
+        self._texts = tuple((name, index(name)) for name in TEXT_FIELDS)
+        self._flags = tuple(
+            (name, index(name)) if name in columns.fields else None
+            for name in ("consent_email", "consent_sms", "consent_voice")
+        )
+        self._source = columns.fields.get("consent_source")
+        self._custom = tuple((i, key, json.dumps(key, ensure_ascii=False)) for i, key in columns.custom)
+        self._padding = [[""] * (width + 1 - n) for n in range(width + 1)]
 
     def parse(self, row_number: int, cells: list[str]) -> LeadRow:
         """Validate and normalise one record."""
+        if _UNCLEAN.search("".join(cells)) is not None:
+            return self._parse(row_number, self._cleaned(cells), clean=False)
+        return self._parse(row_number, cells, clean=True)
+
+    @staticmethod
+    def _cleaned(cells: list[str]) -> list[str]:
         joined = "\x1f".join(cells)
         if _SUSPECT.search(joined):
             if LINE_TOO_LONG in joined:
                 raise RowError("The line is longer than 1 MB.")
             if any("\ud800" <= ch <= "\udfff" for ch in joined):
                 raise RowError("The row has bytes that are not valid UTF-8 or Windows-1252 text.")
-            cells = [c.replace("\x00", "") for c in cells]
+            return [c.replace("\x00", "") for c in cells]
+        return cells
+
+    def _parse(self, row_number: int, cells: list[str], *, clean: bool) -> LeadRow:
+        count = len(cells)
         width = self.columns.width
-        if len(cells) > width and any(c.strip() for c in cells[width:]):
-            raise RowError(f"The row has {len(cells)} cells but the header has {width} columns.")
-        values: dict[str, str] = {}
-        for name, index in self._get:
-            if index < len(cells):
-                values[name] = cells[index]
-        email = email_normalized = phone = tz = None
-        inferred: str | None = None
-        raw_email = values.get("email", "").strip()
-        raw_phone = values.get("phone", "").strip()
+        if count > width:
+            if any(c.strip() for c in cells[width:]):
+                raise RowError(f"The row has {count} cells but the header has {width} columns.")
+        else:
+            cells = cells + self._padding[count]
+        email = email_normalized = phone = tz = inferred = None
+        raw_email, raw_phone = cells[self._email].strip(), cells[self._phone].strip()
         if not raw_email and not raw_phone:
             raise RowError("The row has neither an email nor a phone.")
         try:
@@ -220,37 +246,55 @@ class RowParser:
                 phone, inferred = self.validator.phone(raw_phone)
         except InvalidContact as exc:
             raise RowError(f"phone: {exc}") from exc
-        raw_tz = values.get("timezone", "").strip()
-        if raw_tz:
+        if raw_tz := cells[self._tz].strip():
             try:
                 tz = normalize_timezone(raw_tz)
             except InvalidContact as exc:
                 raise RowError(f"timezone: {exc}") from exc
-        texts = {name: _text(values.get(name, ""), name) for name in TEXT_FIELDS}
+        if clean:
+            texts: list[str | None] = []
+            for name, index in self._texts:
+                text = cells[index].strip()
+                if len(text) > MAX_TEXT:
+                    raise RowError(f"{name} is longer than {MAX_TEXT} characters.")
+                texts.append(text or None)
+        else:
+            texts = [_text(cells[index], name) for name, index in self._texts]
         custom = "{}"
-        if self.columns.custom:
-            data: dict[str, str] = {}
-            for index, key in self.columns.custom:
-                if index < len(cells) and (value := cells[index].strip()):
+        if self._custom:
+            parts: list[str] = []
+            plain = clean
+            for index, key, key_json in self._custom:
+                if index < count and (value := cells[index].strip()):
                     if len(value) > MAX_CUSTOM_VALUE:
                         raise RowError(f"{key} is longer than {MAX_CUSTOM_VALUE} characters.")
-                    data[key] = value
-            if data:
-                custom = json.dumps(data, ensure_ascii=False)
+                    if plain and ('"' in value or "\\" in value):
+                        plain = False
+                    parts.append(f'{key_json}: "{value}"' if plain else "")
+                    parts.append(key)
+                    parts.append(value)
+            if parts:
+                # A clean value without quotes or backslashes is its own JSON string body.
+                custom = (
+                    "{" + ", ".join(parts[0::3]) + "}"
+                    if plain
+                    else _to_json(dict(zip(parts[1::3], parts[2::3], strict=True)))
+                )
+        consent = [False if f is None else _flag(cells[f[1]], f[0]) for f in self._flags]
         return LeadRow(
-            row_number=row_number,
-            email=email,
-            email_normalized=email_normalized,
-            phone=phone,
-            first_name=texts["first_name"],
-            last_name=texts["last_name"],
-            company=texts["company"],
-            title=texts["title"],
-            timezone=tz,
-            timezone_inferred=inferred,
-            custom_fields=custom,
-            consent_email=_flag(values.get("consent_email", ""), "consent_email"),
-            consent_sms=_flag(values.get("consent_sms", ""), "consent_sms"),
-            consent_voice=_flag(values.get("consent_voice", ""), "consent_voice"),
-            consent_source=_text(values.get("consent_source", ""), "consent_source"),
+            row_number,
+            email,
+            email_normalized,
+            phone,
+            texts[0],
+            texts[1],
+            texts[2],
+            texts[3],
+            tz,
+            custom,
+            consent[0],
+            consent[1],
+            consent[2],
+            _text(cells[self._source], "consent_source") if self._source is not None else None,
+            inferred,
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import json
 import string
 
 import phonenumbers
@@ -154,3 +155,36 @@ def test_the_nanp_fast_path_agrees_with_phonenumbers(raw: str) -> None:
         assert zone == zones[0]
     # Otherwise phonenumbers only knows the country (a non-geographic type such as a Bermuda
     # mobile); the area code's single zone, when the data has one, is kept.
+
+
+def test_the_compiled_nanp_patterns_agree_with_phonenumbers_across_every_area_code() -> None:
+    validator = ContactValidator("US")
+    checked = valid_seen = 0
+    for area in range(200, 1000):
+        for exchange in range(200, 1000, 53):
+            for line in ("0100", "4567", "9999"):
+                raw = f"+1{area}{exchange}{line}"
+                number = phonenumbers.parse(raw, "US")
+                expected = phonenumbers.is_valid_number(number)
+                try:
+                    got = validator.phone(raw)[0] == raw
+                except InvalidContact:
+                    got = False
+                assert got == expected, raw
+                checked += 1
+                valid_seen += expected
+    assert checked == 800 * 16 * 3
+    assert 0 < valid_seen < checked  # both answers were exercised
+
+
+@given(st.dictionaries(st.sampled_from(["industry", "size", 'note "q"', "é"]), cells, max_size=4))
+@settings(max_examples=400, deadline=None)
+def test_custom_fields_are_the_json_of_the_non_blank_cells(extra: dict[str, str]) -> None:
+    header = ["email", *extra]
+    parser = RowParser(build_column_map(header), ContactValidator("US"))
+    try:
+        row = parser.parse(2, ["ann@example.com", *extra.values()])
+    except RowError:
+        return
+    values = {k: v.replace("\x00", "").strip() for k, v in extra.items()}  # NUL bytes are dropped
+    assert json.loads(row.custom_fields) == {k: v for k, v in values.items() if v}
