@@ -41,7 +41,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -742,7 +741,7 @@ def _outgoing(ctx: Context, item: Item) -> Outgoing:
             )
         else:
             account = SmtpAccount(settings.smtp_sink_host, settings.smtp_sink_port)
-        message: EmailMessage = build_email(email)
+        message = build_email(email)
         return Outgoing(
             draft.subject,
             draft.body,

@@ -13,12 +13,11 @@ import re
 import smtplib
 import socket
 import ssl
+import uuid
 from dataclasses import dataclass
-from email.generator import BytesGenerator
-from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
+from email.quoprimime import body_encode
 from email.utils import format_datetime, formataddr
-from io import BytesIO
 
 import structlog
 
@@ -81,20 +80,36 @@ def footer_lines(email: OutgoingEmail) -> list[str]:
     ]
 
 
-def build_email(email: OutgoingEmail) -> EmailMessage:
-    """Build the MIME message: text and HTML, Message-ID, List-Unsubscribe (RFC 8058)."""
-    msg = EmailMessage(policy=SMTP_POLICY)
-    msg["Message-ID"] = f"<{clean_header(email.message_id)}@{email.domain}>"
-    msg["Date"] = format_datetime(utcnow())
-    msg["From"] = formataddr((clean_header(email.from_name), clean_header(email.from_address)))
-    msg["To"] = clean_header(email.to_address)
-    if email.reply_to:
-        msg["Reply-To"] = clean_header(email.reply_to)
-    msg["Subject"] = clean_header(email.subject) or clean_header(email.brand_name)
+def build_email(email: OutgoingEmail) -> bytes:
+    """Build the MIME message, ready for DATA: text and HTML, Message-ID, List-Unsubscribe (RFC 8058).
+
+    Written directly rather than through ``email.message.EmailMessage``, whose header parsing
+    and refolding cost about 2.5 ms per message (the largest CPU cost of a send). Plain short
+    ASCII headers are written as they are; anything else (non-ASCII names or subjects, long
+    lines) goes through the email package's own header folding, as before. Both parts are
+    quoted-printable UTF-8, so the ``=_`` boundary can never occur inside them.
+    """
     unsubscribe_url = clean_header(email.unsubscribe_url)
-    msg["List-Unsubscribe"] = f"<{unsubscribe_url}>, <mailto:unsubscribe@{email.domain}?subject=unsubscribe>"
-    msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    msg["X-Tidewater-Message"] = clean_header(email.message_id)
+    mailto = f"<mailto:unsubscribe@{email.domain}?subject=unsubscribe>"
+    headers = [
+        _header("Message-ID", f"<{clean_header(email.message_id)}@{email.domain}>"),
+        _header("Date", format_datetime(utcnow())),
+        _header("From", formataddr((clean_header(email.from_name), clean_header(email.from_address)))),
+        _header("To", clean_header(email.to_address)),
+    ]
+    if email.reply_to:
+        headers.append(_header("Reply-To", clean_header(email.reply_to)))
+    headers.append(_header("Subject", clean_header(email.subject) or clean_header(email.brand_name)))
+    if _plain(unsubscribe_url, 990) and _plain(mailto, 990):
+        # One URI per line (RFC 2369 allows folding between them); never encoded words, which
+        # receivers would not read as a URI (the email package encodes a line it cannot fold).
+        headers.append(f"List-Unsubscribe: <{unsubscribe_url}>,\r\n {mailto}\r\n".encode("ascii"))
+    else:
+        headers.append(_header("List-Unsubscribe", f"<{unsubscribe_url}>, {mailto}"))
+    headers.append(b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n")
+    headers.append(_header("X-Tidewater-Message", clean_header(email.message_id)))
+    boundary = f"=_{uuid.uuid4().hex}"
+    headers.append(f'MIME-Version: 1.0\r\nContent-Type: multipart/alternative;\r\n boundary="{boundary}"\r\n'.encode())
 
     body = email.body.replace("\r\n", "\n").replace("\x00", "").strip()
     footer = footer_lines(email)
@@ -102,7 +117,7 @@ def build_email(email: OutgoingEmail) -> EmailMessage:
     if email.signature:
         text_parts.append(email.signature.strip())
     text_parts.append("-- \n" + "\n".join(footer))
-    msg.set_content("\n\n".join(text_parts) + "\n")
+    text = "\n\n".join(text_parts) + "\n"
 
     paragraphs = "".join(f"<p>{html.escape(p).replace(chr(10), '<br>')}</p>" for p in body.split("\n\n") if p)
     signature = f"<p>{html.escape(email.signature).replace(chr(10), '<br>')}</p>" if email.signature else ""
@@ -116,17 +131,31 @@ def build_email(email: OutgoingEmail) -> EmailMessage:
         if email.open_url
         else ""
     )
-    msg.add_alternative(
-        f"<!doctype html><html><body>{paragraphs}{signature}{html_footer}{pixel}</body></html>", subtype="html"
-    )
-    return msg
+    markup = f"<!doctype html><html><body>{paragraphs}{signature}{html_footer}{pixel}</body></html>"
+    parts = [b"".join(headers), CRLF]
+    for subtype, content in (("plain", text), ("html", markup)):
+        parts.append(
+            f'--{boundary}\r\nContent-Type: text/{subtype}; charset="utf-8"\r\n'
+            "Content-Transfer-Encoding: quoted-printable\r\n\r\n".encode()
+        )
+        # quoprimime encodes one character per byte: hand it the UTF-8 bytes as Latin-1 text.
+        octets = content.encode("utf-8").decode("latin-1")
+        parts.append(body_encode(octets, maxlinelen=76, eol="\r\n").encode("ascii"))
+        parts.append(CRLF)
+    parts.append(f"--{boundary}--\r\n".encode())
+    return b"".join(parts)
 
 
-def message_bytes(msg: EmailMessage) -> bytes:
-    """Serialize with CRLF line ends, as SMTP DATA expects."""
-    buffer = BytesIO()
-    BytesGenerator(buffer, policy=SMTP_POLICY).flatten(msg)
-    return buffer.getvalue()
+def _plain(value: str, limit: int) -> bool:
+    """Whether ``value`` can be written as a header value as it is: printable ASCII, no encoded word."""
+    return len(value) <= limit and value.isascii() and value.isprintable() and "=?" not in value
+
+
+def _header(name: str, value: str) -> bytes:
+    """One header field with its CRLF: as it is when short and plain, else folded by the email package."""
+    if _plain(value, 76 - len(name)):
+        return f"{name}: {value}\r\n".encode("ascii")
+    return SMTP_POLICY.header_factory(name, value).fold(policy=SMTP_POLICY).encode("ascii")
 
 
 class SmtpTransport:
@@ -172,9 +201,8 @@ class SmtpTransport:
             conn.login(account.username, account.password)
         return conn
 
-    def send(self, account: SmtpAccount, msg: EmailMessage, *, mail_from: str, rcpt_to: str) -> SendResult:
-        """Submit ``msg``; reuse the account's connection, reconnecting once if it went stale."""
-        data = message_bytes(msg)
+    def send(self, account: SmtpAccount, data: bytes, *, mail_from: str, rcpt_to: str) -> SendResult:
+        """Submit ``data`` (from :func:`build_email`); reuse the account's connection, reconnecting once if stale."""
         for attempt in (1, 2):
             try:
                 conn = self._connections.get(account.key)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from services.worker.channels.email import OutgoingEmail, SmtpAccount, SmtpTransport, build_email
@@ -60,6 +62,45 @@ def test_accepted_message_carries_every_required_element(smtp: SmtpServer) -> No
         assert "1 Main St, Springfield, IL 62701, USA" in part
         assert "https://t.example/u/token123" in part
     assert "\r\n.\r\nStill here." in text  # a lone dot line survives SMTP dot-stuffing
+
+
+def test_list_unsubscribe_is_written_as_uris_never_encoded_words(smtp: SmtpServer) -> None:
+    long_url = "https://t.example/u/" + "WyJ1IiwiNmYxYzBjNWUwMDAwNDAwMDgwMDAwMDAwMDAwMDAwMDEiXQ" * 2
+    transport = SmtpTransport(timeout=5)
+    assert send(transport, smtp, replace(EMAIL, unsubscribe_url=long_url)).outcome is Outcome.SENT
+    transport.close()
+    [received] = smtp.messages
+    raw = received.data.replace(b"\r\n", b"\n")
+    # A receiver reads the raw field: one URI per line, folded between them (RFC 2369, RFC 8058).
+    mailto = "<mailto:unsubscribe@acme.example?subject=unsubscribe>"
+    assert f"\nList-Unsubscribe: <{long_url}>,\n {mailto}\nList-Unsubscribe-Post:".encode() in raw
+    assert received.parsed()["List-Unsubscribe"] == f"<{long_url}>, {mailto}"
+
+
+def test_non_ascii_and_long_headers_are_encoded_and_folded(smtp: SmtpServer) -> None:
+    email = replace(
+        EMAIL,
+        from_name="Zoë Ünïcode, the sender with a display name long enough to need folding",
+        subject="Idée pour Engines: " + "a subject line that goes on and on " * 4,
+        body="Bonjour Ada — un mot.\n\nLine with trailing space \nEnd",
+        reply_to="replies@acme.example",
+    )
+    transport = SmtpTransport(timeout=5)
+    assert send(transport, smtp, email).outcome is Outcome.SENT
+    transport.close()
+    [received] = smtp.messages
+    head = received.data.split(b"\r\n\r\n", 1)[0]
+    assert head.isascii()
+    assert all(len(line) <= 78 for line in head.split(b"\r\n"))
+    msg = received.parsed()
+    assert msg["From"].addresses[0].display_name == email.from_name
+    assert msg["From"].addresses[0].addr_spec == "sam@acme.example"
+    assert msg["Subject"] == email.subject.strip()
+    assert msg["Reply-To"] == "replies@acme.example"
+    text = msg.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    assert text.startswith("Bonjour Ada — un mot.\n\nLine with trailing space \nEnd\n")
+    assert "\n-- \nAcme, 1 Main St, Springfield, IL 62701, USA\n" in text
+    assert "Bonjour Ada — un mot.</p>" in msg.get_body(("html",)).get_content()
 
 
 def test_connection_is_reused_per_sender(smtp: SmtpServer) -> None:
