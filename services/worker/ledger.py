@@ -101,6 +101,12 @@ TOUCH = sa.text("UPDATE messages SET updated_at = :now WHERE id = ANY(:ids) AND 
 
 LOAD = sa.text(
     """
+    WITH batch AS MATERIALIZED (
+        -- The batch's rows by primary key first, whatever the statistics say: left to itself
+        -- the planner may reach them through the campaign's (campaign_id, step_id) index and
+        -- filter the whole campaign, a cost that grows with every message the campaign sends.
+        SELECT * FROM messages WHERE id = ANY(CAST(:ids AS uuid[]))
+    )
     SELECT m.id, m.org_id, m.enrollment_id, m.step_id, m.campaign_id, m.lead_id, m.channel, m.status,
            m.attempt, m.next_attempt_at,
            e.status AS enrollment_status, e.next_step_position,
@@ -125,7 +131,7 @@ LOAD = sa.text(
            (SELECT array_agg(DISTINCT ev.type) FROM message_events ev
              WHERE ev.lead_id = m.lead_id AND ev.campaign_id = m.campaign_id
                AND ev.type IN ('replied', 'unsubscribed', 'bounced', 'clicked')) AS stop_events
-    FROM messages m
+    FROM batch m
     JOIN enrollments e ON e.id = m.enrollment_id
     JOIN campaigns c ON c.id = m.campaign_id
     JOIN campaign_steps s ON s.id = m.step_id
@@ -143,7 +149,6 @@ LOAD = sa.text(
     LEFT JOIN provider_credentials oa ON oa.org_id = m.org_id AND oa.provider = 'openai'
     LEFT JOIN personalizations p ON p.enrollment_id = m.enrollment_id AND p.step_id = m.step_id
                                  AND p.prompt_version = :prompt_version
-    WHERE m.id = ANY(:ids)
     """
 )
 """Everything a batch of messages needs (gate facts, templates, sender, credentials, frozen content), in one query."""
