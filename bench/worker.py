@@ -115,10 +115,15 @@ def bench_noop(redis_url: str, n: int, workers: int, env: dict[str, str], limit:
     """RQ no-op jobs/s with ``workers`` SimpleWorker processes."""
     redis = Redis.from_url(redis_url)
     redis.flushdb()
+    # Configured like the send workers: the job's module imported before the worker registers
+    # (run_worker imports services.worker.jobs first) and RQ logging at the same WARNING level.
+    # Left to the defaults, the first job of each worker pays the import of this module (about
+    # 3 s on a busy machine) and every job logs three INFO lines: a fixed cost that makes the
+    # no-op rate grow with the job count, and a per-job cost the send workers do not pay.
     code = (
-        "from rq import SimpleWorker; from rq.serializers import JSONSerializer; from libs.queue import get_queue, "
-        f"redis_from_url; r = redis_from_url({redis_url!r}); "
-        "SimpleWorker([get_queue('default', r)], connection=r, serializer=JSONSerializer).work()"
+        "import bench.worker; from rq import SimpleWorker; from rq.serializers import JSONSerializer; "
+        f"from libs.queue import get_queue, redis_from_url; r = redis_from_url({redis_url!r}); "
+        "SimpleWorker([get_queue('default', r)], connection=r, serializer=JSONSerializer).work(logging_level='WARNING')"
     )
     procs = start_workers(workers, env, code)
     try:
