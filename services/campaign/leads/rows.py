@@ -6,6 +6,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from libs.suppression import InvalidContact
 from services.campaign.leads.contact import ContactValidator, normalize_timezone
@@ -140,9 +141,8 @@ def build_column_map(
     return ColumnMap(width=len(names), fields=fields, custom=tuple(custom))
 
 
-@dataclass(slots=True)
-class LeadRow:
-    """A valid record, normalised, ready for the staging table."""
+class LeadRow(NamedTuple):
+    """A valid record, normalised: also the row COPYed into the staging table, field for field."""
 
     row_number: int
     email: str | None

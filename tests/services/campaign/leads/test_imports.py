@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from typing import Any
 
@@ -313,3 +314,48 @@ def test_a_killed_import_resumes_without_duplicates_or_loss(
     assert (done["rows_read"], done["rows_imported"], done["rows_duplicate"]) == (rows, rows, 0)
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(DISTINCT email_normalized) FROM leads")).scalar_one() == rows
+
+
+def test_a_lead_written_while_a_chunk_is_in_flight_is_not_duplicated(
+    alice: Actor, engine: Engine, run_jobs: Any
+) -> None:
+    """A concurrent write of a row's email between the chunk's matching and its insert: the
+    chunk's plain insert meets the unique index, and the chunk is inserted again without it."""
+    content = b"email,first_name\n" + b"".join(b"r%d@example.com,R\n" % i for i in range(50))
+    r = alice.upload(content)
+    assert r.status_code == 202
+    racer = engine.connect()
+    racer.begin()
+    racer.execute(
+        sa.text(
+            "INSERT INTO leads (id, org_id, email, email_normalized, first_name, custom_fields, status, created_at,"
+            " updated_at) VALUES (gen_random_uuid(), :org, 'r7@example.com', 'r7@example.com', 'Racer', '{}',"
+            " 'active', now(), now())"
+        ),
+        {"org": alice.org_id},
+    )
+    # Uncommitted: the import's matching cannot see it; its insert waits on it, then conflicts.
+    timer = threading.Timer(1.0, racer.commit)
+    timer.start()
+    try:
+        assert run_jobs() == 1
+    finally:
+        timer.join()
+        racer.close()
+    item = alice.get(f"/api/leads/imports/{r.json()['id']}").json()
+    assert (item["status"], item["rows_imported"], item["rows_duplicate"]) == ("completed", 49, 1)
+    assert_accounted(item)
+    with engine.connect() as conn:
+        names = dict(conn.execute(sa.text("SELECT email, first_name FROM leads")).all())
+    assert len(names) == 50
+    assert names["r7@example.com"] == "Racer"
+
+
+def test_imported_leads_get_time_ordered_ids_in_file_order(alice: Actor, run_jobs: Any, engine: Engine) -> None:
+    content = b"email\n" + b"".join(b"o%d@example.com\n" % i for i in range(30))
+    item = imported(alice, content, run_jobs)
+    assert item["rows_imported"] == 30
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT id, email FROM leads ORDER BY id")).all()
+    assert [email for _, email in rows] == [f"o{i}@example.com" for i in range(30)]
+    assert {lead_id.version for lead_id, _ in rows} == {7}
