@@ -26,6 +26,9 @@ A job carries a batch of message ids and works on it set-based:
    its lease expires, and every message after it is still ``queued`` for the repair pass.
    A Python exception during a send marks that one message ``unknown`` at once. Nothing is
    recorded in bulk after the fact, so no outcome of a send that happened is ever lost.
+   For email the statement commits on a second thread while this one speaks SMTP up to the
+   354 reply to DATA (nothing is handed off before the final "."); the final "." waits for
+   the commit, and a send whose claim was refused or failed is aborted (connection closed).
 
 Live events and customer webhook jobs are announced only after the commit that recorded them
 (:func:`announce` is the one place that does).
@@ -37,10 +40,12 @@ import json
 import random
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent import futures
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -113,6 +118,13 @@ class Context:
     before_claim: Callable[[Row[Any]], None] | None = None
     """Test hook called after the gate and right before the claim (races), never set in production."""
     _box: SecretBox | None = None
+    _steps: futures.ThreadPoolExecutor | None = None
+
+    def step_thread(self) -> futures.ThreadPoolExecutor:
+        """The one thread that commits a claim while the job's thread opens the send."""
+        if self._steps is None:
+            self._steps = futures.ThreadPoolExecutor(1, thread_name_prefix="claim")
+        return self._steps
 
     @property
     def box(self) -> SecretBox:
@@ -144,6 +156,9 @@ class Context:
     def close(self) -> None:
         """Release connections."""
         self.smtp.close()
+        if self._steps is not None:
+            self._steps.shutdown()
+            self._steps = None
         self.engine.dispose()
 
     def personalizer(self, encrypted_key: str | None) -> Personalizer:
@@ -634,6 +649,8 @@ class Outgoing:
     variant: str | None
     urls: list[str]
     send: Callable[[], SendResult]
+    begin: Callable[[], Handoff | SendResult] | None = None
+    """Email: the part of the send before the hand-off (SMTP up to DATA), run while the claim commits."""
 
 
 @contextmanager
@@ -682,7 +699,11 @@ def _deliver_on(
             continue
         if ctx.before_claim is not None:
             ctx.before_claim(row)
-        attempt = _step(ctx, conn, pending, (item, outgoing), done)
+        if outgoing.begin is None:
+            attempt = _step(ctx, conn, pending, (item, outgoing), done)
+            handoff = Handoff(outgoing.send)
+        else:
+            attempt, handoff = _claim_while_opening(ctx, conn, pending, item, outgoing, done)
         pending = None
         if attempt is None:
             results[row.id] = "already_claimed"
@@ -690,8 +711,9 @@ def _deliver_on(
         try:
             if ctx.before_send is not None:
                 ctx.before_send(row)
-            result = outgoing.send()
+            result = handoff.finish()
         except BaseException as exc:
+            handoff.abort()  # a send never finished is given up (a finished one is not touched)
             # A timeout, a kill signal turned exception, or a bug mid-send: the provider may have it.
             record = _record(ctx, row, attempt, SendResult.unknown("worker_error", repr(exc)), ctx.now())
             results[row.id] = "unknown"
@@ -707,6 +729,57 @@ def _deliver_on(
         pending = _record(ctx, row, attempt, result, ctx.now())
         results[row.id] = "retry" if pending.status == "queued" else pending.status
     _step(ctx, conn, pending, None, done)
+
+
+@dataclass
+class Handoff:
+    """A send opened up to its hand-off: ``finish`` hands the message to the provider, ``abort`` gives it up."""
+
+    finish: Callable[[], SendResult]
+    abort: Callable[[], None] = lambda: None
+
+    @classmethod
+    def failed(cls, result: SendResult) -> Handoff:
+        """A send that failed before any hand-off (connection refused, SMTP 4xx/5xx to the envelope)."""
+        return cls(lambda: result)
+
+
+def _claim_while_opening(
+    ctx: Context, conn: Connection, record: Record | None, item: Item, outgoing: Outgoing, done: Announcements
+) -> tuple[int | None, Handoff]:
+    """Commit the claim (and the previous record) while the provider conversation runs up to the hand-off.
+
+    The claim statement goes to PostgreSQL on the context's step thread while this thread
+    speaks SMTP up to the 354 reply to DATA: nothing is handed off before the final ".", which
+    the caller sends (``finish``) only once the claim has committed. An opened send whose claim
+    was not granted, or failed, is aborted, never finished. An error while opening is kept for
+    ``finish`` to raise, so the caller treats it as it treats a crash mid-send.
+    """
+    assert outgoing.begin is not None
+    claim = ctx.step_thread().submit(_step, ctx, conn, record, (item, outgoing), done)
+    error: BaseException | None = None
+    try:
+        opened = outgoing.begin()
+    except BaseException as exc:  # kept for finish(); a timeout or signal is re-raised below at the latest
+        error = exc
+    finally:
+        futures.wait([claim])  # the statement is over before the connection is used again
+    handoff = (
+        Handoff(partial(_reraise, error))
+        if error is not None
+        else opened
+        if isinstance(opened, Handoff)
+        else Handoff.failed(opened)
+    )
+    if claim.exception() is not None or claim.result() is None:
+        handoff.abort()
+        if error is not None and (not isinstance(error, Exception) or isinstance(error, BaseTimeoutException)):
+            raise error
+    return claim.result(), handoff  # raises the claim's error, as the plain path does
+
+
+def _reraise(error: BaseException) -> SendResult:
+    raise error
 
 
 def _outgoing(ctx: Context, item: Item) -> Outgoing:
@@ -742,12 +815,18 @@ def _outgoing(ctx: Context, item: Item) -> Outgoing:
         else:
             account = SmtpAccount(settings.smtp_sink_host, settings.smtp_sink_port)
         message = build_email(email)
+
+        def begin() -> Handoff | SendResult:
+            opened = ctx.smtp.begin(account, mail_from=row.from_address, rcpt_to=row.email)
+            return opened if isinstance(opened, SendResult) else Handoff(lambda: opened.finish(message), opened.abort)
+
         return Outgoing(
             draft.subject,
             draft.body,
             variant,
             urls,
             lambda: ctx.smtp.send(account, message, mail_from=row.from_address, rcpt_to=row.email),
+            begin,
         )
     callback = f"{base}{STATUS_CALLBACK[row.channel]}?message_id={row.id}"
     if row.channel == "sms":

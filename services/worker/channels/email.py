@@ -13,6 +13,7 @@ import re
 import smtplib
 import socket
 import ssl
+import threading
 import uuid
 from dataclasses import dataclass
 from email.policy import SMTP as SMTP_POLICY
@@ -164,6 +165,8 @@ class SmtpTransport:
     def __init__(self, *, timeout: float) -> None:
         self.timeout = timeout
         self._connections: dict[tuple[str, int, str, str | None], smtplib.SMTP] = {}
+        self._busy = threading.Lock()
+        """Held from :meth:`begin` until the transaction is finished or aborted: one conversation at a time."""
 
     def close(self) -> None:
         """Close every kept connection."""
@@ -203,6 +206,28 @@ class SmtpTransport:
 
     def send(self, account: SmtpAccount, data: bytes, *, mail_from: str, rcpt_to: str) -> SendResult:
         """Submit ``data`` (from :func:`build_email`); reuse the account's connection, reconnecting once if stale."""
+        opened = self.begin(account, mail_from=mail_from, rcpt_to=rcpt_to)
+        return opened if isinstance(opened, SendResult) else opened.finish(data)
+
+    def begin(self, account: SmtpAccount, *, mail_from: str, rcpt_to: str) -> SmtpTransaction | SendResult:
+        """Open a transaction up to the server's 354 to DATA, or say why it could not be opened.
+
+        Nothing is handed off yet (a server accepts a message only at the final "."), so this
+        part may run before the message's claim is durable; :meth:`SmtpTransaction.finish`
+        is the hand-off. A kept connection found closed is replaced once. The transport is busy
+        until the returned transaction is finished or aborted.
+        """
+        self._busy.acquire()
+        try:
+            opened = self._begin(account, mail_from=mail_from, rcpt_to=rcpt_to)
+        except BaseException:
+            self._busy.release()
+            raise
+        if isinstance(opened, SendResult):
+            self._busy.release()
+        return opened
+
+    def _begin(self, account: SmtpAccount, *, mail_from: str, rcpt_to: str) -> SmtpTransaction | SendResult:
         for attempt in (1, 2):
             try:
                 conn = self._connections.get(account.key)
@@ -217,16 +242,21 @@ class SmtpTransport:
             except (OSError, smtplib.SMTPException) as exc:
                 return SendResult.retry("smtp_connect", f"{type(exc).__name__}: {exc}")
             try:
-                return self._transaction(conn, data, mail_from=mail_from, rcpt_to=rcpt_to, key=account.key)
+                failed = self._envelope(conn, mail_from=mail_from, rcpt_to=rcpt_to, key=account.key)
             except _StaleConnection as exc:
                 self._drop(account.key)
                 if fresh or attempt == 2:
                     return SendResult.retry("smtp_disconnected", str(exc))
+                continue
+            except BaseException:
+                self._drop(account.key)  # interrupted mid-command: the connection's state is unknown
+                raise
+            return failed or SmtpTransaction(self, conn, account.key)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _transaction(
-        self, conn: smtplib.SMTP, data: bytes, *, mail_from: str, rcpt_to: str, key: tuple[str, int, str, str | None]
-    ) -> SendResult:
+    def _envelope(
+        self, conn: smtplib.SMTP, *, mail_from: str, rcpt_to: str, key: tuple[str, int, str, str | None]
+    ) -> SendResult | None:
         # Envelope: nothing is handed off yet, so network errors are safe to retry.
         try:
             code, reply = conn.mail(clean_header(mail_from))
@@ -250,7 +280,9 @@ class SmtpTransport:
         except (OSError, smtplib.SMTPException) as exc:
             self._drop(key)
             return SendResult.retry("smtp_envelope", f"{type(exc).__name__}: {exc}")
+        return None
 
+    def _content(self, conn: smtplib.SMTP, data: bytes, key: tuple[str, int, str, str | None]) -> SendResult:
         payload = _LEADING_DOT.sub(b"..", data)
         if not payload.endswith(CRLF):
             payload += CRLF
@@ -284,6 +316,44 @@ class SmtpTransport:
             self._drop(key)
 
 
+class SmtpTransaction:
+    """An SMTP transaction opened up to the 354 reply to DATA: the server has nothing to deliver yet."""
+
+    def __init__(self, transport: SmtpTransport, conn: smtplib.SMTP, key: tuple[str, int, str, str | None]) -> None:
+        self._transport = transport
+        self._conn = conn
+        self._key = key
+        self._open = True
+
+    def _close(self) -> None:
+        if self._open:
+            self._open = False
+            self._transport._busy.release()
+
+    def finish(self, data: bytes) -> SendResult:
+        """The hand-off: send the content and its final ".", and classify the reply."""
+        if not self._open:
+            raise RuntimeError("SMTP transaction already finished or aborted")
+        try:
+            return self._transport._content(self._conn, data, self._key)
+        finally:
+            self._close()
+
+    def abort(self) -> None:
+        """Give the transaction up without a hand-off.
+
+        The server reads everything after 354 as content until a line holding only ".", so the
+        only way out is to close the connection: a server that never saw the final "." discards
+        what it got (RFC 5321, 4.1.1.4). The next message opens a fresh connection. Does nothing
+        once the transaction is finished or aborted.
+        """
+        if self._open:
+            try:
+                self._transport._drop(self._key)
+            finally:
+                self._close()
+
+
 class _StaleConnection(Exception):
     """A kept connection turned out closed before anything was handed off."""
 
@@ -299,4 +369,4 @@ def _before_handoff(code: int, reply: bytes | str) -> SendResult:
     return SendResult.permanent(f"smtp_{code}", _reply_text(reply))
 
 
-__all__ = ["OutgoingEmail", "SmtpAccount", "SmtpTransport", "build_email", "footer_lines"]
+__all__ = ["OutgoingEmail", "SmtpAccount", "SmtpTransaction", "SmtpTransport", "build_email", "footer_lines"]

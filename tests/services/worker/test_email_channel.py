@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from services.worker.channels.email import OutgoingEmail, SmtpAccount, SmtpTransport, build_email
+from services.worker.channels.email import OutgoingEmail, SmtpAccount, SmtpTransaction, SmtpTransport, build_email
 from services.worker.channels.outcome import Outcome
 from tests.support.smtp import SmtpServer, silent_server, unused_port
 
@@ -153,6 +153,30 @@ def test_connection_dropped_after_the_final_dot_is_unknown(smtp: SmtpServer) -> 
     assert send(transport, smtp).outcome is Outcome.SENT
     transport.close()
     assert smtp.connections == 2
+
+
+def test_a_transaction_opened_up_to_data_and_aborted_delivers_nothing(smtp: SmtpServer) -> None:
+    transport = SmtpTransport(timeout=5)
+    opened = transport.begin(account(smtp), mail_from=EMAIL.from_address, rcpt_to=EMAIL.to_address)
+    assert isinstance(opened, SmtpTransaction)  # the server said 354 and waits for the content
+    opened.abort()
+    opened.abort()  # idempotent
+    # The server never saw the final ".": nothing was delivered, and the next send uses a fresh connection.
+    assert send(transport, smtp).outcome is Outcome.SENT
+    transport.close()
+    assert [m.rcpt_tos for m in smtp.messages] == [["ada@engines.example"]]
+    assert smtp.connections == 2
+
+
+def test_an_envelope_refused_before_data_leaves_the_transport_free(smtp: SmtpServer) -> None:
+    smtp.reply_at("RCPT", "550 5.1.1 No such user")
+    transport = SmtpTransport(timeout=5)
+    refused = transport.begin(account(smtp), mail_from=EMAIL.from_address, rcpt_to=EMAIL.to_address)
+    assert not isinstance(refused, SmtpTransaction)
+    assert (refused.outcome, refused.code) == (Outcome.PERMANENT, "smtp_550")
+    assert send(transport, smtp).outcome is Outcome.SENT  # would block forever if begin kept the transport busy
+    transport.close()
+    assert smtp.connections == 1
 
 
 def test_connection_refused_is_retryable() -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import threading
 import uuid
 from pathlib import Path
+from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from redis import Redis
 
@@ -85,6 +87,37 @@ def test_connection_lost_after_data_is_unknown_and_never_resent(
     [row] = messages(engine, world)
     assert (row.status, row.error_code) == ("unknown", "smtp_lost_after_data")
     assert len(smtp.messages) == 1
+
+
+def test_database_lost_while_the_smtp_envelope_is_open_hands_nothing_off(
+    ctx: jobs.Context, redis: Redis, engine: sa.Engine, smtp: SmtpServer
+) -> None:
+    # The claim commits while SMTP runs up to DATA; the final "." waits for it. A claim that
+    # fails leaves the server with an unfinished DATA (discarded) and the message queued.
+    world = create_world(engine, leads=2, smtp=(smtp.host, smtp.port))
+    Ticker(ctx.settings, ctx.engine, redis).tick()
+    first, second = (row.id for row in messages(engine, world))
+
+    def database_goes_away(row: Any) -> None:
+        with engine.connect() as conn:  # every other backend of this database, the job's included
+            conn.execute(
+                sa.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+
+    ctx.before_claim = database_goes_away
+    with pytest.raises(sa.exc.OperationalError):
+        jobs.run_batch(ctx, [first, second])
+    assert smtp.messages == []
+    assert smtp.connections == 1  # the envelope was open when the claim failed
+    assert {(r.status, r.attempt) for r in messages(engine, world)} == {("queued", 0)}
+    ctx.before_claim = None
+    assert jobs.run_batch(ctx, [first, second]) == {first: "sent", second: "sent"}
+    assert len({m.rcpt_tos[0] for m in smtp.messages}) == len(smtp.messages) == 2
+    assert smtp.connections == 2  # the aborted DATA was not reused
+    assert {(r.status, r.attempt) for r in messages(engine, world)} == {("sent", 1)}
 
 
 def test_twilio_429_retries_and_21610_suppresses(
