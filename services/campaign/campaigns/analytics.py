@@ -26,14 +26,19 @@ from services.campaign.campaigns.schemas import (
 
 _COUNTS = ",\n".join(f"count(*) FILTER (WHERE f.type = '{m}') AS {m}" for m in METRICS)
 
+_EVENTS_WHERE = """WHERE e.org_id = :org AND e.campaign_id = :campaign
+      AND e.type = ANY(CAST(:types AS text[]))
+      AND (CAST(:since AS timestamptz) IS NULL OR e.occurred_at >= :since)
+      AND (CAST(:until AS timestamptz) IS NULL OR e.occurred_at < :until)"""
+
+COUNT_SQL = f"SELECT count(*) FROM message_events e {_EVENTS_WHERE}"  # noqa: S608
+"""The cheapest query reading the events the analytics read (the benchmark's baseline)."""
+
 EVENTS_SQL = f"""
 WITH firsts AS (
     SELECT e.message_id, e.type, min(e.occurred_at) AS at
     FROM message_events e
-    WHERE e.org_id = :org AND e.campaign_id = :campaign
-      AND e.type = ANY(CAST(:types AS text[]))
-      AND (CAST(:since AS timestamptz) IS NULL OR e.occurred_at >= :since)
-      AND (CAST(:until AS timestamptz) IS NULL OR e.occurred_at < :until)
+    {_EVENTS_WHERE}
     GROUP BY e.message_id, e.type, CASE WHEN e.message_id IS NULL THEN e.id END
 )
 SELECT
@@ -56,6 +61,13 @@ GROUP BY 1
 """
 
 
+def analytics_params(
+    org_id: uuid.UUID, campaign_id: uuid.UUID, since: datetime | None, until: datetime | None
+) -> dict[str, Any]:
+    """The bind parameters of :data:`EVENTS_SQL` and :data:`ENROLLED_SQL`."""
+    return {"org": org_id, "campaign": campaign_id, "since": since, "until": until, "types": list(METRICS)}
+
+
 def _counts(row: Any) -> dict[str, int]:
     return {m: int(getattr(row, m)) for m in METRICS}
 
@@ -70,7 +82,7 @@ async def campaign_analytics(
     until: datetime | None = None,
 ) -> Analytics:
     """Return the campaign's counts per campaign, step, variant, channel and hour."""
-    params = {"org": org_id, "campaign": campaign_id, "since": since, "until": until, "types": list(METRICS)}
+    params = analytics_params(org_id, campaign_id, since, until)
     conn = await session.connection()
     rows = (await conn.execute(sa.text(EVENTS_SQL), params)).all()
     enrolled_rows = (await conn.execute(sa.text(ENROLLED_SQL), params)).all()
