@@ -19,6 +19,12 @@ class CampaignSettings(CommonSettings):
     import_max_bytes: int = Field(default=200 * 1024 * 1024, ge=1024, description="Largest CSV upload accepted.")
     import_max_rows: int = Field(default=1_000_000, ge=1, description="Most data rows one CSV import may hold.")
     import_chunk_rows: int = Field(default=20_000, ge=1, description="Rows an import commits per transaction.")
+    dns_nameservers: list[str] = Field(
+        default_factory=list,
+        description='Resolvers for the optional MX check of imports, as ["host" or "host:port", ...]; '
+        "empty: the system's (/etc/resolv.conf).",
+    )
+    dns_timeout: float = Field(default=3.0, gt=0, le=30, description="Seconds one domain's MX lookup may take.")
     default_phone_region: str = Field(
         default="US", min_length=2, max_length=2, description="Country assumed for phone numbers without one."
     )

@@ -16,8 +16,10 @@ import unicodedata
 import zoneinfo
 from functools import lru_cache
 
+import dns.nameserver
+import dns.resolver
 import phonenumbers
-from email_validator import EmailNotValidError, validate_email
+from email_validator import EmailNotValidError, caching_resolver, validate_email
 from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES
 from phonenumbers import PhoneNumber, PhoneNumberFormat, PhoneNumberType
 from phonenumbers.phonenumberutil import is_number_type_geographical
@@ -90,8 +92,10 @@ def normalize_timezone(value: str) -> str:
 class ContactValidator:
     """Normalise emails, phones and time zones for one default region, with per-domain caching."""
 
-    def __init__(self, default_region: str = "US") -> None:
+    def __init__(self, default_region: str = "US", *, resolver: dns.resolver.Resolver | None = None) -> None:
+        """``resolver``: also require each email domain to accept mail (MX, else A/AAAA; null MX refused)."""
         self.default_region = default_region.upper()
+        self.resolver = resolver
         self._domains: dict[str, str | InvalidContact] = {}
         self._nanp_regions: dict[str, str] = {}
         self._zones: dict[str, str | None] = {}
@@ -101,7 +105,10 @@ class ContactValidator:
         text = value.strip()
         match = _FAST_EMAIL.fullmatch(text)
         if match is None or not _plain_local(local := match.group(1)):
-            return validate_email_address(text)
+            email, normalized = validate_email_address(text)
+            if self.resolver is not None:
+                self._domain(email.rpartition("@")[2])
+            return email, normalized
         domain = self._domain(match.group(2))
         if local.isascii():
             if local.lower() in _MAILBOX_NAMES:
@@ -119,7 +126,9 @@ class ContactValidator:
         found = self._domains.get(domain)
         if found is None:
             try:
-                found = validate_email(f"a@{domain}", check_deliverability=False).domain
+                found = validate_email(
+                    f"a@{domain}", check_deliverability=self.resolver is not None, dns_resolver=self.resolver
+                ).domain
             except EmailNotValidError as exc:
                 found = InvalidContact(str(exc))
             if len(self._domains) >= _DOMAIN_CACHE_SIZE:
@@ -165,6 +174,19 @@ class ContactValidator:
                 self._zones.clear()
             zone = self._zones[key] = _zone_for_prefix(key)
         return "+" + digits, zone
+
+
+def mx_resolver(nameservers: list[str], timeout: float) -> dns.resolver.Resolver:
+    """A caching resolver for MX checks: ``nameservers`` (``host`` or ``host:port``), else the system's."""
+    if not nameservers:
+        return caching_resolver(timeout=timeout)  # type: ignore[arg-type]
+    resolver = dns.resolver.Resolver(configure=False)
+    servers: list[str | dns.nameserver.Nameserver] = []
+    for entry in nameservers:
+        host, _, port = entry.rpartition(":") if entry.count(":") == 1 else (entry, "", "")
+        servers.append(dns.nameserver.Do53Nameserver(host, int(port)) if port else host)
+    resolver.nameservers = servers
+    return caching_resolver(timeout=timeout, dns_resolver=resolver)  # type: ignore[arg-type]
 
 
 def _plain_local(local: str) -> bool:

@@ -184,7 +184,10 @@ class ImportController(Controller):
         idempotency_key: IdempotencyKey = None,
     ) -> Response[ImportRead]:
         """Upload a CSV file (multipart field `file`; optional `mapping`, `default_region`, `delimiter`,
-        `unmapped`, `consent_source`) and start importing it in the background."""
+        `unmapped`, `consent_source`, `check_mx`) and start importing it in the background.
+
+        `check_mx=true` also rejects rows whose email domain accepts no mail (no MX and no
+        public A/AAAA record, or a null MX); a lookup that times out does not reject."""
         service = ImportService(session, ctx)
         if (earlier := await service.replay(idempotency_key)) is not None:
             return Response(ImportRead.of(earlier), status_code=200, headers={"Idempotent-Replayed": "true"})

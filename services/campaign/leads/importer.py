@@ -28,6 +28,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import dns.resolver
 import psycopg
 import sqlalchemy as sa
 import structlog
@@ -36,7 +37,7 @@ from sqlalchemy import Connection, Engine
 from libs.db.base import APP_ROLE, ORG_SETTING, SYSTEM_ROLE
 from libs.db.models.leads import ImportStatus
 from libs.suppression import contact_hash, suppressed_clause
-from services.campaign.leads.contact import ContactValidator
+from services.campaign.leads.contact import ContactValidator, mx_resolver
 from services.campaign.leads.csvfile import LINE_TOO_LONG, FileRejected, detect_format, open_rows
 from services.campaign.leads.rows import MAX_COLUMNS, ColumnMap, HeaderError, LeadRow, RowError, RowParser
 from services.campaign.leads.rows import build_column_map as build_columns
@@ -255,9 +256,18 @@ class ImportRun:
     """Run one import to completion (or resume it) on a synchronous engine."""
 
     def __init__(
-        self, engine: Engine, *, data_dir: Path, hash_key: bytes, chunk_rows: int = 20_000, max_rows: int = 1_000_000
+        self,
+        engine: Engine,
+        *,
+        data_dir: Path,
+        hash_key: bytes,
+        chunk_rows: int = 20_000,
+        max_rows: int = 1_000_000,
+        resolver: Callable[[], dns.resolver.Resolver] | None = None,
     ) -> None:
+        """``resolver`` makes the DNS resolver of imports asking for the MX check (the system's by default)."""
         self.engine = engine
+        self.resolver = resolver or (lambda: mx_resolver([], 3.0))
         self.data_dir = data_dir
         self.hash_key = hash_key
         self.chunk_rows = chunk_rows
@@ -376,7 +386,8 @@ class ImportRun:
                 raise FileRejected(f"The header row is not valid CSV: {header}.")
             columns = build_columns(header, job["mapping"] or None, unmapped=job["options"].get("unmapped", "custom"))
             self._record_format(conn, job, fmt.encoding, delimiter, header, columns)
-            parser = RowParser(columns, ContactValidator(job["default_region"]))
+            resolver = self.resolver() if job["options"].get("check_mx") else None
+            parser = RowParser(columns, ContactValidator(job["default_region"], resolver=resolver))
             checkpoint: int = job["checkpoint_row"]
             record_no, data_rows, overflow = 1, 0, 0
             chunk = Chunk()

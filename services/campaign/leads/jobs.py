@@ -8,6 +8,7 @@ from sqlalchemy import Engine
 
 from libs.db.session import make_engine
 from libs.suppression import hash_key
+from services.campaign.leads.contact import mx_resolver
 from services.campaign.leads.importer import ImportRun
 from services.campaign.settings import CampaignSettings
 
@@ -37,5 +38,6 @@ def run_import(import_id: str) -> str:
         hash_key=hash_key(settings.secret_key.get_secret_value()),
         chunk_rows=settings.import_chunk_rows,
         max_rows=settings.import_max_rows,
+        resolver=lambda: mx_resolver(settings.dns_nameservers, settings.dns_timeout),
     )
     return runner.run(uuid.UUID(import_id))

@@ -375,6 +375,7 @@ class ImportForm:
     delimiter: str | None = None
     unmapped: str = "custom"
     consent_source: str | None = None
+    check_mx: bool = False
 
 
 def parse_import_form(fields: dict[str, str], default_region: str) -> ImportForm:
@@ -408,9 +409,16 @@ def parse_import_form(fields: dict[str, str], default_region: str) -> ImportForm
         if len(raw) > 200:
             errors.append({"field": "consent_source", "message": "at most 200 characters"})
         form.consent_source = raw[:200]
+    if raw := fields.get("check_mx", "").strip().lower():
+        if raw not in _YES_NO:
+            errors.append({"field": "check_mx", "message": "true or false"})
+        form.check_mx = _YES_NO.get(raw, False)
     if errors:
         raise Invalid(errors=errors)
     return form
+
+
+_YES_NO = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
 
 
 def check_header(upload: Upload, form: ImportForm) -> None:
@@ -483,7 +491,7 @@ class ImportService:
             delimiter=form.delimiter,
             default_region=form.default_region,
             mapping=dict(form.mapping),
-            options={"unmapped": form.unmapped, "consent_source": form.consent_source},
+            options={"unmapped": form.unmapped, "consent_source": form.consent_source, "check_mx": form.check_mx},
         )
         try:
             await self.imports.add(item)

@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 from services.campaign.settings import CampaignSettings
 from tests.conftest import ROOT
 from tests.services.campaign.leads.conftest import Actor
+from tests.support.dns import Zone, dns_server
 
 
 def imported(actor: Actor, content: bytes, run_jobs: Any, **fields: str) -> dict[str, Any]:
@@ -359,3 +360,35 @@ def test_imported_leads_get_time_ordered_ids_in_file_order(alice: Actor, run_job
         rows = conn.execute(sa.text("SELECT id, email FROM leads ORDER BY id")).all()
     assert [email for _, email in rows] == [f"o{i}@example.com" for i in range(30)]
     assert {lead_id.version for lead_id, _ in rows} == {7}
+
+
+def test_the_optional_mx_check_rejects_domains_that_accept_no_mail(
+    alice: Actor, run_jobs: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    zone: Zone = {
+        "mx-ok.com": [("MX", "10 mail.mx-ok.com.")],
+        "a-only.com": [("A", "93.184.216.34")],
+        "private-a.com": [("A", "10.0.0.7")],
+        "null-mx.com": [("MX", "0 .")],
+        "gone.com": None,
+    }
+    content = (
+        b"email\nann@mx-ok.com\nbob@mx-ok.com\ncat@a-only.com\ndan@private-a.com\neve@null-mx.com\n"
+        b"fay@gone.com\ngus@silent.com\n"
+    )
+    with dns_server(zone) as server:
+        monkeypatch.setenv("SDR_DNS_NAMESERVERS", f'["127.0.0.1:{server.port}"]')
+        monkeypatch.setenv("SDR_DNS_TIMEOUT", "0.5")
+        item = imported(alice, content, run_jobs, check_mx="true")
+        unchecked = imported(alice, content.replace(b"@", b"1@"), run_jobs)
+    # A domain whose lookup times out (silent.com) is imported: unknown is not undeliverable.
+    assert (item["rows_imported"], item["rows_rejected"]) == (4, 3)
+    reasons = {row[0]: row[1] for row in report(alice, item)[1:]}
+    assert set(reasons) == {"5", "6", "7"}  # private-a, null-mx, gone (file rows)
+    assert "does not accept email" in reasons["6"]
+    assert "does not exist" in reasons["7"]
+    assert server.queries["mx-ok.com"] == 1  # one lookup per domain, not per row
+    assert unchecked["rows_imported"] == 7  # off by default: syntax only, no lookups
+    assert alice.upload(content, check_mx="perhaps").json()["errors"] == [
+        {"field": "check_mx", "message": "true or false"}
+    ]
