@@ -43,10 +43,10 @@ from libs.db.migrate import upgrade  # noqa: E402
 from libs.db.session import Database  # noqa: E402
 from libs.settings import normalize_database_url  # noqa: E402
 from services.campaign.campaigns.analytics import (  # noqa: E402
-    COUNT_SQL,
-    EVENTS_SQL,
     analytics_params,
     campaign_analytics,
+    count_sql,
+    events_sql,
 )
 from tests.support.servers import create_database, drop_database  # noqa: E402
 
@@ -301,10 +301,12 @@ async def measure(url: str, s: Seeded, runs: int) -> list[tuple[str, float, floa
                         session, org_id=s.org, campaign_id=s.campaign, positions=s.positions, since=since, until=until
                     )
 
-            async def count(params: dict[str, Any] = params) -> int:
+            async def count(
+                params: dict[str, Any] = params, since: datetime | None = since, until: datetime | None = until
+            ) -> int:
                 async with db.tenant(s.org) as session:
                     conn = await session.connection()
-                    return int((await conn.execute(sa.text(COUNT_SQL), params)).scalar_one())
+                    return int((await conn.execute(sa.text(count_sql(since, until)), params)).scalar_one())
 
             ms = await median_ms(analytics, runs)
             baseline = await median_ms(count, runs)
@@ -312,7 +314,7 @@ async def measure(url: str, s: Seeded, runs: int) -> list[tuple[str, float, floa
             async with db.tenant(s.org) as session:
                 conn = await session.connection()
                 explain = "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) "
-                plan = (await conn.execute(sa.text(explain + EVENTS_SQL), params)).scalar_one()
+                plan = (await conn.execute(sa.text(explain + events_sql(since, until)), params)).scalar_one()
             out.append((name, ms, baseline, events, summarize(plan[0]["Plan"])))
     finally:
         await db.dispose()

@@ -242,7 +242,13 @@ class MessageEvent(SQLModel, table=True):
     __tablename__ = "message_events"
     __table_args__ = (
         sa.CheckConstraint(in_enum("type", EventType), name="type"),
-        sa.Index("ix_message_events_campaign_id_type_occurred_at", "campaign_id", "type", "occurred_at"),
+        sa.Index(
+            "ix_message_events_campaign_id_type_occurred_at",
+            "campaign_id",
+            "type",
+            "occurred_at",
+            postgresql_include=["message_id", "org_id"],  # analytics read only the index (migration 0009)
+        ),
         sa.Index("ix_message_events_message_id_occurred_at", "message_id", "occurred_at"),
         sa.Index("ix_message_events_lead_id_occurred_at", "lead_id", "occurred_at"),
     )

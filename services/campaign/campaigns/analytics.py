@@ -2,7 +2,9 @@
 
 A message counts once per event type, at the first time it had that event (two opens of one
 email are one opened message); events without a message count once each. Totals, steps,
-variants, channels and hours come from one ``GROUPING SETS`` query over those first events.
+variants, channels and hours come from one ``GROUPING SETS`` query over those first events,
+which reads only the campaign's entries of one covering index (``bench/analytics.py`` times it
+at 1,000,000 events).
 """
 
 from __future__ import annotations
@@ -24,22 +26,37 @@ from services.campaign.campaigns.schemas import (
     VariantCounts,
 )
 
-_COUNTS = ",\n".join(f"count(*) FILTER (WHERE f.type = '{m}') AS {m}" for m in METRICS)
+_COUNTS = ",\n".join(f"coalesce(sum(f.n) FILTER (WHERE f.type = '{m}'), 0) AS {m}" for m in METRICS)
 
-_EVENTS_WHERE = """WHERE e.org_id = :org AND e.campaign_id = :campaign
-      AND e.type = ANY(CAST(:types AS text[]))
-      AND (CAST(:since AS timestamptz) IS NULL OR e.occurred_at >= :since)
-      AND (CAST(:until AS timestamptz) IS NULL OR e.occurred_at < :until)"""
 
-COUNT_SQL = f"SELECT count(*) FROM message_events e {_EVENTS_WHERE}"  # noqa: S608
-"""The cheapest query reading the events the analytics read (the benchmark's baseline)."""
+_EVENTS_WHERE = "e.org_id = :org AND e.campaign_id = :campaign AND e.type = ANY(CAST(:types AS text[]))"
 
-EVENTS_SQL = f"""
+
+def _window(column: str, since: datetime | None, until: datetime | None) -> str:
+    """The time bounds actually given, written out (a generic plan cannot skip ``:since IS NULL OR``)."""
+    lower = f" AND {column} >= :since" if since is not None else ""
+    return lower + (f" AND {column} < :until" if until is not None else "")
+
+
+def count_sql(since: datetime | None = None, until: datetime | None = None) -> str:
+    """The cheapest query reading the events the analytics read (the benchmark's baseline)."""
+    return f"SELECT count(*) FROM message_events e WHERE {_EVENTS_WHERE}{_window('e.occurred_at', since, until)}"  # noqa: S608
+
+
+def events_sql(since: datetime | None = None, until: datetime | None = None) -> str:
+    """Counts per step, variant, channel and hour of the first event of each type per message.
+
+    Reads only columns of ``ix_message_events_campaign_id_type_occurred_at`` (an index-only
+    scan): events without a message are grouped by type and time instead of by id, ``n``
+    counting them. Messages are joined within the campaign (its index) rather than the
+    organization.
+    """
+    return f"""
 WITH firsts AS (
-    SELECT e.message_id, e.type, min(e.occurred_at) AS at
+    SELECT e.message_id, e.type, min(e.occurred_at) AS at, CASE WHEN e.message_id IS NULL THEN count(*) ELSE 1 END AS n
     FROM message_events e
-    {_EVENTS_WHERE}
-    GROUP BY e.message_id, e.type, CASE WHEN e.message_id IS NULL THEN e.id END
+    WHERE {_EVENTS_WHERE}{_window("e.occurred_at", since, until)}
+    GROUP BY e.message_id, e.type, CASE WHEN e.message_id IS NULL THEN e.occurred_at END
 )
 SELECT
     GROUPING(m.step_id) AS g_step, GROUPING(m.variant) AS g_variant, GROUPING(m.channel) AS g_channel,
@@ -47,24 +64,25 @@ SELECT
     m.step_id, m.variant, m.channel, date_trunc('hour', f.at) AS hour,
     {_COUNTS}
 FROM firsts f
-LEFT JOIN messages m ON m.id = f.message_id
+LEFT JOIN messages m ON m.id = f.message_id AND m.campaign_id = :campaign
 GROUP BY GROUPING SETS ((), (m.step_id), (m.step_id, m.variant), (m.channel), (date_trunc('hour', f.at)))
 """  # noqa: S608
 
-ENROLLED_SQL = """
+
+def enrolled_sql(since: datetime | None = None, until: datetime | None = None) -> str:
+    """Enrollments per hour of the campaign."""
+    return f"""
 SELECT date_trunc('hour', created_at) AS hour, count(*) AS n
 FROM enrollments
-WHERE org_id = :org AND campaign_id = :campaign
-  AND (CAST(:since AS timestamptz) IS NULL OR created_at >= :since)
-  AND (CAST(:until AS timestamptz) IS NULL OR created_at < :until)
+WHERE org_id = :org AND campaign_id = :campaign{_window("created_at", since, until)}
 GROUP BY 1
-"""
+"""  # noqa: S608
 
 
 def analytics_params(
     org_id: uuid.UUID, campaign_id: uuid.UUID, since: datetime | None, until: datetime | None
 ) -> dict[str, Any]:
-    """The bind parameters of :data:`EVENTS_SQL` and :data:`ENROLLED_SQL`."""
+    """The bind parameters of :func:`events_sql`, :func:`enrolled_sql` and :func:`count_sql`."""
     return {"org": org_id, "campaign": campaign_id, "since": since, "until": until, "types": list(METRICS)}
 
 
@@ -84,8 +102,8 @@ async def campaign_analytics(
     """Return the campaign's counts per campaign, step, variant, channel and hour."""
     params = analytics_params(org_id, campaign_id, since, until)
     conn = await session.connection()
-    rows = (await conn.execute(sa.text(EVENTS_SQL), params)).all()
-    enrolled_rows = (await conn.execute(sa.text(ENROLLED_SQL), params)).all()
+    rows = (await conn.execute(sa.text(events_sql(since, until)), params)).all()
+    enrolled_rows = (await conn.execute(sa.text(enrolled_sql(since, until)), params)).all()
 
     enrolled_by_hour = {r.hour: int(r.n) for r in enrolled_rows}
     totals = Totals(enrolled=sum(enrolled_by_hour.values()))
