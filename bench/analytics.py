@@ -13,6 +13,13 @@ set: row-level security on) for the whole campaign, one day and one hour, agains
 ``count(*)`` of the same events (same filter, same session), and prints the plan of the
 events query: nodes, indexes, rows and buffers.
 
+One run (load average 4, 2 shared cores; compare within a run only): whole campaign
+2,915 ms = 11.5x the count (253 ms), index-only on
+``ix_message_events_campaign_id_type_occurred_at``; one day (43,676 events) 706 ms = 41.7x
+(17 ms), most of it hashing the campaign's 460,000 messages for step, variant and channel;
+one hour (1,747) 19.7 ms = 3.6x (5.4 ms). Before migration 0009 a run measured 17.8x (a
+parallel seq scan of all 2,000,000 events), 79.5x and 4.7x.
+
     uv run python bench/analytics.py                   # 1,000,000 events (+ 1,000,000 noise)
     uv run python bench/analytics.py --events 100000   # quicker
 """
