@@ -30,12 +30,17 @@ from typing import Any
 import phonenumbers
 import sqlalchemy as sa
 from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import Connection, Engine
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from libs.crypto import SecretBox
+from libs.db.base import SYSTEM_ROLE
 from libs.db.models.leads import Lead, Suppression, SuppressionChannel, SuppressionKind, SuppressionReason
+from libs.settings import CommonSettings
 
 LEADS: sa.Table = Lead.__table__  # type: ignore[attr-defined]
 SUPPRESSIONS: sa.Table = Suppression.__table__  # type: ignore[attr-defined]
@@ -137,9 +142,64 @@ def normalize_value(kind: SuppressionKind | str, value: str, region: str | None 
 
 
 def hash_key(secret: str | bytes) -> bytes:
-    """Derive the key erasure hashes use from the deployment secret (``settings.secret_key``)."""
+    """Derive an erasure-hash key from a secret (the first stored key; see :func:`load_hash_key`)."""
     raw = secret.encode() if isinstance(secret, str) else secret
     return hmac.new(raw, b"tidewater/suppression-hash/v1", hashlib.sha256).digest()
+
+
+ERASURE_KEY_NAME = "suppression-hash"
+_stored_keys: dict[tuple[str, str], bytes] = {}
+
+
+def load_hash_key(conn: Connection, settings: CommonSettings) -> bytes:
+    """Return the key of erasure hashes from ``system_secrets``, storing it on first use (sync ``conn``).
+
+    The key must never change: every erased person is known only by an HMAC made with it,
+    so a new key would let them be contacted again. It is therefore stored once, sealed by
+    the deployment's :class:`SecretBox`, instead of being derived from ``SDR_SECRET_KEY`` on
+    each start; a rotation of that secret re-seals the stored key (the old secret, kept in
+    ``SDR_ENCRYPTION_KEYS``, opens it) and leaves the key itself alone. The first value is
+    the derivation hashes were made with before the key was stored, so they keep matching.
+
+    Raises:
+        SecretBoxError: the stored key is sealed with a secret the settings no longer hold.
+    """
+    box = SecretBox.from_settings(settings)
+    bound = ERASURE_KEY_NAME.encode()
+    conn.execute(sa.text(f"SET LOCAL ROLE {SYSTEM_ROLE}"))
+    first = box.encrypt(hash_key(settings.secret_key.get_secret_value()).hex(), associated_data=bound)
+    conn.execute(
+        sa.text(
+            "INSERT INTO system_secrets (name, value, created_at, updated_at) VALUES (:name, :value, now(), now())"
+            " ON CONFLICT (name) DO NOTHING"
+        ),
+        {"name": ERASURE_KEY_NAME, "value": first},
+    )
+    sealed = conn.execute(
+        sa.text("SELECT value FROM system_secrets WHERE name = :name"), {"name": ERASURE_KEY_NAME}
+    ).scalar_one()
+    key = bytes.fromhex(box.decrypt(sealed, associated_data=bound))
+    if box.needs_rotation(sealed):
+        conn.execute(
+            sa.text("UPDATE system_secrets SET value = :new, updated_at = now() WHERE name = :name AND value = :old"),
+            {"name": ERASURE_KEY_NAME, "old": sealed, "new": box.rotate(sealed, associated_data=bound)},
+        )
+    return key
+
+
+def stored_hash_key(engine: Engine, settings: CommonSettings) -> bytes:
+    """:func:`load_hash_key` in its own transaction, once per process and database."""
+    cache_key = (engine.url.render_as_string(hide_password=True), settings.secret_key.get_secret_value())
+    if cache_key not in _stored_keys:
+        with engine.begin() as conn:
+            _stored_keys[cache_key] = load_hash_key(conn, settings)
+    return _stored_keys[cache_key]
+
+
+async def stored_hash_key_async(engine: AsyncEngine, settings: CommonSettings) -> bytes:
+    """:func:`load_hash_key` on an async engine (a service's startup)."""
+    async with engine.begin() as conn:
+        return await conn.run_sync(load_hash_key, settings)
 
 
 def contact_hash(key: bytes, kind: str, normalized: str) -> str:

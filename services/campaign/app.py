@@ -7,10 +7,10 @@ from typing import Any
 from litestar import Litestar
 
 from libs.app import create_service_app
-from libs.suppression import hash_key
 from services.campaign.campaigns.brand_client import BrandClient
 from services.campaign.campaigns.controllers import CONTROLLERS as CAMPAIGN_CONTROLLERS
 from services.campaign.inbound.controllers import INBOUND_CONTROLLERS
+from services.campaign.keys import suppression_key
 from services.campaign.leads.controllers import CONTROLLERS as LEAD_CONTROLLERS
 from services.campaign.settings import CampaignSettings
 
@@ -26,14 +26,18 @@ def create_app(
     settings = settings or CampaignSettings()
     state = {
         "brand_client": brand_client or BrandClient(settings.brand_url, timeout=settings.brand_timeout),
-        "suppression_key": hash_key(settings.secret_key.get_secret_value()),
         **overrides.pop("state", {}),
     }
+
+    async def load_suppression_key(app: Litestar) -> None:  # at startup: a key that cannot be opened fails fast
+        await suppression_key(app.state)
+
     return create_service_app(
         name="campaign",
         title="Tidewater campaign service",
         settings=settings,
         route_handlers=[*CAMPAIGN_CONTROLLERS, *LEAD_CONTROLLERS, *INBOUND_CONTROLLERS],
         state=state,
+        on_startup=[load_suppression_key],
         **overrides,
     )

@@ -62,7 +62,7 @@ from libs.db.session import make_engine, system_session
 from libs.links import open_url, track_links, unsubscribe_url
 from libs.queue import JobSpec, QueueName, enqueue_many, redis_from_url
 from libs.schedule import Delay, ScheduleError, SendWindow, channel_window, next_send_time, zone
-from libs.suppression import find_suppressed_sync, hash_key, normalize_email, suppress_statement
+from libs.suppression import find_suppressed_sync, normalize_email, stored_hash_key, suppress_statement
 from services.worker import ledger
 from services.worker.channels.email import OutgoingEmail, SmtpAccount, SmtpTransport, build_email
 from services.worker.channels.outcome import Outcome, SendResult
@@ -139,14 +139,15 @@ class Context:
     def create(cls, settings: WorkerSettings) -> Context:
         """Build the process's context from ``settings``."""
         redis = redis_from_url(settings.redis_url)
+        engine = make_engine(settings.database_url, pool_size=2)
         return cls(
             settings=settings,
-            engine=make_engine(settings.database_url, pool_size=2),
+            engine=engine,
             redis=redis,
             smtp=SmtpTransport(timeout=settings.smtp_timeout),
             limiter=RateLimiter(redis),
             recorder=LocalRecorder(settings.data_dir),
-            suppression_key=hash_key(settings.secret_key.get_secret_value()),
+            suppression_key=stored_hash_key(engine, settings),
         )
 
     def now(self) -> datetime:

@@ -9,9 +9,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
+from libs.crypto import SecretBox, SecretBoxError
 from libs.db.models import Organization
 from libs.db.models.leads import Lead, Suppression
 from libs.db.session import Database, make_engine, system_session, tenant_session
+from libs.settings import CommonSettings
 from libs.suppression import (
     InvalidContact,
     _hmac_sql,
@@ -21,6 +23,7 @@ from libs.suppression import (
     find_suppressed_sync,
     guess_kind,
     hash_key,
+    load_hash_key,
     normalize_domain,
     normalize_email,
     normalize_phone,
@@ -183,3 +186,50 @@ def test_suppress_statement_is_idempotent(engine: Engine, org: uuid.UUID) -> Non
         suppress(engine, org, "email", "email", "a@example.com")
     with tenant_session(engine, org) as s:
         assert s.connection().execute(sa.select(sa.func.count()).select_from(Suppression)).scalar_one() == 1
+
+
+def _settings(secret: str, older: str | None = None) -> CommonSettings:
+    return CommonSettings(secret_key=secret, encryption_keys=older)  # type: ignore[arg-type]
+
+
+def _load(engine: Engine, settings: CommonSettings) -> bytes:
+    with engine.begin() as conn:
+        return load_hash_key(conn, settings)
+
+
+def test_the_erasure_key_is_stored_once_and_survives_a_secret_rotation(engine: Engine, org: uuid.UUID) -> None:
+    first = _load(engine, _settings("secret-one"))
+    assert first == hash_key("secret-one")  # hashes made before the key was stored keep matching
+    erased = contact_hash(first, "email", "gone@example.com")
+    with system_session(engine) as s:
+        s.execute(suppress_statement(org_id=org, kind="hash", value=erased, channel="all", reason="erasure"))
+    with engine.connect() as conn:
+        sealed_before = conn.execute(sa.text("SELECT value FROM system_secrets")).scalar_one()
+    assert first.hex() not in sealed_before  # sealed at rest
+
+    # Rotation: a new secret, the old one kept for decryption. Same key; re-sealed under the new secret.
+    rotated = _settings("secret-two", older="secret-one")
+    assert _load(engine, rotated) == first
+    with engine.connect() as conn:
+        sealed_after = conn.execute(sa.text("SELECT value FROM system_secrets")).scalar_one()
+    assert sealed_after != sealed_before
+    assert SecretBox(["secret-two"]).key_id(sealed_after) == SecretBox(["secret-two"]).primary_kid
+    # Once re-sealed the old secret may go: the key, and the erased person's hash, still match.
+    key = _load(engine, _settings("secret-two"))
+    assert key == first
+    candidate = sa.values(sa.column("email_normalized", sa.String), sa.column("phone", sa.String), name="c").data(
+        [("gone@example.com", None), ("kept@example.com", None)]
+    )
+    gate = suppressed_clause(org_id=org, channel="email", key=key, leads=candidate)
+    with tenant_session(engine, org) as s:
+        assert s.execute(sa.select(candidate.c.email_normalized).where(gate)).scalars().all() == ["gone@example.com"]
+
+    # A secret that never sealed the stored key cannot silently start a new one.
+    with pytest.raises(SecretBoxError):
+        _load(engine, _settings("secret-three"))
+
+
+def test_the_tenant_role_cannot_read_system_secrets(engine: Engine, org: uuid.UUID) -> None:
+    _load(engine, _settings("secret-one"))
+    with pytest.raises(sa.exc.ProgrammingError, match="permission denied"), tenant_session(engine, org) as s:
+        s.execute(sa.text("SELECT value FROM system_secrets"))

@@ -11,13 +11,14 @@ from services.campaign.campaigns.brand_client import BrandClient
 from services.campaign.campaigns.repository import CampaignRepository
 from services.campaign.campaigns.service import CampaignService
 from services.campaign.campaigns.timeline import TimelineService
+from services.campaign.keys import suppression_key
 
 
 async def provide_repository(
     session: NamedDependency[AsyncSession], principal: NamedDependency[Principal], state: State
 ) -> CampaignRepository:
     """Dependency: the campaign repository for the caller's organization, on the request's transaction."""
-    return CampaignRepository(session, principal.org_id, suppression_key=state.suppression_key)
+    return CampaignRepository(session, principal.org_id, suppression_key=await suppression_key(state))
 
 
 async def provide_campaign_service(repo: NamedDependency[CampaignRepository]) -> CampaignService:

@@ -52,6 +52,7 @@ from services.campaign.inbound.twilio import (
     public_url,
 )
 from services.campaign.inbound.webhooks import UnsafeUrl, check_url, new_secret
+from services.campaign.keys import suppression_key
 
 log = structlog.get_logger(__name__)
 
@@ -71,7 +72,7 @@ async def provide_inbound(state: State) -> Context:
     ctx = state.get("inbound_context")
     if ctx is None:
         settings = state.get("inbound_settings") or inbound_settings_from(state.settings)
-        ctx = Context.from_settings(settings)
+        ctx = Context.from_settings(settings, suppression_key=await suppression_key(state))
         state.inbound_context = ctx
     return ctx
 

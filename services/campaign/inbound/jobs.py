@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from libs.db.base import utcnow
 from libs.db.session import make_engine, system_session
 from libs.queue import QueueName, enqueue_many, get_queue, redis_from_url
+from libs.suppression import stored_hash_key
 from services.campaign.inbound import erased, service
 from services.campaign.inbound import repository as repo
 from services.campaign.inbound.mail import MalformedMail, read
@@ -58,9 +59,10 @@ def _redis(url: str) -> Redis:
 
 def _run(work: Callable[[Session, Context, Effects], T]) -> T:
     settings = InboundSettings()
-    ctx = Context.from_settings(settings)
+    engine = _engine(settings.database_url)
+    ctx = Context.from_settings(settings, suppression_key=stored_hash_key(engine, settings))
     effects = Effects()
-    with system_session(_engine(settings.database_url)) as session:
+    with system_session(engine) as session:
         result = work(session, ctx, effects)
     if effects.jobs:
         enqueue_many(_redis(settings.redis_url), effects.jobs)
@@ -116,8 +118,8 @@ def deliver_webhook(delivery_id: str) -> str:
     2xx and before our commit) and should dedupe on it. A delivered or failed delivery is left alone.
     """
     settings = InboundSettings()
-    ctx = Context.from_settings(settings)
     engine = _engine(settings.database_url)
+    ctx = Context.from_settings(settings, suppression_key=stored_hash_key(engine, settings))
     with system_session(engine) as session:
         row = repo.delivery_with_endpoint(session, uuid.UUID(delivery_id))
         if row is None or row.status != "pending":

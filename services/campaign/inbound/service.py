@@ -26,7 +26,6 @@ from libs.optout import Classification, Intent, classify
 from libs.queue import JobSpec, QueueName
 from libs.suppression import (
     InvalidContact,
-    hash_key,
     normalize_email,
     refresh_lead_status_statement,
     suppress_statement,
@@ -89,13 +88,9 @@ class Context:
     suppression_key: bytes
 
     @classmethod
-    def from_settings(cls, settings: InboundSettings) -> Context:
-        """Build the context from settings."""
-        return cls(
-            settings=settings,
-            box=SecretBox.from_settings(settings),
-            suppression_key=hash_key(settings.secret_key.get_secret_value()),
-        )
+    def from_settings(cls, settings: InboundSettings, *, suppression_key: bytes) -> Context:
+        """Build the context from settings and the stored erasure-hash key (``libs.suppression.stored_hash_key``)."""
+        return cls(settings=settings, box=SecretBox.from_settings(settings), suppression_key=suppression_key)
 
 
 # --------------------------------------------------------------------------- shared steps

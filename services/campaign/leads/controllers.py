@@ -20,7 +20,7 @@ from libs.errors import Invalid
 from libs.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 from libs.queue import PendingJobs
 from libs.security import Principal, Role, requires
-from libs.suppression import hash_key
+from services.campaign.keys import suppression_key
 from services.campaign.leads.csvfile import FileRejected, csv_line
 from services.campaign.leads.repository import ImportRepository, LeadFilters, SuppressionRepository
 from services.campaign.leads.schemas import (
@@ -71,7 +71,7 @@ async def provide_context(request: Request[Any, Any, Any], principal: NamedDepen
     settings = _settings(request)
     return Context(
         principal=principal,
-        hash_key=hash_key(settings.secret_key.get_secret_value()),
+        hash_key=await suppression_key(request.app.state),
         default_region=settings.default_phone_region,
     )
 

@@ -7,7 +7,7 @@ import uuid
 from sqlalchemy import Engine
 
 from libs.db.session import make_engine
-from libs.suppression import hash_key
+from libs.suppression import stored_hash_key
 from services.campaign.leads.contact import mx_resolver
 from services.campaign.leads.importer import ImportRun
 from services.campaign.settings import CampaignSettings
@@ -32,10 +32,11 @@ def run_import(import_id: str) -> str:
     resumes after the last committed chunk; a concurrent second run returns ``busy``.
     """
     settings = CampaignSettings()
+    engine = _engine(settings.database_url)
     runner = ImportRun(
-        _engine(settings.database_url),
+        engine,
         data_dir=settings.data_dir,
-        hash_key=hash_key(settings.secret_key.get_secret_value()),
+        hash_key=stored_hash_key(engine, settings),
         chunk_rows=settings.import_chunk_rows,
         max_rows=settings.import_max_rows,
         resolver=lambda: mx_resolver(settings.dns_nameservers, settings.dns_timeout),
