@@ -37,7 +37,6 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from libs.crypto import SecretBox
 from libs.db.base import SYSTEM_ROLE
 from libs.db.models.leads import Lead, Suppression, SuppressionChannel, SuppressionKind, SuppressionReason
 from libs.settings import CommonSettings
@@ -164,6 +163,8 @@ def load_hash_key(conn: Connection, settings: CommonSettings) -> bytes:
     Raises:
         SecretBoxError: the stored key is sealed with a secret the settings no longer hold.
     """
+    from libs.crypto import SecretBox  # cryptography costs a worker ~6 MB: loaded only where a key is opened
+
     box = SecretBox.from_settings(settings)
     bound = ERASURE_KEY_NAME.encode()
     conn.execute(sa.text(f"SET LOCAL ROLE {SYSTEM_ROLE}"))
@@ -185,6 +186,14 @@ def load_hash_key(conn: Connection, settings: CommonSettings) -> bytes:
             {"name": ERASURE_KEY_NAME, "old": sealed, "new": box.rotate(sealed, associated_data=bound)},
         )
     return key
+
+
+def has_erasure_hashes(session: Session, org_id: uuid.UUID) -> bool:
+    """Whether ``org_id`` has erased anyone (only then must a check compute erasure hashes)."""
+    stmt = sa.select(
+        sa.exists().where(SUPPRESSIONS.c.org_id == org_id, SUPPRESSIONS.c.kind == SuppressionKind.HASH.value)
+    )
+    return bool(session.connection().execute(stmt).scalar())
 
 
 def stored_hash_key(engine: Engine, settings: CommonSettings) -> bytes:
@@ -242,15 +251,17 @@ def covering_channels(channel: str | None, *, every_opt_out_global: bool = False
     return COVERED_BY[channel]
 
 
-def _candidates(leads: Any, key: bytes) -> list[tuple[str, ColumnElement[Any]]]:
-    """Each (kind, value expression) a lead can be matched on."""
-    return [
+def _candidates(leads: Any, key: bytes | None) -> list[tuple[str, ColumnElement[Any]]]:
+    """Each (kind, value expression) a lead can be matched on (no erasure hashes when ``key`` is None)."""
+    candidates = [
         (SuppressionKind.EMAIL.value, leads.c.email_normalized),
         (SuppressionKind.PHONE.value, leads.c.phone),
         (SuppressionKind.DOMAIN.value, sa.func.split_part(leads.c.email_normalized, "@", 2)),
-        (SuppressionKind.HASH.value, _hmac_sql(key, "email", leads.c.email_normalized)),
-        (SuppressionKind.HASH.value, _hmac_sql(key, "phone", leads.c.phone)),
     ]
+    if key is not None:
+        candidates.append((SuppressionKind.HASH.value, _hmac_sql(key, "email", leads.c.email_normalized)))
+        candidates.append((SuppressionKind.HASH.value, _hmac_sql(key, "phone", leads.c.phone)))
+    return candidates
 
 
 def suppressed_clause(
@@ -288,7 +299,7 @@ def suppressed_query(
     org_id: uuid.UUID,
     lead_ids: Sequence[uuid.UUID],
     channel: str | None,
-    key: bytes,
+    key: bytes | None,
     every_opt_out_global: bool = False,
 ) -> sa.Select[Any]:
     """Select ``(lead_id, suppression_id, channel, kind, reason, source)``: every reason each lead is suppressed."""
@@ -335,7 +346,7 @@ async def find_suppressed(
     org_id: uuid.UUID,
     lead_ids: Sequence[uuid.UUID],
     channel: str | None,
-    key: bytes,
+    key: bytes | None,
     every_opt_out_global: bool = False,
 ) -> dict[uuid.UUID, list[SuppressionHit]]:
     """Return, for each suppressed lead among ``lead_ids``, why it may not be reached on ``channel``."""
@@ -353,10 +364,10 @@ def find_suppressed_sync(
     org_id: uuid.UUID,
     lead_ids: Sequence[uuid.UUID],
     channel: str | None,
-    key: bytes,
+    key: bytes | None,
     every_opt_out_global: bool = False,
 ) -> dict[uuid.UUID, list[SuppressionHit]]:
-    """Synchronous twin of :func:`find_suppressed` (workers, ticker)."""
+    """Synchronous twin of :func:`find_suppressed` (workers, ticker); ``key`` None skips erasure hashes."""
     if not lead_ids:
         return {}
     stmt = suppressed_query(

@@ -62,7 +62,13 @@ from libs.db.session import make_engine, system_session
 from libs.links import open_url, track_links, unsubscribe_url
 from libs.queue import JobSpec, QueueName, enqueue_many, redis_from_url
 from libs.schedule import Delay, ScheduleError, SendWindow, channel_window, next_send_time, zone
-from libs.suppression import find_suppressed_sync, normalize_email, stored_hash_key, suppress_statement
+from libs.suppression import (
+    find_suppressed_sync,
+    has_erasure_hashes,
+    normalize_email,
+    stored_hash_key,
+    suppress_statement,
+)
 from services.worker import ledger
 from services.worker.channels.email import OutgoingEmail, SmtpAccount, SmtpTransport, build_email
 from services.worker.channels.outcome import Outcome, SendResult
@@ -110,7 +116,6 @@ class Context:
     smtp: SmtpTransport
     limiter: RateLimiter
     recorder: LocalRecorder
-    suppression_key: bytes
     twilio_clients: dict[tuple[str, str], Any] = field(default_factory=dict)
     personalizers: dict[str, Personalizer] = field(default_factory=dict)
     before_send: Callable[[Row[Any]], None] | None = None
@@ -118,7 +123,18 @@ class Context:
     before_claim: Callable[[Row[Any]], None] | None = None
     """Test hook called after the gate and right before the claim (races), never set in production."""
     _box: SecretBox | None = None
+    _erasure_key: bytes | None = None
     _steps: futures.ThreadPoolExecutor | None = None
+
+    def erasure_key(self) -> bytes:
+        """The key of erasure hashes (``libs.suppression.load_hash_key``), loaded on first need.
+
+        Only an organization that has erased someone needs it, and opening it loads
+        cryptography (about 6 MB per worker), so a worker that never meets one never pays.
+        """
+        if self._erasure_key is None:
+            self._erasure_key = stored_hash_key(self.engine, self.settings)
+        return self._erasure_key
 
     def step_thread(self) -> futures.ThreadPoolExecutor:
         """The one thread that commits a claim while the job's thread opens the send."""
@@ -147,7 +163,6 @@ class Context:
             smtp=SmtpTransport(timeout=settings.smtp_timeout),
             limiter=RateLimiter(redis),
             recorder=LocalRecorder(settings.data_dir),
-            suppression_key=stored_hash_key(engine, settings),
         )
 
     def now(self) -> datetime:
@@ -426,8 +441,9 @@ def _suppressed(ctx: Context, session: Session, rows: Sequence[Row[Any]]) -> set
         groups.setdefault((row.org_id, row.channel), []).append(row)
     found: set[uuid.UUID] = set()
     for (org_id, channel), members in groups.items():
+        key = ctx.erasure_key() if has_erasure_hashes(session, org_id) else None
         hits = find_suppressed_sync(
-            session, org_id=org_id, lead_ids=[r.lead_id for r in members], channel=channel, key=ctx.suppression_key
+            session, org_id=org_id, lead_ids=[r.lead_id for r in members], channel=channel, key=key
         )
         found.update(r.id for r in members if r.lead_id in hits)
     return found

@@ -13,6 +13,7 @@ from redis import Redis
 
 from libs.crypto import SecretBox
 from libs.db.session import make_engine, system_session
+from libs.suppression import contact_hash, stored_hash_key, suppress_statement
 from services.worker import jobs
 from services.worker.ticker import Ticker
 from tests.services.worker.conftest import drain, messages
@@ -166,6 +167,32 @@ def test_suppression_added_while_queued_is_respected(
     [row] = messages(engine, world)
     assert (row.status, row.hold_reason) == ("skipped", "suppressed")
     assert smtp.messages == []
+
+
+def test_an_erasure_hash_added_while_queued_holds_the_contact(
+    ctx: jobs.Context, redis: Redis, engine: sa.Engine, smtp: SmtpServer
+) -> None:
+    """Someone erased elsewhere in the organization is known only by the hash of their address:
+    the gate computes it (loading the erasure key only now that the organization has one)."""
+    world = create_world(engine, smtp=(smtp.host, smtp.port))
+    Ticker(ctx.settings, ctx.engine, redis).tick()
+    assert ctx._erasure_key is None  # no organization with erasures met yet: the key was never opened
+    key = stored_hash_key(engine, ctx.settings)
+    with system_session(engine) as s:
+        s.execute(
+            suppress_statement(
+                org_id=world.org_id,
+                channel="all",
+                kind="hash",
+                value=contact_hash(key, "email", "lead0@example0.test"),
+                reason="erasure",
+            )
+        )
+    drain(ctx, redis)
+    [row] = messages(engine, world)
+    assert (row.status, row.hold_reason) == ("skipped", "suppressed")
+    assert smtp.messages == []
+    assert ctx._erasure_key == key
 
 
 def test_missing_consent_skips(ctx: jobs.Context, redis: Redis, engine: sa.Engine, tmp_path: Path) -> None:
