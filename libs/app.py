@@ -24,7 +24,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from libs.db.session import Database
 from libs.errors import EXCEPTION_HANDLERS, Unauthorized, Unavailable
 from libs.logging import configure_logging
-from libs.queue import PendingJobs, redis_from_url
+from libs.queue import PendingJobs, redis_from_url, require_noeviction
 from libs.security import PUBLIC, JWTAuthMiddleware, KeySource, Principal, TokenVerifier
 from libs.settings import CommonSettings
 
@@ -171,6 +171,7 @@ def create_service_app(
         owns_redis = redis is None
         app.state.db = database or Database.from_url(settings.database_url, pool_size=settings.database_pool_size)
         app.state.redis = redis or redis_from_url(settings.redis_url)
+        require_noeviction(app.state.redis)  # jobs enqueued after a commit must not be evicted
         app.state.verifier = verifier or TokenVerifier(
             KeySource(url=settings.jwks_url), issuer=settings.jwt_issuer, audience=settings.jwt_audience
         )

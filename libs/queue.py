@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+import structlog
 from redis import Redis
+from redis.exceptions import ResponseError
 from rq import Queue
 from rq.serializers import JSONSerializer
 
@@ -24,11 +26,41 @@ class QueueName(StrEnum):
 
 
 ALL_QUEUES: tuple[QueueName, ...] = tuple(QueueName)
+log = structlog.get_logger(__name__)
 
 
 def redis_from_url(url: str) -> Redis:
     """Open a Redis client; RQ needs raw bytes, so responses are not decoded."""
     return Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=30)
+
+
+class RedisEvicts(RuntimeError):
+    """Redis may evict keys under memory pressure: queued jobs would vanish without a trace."""
+
+
+def require_noeviction(connection: Redis) -> None:
+    """Refuse to run against a Redis whose ``maxmemory-policy`` is not ``noeviction``.
+
+    With any other policy a full Redis silently drops keys, queued jobs among them. (The
+    ledger would still repair lost jobs, but an operator must know the queue is not a safe
+    place.) A Redis that hides ``CONFIG`` (some managed services) cannot be checked; that is
+    logged, not refused.
+
+    Raises:
+        RedisEvicts: the policy is something else.
+    """
+    try:
+        found = connection.config_get("maxmemory-policy")
+    except ResponseError as exc:
+        log.warning("redis_policy_unknown", error=str(exc))
+        return
+    raw = next(iter(found.values()), b"") if found else b""
+    policy = raw.decode() if isinstance(raw, bytes) else str(raw)
+    if policy != "noeviction":
+        raise RedisEvicts(
+            f"Redis maxmemory-policy is {policy!r}: set it to 'noeviction' (CONFIG SET maxmemory-policy noeviction"
+            " and in redis.conf) so queued jobs are never evicted."
+        )
 
 
 def get_queue(name: QueueName | str, connection: Redis) -> Queue:

@@ -28,7 +28,7 @@ from rq.serializers import JSONSerializer
 
 from libs.db.session import make_engine
 from libs.logging import configure_logging
-from libs.queue import ALL_QUEUES, get_queue, redis_from_url
+from libs.queue import ALL_QUEUES, get_queue, redis_from_url, require_noeviction
 from services.worker import jobs
 from services.worker.settings import WorkerSettings
 from services.worker.ticker import alive_key, run_ticker_loop
@@ -56,6 +56,7 @@ def run_worker(
     settings = settings or WorkerSettings()
     configure_logging(service="worker", level=settings.log_level, json=settings.json_logs)
     connection = redis_from_url(settings.redis_url)
+    require_noeviction(connection)
     jobs.install(jobs.Context.create(settings))
     worker = SimpleWorker([get_queue(q, connection) for q in queues], connection=connection, serializer=JSONSerializer)
     stop = threading.Event()
@@ -77,6 +78,7 @@ def run_ticker(settings: WorkerSettings | None = None) -> None:
     configure_logging(service="ticker", level=settings.log_level, json=settings.json_logs)
     engine = make_engine(settings.database_url, pool_size=2)
     redis = redis_from_url(settings.redis_url)
+    require_noeviction(redis)
     try:
         run_ticker_loop(settings, engine, redis)
     finally:

@@ -14,6 +14,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
+from redis import Redis
+from rq.registry import StartedJobRegistry
 
 from libs.crypto import SecretBox
 from libs.db.session import make_engine
@@ -153,4 +155,24 @@ def test_kill_9_of_a_worker_mid_send_loses_nothing_and_sends_nothing_twice(
     assert [r.status for r in rows].count("unknown") == 1  # the one in flight: never resent
     assert providers.count("messages") == 50
     assert len({r.form["To"] for r in providers.received("messages")}) == 50
+    engine.dispose()
+
+
+def test_sigterm_mid_send_finishes_the_job_then_exits(
+    fleet: Fleet, database_url: str, redis_url: str, smtp: SmtpServer, providers: ProviderServer
+) -> None:
+    """RELIABILITY R4: a warm shutdown lets the send in flight finish and be recorded, then exits."""
+    engine, world = launch(database_url, smtp, 1, ("sms",))
+    providers.script("messages", hang(1.5))  # answered, but only after the SIGTERM below
+    fleet.start(TICKER, "ticker")
+    worker = fleet.start(WORKER, "worker")
+    providers.wait_for("messages", 1, timeout=120)
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(30) == 0
+    [row] = messages(engine, world)
+    assert row.status == "sent"
+    assert providers.count("messages") == 1
+    connection = Redis.from_url(redis_url)
+    assert StartedJobRegistry("sms", connection=connection).count == 0
+    connection.close()
     engine.dispose()
