@@ -142,8 +142,10 @@ def _event_scans(node: dict[str, Any]) -> list[dict[str, Any]]:
 
 def test_analytics_read_only_the_windows_index_entries(database_url: str) -> None:
     """On a realistic analyzed data set (the benchmark's, 20,000 events and as many of other
-    campaigns and organizations interleaved), the events are read from the covering index
-    alone, and the buffers a window touches scale with the window, not with the table."""
+    campaigns and organizations interleaved), a window's events are read from the covering
+    index alone, and the buffers a window touches scale with the window, not with the table.
+    (For the whole campaign, half this small table, a sequential scan may be the cheaper plan
+    under some servers' cost settings: only its buffers are compared.)"""
     seeded = seed(database_url, 20_000)
     windows = {
         "campaign": (None, None),
@@ -153,11 +155,12 @@ def test_analytics_read_only_the_windows_index_entries(database_url: str) -> Non
     buffers = {}
     for name, (since, until) in windows.items():
         scans = _event_scans(_plan(database_url, seeded, since, until))
-        assert [s["Node Type"] for s in scans] == ["Index Only Scan"], (name, scans)
+        assert len(scans) == 1, (name, scans)
         scan = scans[0]
-        assert scan["Index Name"] == "ix_message_events_campaign_id_type_occurred_at", name
-        assert scan["Heap Fetches"] == 0, name
         if since is not None:
+            assert scan["Node Type"] == "Index Only Scan", (name, scan)
+            assert scan["Index Name"] == "ix_message_events_campaign_id_type_occurred_at", name
+            assert scan["Heap Fetches"] == 0, name
             assert "occurred_at >=" in scan["Index Cond"], scan
             assert "occurred_at <" in scan["Index Cond"], scan
         buffers[name] = scan["Shared Hit Blocks"] + scan["Shared Read Blocks"]
