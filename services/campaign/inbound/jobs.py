@@ -163,43 +163,24 @@ def deliver_webhook(delivery_id: str) -> str:
             response_excerpt=excerpt,
         )
         now = utcnow()
+        delay: float | None = None
+        values: dict[str, object]
         if ok:
-            repo.update_delivery(
-                session,
-                row.id,
-                status="delivered",
-                attempts=number,
-                last_status_code=status_code,
-                last_error=None,
-                delivered_at=now,
-                next_attempt_at=None,
-                updated_at=now,
-            )
-            outcome, delay = "delivered", None
+            outcome, values = "delivered", {"status": "delivered", "delivered_at": now, "next_attempt_at": None}
         elif number >= settings.webhook_max_attempts:
-            repo.update_delivery(
-                session,
-                row.id,
-                status="failed",
-                attempts=number,
-                last_status_code=status_code,
-                last_error=error,
-                next_attempt_at=None,
-                updated_at=now,
-            )
-            outcome, delay = "failed", None
+            outcome, values = "failed", {"status": "failed", "next_attempt_at": None}
         else:
             delay = backoff(number, base=settings.webhook_backoff_base, cap=settings.webhook_backoff_max)
-            repo.update_delivery(
-                session,
-                row.id,
-                attempts=number,
-                last_status_code=status_code,
-                last_error=error,
-                next_attempt_at=now + timedelta(seconds=delay),
-                updated_at=now,
-            )
-            outcome = "retry"
+            outcome, values = "retry", {"next_attempt_at": now + timedelta(seconds=delay)}
+        repo.update_delivery(
+            session,
+            row.id,
+            attempts=number,
+            last_status_code=status_code,
+            last_error=None if ok else error,
+            updated_at=now,
+            **values,
+        )
     log.info("webhook_attempt", delivery_id=delivery_id, attempt=number, outcome=outcome, status_code=status_code)
     if delay is not None and delay <= 0:
         queue = get_queue(QueueName.INBOUND, _redis(settings.redis_url))

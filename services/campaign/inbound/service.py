@@ -604,24 +604,12 @@ def process_email(session: Session, ctx: Context, effects: Effects, event_id: uu
                 lead_ids=[message.lead_id],
             )
             effective_at = utcnow()
-        emit(
+        _record_hard_bounce(
             session,
             effects,
-            org_id=message.org_id,
-            lead_id=message.lead_id,
-            type_=EventType.BOUNCED,
+            message,
             now=now,
-            message=message,
             data={"status": mail.status, "hard": True, "diagnostic": mail.diagnostic},
-        )
-        repo.stop_enrollments(
-            session,
-            org_id=message.org_id,
-            lead_ids=[message.lead_id],
-            reason="bounced",
-            now=now,
-            rule="on_bounce",
-            rule_default=False,
         )
     elif mail.kind is MailKind.SOFT_BOUNCE:
         log.info("email_soft_bounce", message_id=str(message.id), status=mail.status)
@@ -717,26 +705,8 @@ def process_erased_email(session: Session, effects: Effects, event_id: uuid.UUID
     if event.payload.get("kind") == MailKind.HARD_BOUNCE.value:
         status = event.payload.get("status")
         code = str(status) if isinstance(status, str) and _DSN_STATUS.fullmatch(status) else None
-        if advance(session, message, MessageStatus.BOUNCED, now=now, error_code=f"dsn_{code or 'bounce'}"):
-            emit(
-                session,
-                effects,
-                org_id=message.org_id,
-                lead_id=message.lead_id,
-                type_=EventType.BOUNCED,
-                now=now,
-                message=message,
-                data={"hard": True, "code": code},
-            )
-        repo.stop_enrollments(
-            session,
-            org_id=message.org_id,
-            lead_ids=[message.lead_id],
-            reason="bounced",
-            now=now,
-            rule="on_bounce",
-            rule_default=False,
-        )
+        bounced = advance(session, message, MessageStatus.BOUNCED, now=now, error_code=f"dsn_{code or 'bounce'}")
+        _record_hard_bounce(session, effects, message, now=now, data={"hard": True, "code": code} if bounced else None)
         outcome = MailKind.HARD_BOUNCE.value
     repo.finish_event(
         session,
@@ -748,6 +718,33 @@ def process_erased_email(session: Session, effects: Effects, event_id: uuid.UUID
         lead_id=message.lead_id,
     )
     return outcome
+
+
+def _record_hard_bounce(
+    session: Session, effects: Effects, message: Any, *, now: datetime, data: dict[str, Any] | None
+) -> None:
+    """Record a hard bounce of ``message`` (``data`` None: its event is already recorded) and stop its lead's
+    enrollments where the campaign stops on bounces."""
+    if data is not None:
+        emit(
+            session,
+            effects,
+            org_id=message.org_id,
+            lead_id=message.lead_id,
+            type_=EventType.BOUNCED,
+            now=now,
+            message=message,
+            data=data,
+        )
+    repo.stop_enrollments(
+        session,
+        org_id=message.org_id,
+        lead_ids=[message.lead_id],
+        reason="bounced",
+        now=now,
+        rule="on_bounce",
+        rule_default=False,
+    )
 
 
 def _normalized(address: str | None) -> str | None:
