@@ -30,7 +30,7 @@ from typing import Any
 import phonenumbers
 import sqlalchemy as sa
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import Connection, Engine
+from sqlalchemy import URL, Connection, Engine
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Session
@@ -147,7 +147,7 @@ def hash_key(secret: str | bytes) -> bytes:
 
 
 ERASURE_KEY_NAME = "suppression-hash"
-_stored_keys: dict[tuple[str, str], bytes] = {}
+_stored_keys: dict[tuple[URL, str], bytes] = {}
 
 
 def load_hash_key(conn: Connection, settings: CommonSettings) -> bytes:
@@ -198,7 +198,7 @@ def has_erasure_hashes(session: Session, org_id: uuid.UUID) -> bool:
 
 def stored_hash_key(engine: Engine, settings: CommonSettings) -> bytes:
     """:func:`load_hash_key` in its own transaction, once per process and database."""
-    cache_key = (engine.url.render_as_string(hide_password=True), settings.secret_key.get_secret_value())
+    cache_key = (engine.url, settings.secret_key.get_secret_value())
     if cache_key not in _stored_keys:
         with engine.begin() as conn:
             _stored_keys[cache_key] = load_hash_key(conn, settings)
