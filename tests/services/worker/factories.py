@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,21 +15,10 @@ from libs.db.models.brand import Brand, ProviderCredential, Sender
 from libs.db.models.campaign import Campaign, CampaignStep, Enrollment
 from libs.db.models.leads import Lead
 from libs.db.session import system_session
+from tests.support.world import World
 
 ALWAYS = {"weekdays": [0, 1, 2, 3, 4, 5, 6], "start": "00:00", "end": "24:00"}
 CONSENT = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-@dataclass
-class World:
-    """What a test set up: ids to look things up by."""
-
-    org_id: uuid.UUID
-    brand_id: uuid.UUID
-    campaign_id: uuid.UUID
-    step_ids: list[uuid.UUID] = field(default_factory=list)
-    lead_ids: list[uuid.UUID] = field(default_factory=list)
-    enrollment_ids: list[uuid.UUID] = field(default_factory=list)
 
 
 def create_world(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,23 +16,12 @@ from libs.db.models.campaign import Campaign, CampaignStep, Enrollment, Message
 from libs.db.models.inbound import MessageLink
 from libs.db.models.leads import Lead
 from libs.db.session import system_session
+from tests.support.world import World
 
 ACCOUNT_SID = "AC" + "1" * 32
 AUTH_TOKEN = "twilio-auth-token-0123456789abcdef"
 SMS_NUMBER = "+14155550100"
 NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
-
-
-@dataclass
-class World:
-    """Ids of what a test set up."""
-
-    org_id: uuid.UUID
-    brand_id: uuid.UUID
-    campaign_id: uuid.UUID
-    step_ids: list[uuid.UUID] = field(default_factory=list)
-    lead_ids: list[uuid.UUID] = field(default_factory=list)
-    enrollment_ids: list[uuid.UUID] = field(default_factory=list)
 
 
 def create_world(
