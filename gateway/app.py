@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -16,7 +17,6 @@ from litestar import Litestar, Response, get
 from litestar.datastructures import State
 from litestar.static_files import create_static_files_router
 from redis import Redis
-from swagger_ui_bundle import swagger_ui_path
 
 from gateway.openapi import merge_openapi
 from gateway.ops import MeteredProxy, ops_lifespan, ops_route_handlers, ops_state
@@ -32,6 +32,18 @@ from libs.queue import redis_from_url
 from libs.security import PUBLIC, KeySource, TokenVerifier
 
 DOCS_ASSETS = "/api/docs/assets"
+
+
+# swagger-ui-dist 5 (OpenAPI 3.1) as shipped by drf-spectacular-sidecar: only its static files are
+# served, found without importing the package (its __init__ imports Django, which is not installed).
+def _swagger_ui_dir() -> Path:
+    spec = importlib.util.find_spec("drf_spectacular_sidecar")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("drf-spectacular-sidecar (the API docs' Swagger UI) is not installed")
+    return Path(next(iter(spec.submodule_search_locations))) / "static" / "drf_spectacular_sidecar" / "swagger-ui-dist"
+
+
+SWAGGER_UI_DIR = _swagger_ui_dir()
 _DOCS_HTML = f"""<!doctype html>
 <html lang="en">
 <head>
@@ -274,7 +286,7 @@ def create_app(
             yield
 
     assets = create_static_files_router(
-        path=DOCS_ASSETS, directories=[Path(str(swagger_ui_path))], opt=PUBLIC, include_in_schema=False
+        path=DOCS_ASSETS, directories=[SWAGGER_UI_DIR], opt=PUBLIC, include_in_schema=False
     )
     inner = Litestar(
         route_handlers=[healthz, readyz, openapi_document, docs_page, docs_init, assets, *ops_route_handlers()],
