@@ -181,7 +181,10 @@ def walk_with_api_key(system: DevSystem, smtp: SmtpServer, api: httpx.Client, br
     postal_address = brand_body["postal_address"]
     assert brand["postal_address"] == postal_address
     readiness = ok(api.get(f"/api/brands/{brand_id}/readiness"))
-    assert {gap["code"] for gap in readiness["channels"]["email"]["missing"]} == {"opt_out_email", "email_sender"}
+    # The README's brand already carries its email opt-out wording: only the sender is missing.
+    assert brand["opt_out_email"] == brand_body["opt_out_email"]
+    assert [gap["code"] for gap in readiness["channels"]["email"]["missing"]] == ["email_sender"]
+    assert "opt_out_sms" in {gap["code"] for gap in readiness["channels"]["sms"]["missing"]}
     wording = {"opt_out_email": OPT_OUT_EMAIL, "opt_out_sms": OPT_OUT_SMS}
     stale = api.patch(f"/api/brands/{brand_id}", json=wording, headers={"If-Match": '"v0"'})
     assert stale.status_code == 412, stale.text
