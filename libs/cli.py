@@ -14,7 +14,9 @@ from typing import Any
 
 import click
 
+from libs.dev import edge
 from libs.dev.settings import DevSettings
+from libs.dev.state import Applied, use_running_system
 from libs.dev.supervisor import EXIT_UNAVAILABLE, ChildSpec, Supervisor, die_with_supervisor
 
 APPS = ("gateway", "auth", "brand", "campaign")
@@ -28,6 +30,8 @@ TARGETS: dict[str, str] = {
     "ticker": "services.worker.main:run_ticker",
     "sink": "services.worker.sinks:run_sink",
     "create-operator": "services.auth.cli:create_operator",
+    "resolve": "gateway.ops.cli:resolve_messages",
+    "unknown": "gateway.ops.cli:list_unknown",
 }
 """Every entry point of the boxes, by dotted path ``module:attribute``."""
 
@@ -78,10 +82,68 @@ def _queues(value: str) -> list[str]:
     return names
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "terminal_width": 100, "max_content_width": 100})
-def main() -> None:
+OWN_SYSTEM = frozenset({"dev", "sink"})
+"""Commands that never look for a running ``sdr dev``: it is the system, or needs none."""
+HELP = frozenset({"-h", "--help"})
+
+
+class SdrGroup(click.Group):
+    """The ``sdr`` group: a known user error (a server down, a bad URL, a port in use) ends in one line."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; turn the exception families of :mod:`libs.dev.edge` into one-line click errors."""
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:
+            error = edge.translate(exc)
+            if error is None:
+                raise  # a bug: keep its traceback
+            raise error from None
+
+
+def running_system() -> Applied:
+    """Return what the group found about a running ``sdr dev`` (nothing outside a command)."""
+    ctx = click.get_current_context(silent=True)
+    obj = ctx.find_root().obj if ctx is not None else None
+    return obj if isinstance(obj, Applied) else Applied(None, None)
+
+
+@click.group(
+    cls=SdrGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "terminal_width": 100, "max_content_width": 100},
+)
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """Tidewater: run the whole system (sdr dev) or one of its processes."""
     die_with_supervisor()
+    if ctx.invoked_subcommand == "sink" or ctx.resilient_parsing or HELP & set(ctx.args):
+        return
+    settings = DevSettings()
+    if ctx.invoked_subcommand in OWN_SYSTEM:
+        # sdr dev starts embedded servers for the URLs it is not given; check only the given ones.
+        if "database_url" in settings.model_fields_set:
+            edge.check_database_url(settings.database_url)
+            edge.note(database_url=settings.database_url)
+        if "redis_url" in settings.model_fields_set:
+            edge.check_redis_url(settings.redis_url)
+            edge.note(redis_url=settings.redis_url)
+        return
+    # Every other command uses what `sdr dev` runs on this data dir, unless given its own servers.
+    given: dict[str, str] = {
+        name: str(value.get_secret_value() if hasattr(value, "get_secret_value") else value)
+        for name in ("database_url", "redis_url", "inbound_email_secret")
+        if name in settings.model_fields_set and (value := getattr(settings, name)) is not None
+    }
+    applied = use_running_system(settings.data_dir, explicit=given)
+    ctx.obj = applied
+    if applied.message:
+        click.echo(applied.message, err=True)
+    settings = DevSettings() if applied.state is not None else settings
+    edge.check_database_url(settings.database_url)
+    edge.check_redis_url(settings.redis_url)
+    edge.note(database_url=settings.database_url, redis_url=settings.redis_url)
 
 
 @main.command()
@@ -92,6 +154,8 @@ def migrate(database_url: str | None) -> None:
     from libs.dev.embedded import ensure_database
 
     url = database_url or DevSettings().database_url
+    edge.check_database_url(url)
+    edge.note(database_url=url)
     if ensure_database(url):
         click.echo("created the database")
     upgrade(url)
@@ -107,16 +171,24 @@ def serve(app: str, host: str | None, port: int | None, workers: int) -> None:
     """Serve the gateway or one service with uvicorn (uvloop, httptools)."""
     import uvicorn
 
+    from libs.dev.system import port_free
     from libs.logging import configure_logging
 
     settings = DevSettings()
     require(app, f"the {app} app")
+    host, port = host or settings.host, port or settings.port_of(app)
+    if not port_free(host, port):
+        # uvicorn would log the bind error and exit 1; say what to do instead.
+        raise edge.CliError(
+            f"{host}:{port} is already in use",
+            f"stop what listens there (is `./tidewater up` running?) or pass --port / set SDR_{app.upper()}_PORT",
+        )
     configure_logging(service=app, level=settings.log_level, json=settings.json_logs)
     uvicorn.run(
         TARGETS[app],
         factory=True,
-        host=host or settings.host,
-        port=port or settings.port_of(app),
+        host=host,
+        port=port,
         workers=workers,
         loop="uvloop",
         http="httptools",
@@ -193,10 +265,17 @@ def status(watch: bool, interval: float, redis_url: str | None, database_url: st
     from libs.queue_stats import status_text
 
     settings = DevSettings()
-    redis = redis_from_url(redis_url or settings.redis_url)
-    engine = make_engine(database_url or settings.database_url, pool_size=1)
+    redis_url, database_url = redis_url or settings.redis_url, database_url or settings.database_url
+    edge.check_redis_url(redis_url, variable="--redis-url")
+    edge.check_database_url(database_url, variable="--database-url")
+    edge.note(database_url=database_url, redis_url=redis_url)
+    redis = redis_from_url(redis_url)
+    engine = make_engine(database_url, pool_size=1)
     try:
         while True:
+            # Fail loudly (the edge says why, non-zero) rather than print empty queues.
+            redis.ping()
+            ledger_readable(engine)
             text = status_text(redis, engine)
             if watch:
                 click.clear()
@@ -209,6 +288,121 @@ def status(watch: bool, interval: float, redis_url: str | None, database_url: st
     finally:
         engine.dispose()
         redis.close()
+
+
+def ledger_readable(engine: Any) -> None:
+    """Read the ledger the way ``sdr status`` does; raise what the database raised when it cannot."""
+    import sqlalchemy as sa
+
+    from libs.db.session import system_session
+
+    with system_session(engine) as session:
+        session.connection().execute(sa.text("SELECT 1 FROM messages LIMIT 1"))
+
+
+@main.command()
+@click.argument("message", required=False)
+@click.option("--body", default=None, help="The reply's text (a friendly default when omitted).")
+@click.option("--bounce", is_flag=True, help="Feed an RFC 3464 bounce of MESSAGE instead of a reply.")
+@click.option(
+    "--status",
+    "dsn_status",
+    default="5.1.1",
+    show_default=True,
+    help="The bounce's DSN status: 5.x.x is a hard bounce, 4.x.x a soft one.",
+)
+@click.option("--url", default=None, help="The gateway (default: the running sdr dev's, else SDR_PUBLIC_BASE_URL).")
+@click.option("--show", is_flag=True, help="Print the email that is sent.")
+def reply(message: str | None, body: str | None, bounce: bool, dsn_status: str, url: str | None, show: bool) -> None:
+    """Answer (or --bounce) a message of the local mail sink through /hooks/email/inbound.
+
+    MESSAGE is a file, or a file name in <data dir>/mail/new; the newest message by default.
+    The email is signed with SDR_INBOUND_EMAIL_SECRET, else the development secret of sdr dev.
+    """
+    import json
+
+    from libs.dev.reply import DEFAULT_BODY, build_bounce, build_reply, find_message, post_inbound
+    from libs.dev.state import SECRET_FILE
+
+    settings = DevSettings()
+    state = running_system().state
+    data_dir = Path(state.data_dir) if state is not None else settings.data_dir.expanduser().resolve()
+    path = find_message(data_dir, message)
+    original = path.read_bytes()
+    raw = build_bounce(original, status=dsn_status) if bounce else build_reply(original, body or DEFAULT_BODY)
+    secret = settings.inbound_email_secret.get_secret_value() if settings.inbound_email_secret else None
+    if secret is None and (data_dir / SECRET_FILE).exists():
+        secret = (data_dir / SECRET_FILE).read_text(encoding="utf-8").strip() or None
+    if secret is None:
+        raise edge.CliError(
+            "no inbound-mail secret to sign with", "set SDR_INBOUND_EMAIL_SECRET, or start `./tidewater up` once"
+        )
+    gateway = url or (state.gateway_url if state is not None else None)
+    gateway = gateway or settings.public_base_url or settings.url_of("gateway")
+    if show:
+        click.echo(raw.decode("utf-8", "replace"))
+    response = post_inbound(gateway, raw, secret)
+    try:
+        answer: Any = response.json()
+    except ValueError:
+        answer = response.text[:500]
+    what = "bounce" if bounce else "reply"
+    if response.status_code >= 400:
+        detail = answer.get("detail", answer) if isinstance(answer, dict) else answer
+        hint = (
+            "sign with the secret `./tidewater up` printed (SDR_INBOUND_EMAIL_SECRET)"
+            if response.status_code in (401, 403)
+            else "see the gateway's log"
+        )
+        refused = f"the inbound hook refused the {what} of {path.name} ({response.status_code}: {detail})"
+        raise edge.CliError(refused, hint)
+    click.echo(f"{what} to {path.name} -> {response.status_code} {json.dumps(answer)}")
+
+
+@main.command("resolve")
+@click.argument("message_ids", nargs=-1, required=True, metavar="MESSAGE_ID...")
+@click.option("--delivered", is_flag=True, help="The provider has it: mark it sent; the enrollment moves on.")
+@click.option("--resend", is_flag=True, help="It never arrived: queue it to be sent once more.")
+@click.option("--failed", is_flag=True, help="It never arrived: mark it failed; the enrollment moves on.")
+@click.option("--operator", "operator_email", required=True, metavar="EMAIL", help="Who decides (an operator).")
+@click.option("--note", default=None, help="Why, kept with the decision in each message's events.")
+@click.option("--database-url", envvar="SDR_DATABASE_URL", help="Defaults to SDR_DATABASE_URL.")
+@click.option("--redis-url", envvar="SDR_REDIS_URL", help="Defaults to SDR_REDIS_URL.")
+def resolve_unknown(
+    message_ids: tuple[str, ...],
+    delivered: bool,
+    resend: bool,
+    failed: bool,
+    operator_email: str,
+    note: str | None,
+    database_url: str | None,
+    redis_url: str | None,
+) -> None:
+    """Resolve messages whose send outcome is unknown (one line each; exit 1 if any was not resolved)."""
+    chosen = [name for name, on in (("delivered", delivered), ("resend", resend), ("failed", failed)) if on]
+    if len(chosen) != 1:
+        raise click.UsageError("Choose exactly one of --delivered, --resend or --failed.")
+    settings = DevSettings()
+    target = require("resolve", "resolving messages", process=False)
+    refused = target(
+        message_ids,
+        chosen[0],
+        operator_email,
+        note,
+        database_url=database_url or settings.database_url,
+        redis_url=redis_url or settings.redis_url,
+    )
+    if refused:
+        raise SystemExit(1)
+
+
+@main.command("unknown")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=100, show_default=True, help="At most this many.")
+@click.option("--database-url", envvar="SDR_DATABASE_URL", help="Defaults to SDR_DATABASE_URL.")
+def list_unknown(limit: int, database_url: str | None) -> None:
+    """List the messages whose send outcome is unknown, oldest first (resolve them with sdr resolve)."""
+    target = require("unknown", "listing unknown messages", process=False)
+    target(database_url=database_url or DevSettings().database_url, limit=limit)
 
 
 @main.command()

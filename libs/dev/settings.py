@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from libs.settings import CommonSettings
@@ -28,6 +28,11 @@ class DevSettings(CommonSettings):
     dev_ready_timeout: float = Field(default=90.0, gt=0, description="Seconds `sdr dev` waits for /readyz.")
     dev_grace_seconds: float = Field(
         default=10.0, gt=0, description="Seconds a child gets between SIGTERM and SIGKILL on shutdown."
+    )
+    public_base_url: str | None = Field(default=None, description="Public URL of the gateway, when not the local one.")
+    inbound_email_secret: SecretStr | None = Field(
+        default=None,
+        description="Secret of /hooks/email/inbound; unset, `sdr dev` generates a development one in the data dir.",
     )
 
     def port_of(self, app: str) -> int:

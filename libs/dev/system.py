@@ -5,6 +5,9 @@ and migrated, then the gateway, the three services, the workers, the ticker (whe
 box has one) and the SMTP sink, each a separate ``sdr`` process. Once the gateway's
 ``/readyz`` is green the URLs are printed; from then on a child that dies is reported with
 its exit code and restarted with backoff, and Ctrl-C or SIGTERM stops everything.
+
+Once up, ``<data dir>/dev.json`` says where the system is (``libs.dev.state``), so that every
+other ``sdr`` command run in the same project talks to it; a clean stop removes the file.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import socket
 import sys
 import time
 from collections.abc import Sequence
@@ -24,11 +28,15 @@ import httpx
 from sqlalchemy.engine import make_url
 
 from libs.db.migrate import upgrade
+from libs.dev.edge import CliError
 from libs.dev.embedded import embedded_postgres, ensure_database, free_port, redis_child, wait_for_redis
+from libs.dev.reply import INBOUND_EMAIL_PATH
 from libs.dev.settings import DevSettings
+from libs.dev.state import SECRET_FILE, DevState, dev_inbound_secret, remove_state, write_state
 from libs.dev.supervisor import ChildSpec, Supervisor
 from libs.logging import configure_logging
 from libs.queue import ALL_QUEUES
+from libs.settings import Environment
 
 SERVICES = ("auth", "brand", "campaign")
 """The services ``sdr dev`` runs behind the gateway, in start order."""
@@ -51,6 +59,8 @@ class Resolved:
     embedded_postgres: bool
     embedded_redis: bool
     postmaster_pid: int = 0
+    inbound_email_secret: str | None = None
+    """The development inbound-mail secret ``sdr dev`` generated; ``None`` when the user set one."""
 
 
 def sdr_argv(*args: str) -> list[str]:
@@ -76,7 +86,37 @@ def child_environment(settings: DevSettings, resolved: Resolved) -> dict[str, st
             "SDR_ENV": settings.env.value,
         }
     )
+    if resolved.inbound_email_secret is not None:
+        env["SDR_INBOUND_EMAIL_SECRET"] = resolved.inbound_email_secret
     return env
+
+
+def development_secret(settings: DevSettings, data_dir: Path) -> str | None:
+    """Return the inbound-mail secret ``sdr dev`` gives its children; ``None`` if the user set one (or production)."""
+    if settings.inbound_email_secret is not None or settings.env is Environment.PRODUCTION:
+        return None
+    return dev_inbound_secret(data_dir)
+
+
+def busy_ports(settings: DevSettings) -> list[str]:
+    """Return ``name host:port`` for every address ``sdr dev`` would listen on that something else holds now."""
+    wanted = [(app, settings.host, settings.port_of(app)) for app in (*SERVICES, "gateway")]
+    wanted.append(("sink", settings.smtp_sink_host, settings.smtp_sink_port))
+    if settings.embedded_redis_port and "redis_url" not in settings.model_fields_set:
+        wanted.append(("redis", "127.0.0.1", settings.embedded_redis_port))
+    return [f"{name} {host}:{port}" for name, host, port in wanted if not port_free(host, port)]
+
+
+def port_free(host: str, port: int) -> bool:
+    """Whether ``host:port`` can be listened on now (as uvicorn does it, with SO_REUSEADDR)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def app_children(settings: DevSettings, env: dict[str, str]) -> list[ChildSpec]:
@@ -148,7 +188,15 @@ def banner(settings: DevSettings, resolved: Resolved, ready: Any) -> list[str]:
         f"  database     {database}{'  (embedded)' if resolved.embedded_postgres else ''}",
         f"  redis        {resolved.redis_url}{'  (embedded)' if resolved.embedded_redis else ''}",
         f"  data dir     {resolved.data_dir}",
+        f"  inbound mail {gateway}{INBOUND_EMAIL_PATH}",
     ]
+    if resolved.inbound_email_secret is not None:
+        lines.append(
+            f"  mail secret  {resolved.inbound_email_secret}  (development, kept in {resolved.data_dir / SECRET_FILE})"
+        )
+    else:
+        lines.append("  mail secret  SDR_INBOUND_EMAIL_SECRET (yours)")
+    lines.append("  try          sdr reply --body 'Sounds good'   (answers the newest mail in the sink)")
     checks = ready.get("checks") if isinstance(ready, dict) else None
     if isinstance(checks, dict):
         lines.append("  readyz       " + ", ".join(f"{name}={_state(state)}" for name, state in checks.items()))
@@ -174,10 +222,18 @@ def run_dev(settings: DevSettings, *, supervisor: Supervisor | None = None) -> i
     if lock is None:
         supervisor.say(f"!!! another sdr dev is running on {data_dir}: stop it first or set SDR_DATA_DIR")
         return 1
+    busy = busy_ports(settings)
+    if busy:
+        raise CliError(
+            f"port already in use: {', '.join(busy)}",
+            "stop what listens there (another `./tidewater up`?) "
+            "or set SDR_GATEWAY_PORT, SDR_AUTH_PORT, ... to free ports",
+        )
+    secret = development_secret(settings, data_dir)
     # Signals are handled from the first moment; children stop before the servers they use.
     with supervisor, ExitStack() as servers:
         try:
-            resolved = _start_backing_servers(servers, supervisor, settings, data_dir, given)
+            resolved = _start_backing_servers(servers, supervisor, settings, data_dir, given, secret)
             if supervisor.stop_requested:
                 return 0
             env = child_environment(settings, resolved)
@@ -186,6 +242,7 @@ def run_dev(settings: DevSettings, *, supervisor: Supervisor | None = None) -> i
             ready = wait_until_ready(
                 supervisor, f"{settings.url_of('gateway')}/readyz", timeout=settings.dev_ready_timeout
             )
+            write_state(data_dir, state_of(settings, resolved))
             for line in banner(settings, resolved, ready):
                 supervisor.say(line)
             supervisor.run(until=lambda: _postgres_died(supervisor, resolved.postmaster_pid))
@@ -197,6 +254,7 @@ def run_dev(settings: DevSettings, *, supervisor: Supervisor | None = None) -> i
             supervisor.say(f"!!! {exc}")
             return 1
         finally:
+            remove_state(data_dir, os.getpid())
             supervisor.stop()
             supervisor.say("every child stopped" + (", stopping PostgreSQL" if "database_url" not in given else ""))
     if supervisor.failed:
@@ -204,6 +262,19 @@ def run_dev(settings: DevSettings, *, supervisor: Supervisor | None = None) -> i
         return 1
     supervisor.say("every process stopped")
     return 0
+
+
+def state_of(settings: DevSettings, resolved: Resolved) -> DevState:
+    """Return what the state file says about the running system."""
+    return DevState(
+        pid=os.getpid(),
+        data_dir=str(resolved.data_dir),
+        database_url=resolved.database_url,
+        redis_url=resolved.redis_url,
+        gateway_url=settings.url_of("gateway"),
+        inbound_email_secret=resolved.inbound_email_secret,
+        started_at=time.time(),
+    )
 
 
 def _lock_data_dir(data_dir: Path) -> IO[str] | None:
@@ -232,7 +303,12 @@ def _postgres_died(supervisor: Supervisor, pid: int) -> bool:
 
 
 def _start_backing_servers(
-    stack: ExitStack, supervisor: Supervisor, settings: DevSettings, data_dir: Path, given: Sequence[str] | set[str]
+    stack: ExitStack,
+    supervisor: Supervisor,
+    settings: DevSettings,
+    data_dir: Path,
+    given: Sequence[str] | set[str],
+    secret: str | None,
 ) -> Resolved:
     embedded_pg = "database_url" not in given
     embedded_redis = "redis_url" not in given
@@ -264,4 +340,5 @@ def _start_backing_servers(
         embedded_postgres=embedded_pg,
         postmaster_pid=postmaster_pid,
         embedded_redis=embedded_redis,
+        inbound_email_secret=secret,
     )

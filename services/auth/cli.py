@@ -7,7 +7,9 @@ import asyncio
 import click
 
 from libs.db.session import Database
+from libs.dev.edge import BadValue
 from services.auth.app import build_context
+from services.auth.schemas import canonical_email
 from services.auth.service import make_operator
 from services.auth.settings import AuthSettings
 from services.auth.signing import rotate_signing_key
@@ -33,11 +35,12 @@ async def _create_operator(settings: AuthSettings, email: str) -> str:
 
 def create_operator(email: str, settings: AuthSettings | None = None) -> None:
     """Create or flag a platform operator; a new one gets a one-time invite to set a password."""
+    # Checked before connecting, so that a typo is named even when the database is down.
     try:
-        message = asyncio.run(_create_operator(settings or AuthSettings(), email))
+        canonical_email(email)
     except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="EMAIL") from exc
-    click.echo(message)
+        raise BadValue(f"invalid EMAIL {email!r}: {exc}", "give an address like ops@example.com") from None
+    click.echo(asyncio.run(_create_operator(settings or AuthSettings(), email)))
 
 
 async def _rotate(settings: AuthSettings) -> str:
