@@ -18,7 +18,7 @@ from litestar.datastructures import State
 from litestar.static_files import create_static_files_router
 from redis import Redis
 
-from gateway.openapi import merge_openapi
+from gateway.openapi import gateway_document, merge_openapi
 from gateway.ops import MeteredProxy, ops_lifespan, ops_route_handlers, ops_state
 from gateway.proxy import ASGIApp, GatewayProxy, Upstream
 from gateway.routes import RouteTable
@@ -28,6 +28,7 @@ from libs.app import OPENAPI_PATH, RequestContextMiddleware
 from libs.db.session import Database
 from libs.errors import EXCEPTION_HANDLERS, AppError, Unavailable
 from libs.logging import configure_logging
+from libs.openapi import problems
 from libs.queue import redis_from_url
 from libs.security import PUBLIC, KeySource, TokenVerifier
 
@@ -110,7 +111,7 @@ async def fetch(upstream: Upstream, path: str, *, within: float) -> tuple[int, b
             await response.release()
 
 
-@get("/healthz", opt=PUBLIC, include_in_schema=False, sync_to_thread=False)
+@get("/healthz", opt=PUBLIC, tags=["health"], operation_id="GetHealth", sync_to_thread=False)
 def healthz() -> dict[str, str]:
     """Answer while the gateway process is up."""
     return {"status": "ok"}
@@ -124,7 +125,13 @@ async def _check_upstream(proxy: GatewayProxy, name: str, within: float) -> str:
     return "ok" if status == 200 else "unready"
 
 
-@get("/readyz", opt=PUBLIC, include_in_schema=False)
+@get(
+    "/readyz",
+    opt=PUBLIC,
+    tags=["health"],
+    operation_id="GetReadiness",
+    responses=problems(503, s503="Something is not ready; `checks` names the state of each upstream and store."),
+)
 async def readyz(state: State) -> dict[str, Any]:
     """Answer 200 when every upstream, PostgreSQL and Redis are ready, else 503 listing each state."""
     proxy: GatewayProxy = state.proxy
@@ -184,7 +191,10 @@ async def openapi_document(state: State) -> Response[bytes]:
     async with anyio.create_task_group() as tasks:
         for name in sorted(proxy.routes.upstreams):
             tasks.start_soon(load, name)
-    body = json.dumps(merge_openapi(documents)).encode()
+    own: dict[str, Any] | None = state.get("openapi_own")
+    if own is None:
+        own = state.openapi_own = gateway_document(state.own_route_handlers)
+    body = json.dumps(merge_openapi(documents, own=own, routes=proxy.routes)).encode()
     complete = all(doc is not None for doc in documents.values())
     # An incomplete document is kept only a moment, so a restarted service shows up quickly.
     ttl = settings.openapi_cache_seconds if complete else min(1.0, settings.openapi_cache_seconds)
@@ -202,6 +212,14 @@ def docs_page() -> Response[str]:
 def docs_init() -> Response[str]:
     """Start Swagger UI on the merged document (a file, so the page needs no inline script)."""
     return Response(content=_DOCS_INIT, media_type="text/javascript")
+
+
+def own_route_handlers() -> list[Any]:
+    """A fresh set of the gateway's own routes (the app serves one, its OpenAPI document is built from another)."""
+    assets = create_static_files_router(
+        path=DOCS_ASSETS, directories=[SWAGGER_UI_DIR], opt=PUBLIC, include_in_schema=False
+    )
+    return [healthz, readyz, openapi_document, docs_page, docs_init, assets, *ops_route_handlers()]
 
 
 def _build_upstreams(
@@ -285,15 +303,20 @@ def create_app(
             stack.push_async_callback(proxy.aclose)
             yield
 
-    assets = create_static_files_router(
-        path=DOCS_ASSETS, directories=[SWAGGER_UI_DIR], opt=PUBLIC, include_in_schema=False
-    )
     inner = Litestar(
-        route_handlers=[healthz, readyz, openapi_document, docs_page, docs_init, assets, *ops_route_handlers()],
+        route_handlers=own_route_handlers(),
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[RequestContextMiddleware],
         lifespan=[lifespan, ops_lifespan],
-        state=State({"settings": settings, "proxy": proxy, "service": "gateway", **ops_state(settings, proxy)}),
+        state=State(
+            {
+                "settings": settings,
+                "proxy": proxy,
+                "service": "gateway",
+                "own_route_handlers": own_route_handlers,
+                **ops_state(settings, proxy),
+            }
+        ),
         openapi_config=None,
         debug=False,
     )

@@ -16,7 +16,6 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from redis import Redis
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -24,6 +23,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from libs.db.session import Database
 from libs.errors import EXCEPTION_HANDLERS, Unauthorized, Unavailable
 from libs.logging import configure_logging
+from libs.openapi import ServiceDocumentPlugin
 from libs.queue import PendingJobs, redis_from_url, require_noeviction
 from libs.security import PUBLIC, JWTAuthMiddleware, KeySource, Principal, TokenVerifier
 from libs.settings import CommonSettings
@@ -190,7 +190,8 @@ def create_service_app(
         "system_session": Provide(provide_system_session),
         **(dependencies or {}),
     }
-    auth = DefineMiddleware(JWTAuthMiddleware, exclude=["^/healthz$", "^/readyz$", f"^{OPENAPI_PATH}", *auth_exclude])
+    auth_patterns = ["^/healthz$", "^/readyz$", f"^{OPENAPI_PATH}", *auth_exclude]
+    auth = DefineMiddleware(JWTAuthMiddleware, exclude=auth_patterns)
     return Litestar(
         route_handlers=[healthz, readyz, *route_handlers],
         dependencies=deps,
@@ -201,7 +202,10 @@ def create_service_app(
         state=State({"settings": settings, "service": name, **(state or {})}),
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
-            title=title, version="1.0.0", path=OPENAPI_PATH, render_plugins=[JsonRenderPlugin()]
+            title=title,
+            version="1.0.0",
+            path=OPENAPI_PATH,
+            render_plugins=[ServiceDocumentPlugin(auth_exclude=auth_patterns)],
         ),
         debug=False,
     )

@@ -11,12 +11,14 @@ from typing import Annotated, Any
 import anyio.to_thread
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.di import NamedDependency, Provide
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 from litestar.response import Stream
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from libs.db.models.leads import LeadStatus, SuppressionChannel, SuppressionKind, SuppressionReason
 from libs.errors import Invalid
+from libs.openapi import multipart_body, with_request_body
 from libs.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 from libs.queue import PendingJobs
 from libs.security import Principal, Role, requires
@@ -46,6 +48,49 @@ from services.campaign.leads.upload import discard, receive_file
 from services.campaign.settings import CampaignSettings
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+CSV = "text/csv; charset=utf-8"
+_CSV_FILE = {"type": "string", "format": "binary", "contentMediaType": "text/csv", "description": "The CSV file."}
+LEAD_IMPORT_FORM = multipart_body(
+    {
+        "file": {**_CSV_FILE, "description": "The CSV file: a header row, then one lead per row."},
+        "mapping": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "description": 'JSON object of column name to lead field (null ignores it), e.g. {"E-mail": "email"}.',
+        },
+        "default_region": {
+            "type": "string",
+            "pattern": "^[A-Za-z]{2}$",
+            "description": "Country of phone numbers written without a country code (default: the service's).",
+        },
+        "delimiter": {"type": "string", "enum": [",", ";", "tab"], "description": "Separator (default: detected)."},
+        "unmapped": {
+            "type": "string",
+            "enum": ["custom", "ignore"],
+            "description": "What to do with columns that map to no field: keep them as custom fields, or ignore them.",
+        },
+        "consent_source": {
+            "type": "string",
+            "maxLength": 200,
+            "description": "Where the SMS/voice consent of these leads was recorded.",
+        },
+        "check_mx": {
+            "type": "string",
+            "enum": ["true", "false"],
+            "default": "false",
+            "description": "Also reject rows whose email domain accepts no mail (a lookup timing out does not reject).",
+        },
+    },
+    description="A CSV upload and its import options.",
+)
+SUPPRESSION_IMPORT_FORM = multipart_body(
+    {
+        "file": {**_CSV_FILE, "description": "Columns value (or email/phone/domain); channel, reason, source."},
+        "channel": {"type": "string", "enum": ["email", "sms", "voicemail", "all"], "default": "all"},
+        "reason": {"type": "string", "enum": ["unsubscribe", "stop", "bounce", "complaint", "manual"]},
+    },
+    description="A CSV of suppression entries and the defaults of their channel and reason.",
+)
 SUPPRESSION_UPLOAD_BYTES = 10 * 1024 * 1024
 SUPPRESSION_UPLOAD_ROWS = 200_000
 IdempotencyKey = Annotated[
@@ -83,7 +128,7 @@ def _csv_response(lines: AsyncIterator[str], filename: str) -> Stream:
 
     return Stream(
         encoded(),
-        media_type="text/csv; charset=utf-8",
+        media_type=CSV,
         headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"},
     )
 
@@ -174,6 +219,8 @@ class ImportController(Controller):
         guards=[requires(Role.MEMBER)],
         request_max_body_size=None,
         status_code=202,
+        operation_class=with_request_body(LEAD_IMPORT_FORM),
+        responses={200: ResponseSpec(ImportRead, description="A replay of an earlier upload with this key")},
     )
     async def create_import(
         self,
@@ -239,7 +286,7 @@ class ImportController(Controller):
         """Show an import and its progress (rows read, imported, updated, rejected)."""
         return ImportRead.of(await ImportService(session, ctx).get(import_id))
 
-    @get("/{import_id:uuid}/report", operation_id="GetLeadImportReport")
+    @get("/{import_id:uuid}/report", operation_id="GetLeadImportReport", media_type=CSV)
     async def get_report(
         self,
         request: Request[Any, Any, Any],
@@ -327,6 +374,7 @@ class SuppressionController(Controller):
         guards=[requires(Role.MEMBER)],
         request_max_body_size=None,
         status_code=200,
+        operation_class=with_request_body(SUPPRESSION_IMPORT_FORM),
     )
     async def import_suppressions(
         self,
@@ -367,7 +415,7 @@ class SuppressionController(Controller):
             discard(dest)
         return await SuppressionService(session, ctx).import_entries(parsed)
 
-    @get("/export", operation_id="ExportSuppressions")
+    @get("/export", operation_id="ExportSuppressions", media_type=CSV)
     async def export_suppressions(self, request: Request[Any, Any, Any], ctx: NamedDependency[Context]) -> Stream:
         """Download the whole list as CSV (cells that a spreadsheet would run as formulas are neutralised)."""
         db = request.app.state.db
