@@ -16,7 +16,9 @@ SSRF: a URL must be http(s), carry no credentials, and every address its host re
 must be public (not private, loopback, link-local, multicast, reserved, unspecified, or an
 IPv4-mapped/6to4/Teredo form of those); checked when the endpoint is saved and again before
 each attempt, and the attempt connects to the very address that was checked (no DNS
-rebinding), with redirects not followed.
+rebinding), with redirects not followed. ``SDR_WEBHOOKS_ALLOW_PRIVATE`` lifts the address
+rule; unset, it is on outside production (a receiver on the developer's own machine) and off
+in production.
 """
 
 from __future__ import annotations
