@@ -320,15 +320,17 @@ def reply(message: str | None, body: str | None, bounce: bool, dsn_status: str, 
     import json
 
     from libs.dev.reply import DEFAULT_BODY, build_bounce, build_reply, find_message, post_inbound
-    from libs.dev.state import SECRET_FILE
+    from libs.dev.state import SECRET_FILE, read_state
 
     settings = DevSettings()
-    state = running_system().state
-    data_dir = Path(state.data_dir) if state is not None else settings.data_dir.expanduser().resolve()
+    data_dir = settings.data_dir.expanduser().resolve()
+    # The gateway and secret of the sdr dev on this data dir, even when the URLs were given.
+    state = running_system().state or read_state(data_dir).state
     path = find_message(data_dir, message)
     original = path.read_bytes()
     raw = build_bounce(original, status=dsn_status) if bounce else build_reply(original, body or DEFAULT_BODY)
     secret = settings.inbound_email_secret.get_secret_value() if settings.inbound_email_secret else None
+    secret = secret or (state.inbound_email_secret if state is not None else None)
     if secret is None and (data_dir / SECRET_FILE).exists():
         secret = (data_dir / SECRET_FILE).read_text(encoding="utf-8").strip() or None
     if secret is None:
