@@ -32,6 +32,8 @@ REQUEST_ID_HEADER = "x-request-id"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,128}$")
 OPENAPI_PATH = "/_schema"
 """Where each service serves its own OpenAPI document; the gateway merges them."""
+PROBE_PATHS = frozenset({"/healthz", "/readyz"})
+"""Health and readiness probes: polled every few seconds, so only a failing one is logged as a request."""
 
 log = structlog.get_logger(__name__)
 
@@ -42,7 +44,7 @@ def request_id_from(value: str | None) -> str:
 
 
 class RequestContextMiddleware:
-    """Take or create ``X-Request-ID``, bind it to every log line, echo it, log the request."""
+    """Take or create ``X-Request-ID``, bind it to every log line, echo it, log the request (not a passing probe)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -70,13 +72,14 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            log.info(
-                "request",
-                method=scope.get("method"),
-                path=scope["path"],
-                status=status,
-                duration_ms=round((time.perf_counter() - started) * 1000, 2),
-            )
+            if status >= 400 or scope["path"] not in PROBE_PATHS:
+                log.info(
+                    "request",
+                    method=scope.get("method"),
+                    path=scope["path"],
+                    status=status,
+                    duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                )
             structlog.contextvars.unbind_contextvars("request_id")
 
 

@@ -14,12 +14,15 @@ from litestar.testing import TestClient
 from pydantic import BaseModel, Field
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from structlog.testing import capture_logs
 
 from libs.app import create_service_app
 from libs.db.models import Organization
+from libs.db.session import Database
 from libs.errors import Conflict
 from libs.security import PUBLIC, Principal, Role, requires
 from libs.settings import CommonSettings
+from tests.support.smtp import unused_port
 from tests.support.tokens import TokenSigner
 
 
@@ -143,3 +146,26 @@ def test_session_commits_on_success_and_rolls_back_on_error(client: TestClient, 
     assert client.post("/orgs", params={"fail": True}, headers=signer.headers(org_id=b)).status_code == 409
     # b's insert rolled back, so b can insert again; a's row stays invisible to b.
     assert client.post("/orgs", headers=signer.headers(org_id=b)).json() == {"visible": 1}
+
+
+def request_lines(logs: list[dict[str, object]]) -> list[tuple[object, object]]:
+    return [(e["path"], e["status"]) for e in logs if e["event"] == "request"]
+
+
+def test_succeeding_probes_are_not_logged_as_requests(client: TestClient) -> None:  # type: ignore[type-arg]
+    with capture_logs() as logs:
+        for _ in range(3):
+            assert client.get("/healthz").status_code == 200
+            assert client.get("/readyz").status_code == 200
+        assert client.get("/public").status_code == 200
+    assert request_lines(logs) == [("/public", 200)]
+
+
+def test_a_failing_readiness_probe_is_still_logged(settings: CommonSettings, signer: TokenSigner) -> None:
+    down = Database.from_url(f"postgresql+psycopg://postgres@127.0.0.1:{unused_port()}/none", pool_size=1)
+    app = create_service_app(name="test", title="test", settings=settings, route_handlers=[], database=down,
+                             verifier=signer.verifier())  # fmt: skip
+    with TestClient(app) as c, capture_logs() as logs:
+        assert c.get("/readyz").status_code == 503
+        assert c.get("/healthz").status_code == 200
+    assert request_lines(logs) == [("/readyz", 503)]
