@@ -147,6 +147,26 @@ def classify(text: str | None) -> Classification:
     return Classification(Intent.REPLY)
 
 
+_TERMINAL = ".!?\u2026"
+_CLOSERS = "\"')]\u00bb\u201d\u2019"
+
+
+def as_sentence(text: str | None) -> str:
+    """Return opt-out wording as one finished sentence: spaces collapsed, a dangling ``:`` or ``,`` dropped,
+    a period added when it ends without one ("" stays "").
+
+    Wording that ends with a link is left unpunctuated, so no period is glued to the URL.
+    """
+    words = " ".join((text or "").split()).rstrip(" :;,-\u2013\u2014")
+    if not words:
+        return ""
+    last = words.rsplit(" ", 1)[-1].lower()
+    tail = words.rstrip(_CLOSERS)[-1:]
+    if (tail and tail in _TERMINAL) or "://" in last or last.startswith("www."):
+        return words
+    return f"{words}."
+
+
 def reply_text(body: str, *, limit: int = 4000) -> str:
     """Return what the person wrote in an email reply: quoted lines and the quoted original dropped."""
     kept: list[str] = []
@@ -166,6 +186,7 @@ __all__ = [
     "OPT_OUT_KEYWORDS",
     "Classification",
     "Intent",
+    "as_sentence",
     "classify",
     "normalize",
     "reply_text",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from libs.optout import Intent, classify, reply_text
+from libs.optout import Intent, as_sentence, classify, reply_text
 
 KEYWORDS = ["STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPT OUT", "OPTOUT"]
 
@@ -113,3 +113,19 @@ def test_reply_text_drops_quoted_history_and_signature() -> None:
     body = "Sounds good.\n\nBest,\nLea\n-- \nLea, Globex\n\nOn Mon, Sam wrote:\n> Hi Lea\n> STOP by our booth"
     assert reply_text(body) == "Sounds good.\n\nBest,\nLea"
     assert classify(reply_text(body)).intent is Intent.REPLY
+
+
+@pytest.mark.parametrize(
+    ("wording", "sentence"),
+    [
+        ("Reply STOP and we won't write again.", "Reply STOP and we won't write again."),
+        ("Reply STOP and we won't write again", "Reply STOP and we won't write again."),
+        ("Not interested?  Unsubscribe here:", "Not interested? Unsubscribe here."),
+        ('We will stop, "promise!"', 'We will stop, "promise!"'),
+        ("Opt out at https://acme.example/optout", "Opt out at https://acme.example/optout"),
+        ("  ", ""),
+        (None, ""),
+    ],
+)
+def test_opt_out_wording_reads_as_one_finished_sentence(wording: str | None, sentence: str) -> None:
+    assert as_sentence(wording) == sentence
