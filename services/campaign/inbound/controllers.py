@@ -26,6 +26,7 @@ from libs.db.base import utcnow
 from libs.db.models.inbound import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from libs.errors import BadRequest, Forbidden, Invalid, NotFound, PayloadTooLarge
 from libs.links import InvalidLink, LinkClaims, LinkKind, verify_link
+from libs.optout import as_sentence
 from libs.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, keyset, make_page
 from libs.queue import JobSpec, PendingJobs, QueueName
 from libs.security import PUBLIC, Principal, Role, requires
@@ -398,7 +399,8 @@ def _page(title: str, body: str) -> Response[str]:
         **NO_STORE,
         "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
     }
-    return Response(document, media_type="text/html; charset=utf-8", headers=headers)
+    # Litestar adds "; charset=utf-8" to every text/* media type itself.
+    return Response(document, media_type="text/html", headers=headers)
 
 
 class LinksController(Controller):
@@ -415,11 +417,12 @@ class LinksController(Controller):
     ) -> Response[str]:
         """Show the unsubscribe confirmation page (GET changes nothing: link scanners only GET)."""
         claims = _claims(token, LinkKind.UNSUBSCRIBE, inbound)
-        email = await system_session.run_sync(lambda s: _recipient(s, claims.message_id))
-        if email is None:
+        recipient = await system_session.run_sync(lambda s: _recipient(s, claims.message_id))
+        if recipient is None:
             raise NotFound("This link is not valid.")
+        email, brand = recipient
         form = (
-            f"<h1>Unsubscribe</h1><p>Stop emails to {html.escape(_mask(email))}?</p>"
+            f"<h1>Unsubscribe</h1><p>Stop emails to {html.escape(_mask(email))}? {_no_longer(brand)}</p>"
             '<form method="post"><input type="hidden" name="List-Unsubscribe" value="One-Click">'
             '<button type="submit">Unsubscribe</button></form>'
         )
@@ -446,7 +449,9 @@ class LinksController(Controller):
         if not found:
             raise NotFound("This link is not valid.")
         _push(jobs, effects)
-        return _page("Unsubscribed", "<h1>You are unsubscribed</h1><p>You will receive no more of these emails.</p>")
+        recipient = await system_session.run_sync(lambda s: _recipient(s, claims.message_id))
+        brand = recipient[1] if recipient is not None else ""
+        return _page("Unsubscribed", f"<h1>You are unsubscribed</h1><p>{_no_longer(brand)}</p>")
 
     @get("/o/{token:str}", operation_id="TrackOpen")
     async def open_pixel(
@@ -488,12 +493,32 @@ class LinksController(Controller):
         return Redirect(url, status_code=302, headers=NO_STORE)
 
 
-def _recipient(session: Session, message_id: uuid.UUID) -> str | None:
-    message = repo.message_by_id(session, message_id=message_id)
-    if message is None:
-        return None
-    lead = repo.lead_by_id(session, org_id=message.org_id, lead_id=message.lead_id)
-    return (lead.email if lead is not None else None) or ""
+def _recipient(session: Session, message_id: uuid.UUID) -> tuple[str, str] | None:
+    """The address a message went to and the name of the brand that sent it ("" when gone), or None."""
+    stmt = (
+        sa.select(repo.LEADS.c.email, repo.BRANDS.c.name)
+        .select_from(
+            repo.MESSAGES.outerjoin(
+                repo.LEADS,
+                (repo.LEADS.c.id == repo.MESSAGES.c.lead_id) & (repo.LEADS.c.org_id == repo.MESSAGES.c.org_id),
+            )
+            .outerjoin(repo.CAMPAIGNS, repo.CAMPAIGNS.c.id == repo.MESSAGES.c.campaign_id)
+            .outerjoin(
+                repo.BRANDS,
+                (repo.BRANDS.c.id == repo.CAMPAIGNS.c.brand_id) & (repo.BRANDS.c.org_id == repo.MESSAGES.c.org_id),
+            )
+        )
+        .where(repo.MESSAGES.c.id == message_id)
+    )
+    row = session.execute(stmt).first()
+    return None if row is None else (row.email or "", row.name or "")
+
+
+def _no_longer(brand: str) -> str:
+    """The page's promise, naming the brand (escaped: its name is the customer's text)."""
+    if not brand.strip():
+        return "You will no longer receive these emails."
+    return html.escape(as_sentence(f"You will no longer receive email from {brand}"))
 
 
 # --------------------------------------------------------------------------- customer webhooks

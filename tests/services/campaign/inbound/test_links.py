@@ -6,6 +6,7 @@ import uuid
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from litestar.testing import TestClient
 from sqlalchemy import Engine
 
@@ -142,3 +143,47 @@ def test_a_click_redirects_only_to_urls_of_that_message(
     )
     # The default stop rules do not stop a sequence on a click.
     assert one(engine, "SELECT status FROM enrollments WHERE id = :e", e=world.enrollment_ids[0]) == "active"
+
+
+def test_both_unsubscribe_pages_name_the_brand(client: TestClient, email: Any) -> None:  # type: ignore[type-arg]
+    _, first, _ = email
+    url = f"/u/{token(LinkKind.UNSUBSCRIBE, first)}"
+    shown = client.get(url)
+    done = client.post(url, data=ONE_CLICK)
+    for page in (shown, done):
+        assert page.status_code == 200
+        assert "You will no longer receive email from Acme Analytics." in page.text
+        assert page.headers["content-type"] == "text/html; charset=utf-8"
+
+
+def test_the_brand_name_on_the_unsubscribe_pages_is_escaped(
+    client: TestClient,  # type: ignore[type-arg]
+    engine: Engine,
+    email: Any,
+) -> None:
+    world, first, _ = email
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE brands SET name = :n WHERE id = :b"),
+            {"n": '<script>alert("x")</script> & Co', "b": world.brand_id},
+        )
+    url = f"/u/{token(LinkKind.UNSUBSCRIBE, first)}"
+    for page in (client.get(url), client.post(url, data=ONE_CLICK)):
+        assert "<script>" not in page.text
+        assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; Co" in page.text
+
+
+def test_every_public_page_names_its_charset_once(client: TestClient, email: Any) -> None:  # type: ignore[type-arg]
+    _, first, _ = email
+    url = f"/u/{token(LinkKind.UNSUBSCRIBE, first)}"
+    answers = [
+        client.get(url),
+        client.post(url, data=ONE_CLICK),
+        client.get(f"/o/{token(LinkKind.OPEN, first)}"),
+        client.get("/u/not-a-token"),
+    ]
+    for answer in answers:
+        content_type = answer.headers["content-type"]
+        assert content_type.lower().count("charset") <= 1, content_type
+    assert answers[0].headers["content-type"] == "text/html; charset=utf-8"
+    assert answers[2].headers["content-type"] == "image/gif"
