@@ -5,10 +5,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from libs.db.base import utcnow
 from libs.db.models.campaign import Campaign, CampaignStatus, CampaignStep, Channel, Enrollment, MessageStatus
 from libs.schedule import CALLING_HOURS, ScheduleError, SendWindow, is_open, next_open, zone
+from libs.suppression import InvalidContact
 from services.campaign.campaigns.errors import LeadNotFound
 from services.campaign.campaigns.repository import CampaignRepository, LeadRow
 from services.campaign.campaigns.schemas import (
@@ -18,8 +20,35 @@ from services.campaign.campaigns.schemas import (
     TimelineMessage,
     Waiting,
 )
+from services.campaign.leads.contact import ContactValidator
 
 IN_FLIGHT = frozenset({MessageStatus.QUEUED, MessageStatus.RENDERING, MessageStatus.SENDING})
+_PHONES = ContactValidator()
+
+
+def lead_zone(lead: LeadRow, campaign_timezone: str | None) -> ZoneInfo:
+    """The zone a lead's steps are scheduled in: its own, else its phone's, else the campaign's, else UTC.
+
+    What the schedule (``libs.schedule.zone``, as the worker calls it) is given: the lead's
+    zone, which the leads box infers from the phone number when the lead is written (the same
+    inference is applied here to a lead recorded without one), falling back to the campaign's.
+    """
+    for name in (lead.timezone, _phone_zone(lead.phone), campaign_timezone):
+        if name:
+            try:
+                return zone(name)
+            except ScheduleError:
+                continue
+    return zone("UTC")
+
+
+def _phone_zone(phone: str | None) -> str | None:
+    if not phone:
+        return None
+    try:
+        return _PHONES.phone(phone)[1]
+    except InvalidContact:
+        return None
 
 
 def _missing_contact(lead: LeadRow, channel: str) -> Waiting | None:
@@ -35,11 +64,10 @@ def _missing_contact(lead: LeadRow, channel: str) -> Waiting | None:
 
 
 def window_reason(
-    now: datetime, due: datetime, channel: str, window_json: dict[str, object] | None, tz_name: str
+    now: datetime, due: datetime, channel: str, window_json: dict[str, object] | None, tz: ZoneInfo
 ) -> Waiting:
     """Say why a due step has not gone: its delay, the send window, calling hours, or nothing (due)."""
     try:
-        tz = zone(tz_name)
         window = SendWindow.from_json(window_json)
     except ScheduleError as exc:
         return Waiting(reason="due", detail=f"The schedule cannot be read ({exc}).")
@@ -83,13 +111,13 @@ class TimelineService:
         for event in events:
             if event.message_id is not None:
                 by_message.setdefault(event.message_id, []).append(EventRead.model_validate(event))
-        enrollments = [
-            await self._enrollment(lead, enrollment, campaign)
-            for enrollment, campaign in await self.repo.lead_enrollments(lead_id)
-        ]
+        rows = await self.repo.lead_enrollments(lead_id)
+        enrollments = [await self._enrollment(lead, enrollment, campaign) for enrollment, campaign in rows]
+        # The campaign a lead without a zone of its own is scheduled by: the one it is in now, else the latest.
+        current = next((c for e, c in rows if e.status in ("active", "paused")), rows[0][1] if rows else None)
         return Timeline(
             lead_id=lead.id,
-            timezone=lead.timezone or "UTC",
+            timezone=lead_zone(lead, current.timezone if current is not None else None).key,
             enrollments=enrollments,
             messages=[
                 TimelineMessage.model_validate({**m.model_dump(), "events": by_message.get(m.id, [])}) for m in messages
@@ -147,5 +175,5 @@ class TimelineService:
         if enrollment.next_due_at is None:
             return Waiting(reason="in_flight", detail="The step is being scheduled.")
         return window_reason(
-            utcnow(), enrollment.next_due_at, step.channel, campaign.send_window, lead.timezone or campaign.timezone
+            utcnow(), enrollment.next_due_at, step.channel, campaign.send_window, lead_zone(lead, campaign.timezone)
         )

@@ -195,3 +195,44 @@ def test_timeline_of_an_unknown_or_foreign_lead_is_404(world: World) -> None:
     foreign = seed_lead(world.db, world.b.org_id)
     assert world.a.get(f"/api/leads/{foreign}/timeline").status_code == 404
     assert world.b.get(f"/api/leads/{foreign}/timeline").status_code == 200
+
+
+def test_timeline_reports_the_zone_the_lead_is_scheduled_in(world: World) -> None:
+    org = world.a.org_id
+    now = datetime.now(UTC)
+    c, _ = active_campaign(world, name="new york", timezone="America/New_York")
+    no_zone = seed_lead(world.db, org)  # no zone of its own, no phone: the campaign's zone schedules it
+    own_zone = seed_lead(world.db, org, timezone="Europe/Paris")
+    by_phone = seed_lead(world.db, org, phone="+12065550123")  # Seattle, recorded before zones were inferred
+    for lead in (no_zone, own_zone, by_phone):
+        enroll_raw(world, c["id"], lead, next_due_at=now + timedelta(hours=1))
+    alone = seed_lead(world.db, org)
+
+    def zone_of(lead: uuid.UUID) -> str:
+        r = world.a.get(f"/api/leads/{lead}/timeline")
+        assert r.status_code == 200, r.text
+        return str(r.json()["timezone"])
+
+    assert zone_of(no_zone) == "America/New_York"
+    assert zone_of(own_zone) == "Europe/Paris"
+    assert zone_of(by_phone) == "America/Los_Angeles"
+    assert zone_of(alone) == "UTC"  # in no campaign and no zone of its own: nothing schedules it yet
+
+
+def test_timeline_explains_a_closed_window_in_the_zone_it_reports(world: World) -> None:
+    now = datetime.now(UTC)
+    local = now.astimezone(ZoneInfo("America/New_York"))
+    tomorrow = (local.weekday() + 1) % 7
+    c, _ = active_campaign(
+        world,
+        timezone="America/New_York",
+        send_window={"weekdays": [tomorrow], "start": "00:00", "end": "24:00"},
+    )
+    lead = seed_lead(world.db, world.a.org_id)
+    enroll_raw(world, c["id"], lead, next_due_at=now - timedelta(minutes=1))
+    body = world.a.get(f"/api/leads/{lead}/timeline").json()
+    waiting = body["enrollments"][0]["waiting"]
+    assert body["timezone"] == "America/New_York"
+    assert waiting["reason"] == "outside_window"
+    assert "America/New_York" in waiting["detail"]
+    assert datetime.fromisoformat(waiting["until"]).astimezone(ZoneInfo("America/New_York")).hour == 0
