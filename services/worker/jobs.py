@@ -38,11 +38,12 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent import futures
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import partial
@@ -104,6 +105,7 @@ STATUS_CALLBACK = {"sms": "/hooks/twilio/messages/status", "voicemail": "/hooks/
 """The campaign service's Twilio status routes; ``?message_id=`` finds a message whose sid is not recorded yet."""
 WEBHOOK_EVENTS = frozenset({"sent", "delivered", "failed", "bounced"})
 LIVE_KIND = {"sent": "sent", "failed": "failed", "bounced": "failed", "unknown": "unknown", "held": "held"}
+_MESSAGE_ID = re.compile(r"<[^<>@\s]+@[^<>@\s]+>")
 
 
 @dataclass
@@ -821,9 +823,9 @@ def _outgoing(ctx: Context, item: Item) -> Outgoing:
             unsubscribe_url=unsubscribe_url(secret, base, row.id),
             open_url=open_url(secret, base, row.id),
             brand_name=row.brand_name,
-            signature=row.email_signature,
             opt_out_text=row.opt_out_email,
         )
+        email = replace(email, references=_thread(row, email.domain))
         if row.smtp_host:
             password = ctx.box.decrypt(row.smtp_password_encrypted) if row.smtp_password_encrypted else None
             account = SmtpAccount(
@@ -868,6 +870,21 @@ def _outgoing(ctx: Context, item: Item) -> Outgoing:
         return Outgoing(None, drop.script, variant, [], lambda: send_voicemail(client, drop))
     script = {"to": row.phone, "from": row.phone_number, "script": drop.script}
     return Outgoing(None, drop.script, variant, [], lambda: ctx.recorder.record("voicemail", str(row.id), script))
+
+
+def _thread(row: Row[Any], domain: str) -> tuple[str, ...]:
+    """The Message-IDs a follow-up threads on: the enrollment's earlier emails sent from this sender's domain.
+
+    Every email goes out as ``<{ledger id}@{sender domain}>`` and the ledger keeps that id; a row
+    recorded before it did (or resolved by hand) holds no id, and gets the one it was sent with.
+    An earlier email from another domain was another sender's: it is no part of this thread.
+    """
+    thread: list[str] = []
+    for message_id, provider_id in zip(row.thread_message_ids or (), row.thread_provider_ids or (), strict=True):
+        ref = provider_id if provider_id and _MESSAGE_ID.fullmatch(provider_id) else f"<{message_id}@{domain}>"
+        if ref[:-1].rpartition("@")[2].lower() == domain.lower():
+            thread.append(ref)
+    return tuple(thread)
 
 
 def with_closing(text: str, *closings: str | None) -> str:

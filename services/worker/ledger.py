@@ -128,6 +128,7 @@ LOAD = sa.text(
            tw.account_sid AS twilio_sid, tw.secret_encrypted AS twilio_secret,
            oa.secret_encrypted AS openai_secret,
            p.content AS cached_content, p.source AS cached_source,
+           thread.message_ids AS thread_message_ids, thread.provider_ids AS thread_provider_ids,
            (SELECT array_agg(DISTINCT ev.type) FROM message_events ev
              WHERE ev.lead_id = m.lead_id AND ev.campaign_id = m.campaign_id
                AND ev.type IN ('replied', 'unsubscribed', 'bounced', 'clicked')) AS stop_events
@@ -149,9 +150,20 @@ LOAD = sa.text(
     LEFT JOIN provider_credentials oa ON oa.org_id = m.org_id AND oa.provider = 'openai'
     LEFT JOIN personalizations p ON p.enrollment_id = m.enrollment_id AND p.step_id = m.step_id
                                  AND p.prompt_version = :prompt_version
+    LEFT JOIN LATERAL (
+        -- An email's thread: the enrollment's earlier emails that went out, in step order
+        -- (through the (enrollment_id, step_id) index: a handful of rows per message).
+        SELECT array_agg(pm.id ORDER BY ps.position) AS message_ids,
+               array_agg(pm.provider_message_id ORDER BY ps.position) AS provider_ids
+        FROM messages pm
+        JOIN campaign_steps ps ON ps.id = pm.step_id
+        WHERE m.channel = 'email' AND pm.enrollment_id = m.enrollment_id AND pm.channel = 'email'
+          AND pm.status IN ('sent', 'delivered') AND ps.position < s.position
+    ) thread ON true
     """
 )
-"""Everything a batch of messages needs (gate facts, templates, sender, credentials, frozen content), in one query."""
+"""Everything a batch of messages needs (gate facts, templates, sender, credentials, frozen content, an
+email's earlier emails to thread on), in one query."""
 
 FROZEN = sa.text(
     """

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from services.worker.personalize.prompt import PROMPT_VERSION, build_messages, lead_data, response_format
-from services.worker.personalize.render import LOCAL_MODEL, local_write
+from services.worker.personalize.render import LOCAL_MODEL, local_write, sign
 from services.worker.personalize.validate import InvalidOutput, brand_domain, check_output
 
 if TYPE_CHECKING:
@@ -74,7 +74,18 @@ class Personalizer:
         self.model = model
 
     def write(self, request: Request) -> Draft:
-        """Write one message; on any model failure fall back to the rendered template and say why."""
+        """Write one message; on any model failure fall back to the rendered template and say why.
+
+        An email's body always ends up carrying the brand's signature exactly once, whoever
+        wrote it (:func:`~services.worker.personalize.render.sign`); the channel adds none.
+        """
+        draft = self._write(request)
+        if request.channel == "email" and "body" in draft.content:
+            signature = request.brand.get("email_signature")
+            draft.content = {**draft.content, "body": sign(draft.content["body"], signature)}
+        return draft
+
+    def _write(self, request: Request) -> Draft:
         rendered = local_write(request.channel, request.templates, request.lead, request.brand, request.sender_name)
         domain = brand_domain(request.brand.get("website"))
         claims = list(request.brand.get("forbidden_claims") or [])

@@ -6,8 +6,11 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-PROMPT_VERSION = "2026-11-23.1"
-"""Bump when the prompt or schemas change: cached outputs are keyed by it."""
+PROMPT_VERSION = "2026-11-24.1"
+"""Bump when the prompt, the schemas or what the content holds change: cached outputs are keyed by it.
+
+2026-11-24.1: an email's content carries the brand's signature (the channel no longer adds it).
+"""
 
 LEAD_FIELDS = ("first_name", "last_name", "company", "title", "timezone")
 

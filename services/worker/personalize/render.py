@@ -48,6 +48,23 @@ def render(
         return ""
 
 
+def _words(text: str) -> str:
+    return " ".join(text.split())
+
+
+def sign(body: str, signature: str | None) -> str:
+    """Return ``body`` carrying the brand's email signature exactly once.
+
+    The signature is appended after a blank line unless the body already contains it (the
+    template placed ``{{ brand.email_signature }}`` itself, or the model kept it); the
+    comparison ignores how lines and spaces were wrapped.
+    """
+    signature = (signature or "").replace("\r\n", "\n").strip()
+    if not signature or _words(signature) in _words(body):
+        return body
+    return f"{body.rstrip()}\n\n{signature}" if body.strip() else signature
+
+
 def local_write(
     channel: str,
     templates: Mapping[str, str | None],

@@ -20,7 +20,6 @@ EMAIL = OutgoingEmail(
     postal_address="1 Main St, Springfield, IL 62701, USA",
     unsubscribe_url="https://t.example/u/token123",
     brand_name="Acme",
-    signature="Sam, Acme",
 )
 
 
@@ -219,3 +218,69 @@ def test_stale_kept_connection_is_replaced_before_handoff(smtp: SmtpServer) -> N
     assert send(transport, smtp).outcome is Outcome.SENT
     transport.close()
     assert len(smtp.messages) == 2
+
+
+def test_the_footer_ends_each_sentence_and_keeps_the_link_apart(smtp: SmtpServer) -> None:
+    transport = SmtpTransport(timeout=5)
+    wording = "Reply STOP or unsubscribe below and we won't write again."
+    for opt_out in (wording, "Reply STOP or unsubscribe below and we won't write again", None):
+        assert send(transport, smtp, replace(EMAIL, opt_out_text=opt_out)).outcome is Outcome.SENT
+    transport.close()
+    for received in smtp.messages:
+        msg = received.parsed()
+        text = msg.get_body(("plain",)).get_content().replace("\r\n", "\n")
+        footer = text.split("\n-- \n", 1)[1].strip().splitlines()
+        assert footer[0] == "Acme, 1 Main St, Springfield, IL 62701, USA"
+        assert footer[1].endswith((".", "?", "!")), footer
+        assert ".:" not in text
+        assert "?:" not in text
+        assert footer[2] == "Unsubscribe: https://t.example/u/token123"
+        markup = msg.get_body(("html",)).get_content()
+        assert ".:" not in markup
+        assert '<a href="https://t.example/u/token123">Unsubscribe</a>' in markup
+        assert footer[1].replace("'", "&#x27;") in markup
+    first, second, default = (
+        m.parsed().get_body(("plain",)).get_content().replace("\r\n", "\n") for m in smtp.messages
+    )
+    assert f"\n{wording}\n" in first
+    assert f"\n{wording}\n" in second  # the missing period is added
+    assert "\nNot interested? Use the link below to unsubscribe.\n" in default
+
+
+def test_every_part_names_its_charset_once(smtp: SmtpServer) -> None:
+    transport = SmtpTransport(timeout=5)
+    assert send(transport, smtp).outcome is Outcome.SENT
+    transport.close()
+    [received] = smtp.messages
+    raw = received.data.decode("ascii")
+    types = [line for line in raw.splitlines() if line.lower().startswith("content-type: text/")]
+    assert types == ['Content-Type: text/plain; charset="utf-8"', 'Content-Type: text/html; charset="utf-8"']
+
+
+def test_a_sent_email_is_known_by_its_message_id_not_the_smtp_reply(smtp: SmtpServer) -> None:
+    transport = SmtpTransport(timeout=5)
+    result = send(transport, smtp)
+    opened = transport.begin(account(smtp), mail_from=EMAIL.from_address, rcpt_to=EMAIL.to_address)
+    assert isinstance(opened, SmtpTransaction)
+    other = replace(
+        EMAIL, message_id="6f1c0c5e-0000-4000-8000-000000000002", from_address="sam@a-much-longer-domain-name.example"
+    )
+    second = opened.finish(build_email(other))
+    transport.close()
+    assert result.outcome is Outcome.SENT
+    assert result.provider_id == f"<{EMAIL.message_id}@acme.example>"
+    assert second.provider_id == "<6f1c0c5e-0000-4000-8000-000000000002@a-much-longer-domain-name.example>"
+    assert [m.parsed()["Message-ID"] for m in smtp.messages] == [result.provider_id, second.provider_id]
+
+
+def test_a_follow_up_carries_in_reply_to_and_references(smtp: SmtpServer) -> None:
+    thread = ("<a@acme.example>", "<b@acme.example>", "<c@acme.example>")
+    transport = SmtpTransport(timeout=5)
+    assert send(transport, smtp, replace(EMAIL, references=thread)).outcome is Outcome.SENT
+    assert send(transport, smtp).outcome is Outcome.SENT
+    transport.close()
+    follow_up, first = (m.parsed() for m in smtp.messages)
+    assert follow_up["In-Reply-To"] == "<c@acme.example>"
+    assert follow_up["References"].split() == list(thread)
+    assert first["In-Reply-To"] is None
+    assert first["References"] is None

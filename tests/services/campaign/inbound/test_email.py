@@ -179,3 +179,29 @@ def test_an_email_about_no_message_of_ours_is_ignored(client: TestClient, engine
     assert r.status_code == 202
     assert r.json()["status"] == "ignored"
     assert one(engine, "SELECT count(*) FROM inbound_events") == 0
+
+
+def test_a_reply_to_a_follow_up_is_matched_by_the_message_ids_the_ledger_keeps(
+    client: TestClient,
+    engine: Engine,
+    box: SecretBox,
+    run_inbound: Callable[[], int],  # type: ignore[type-arg]
+) -> None:
+    world = create_world(engine, box)
+    first_id, follow_up_id = uuid.uuid4(), uuid.uuid4()
+    first = add_message(engine, world, step=0, id=first_id, provider_message_id=f"<{first_id}@acme.example>")
+    follow_up = add_message(
+        engine, world, step=2, id=follow_up_id, provider_message_id=f"<{follow_up_id}@acme.example>"
+    )
+    ledger = dict(rows(engine, "SELECT id, provider_message_id FROM messages"))
+    raw = (
+        "From: Lead <lead0@example.com>\r\nTo: sam@acme.example\r\nSubject: Re: Idea\r\n"
+        f"Message-ID: <reply-1@example.com>\r\nIn-Reply-To: {ledger[follow_up]}\r\n"
+        f"References: {ledger[first]}\r\n {ledger[follow_up]}\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\n\r\nSounds good, call me Tuesday.\r\n"
+    ).encode()
+    r = deliver(client, raw)
+    assert (r.status_code, r.json()["kind"]) == (202, "reply")
+    run_inbound()
+    (event,) = rows(engine, "SELECT message_id FROM message_events WHERE type = 'replied'")
+    assert event.message_id == follow_up  # the message replied to, not the start of the thread
