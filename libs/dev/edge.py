@@ -12,6 +12,7 @@ import errno
 import re
 from dataclasses import dataclass
 from typing import IO, Any
+from urllib.parse import urlsplit
 
 import click
 from pydantic import ValidationError
@@ -88,12 +89,35 @@ def check_redis_url(url: str, *, variable: str = "SDR_REDIS_URL") -> None:
         raise BadValue(f"{variable} must start with redis://, rediss:// or unix://", "e.g. redis://127.0.0.1:6379/0")
     try:
         parse_url(url)  # type: ignore[no-untyped-call]
+        database = urlsplit(url).path.strip("/")
+        if not url.startswith("unix://") and database and not database.isdigit():
+            # redis-py would quietly use database 0 instead.
+            raise ValueError(f"the database number {database!r} is not a number")
     except ValueError as exc:
         raise BadValue(f"{variable} is not a valid Redis URL ({exc})", "e.g. redis://127.0.0.1:6379/0") from None
 
 
 def _first_line(text: str) -> str:
     return next((line.strip() for line in text.splitlines() if line.strip()), text.strip())
+
+
+_CONNECTION_TEXT = (
+    "connection failed",
+    "connection to server",
+    "could not connect",
+    "server closed the connection",
+    "connection refused",
+    "connection is closed",
+    "terminating connection",
+    "the database system is",
+)
+
+
+def _connection_problem(sqlstate: str | None, lowered: str) -> bool:
+    # 08: connection exception, 28: invalid authorization, 3D000: no such database, 57P0x: server going away.
+    if sqlstate is not None:
+        return sqlstate[:2] in ("08", "28") or sqlstate in ("3D000", "57P01", "57P02", "57P03")
+    return any(text in lowered for text in _CONNECTION_TEXT)
 
 
 def _postgres(exc: BaseException) -> CliError | None:
@@ -114,6 +138,8 @@ def _postgres(exc: BaseException) -> CliError | None:
                 "(run `sdr migrate` as a superuser)",
             )
         return None  # any other programming or data error is a bug
+    if not _connection_problem(sqlstate, text.lower()):
+        return None  # a deadlock, a statement timeout, ...: not the user's setup
     detail = re.sub(r"^connection failed: (connection to server at [^:]+ failed: )?", "", _first_line(text))
     detail = re.sub(r"^FATAL:\s+", "", detail)
     lowered = text.lower()

@@ -136,7 +136,7 @@ def read_state(data_dir: Path) -> Lookup:
     except FileNotFoundError:
         return Lookup(None)
     except (OSError, ValueError) as exc:
-        return Lookup(None, stale=f"{path} is not readable ({type(exc).__name__})")
+        return Lookup(None, stale=f"{path}: not readable ({type(exc).__name__})")
     try:
         state = DevState(
             pid=int(raw["pid"]),
@@ -148,12 +148,12 @@ def read_state(data_dir: Path) -> Lookup:
             started_at=float(raw.get("started_at") or 0.0),
         )
     except (KeyError, TypeError, ValueError, AttributeError):
-        return Lookup(None, stale=f"{path} does not describe a system")
+        return Lookup(None, stale=f"{path}: it does not describe a system")
     if not pid_alive(state.pid):
-        return Lookup(None, stale=f"{path} was left by sdr dev (pid {state.pid}), which is no longer running")
+        return Lookup(None, stale=f"{path}: the sdr dev that wrote it (pid {state.pid}) is no longer running")
     if not lock_held(data_dir):
         # The pid was reused by another process: the sdr dev that wrote the file is gone.
-        return Lookup(None, stale=f"{path} was left by sdr dev (pid {state.pid}), which no longer holds {LOCK_FILE}")
+        return Lookup(None, stale=f"{path}: the sdr dev that wrote it (pid {state.pid}) no longer holds {LOCK_FILE}")
     return Lookup(state)
 
 
