@@ -17,11 +17,15 @@ from typing import Any
 import httpx
 import jwt
 from jwt import PyJWK
+from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
+from litestar.middleware._utils import should_bypass_middleware
+from litestar.types import Receive, Scope, Send
 
-from libs.errors import Forbidden, Unauthorized
+from libs.errors import AppError, Forbidden, Unauthorized, app_error_handler
+from libs.scopes import KNOWN_SCOPES, Requirement, grants, required_scope
 
 ALGORITHM = "EdDSA"
 REQUIRED_CLAIMS = ("iss", "aud", "sub", "org", "role", "exp", "iat", "jti")
@@ -64,10 +68,39 @@ class Principal:
         if not self.role.at_least(role):
             raise Forbidden(f"This action needs the {role.value} role or higher.")
 
+    @property
+    def scoped(self) -> bool:
+        """Whether the token is limited by scopes: an API key's always is, even with none left."""
+        return bool(self.scopes) or self.api_key_id is not None
+
     def require_scope(self, scope: str) -> None:
-        """Raise :class:`Forbidden` unless the token carries ``scope`` (API-key tokens are scoped)."""
-        if self.scopes and scope not in self.scopes and "*" not in self.scopes:
-            raise Forbidden(f"This action needs the {scope} scope.")
+        """Raise :class:`MissingScope` unless a scoped token holds ``scope`` (people's tokens pass).
+
+        A scope outside the closed set (``members:write``: people manage people) is held only
+        through ``*``, and the route's own guards then decide.
+        """
+        if not self.scoped or grants(self.scopes, scope):
+            return
+        if scope not in KNOWN_SCOPES:
+            raise Forbidden(PEOPLE_ONLY_DETAIL)
+        raise MissingScope(f"This action needs the {scope} scope.", required_scope=scope)
+
+    def require_route(self, opt: Mapping[str, Any], method: str) -> None:
+        """Raise unless this token may call ``method`` on a route with ``opt`` (see :mod:`libs.scopes`)."""
+        if not self.scoped:
+            return
+        needed = required_scope(opt, method)
+        if needed is Requirement.PERSON:
+            raise Forbidden(PEOPLE_ONLY_DETAIL)
+        if needed is not Requirement.NONE:
+            self.require_scope(needed)
+
+
+PEOPLE_ONLY_DETAIL = "API keys may not do this; sign in as a person."
+
+
+class MissingScope(Forbidden):
+    """The API key's token lacks the scope the route needs (``required_scope`` names it)."""
 
 
 class KeySource:
@@ -180,15 +213,41 @@ def bearer_token(authorization: str | None) -> str | None:
 
 
 class JWTAuthMiddleware(AbstractAuthenticationMiddleware):
-    """Authenticate every request not marked public; ``request.user`` is the :class:`Principal`."""
+    """Authenticate every request not marked public; ``request.user`` is the :class:`Principal`.
+
+    A scoped (API-key) token is also held to the scope of the route's declared area here, before
+    any guard or handler runs, so no route can forget the check.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Authenticate, answering a refusal here: through ``send``, so outer middleware sees its status."""
+        if not should_bypass_middleware(
+            exclude_http_methods=self.exclude_http_methods,
+            exclude_opt_key=self.exclude_opt_key,
+            exclude_path_pattern=self.exclude,
+            scope=scope,
+            scopes=self.scopes,
+        ):
+            try:
+                result = await self.authenticate_request(ASGIConnection(scope))
+            except AppError as exc:
+                # Raised, the error would pass the request log and request-id echo on its way out.
+                request: Request[Any, Any, Any] = Request(scope, receive)
+                await app_error_handler(request, exc).to_asgi_response(None, request)(scope, receive, send)
+                return
+            scope["user"] = result.user
+            scope["auth"] = result.auth
+        await self.app(scope, receive, send)
 
     async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
-        """Verify the bearer token with the app's verifier."""
+        """Verify the bearer token with the app's verifier, then the route's scope for scoped tokens."""
         token = bearer_token(connection.headers.get("authorization"))
         if token is None:
             raise Unauthorized("An access token is required.")
         verifier: TokenVerifier = connection.app.state.verifier
         principal = await verifier.verify(token)
+        handler: BaseRouteHandler | None = connection.scope.get("route_handler")
+        principal.require_route(handler.opt if handler is not None else {}, str(connection.scope.get("method", "GET")))
         return AuthenticationResult(user=principal, auth=token)
 
 
@@ -199,16 +258,14 @@ PUBLIC = {"exclude_from_auth": True}
 Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], None]
 
 
-def requires(role: Role, *, scope: str | None = None) -> Guard:
-    """Guard: the caller's role is at least ``role`` (and its token carries ``scope``, if given)."""
+def requires(role: Role) -> Guard:
+    """Guard: the caller's role is at least ``role`` (:class:`JWTAuthMiddleware` checks scopes)."""
 
     def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
         principal = connection.user
         if not isinstance(principal, Principal):
             raise Unauthorized("An access token is required.")
         principal.require(role)
-        if scope:
-            principal.require_scope(scope)
 
     guard.__name__ = f"requires_{role.value}"
     guard.required_role = role  # type: ignore[attr-defined]

@@ -5,7 +5,8 @@ found on disk, so a new service is audited without touching this file). A route 
 passes when it, its controller, router or app has a guard, or when its ``opt`` says
 ``exclude_from_auth`` (``opt=PUBLIC``). Only Litestar's own handlers are exempt: the OPTIONS
 answer it adds to every path and the OpenAPI schema routes. Every guarded route of the
-services must also answer 401 to a request without a token.
+services must also answer 401 to a request without a token, and declare the scope area an
+API key needs for it (``libs.scopes``: an area, ``ANY_TOKEN`` or ``PEOPLE_ONLY``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from litestar.testing import TestClient
 
 from gateway.app import create_app as create_gateway
 from gateway.settings import GatewaySettings
+from libs.scopes import SCOPE_AREA, Area, is_declared, required_scope, scope_area
 from libs.settings import CommonSettings, Environment
 from tests.conftest import ROOT
 
@@ -106,6 +108,51 @@ def test_the_audit_catches_a_route_without_a_guard() -> None:
     app = Litestar(route_handlers=[forgotten, open_route])
     found = [(m, p) for m, p, h in handlers(app) if not is_public(h) and not h.resolve_guards()]
     assert found == [("GET", "/api/forgotten")]
+
+
+def undeclared(app: Litestar) -> list[tuple[str, str]]:
+    """Every authenticated route of ``app`` that declares no scope area."""
+    return [(m, p) for m, p, h in handlers(app) if not is_public(h) and not is_declared(h.opt)]
+
+
+def test_every_authenticated_route_of_a_service_declares_the_scope_api_keys_need() -> None:
+    offending = [f"{name}: {m} {p}" for name in SERVICES for m, p in undeclared(build_service(name))]
+    assert offending == [], (
+        "routes without a scope area (controller or handler opt=scope_area(Area.X), ANY_TOKEN or PEOPLE_ONLY):\n"
+        + "\n".join(offending)
+    )
+
+
+def test_the_audit_catches_a_route_without_a_scope_area() -> None:
+    from litestar import Controller, get, post
+
+    from libs.security import Role, requires
+
+    class Things(Controller):
+        path = "/api/things"
+        guards = [requires(Role.VIEWER)]
+        opt = scope_area(Area.LEADS)
+
+        @get("/", sync_to_thread=False)
+        def list_things(self) -> str:
+            return "ok"
+
+        @post("/", sync_to_thread=False)
+        def add_thing(self) -> str:
+            return "ok"
+
+    @get("/api/forgotten", guards=[requires(Role.VIEWER)], sync_to_thread=False)
+    def forgotten() -> str:
+        return "oops"
+
+    @get("/api/typo", guards=[requires(Role.VIEWER)], opt={SCOPE_AREA: "lead"}, sync_to_thread=False)
+    def typo() -> str:
+        return "oops"
+
+    app = Litestar(route_handlers=[Things, forgotten, typo])
+    assert sorted(undeclared(app)) == [("GET", "/api/forgotten"), ("GET", "/api/typo")]
+    needed = {(m, p): required_scope(h.opt, m) for m, p, h in handlers(app) if p == "/api/things"}
+    assert needed == {("GET", "/api/things"): "leads:read", ("POST", "/api/things"): "leads:write"}
 
 
 PUBLIC_PREFIXES = (

@@ -13,6 +13,7 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from libs.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
+from libs.scopes import ANY_TOKEN, PEOPLE_ONLY, Area, scope_area
 from libs.security import PUBLIC, Principal, Role, operator_only, requires
 from services.auth.schemas import (
     ApiKeyCreate,
@@ -61,6 +62,7 @@ class SessionController(Controller):
 
     path = PREFIX
     tags = ["auth"]
+    opt = PEOPLE_ONLY
 
     @post("/signup", opt=PUBLIC, operation_id="SignUp")
     async def signup(self, data: JSONBody[SignupCreate], accounts: NamedDependency[AccountService]) -> SessionRead:
@@ -87,7 +89,7 @@ class SessionController(Controller):
         """Revoke the session a refresh token belongs to."""
         await accounts.logout(data.refresh_token.get_secret_value())
 
-    @get("/me", guards=[requires(Role.VIEWER)], operation_id="GetMe")
+    @get("/me", guards=[requires(Role.VIEWER)], opt=ANY_TOKEN, operation_id="GetMe")
     async def me(self, accounts: NamedDependency[AccountService], principal: NamedDependency[Principal]) -> MeRead:
         """Who the caller is, where, with which role, and the organizations they may switch to."""
         return await accounts.me(principal)
@@ -119,6 +121,7 @@ class MemberController(Controller):
 
     path = f"{PREFIX}/members"
     tags = ["members"]
+    opt = scope_area(Area.MEMBERS)
 
     @get("/", guards=[requires(Role.VIEWER)], operation_id="ListMembers")
     async def list_members(
@@ -168,6 +171,7 @@ class InviteController(Controller):
 
     path = f"{PREFIX}/invites"
     tags = ["invites"]
+    opt = scope_area(Area.MEMBERS)
 
     @post("/", guards=[requires(Role.ADMIN), humans_only], operation_id="CreateInvite")
     async def create_invite(
@@ -226,6 +230,7 @@ class ApiKeyController(Controller):
 
     path = f"{PREFIX}/api-keys"
     tags = ["api-keys"]
+    opt = scope_area(Area.API_KEYS)
 
     @post("/", guards=[requires(Role.ADMIN), humans_only], operation_id="CreateApiKey")
     async def create_api_key(
@@ -290,6 +295,7 @@ class SigningKeyController(Controller):
 
     path = PREFIX
     tags = ["keys"]
+    opt = PEOPLE_ONLY
 
     @get(
         "/jwks.json",

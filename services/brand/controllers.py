@@ -20,6 +20,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CON
 
 from libs.crypto import SecretBox
 from libs.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
+from libs.scopes import Area, scope_area
 from libs.security import Principal, Role, requires
 from services.brand.deps import provide_brand_service, smtp_check_settings
 from services.brand.schemas import (
@@ -61,6 +62,7 @@ class BrandController(Controller):
     path = "/api/brands"
     tags = ["brands"]
     guards = [requires(Role.VIEWER)]
+    opt = scope_area(Area.BRANDS)
     dependencies = _SERVICE
 
     @get("/", operation_id="ListBrands")
@@ -126,6 +128,7 @@ class SenderController(Controller):
     path = "/api/brands/{brand_id:uuid}/senders"
     tags = ["senders"]
     guards = [requires(Role.VIEWER)]
+    opt = scope_area(Area.BRANDS)
     dependencies = _SERVICE
 
     @get("/", operation_id="ListSenders")
@@ -202,6 +205,7 @@ class CredentialController(Controller):
     path = "/api/credentials"
     tags = ["credentials"]
     guards = [requires(Role.VIEWER)]
+    opt = scope_area(Area.CREDENTIALS)
     dependencies = _SERVICE
 
     @get("/", operation_id="ListCredentials")

@@ -14,6 +14,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CON
 from libs.db.models.campaign import CampaignStatus, Channel, EnrollmentStatus, MessageStatus
 from libs.errors import Invalid
 from libs.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, make_page
+from libs.scopes import Area, scope_area
 from libs.security import Role, requires
 from services.campaign.campaigns.analytics import campaign_analytics
 from services.campaign.campaigns.brand_client import BrandClient
@@ -60,6 +61,7 @@ class CampaignController(Controller):
     path = "/api/campaigns"
     tags = ["campaigns"]
     guards = [requires(Role.VIEWER)]
+    opt = scope_area(Area.CAMPAIGNS)
     dependencies = DEPENDENCIES
 
     @get("/", operation_id="ListCampaigns")
@@ -207,6 +209,7 @@ class StepController(Controller):
     path = "/api/campaigns/{campaign_id:uuid}/steps"
     tags = ["campaigns"]
     guards = [requires(Role.VIEWER)]
+    opt = scope_area(Area.CAMPAIGNS)
     dependencies = DEPENDENCIES
 
     @get("/", operation_id="ListSteps")
@@ -270,6 +273,7 @@ class EnrollmentController(Controller):
     path = "/api/campaigns/{campaign_id:uuid}/enrollments"
     tags = ["campaigns"]
     guards = [requires(Role.VIEWER)]
+    opt = scope_area(Area.CAMPAIGNS)
     dependencies = DEPENDENCIES
 
     @post("/", operation_id="EnrollLeads", guards=[requires(Role.MEMBER)], status_code=HTTP_200_OK)
@@ -330,6 +334,7 @@ class MessageController(Controller):
     path = "/api/messages"
     tags = ["messages"]
     guards = [requires(Role.VIEWER)]
+    opt = scope_area(Area.MESSAGES)
     dependencies = DEPENDENCIES
 
     @get("/", operation_id="ListMessages")
@@ -377,6 +382,7 @@ class LeadTimelineController(Controller):
     path = "/api/leads/{lead_id:uuid}/timeline"
     tags = ["leads"]
     guards = [requires(Role.VIEWER)]
+    opt = scope_area(Area.LEADS)
     dependencies = DEPENDENCIES
 
     @get("/", operation_id="GetLeadTimeline")

@@ -29,6 +29,7 @@ from libs.links import InvalidLink, LinkClaims, LinkKind, verify_link
 from libs.optout import as_sentence
 from libs.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, keyset, make_page
 from libs.queue import JobSpec, PendingJobs, QueueName
+from libs.scopes import Area, scope_area
 from libs.security import PUBLIC, Principal, Role, requires
 from services.campaign.inbound import erased, service
 from services.campaign.inbound import repository as repo
@@ -549,6 +550,7 @@ class WebhooksController(Controller):
 
     path = "/api/webhooks"
     tags = ["webhooks"]
+    opt = scope_area(Area.WEBHOOKS)
     dependencies = {"inbound": Provide(provide_inbound)}
 
     async def _get(self, session: AsyncSession, org_id: uuid.UUID, webhook_id: uuid.UUID) -> WebhookEndpoint:

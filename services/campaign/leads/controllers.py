@@ -21,6 +21,7 @@ from libs.errors import Invalid
 from libs.openapi import multipart_body, with_request_body
 from libs.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 from libs.queue import PendingJobs
+from libs.scopes import Area, scope_area
 from libs.security import Principal, Role, requires
 from services.campaign.keys import suppression_key
 from services.campaign.leads.csvfile import FileRejected, csv_line
@@ -139,6 +140,7 @@ class LeadController(Controller):
     path = "/api/leads"
     tags = ["leads"]
     guards = [requires(Role.VIEWER)]
+    opt = scope_area(Area.LEADS)
     dependencies = {"ctx": Provide(provide_context)}
 
     @get("/", operation_id="ListLeads")
@@ -211,6 +213,7 @@ class ImportController(Controller):
     path = "/api/leads/imports"
     tags = ["leads"]
     guards = [requires(Role.VIEWER)]
+    opt = scope_area(Area.LEADS)
     dependencies = {"ctx": Provide(provide_context)}
 
     @post(
@@ -316,6 +319,7 @@ class SuppressionController(Controller):
     path = "/api/suppressions"
     tags = ["suppressions"]
     guards = [requires(Role.VIEWER)]
+    opt = scope_area(Area.SUPPRESSIONS)
     dependencies = {"ctx": Provide(provide_context)}
 
     @get("/", operation_id="ListSuppressions")
