@@ -10,12 +10,12 @@ from typing import Annotated, Literal
 from email_validator import EmailNotValidError, validate_email
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, SecretStr
 
+from libs.scopes import AREA_COVERS, SCOPES
 from libs.security import Role
 
 PASSWORD_MIN_LENGTH = 12
 PASSWORD_MAX_LENGTH = 256
 """Longest password accepted (OWASP: at least 64); checked before any hashing."""
-SCOPE_PATTERN = r"^(\*|[a-z][a-z0-9_-]{0,30}(:[a-z*][a-z0-9_*-]{0,30})?)$"
 
 
 def canonical_email(value: str) -> str:
@@ -52,7 +52,16 @@ NewPassword = Annotated[
 GivenPassword = Annotated[SecretStr, Field(min_length=1, max_length=PASSWORD_MAX_LENGTH)]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 OpaqueToken = Annotated[SecretStr, Field(min_length=1, max_length=128)]
-Scope = Annotated[str, Field(pattern=SCOPE_PATTERN, max_length=64)]
+ScopeName = Annotated[str, Field(min_length=1, max_length=64)]
+"""A scope's name; the service refuses each one outside the closed set, listing the known ones."""
+SCOPES_DESCRIPTION = (
+    "Scopes from the closed set, "
+    + ", ".join(f"`{scope}`" for scope in SCOPES)
+    + ": `*` holds every area; `<area>:write` includes `<area>:read`; GET and HEAD need read, other "
+    "methods write. Areas: "
+    + "; ".join(f"`{area.value}` {covers}" for area, covers in AREA_COVERS.items())
+    + ". A scope never lifts the key's role."
+)
 
 
 class UserRead(BaseModel):
@@ -208,11 +217,11 @@ class InviteAccept(Strict):
 
 
 class ApiKeyCreate(Strict):
-    """Create an API key with scopes, a role no higher than yours, and an optional expiry."""
+    """Create an API key: known scopes, an explicit role no higher than yours, an optional expiry."""
 
     name: Annotated[str, Field(min_length=1, max_length=100)]
-    scopes: Annotated[list[Scope], Field(min_length=1, max_length=32)]
-    role: Role = Role.MEMBER
+    scopes: Annotated[list[ScopeName], Field(min_length=1, max_length=32, description=SCOPES_DESCRIPTION)]
+    role: Annotated[Role, Field(description="The key's role, required: at most the creator's own.")]
     expires_at: AwareDatetime | None = None
 
 

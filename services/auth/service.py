@@ -20,6 +20,7 @@ from libs.db.models.tenancy import Organization
 from libs.db.session import Database
 from libs.errors import Forbidden, Invalid
 from libs.pagination import Page, make_page
+from libs.scopes import SCOPES, unknown_scopes
 from libs.security import Principal, Role, bearer_token
 from services.auth.errors import (
     AlreadyMember,
@@ -629,16 +630,28 @@ class ApiKeyService:
         self.repo = AuthRepository(session)
 
     async def create(self, principal: Principal, data: ApiKeyCreate) -> ApiKeyCreated:
-        """Create a key; its role may not exceed the creator's.
+        """Create a key with scopes of the closed set; its role may not exceed the creator's.
 
         Raises:
+            Invalid: a scope is unknown (each one named, the known ones listed), or the expiry is past.
             Forbidden: the role asked for is above the caller's.
-            Invalid: the expiry is in the past.
         """
-        principal.require(data.role)
         now = utcnow()
+        known = ", ".join(SCOPES)
+        errors: list[dict[str, Any]] = [
+            {
+                "field": f"scopes[{i}]",
+                "message": f"unknown scope {scope!r}; known scopes: {known}",
+                "value": scope,
+                "source": "body",
+            }
+            for i, scope in unknown_scopes(data.scopes)
+        ]
         if data.expires_at is not None and data.expires_at <= now:
-            raise Invalid(errors=[{"field": "expires_at", "message": "must be in the future", "source": "body"}])
+            errors.append({"field": "expires_at", "message": "must be in the future", "source": "body"})
+        if errors:
+            raise Invalid(errors=errors, known_scopes=list(SCOPES))
+        principal.require(data.role)
         secret = new_secret(SecretKind.API_KEY)
         key = ApiKey(
             org_id=principal.org_id,

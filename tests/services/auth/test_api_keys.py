@@ -13,13 +13,16 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from libs.db.session import make_engine
+from libs.scopes import SCOPES
 from libs.security import KeySource, Role, TokenVerifier
 from services.auth.opaque import SecretKind, hash_secret, is_well_formed, new_secret
 from tests.services.auth.conftest import bearer, invite_and_join, signup
 
 
 def _create(client: TestClient[Litestar], headers: dict[str, str], **body: object) -> dict[str, object]:
-    r = client.post("/api/auth/api-keys", json={"name": "ci", "scopes": ["leads:read"], **body}, headers=headers)
+    r = client.post(
+        "/api/auth/api-keys", json={"name": "ci", "scopes": ["leads:read"], "role": "member", **body}, headers=headers
+    )
     assert r.status_code == 201, r.text
     return dict(r.json())
 
@@ -121,7 +124,10 @@ def test_a_key_cannot_outrank_its_creator_or_manage_keys(client: TestClient[Lite
     token = str(_exchange(client, str(created["key"]))[1]["access_token"])
     # A key may not mint more keys, invite people or change roles: only people do that.
     assert (
-        client.post("/api/auth/api-keys", json={"name": "y", "scopes": ["*"]}, headers=bearer(token)).status_code == 403
+        client.post(
+            "/api/auth/api-keys", json={"name": "y", "scopes": ["*"], "role": "viewer"}, headers=bearer(token)
+        ).status_code
+        == 403
     )
     assert client.post("/api/auth/invites", json={"email": "a@example.com"}, headers=bearer(token)).status_code == 403
 
@@ -139,17 +145,48 @@ def test_the_token_role_follows_the_creator_down(client: TestClient[Litestar]) -
 
 def test_key_input_is_validated(client: TestClient[Litestar]) -> None:
     owner = signup(client)
-    bad = [
-        {"name": "x", "scopes": []},
-        {"name": "x", "scopes": ["Not A Scope!"]},
-        {"name": "", "scopes": ["leads:read"]},
-        {"name": "x", "scopes": ["leads:read"], "expires_at": "2000-01-01T00:00:00Z"},
-        {"name": "x", "scopes": ["leads:read"], "expires_at": "2999-01-01T00:00:00"},  # naive
-        {"name": "x", "scopes": ["leads:read"], "org_id": str(uuid.uuid4())},
+    ok = {"name": "x", "scopes": ["leads:read"], "role": "member"}
+    bad: list[tuple[dict[str, object], str]] = [
+        ({**ok, "scopes": []}, "scopes"),
+        ({**ok, "scopes": ["Not A Scope!"]}, "scopes[0]"),
+        ({**ok, "scopes": ["leads:read", "frobnicate:everything"]}, "scopes[1]"),
+        ({**ok, "scopes": ["leads:*"]}, "scopes[0]"),  # no per-area wildcard: * or the area's two scopes
+        ({**ok, "scopes": ["members:write"]}, "scopes[0]"),  # people manage people
+        ({**ok, "name": ""}, "name"),
+        ({"name": "x", "scopes": ["leads:read"]}, "role"),
+        ({**ok, "role": None}, "role"),
+        ({**ok, "role": "superuser"}, "role"),
+        ({**ok, "expires_at": "2000-01-01T00:00:00Z"}, "expires_at"),
+        ({**ok, "expires_at": "2999-01-01T00:00:00"}, "expires_at"),  # naive
+        ({**ok, "org_id": str(uuid.uuid4())}, "org_id"),
     ]
-    for body in bad:
+    for body, field in bad:
         r = client.post("/api/auth/api-keys", json=body, headers=owner.headers)
         assert r.status_code == 422, body
+        assert r.headers["content-type"].startswith("application/problem+json")
+        assert [e["field"] for e in r.json()["errors"]] == [field], (body, r.json())
+    assert client.get("/api/auth/api-keys", headers=owner.headers).json()["items"] == []
+
+
+def test_an_unknown_scope_is_named_with_its_value_and_the_known_scopes_listed(client: TestClient[Litestar]) -> None:
+    owner = signup(client)
+    body = {"name": "x", "scopes": ["frobnicate:everything", "leads:read", "Brands:Read"], "role": "member"}
+    r = client.post("/api/auth/api-keys", json=body, headers=owner.headers)
+    assert r.status_code == 422
+    problem = r.json()
+    assert problem["code"] == "Invalid"
+    assert [(e["field"], e["value"]) for e in problem["errors"]] == [
+        ("scopes[0]", "frobnicate:everything"),
+        ("scopes[2]", "Brands:Read"),
+    ]
+    assert all(", ".join(SCOPES) in e["message"] for e in problem["errors"])
+    assert problem["known_scopes"] == list(SCOPES)
+
+
+def test_the_role_is_stored_as_given(client: TestClient[Litestar]) -> None:
+    owner = signup(client)
+    for role in ("viewer", "member", "admin", "owner"):
+        assert _create(client, owner.headers, role=role)["role"] == role
 
 
 def test_keys_can_be_renamed(client: TestClient[Litestar]) -> None:

@@ -46,7 +46,9 @@ def _tenant(client: TestClient[Litestar], name: str) -> Tenant:
     member_id = next(m["id"] for m in items if m["user_id"] == str(member.user_id))
     invite_email = unique_email(f"{name}-pending")
     invite = client.post("/api/auth/invites", json={"email": invite_email}, headers=owner.headers).json()
-    key = client.post("/api/auth/api-keys", json={"name": f"{name} key", "scopes": ["*"]}, headers=owner.headers).json()
+    key = client.post(
+        "/api/auth/api-keys", json={"name": f"{name} key", "scopes": ["*"], "role": "owner"}, headers=owner.headers
+    ).json()
     return Tenant(owner, member, member_id, invite["id"], invite_email, key["id"], key["prefix"])
 
 

@@ -93,7 +93,11 @@ def test_viewers_and_members_cannot_write(client: TestClient[Litestar]) -> None:
         attempts = [
             client.post("/api/auth/invites", json={"email": unique_email(), "role": "viewer"}, headers=person.headers),
             client.get("/api/auth/invites", headers=person.headers),
-            client.post("/api/auth/api-keys", json={"name": "k", "scopes": ["leads:read"]}, headers=person.headers),
+            client.post(
+                "/api/auth/api-keys",
+                json={"name": "k", "scopes": ["leads:read"], "role": "viewer"},
+                headers=person.headers,
+            ),
             client.get("/api/auth/api-keys", headers=person.headers),
             client.patch(f"/api/auth/members/{target}", json={"role": "viewer"}, headers=person.headers),
             client.delete(f"/api/auth/members/{target}", headers=person.headers),
@@ -116,7 +120,9 @@ def test_anyone_may_leave_and_loses_access(client: TestClient[Litestar]) -> None
 def test_removing_a_member_revokes_the_api_keys_they_created(client: TestClient[Litestar]) -> None:
     owner = signup(client)
     admin = invite_and_join(client, owner, role="admin")
-    key = client.post("/api/auth/api-keys", json={"name": "admin's", "scopes": ["*"]}, headers=admin.headers).json()
+    key = client.post(
+        "/api/auth/api-keys", json={"name": "admin's", "scopes": ["*"], "role": "admin"}, headers=admin.headers
+    ).json()
     assert client.post("/api/auth/api-keys/exchange", headers=bearer(key["key"])).status_code == 200
     assert (
         client.delete(f"/api/auth/members/{_member_id(client, owner, admin)}", headers=owner.headers).status_code == 204

@@ -58,7 +58,9 @@ def test_a_full_flow_leaks_no_secret(
         record(r, r.json()["refresh_token"], r.json()["access_token"])
         secrets |= {r.json()["refresh_token"], r.json()["access_token"]}
         record(client.post("/api/auth/invites/accept", json={"token": invite_token, "password": second_password}))
-        r = client.post("/api/auth/api-keys", json={"name": "ci", "scopes": ["leads:read"]}, headers=headers)
+        r = client.post(
+            "/api/auth/api-keys", json={"name": "ci", "scopes": ["leads:read"], "role": "member"}, headers=headers
+        )
         api_key = r.json()["key"]
         record(r, api_key)
         secrets.add(api_key)
