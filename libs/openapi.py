@@ -68,11 +68,11 @@ def problem_components() -> dict[str, dict[str, Any]]:
             "description": "An RFC 9457 problem. Some problems add members of their own (e.g. `checks`).",
             "required": ["type", "title", "status", "detail", "code"],
             "properties": {
-                "type": {"type": "string", "format": "uri", "examples": [PROBLEM_BASE + "not-found"]},
-                "title": {"type": "string", "examples": ["Not found"]},
+                "type": {"type": "string", "format": "uri", "description": "A URL naming the kind of problem."},
+                "title": {"type": "string"},
                 "status": {"type": "integer", "minimum": 400, "maximum": 599},
                 "detail": {"type": "string"},
-                "code": {"type": "string", "description": "Stable machine-readable code.", "examples": ["NotFound"]},
+                "code": {"type": "string", "description": "Stable machine-readable code, e.g. `NotFound`."},
                 "instance": {"type": "string", "description": "The path of the request."},
                 "request_id": {"type": "string", "description": "The request's `X-Request-ID`."},
                 "errors": {"type": "array", "items": {"$ref": f"#/components/schemas/{FIELD_ERROR_SCHEMA}"}},
@@ -84,7 +84,7 @@ def problem_components() -> dict[str, dict[str, Any]]:
             "description": "One field at fault.",
             "required": ["field", "message"],
             "properties": {
-                "field": {"type": "string", "examples": ["email"]},
+                "field": {"type": "string", "description": "The field at fault, e.g. `email`."},
                 "message": {"type": "string"},
                 "source": {"type": "string", "description": "Where the field was: body, query, path, header."},
             },
@@ -117,11 +117,46 @@ def security_schemes() -> dict[str, dict[str, Any]]:
     }
 
 
+_CODES: dict[int, str] = {
+    400: "BadRequest",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "NotFound",
+    409: "Conflict",
+    412: "PreconditionFailed",
+    413: "PayloadTooLarge",
+    422: "Invalid",
+    428: "PreconditionRequired",
+    429: "TooManyRequests",
+    502: "BadGateway",
+    503: "Unavailable",
+    504: "UpstreamTimeout",
+}
+
+
+def _example(status: int, description: str) -> dict[str, Any]:
+    code = _CODES.get(status, "Error")
+    slug = "".join("-" + c.lower() if c.isupper() and i else c.lower() for i, c in enumerate(code))
+    example: dict[str, Any] = {
+        "type": PROBLEM_BASE + slug,
+        "title": "Invalid request" if status == 422 else HTTPStatus(status).phrase,
+        "status": status,
+        "detail": description.split(";")[0].rstrip(".").replace("`", ""),
+        "code": code,
+        "instance": "/api/...",
+        "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+    }
+    if status == 422:
+        example["errors"] = [{"field": "email", "message": "value is not a valid email address", "source": "body"}]
+    return example
+
+
 def problem_response(status: int, description: str | None = None) -> dict[str, Any]:
     """An OpenAPI response object: a problem with ``status`` under ``application/problem+json``."""
+    text = description or PROBLEM_DESCRIPTIONS.get(status) or HTTPStatus(status).phrase
     response: dict[str, Any] = {
-        "description": description or PROBLEM_DESCRIPTIONS.get(status) or HTTPStatus(status).phrase,
-        "content": {PROBLEM_JSON: {"schema": {"$ref": PROBLEM_REF}}},
+        "description": text,
+        "content": {PROBLEM_JSON: {"schema": {"$ref": PROBLEM_REF}, "example": _example(status, text)}},
     }
     if status in _HEADERS:
         response["headers"] = copy.deepcopy(_HEADERS[status])

@@ -12,6 +12,7 @@ from litestar.di import NamedDependency
 from litestar.handlers.base import BaseRouteHandler
 from litestar.params import FromPath, FromQuery, JSONBody
 
+from libs.openapi import problems
 from libs.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 from libs.scopes import ANY_TOKEN, PEOPLE_ONLY, Area, scope_area
 from libs.security import PUBLIC, Principal, Role, operator_only, requires
@@ -64,12 +65,23 @@ class SessionController(Controller):
     tags = ["auth"]
     opt = PEOPLE_ONLY
 
-    @post("/signup", opt=PUBLIC, operation_id="SignUp")
+    @post(
+        "/signup",
+        opt=PUBLIC,
+        operation_id="SignUp",
+        responses=problems(409, 429, s409="An account with this email already exists."),
+    )
     async def signup(self, data: JSONBody[SignupCreate], accounts: NamedDependency[AccountService]) -> SessionRead:
         """Create an organization and its owner; answers with a session."""
         return await accounts.signup(data)
 
-    @post("/login", opt=PUBLIC, status_code=200, operation_id="LogIn")
+    @post(
+        "/login",
+        opt=PUBLIC,
+        status_code=200,
+        operation_id="LogIn",
+        responses=problems(401, 403, 429, s401="Unknown email or password.", s403="Not a member of that organization."),
+    )
     async def login(
         self,
         data: JSONBody[LoginRequest],
@@ -79,7 +91,13 @@ class SessionController(Controller):
         """Sign in with email and password (429 with Retry-After after repeated failures)."""
         return await accounts.login(data, address=client_address)
 
-    @post("/refresh", opt=PUBLIC, status_code=200, operation_id="RefreshSession")
+    @post(
+        "/refresh",
+        opt=PUBLIC,
+        status_code=200,
+        operation_id="RefreshSession",
+        responses=problems(401, s401="The refresh token is not valid."),
+    )
     async def refresh(self, data: JSONBody[RefreshRequest], auth: NamedDependency[AuthContext]) -> TokenPair:
         """Trade a refresh token for a new pair; the old token is spent (reusing it ends the session)."""
         return await RefreshService(auth).refresh(data.refresh_token.get_secret_value())
@@ -94,7 +112,13 @@ class SessionController(Controller):
         """Who the caller is, where, with which role, and the organizations they may switch to."""
         return await accounts.me(principal)
 
-    @post("/switch", guards=[requires(Role.VIEWER), humans_only], status_code=200, operation_id="SwitchOrganization")
+    @post(
+        "/switch",
+        guards=[requires(Role.VIEWER), humans_only],
+        status_code=200,
+        operation_id="SwitchOrganization",
+        responses=problems(404, s404="Not a member of that organization."),
+    )
     async def switch(
         self,
         data: JSONBody[SwitchRequest],
@@ -104,7 +128,13 @@ class SessionController(Controller):
         """Open a session in another organization the caller belongs to."""
         return await accounts.switch(principal, data.organization_id)
 
-    @post("/password", guards=[requires(Role.VIEWER), humans_only], status_code=200, operation_id="ChangePassword")
+    @post(
+        "/password",
+        guards=[requires(Role.VIEWER), humans_only],
+        status_code=200,
+        operation_id="ChangePassword",
+        responses=problems(401, 429, s401="The current password is wrong."),
+    )
     async def change_password(
         self,
         data: JSONBody[PasswordChange],
@@ -144,7 +174,12 @@ class MemberController(Controller):
         """Show one member."""
         return await members.get(principal, member_id)
 
-    @patch("/{member_id:uuid}", guards=[requires(Role.ADMIN), humans_only], operation_id="UpdateMember")
+    @patch(
+        "/{member_id:uuid}",
+        guards=[requires(Role.ADMIN), humans_only],
+        operation_id="UpdateMember",
+        responses=problems(409, s409="The organization must keep an owner."),
+    )
     async def update_member(
         self,
         member_id: FromPath[uuid.UUID],
@@ -155,7 +190,12 @@ class MemberController(Controller):
         """Change a member's role (an organization always keeps an owner)."""
         return await members.change_role(principal, member_id, data.role)
 
-    @delete("/{member_id:uuid}", guards=[requires(Role.VIEWER), humans_only], operation_id="RemoveMember")
+    @delete(
+        "/{member_id:uuid}",
+        guards=[requires(Role.VIEWER), humans_only],
+        operation_id="RemoveMember",
+        responses=problems(409, s409="The organization must keep an owner."),
+    )
     async def remove_member(
         self,
         member_id: FromPath[uuid.UUID],
@@ -173,7 +213,12 @@ class InviteController(Controller):
     tags = ["invites"]
     opt = scope_area(Area.MEMBERS)
 
-    @post("/", guards=[requires(Role.ADMIN), humans_only], operation_id="CreateInvite")
+    @post(
+        "/",
+        guards=[requires(Role.ADMIN), humans_only],
+        operation_id="CreateInvite",
+        responses=problems(409, s409="This person is already a member."),
+    )
     async def create_invite(
         self,
         data: JSONBody[InviteCreate],
@@ -214,7 +259,13 @@ class InviteController(Controller):
         """Revoke an invite."""
         await invites.revoke(principal, invite_id)
 
-    @post("/accept", opt=PUBLIC, status_code=200, operation_id="AcceptInvite")
+    @post(
+        "/accept",
+        opt=PUBLIC,
+        status_code=200,
+        operation_id="AcceptInvite",
+        responses=problems(404, 429, s404="The invite is not valid (unknown, used, revoked or expired)."),
+    )
     async def accept_invite(
         self,
         data: JSONBody[InviteAccept],
@@ -284,7 +335,13 @@ class ApiKeyController(Controller):
         """Revoke an API key; the next exchange with it is refused."""
         await api_keys.revoke(principal, key_id)
 
-    @post("/exchange", opt=PUBLIC, status_code=200, operation_id="ExchangeApiKey")
+    @post(
+        "/exchange",
+        opt=PUBLIC,
+        status_code=200,
+        operation_id="ExchangeApiKey",
+        responses=problems(401, s401="The API key is not valid."),
+    )
     async def exchange(self, request: Request[Any, Any, Any], accounts: NamedDependency[AccountService]) -> ApiKeyToken:
         """Trade `Authorization: Bearer twk_...` for a short-lived access token (the gateway calls this)."""
         return await accounts.exchange_api_key(request.headers.get("authorization"))

@@ -19,6 +19,7 @@ from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from libs.crypto import SecretBox
+from libs.openapi import problems
 from libs.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 from libs.scopes import Area, scope_area
 from libs.security import Principal, Role, requires
@@ -92,7 +93,7 @@ class BrandController(Controller):
         row = await brands.brand(brand_id)
         return _with_etag(brand_read(row), row.version)
 
-    @patch("/{brand_id:uuid}", operation_id="UpdateBrand", guards=[requires(Role.MEMBER)])
+    @patch("/{brand_id:uuid}", operation_id="UpdateBrand", responses=problems(412, 428), guards=[requires(Role.MEMBER)])
     async def update_brand(
         self,
         brand_id: FromPath[uuid.UUID],
@@ -104,7 +105,13 @@ class BrandController(Controller):
         row = await brands.update_brand(brand_id, data, if_match)
         return _with_etag(brand_read(row), row.version)
 
-    @delete("/{brand_id:uuid}", operation_id="DeleteBrand", guards=[requires(Role.MEMBER)], status_code=HTTP_200_OK)
+    @delete(
+        "/{brand_id:uuid}",
+        operation_id="DeleteBrand",
+        responses=problems(412),
+        guards=[requires(Role.MEMBER)],
+        status_code=HTTP_200_OK,
+    )
     async def delete_brand(
         self, brand_id: FromPath[uuid.UUID], brands: NamedDependency[BrandService], if_match: IfMatch = None
     ) -> Response[BrandRead | None]:
@@ -158,7 +165,12 @@ class SenderController(Controller):
         row = await brands.sender(brand_id, sender_id)
         return _with_etag(sender_read(row), row.version)
 
-    @patch("/{sender_id:uuid}", operation_id="UpdateSender", guards=[requires(Role.MEMBER)])
+    @patch(
+        "/{sender_id:uuid}",
+        operation_id="UpdateSender",
+        responses=problems(412, 428),
+        guards=[requires(Role.MEMBER)],
+    )
     async def update_sender(
         self,
         brand_id: FromPath[uuid.UUID],
@@ -171,7 +183,7 @@ class SenderController(Controller):
         row = await brands.update_sender(brand_id, sender_id, data, if_match)
         return _with_etag(sender_read(row), row.version)
 
-    @delete("/{sender_id:uuid}", operation_id="DeleteSender", guards=[requires(Role.MEMBER)])
+    @delete("/{sender_id:uuid}", operation_id="DeleteSender", responses=problems(412), guards=[requires(Role.MEMBER)])
     async def delete_sender(
         self,
         brand_id: FromPath[uuid.UUID],
@@ -182,7 +194,13 @@ class SenderController(Controller):
         """Delete a sender."""
         await brands.delete_sender(brand_id, sender_id, if_match)
 
-    @post("/{sender_id:uuid}/verify", operation_id="VerifySender", guards=[requires(Role.MEMBER)], status_code=200)
+    @post(
+        "/{sender_id:uuid}/verify",
+        operation_id="VerifySender",
+        responses=problems(409, 502, s409="The sender changed meanwhile.", s502="No answer from the SMTP server."),
+        guards=[requires(Role.MEMBER)],
+        status_code=200,
+    )
     async def verify(
         self,
         brand_id: FromPath[uuid.UUID],
@@ -218,7 +236,12 @@ class CredentialController(Controller):
         """List stored credentials (secrets shown only as set/last4)."""
         return await brands.list_credentials(cursor=cursor, limit=limit)
 
-    @post("/", operation_id="CreateCredential", guards=[requires(Role.ADMIN)])
+    @post(
+        "/",
+        operation_id="CreateCredential",
+        responses=problems(409, s409="Credentials for this provider exist; update them."),
+        guards=[requires(Role.ADMIN)],
+    )
     async def create_credential(
         self, data: JSONBody[CredentialCreate], brands: NamedDependency[BrandService]
     ) -> Response[CredentialRead]:
@@ -234,7 +257,12 @@ class CredentialController(Controller):
         row = await brands.credential(credential_id)
         return _with_etag(credential_read(row), row.version)
 
-    @patch("/{credential_id:uuid}", operation_id="UpdateCredential", guards=[requires(Role.ADMIN)])
+    @patch(
+        "/{credential_id:uuid}",
+        operation_id="UpdateCredential",
+        responses=problems(412, 428),
+        guards=[requires(Role.ADMIN)],
+    )
     async def update_credential(
         self,
         credential_id: FromPath[uuid.UUID],

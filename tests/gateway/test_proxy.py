@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -239,6 +240,39 @@ def test_the_docs_page_works_offline(system: System) -> None:
         assert r.status_code == 200, asset
         assert len(r.content) > 100
     assert "/api/openapi.json" in system.client.get("/api/docs/init.js").text
+
+
+def test_every_asset_the_docs_page_names_is_served_with_its_content_type(system: System) -> None:
+    page = system.client.get("/api/docs")
+    assert page.headers["content-type"].startswith("text/html")
+    csp = page.headers["content-security-policy"]
+    assert "default-src 'self'" in csp
+    referenced = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    expected = {".js": "text/javascript", ".css": "text/css", ".png": "image/png"}
+    assert len(referenced) >= 5
+    for url in referenced:
+        assert url.startswith("/api/docs/"), url  # same origin: nothing the CSP would refuse
+        r = system.client.get(url)
+        assert r.status_code == 200, url
+        suffix = url[url.rfind(".") :]
+        assert r.headers["content-type"].split(";")[0] in {expected[suffix], "application/javascript"}, url
+        assert len(r.content) > 100, url
+    bundle = system.client.get("/api/docs/assets/swagger-ui-bundle.js").text
+    assert "SwaggerUIBundle" in bundle
+    assert "3.1" in bundle  # Swagger UI 5: renders OpenAPI 3.1
+
+
+def test_the_merged_openapi_documents_problems_and_the_gateways_own_routes(system: System) -> None:
+    document = system.client.get("/api/openapi.json").json()
+    assert "ProblemDetails" in document["components"]["schemas"]
+    assert {"accessToken", "apiKey", "operatorSession"} <= set(document["components"]["securitySchemes"])
+    paths = document["paths"]
+    assert {"/healthz", "/readyz", "/api/ops/queues", "/ops/login", "/api/campaigns/{campaign_id}/stream"} <= set(paths)
+    # the gateway's own answers for forwarded operations, as problems
+    me = paths["/api/auth/me"]["get"]
+    assert list(me["responses"]["503"]["content"]) == ["application/problem+json"]
+    assert list(me["responses"]["401"]["content"]) == ["application/problem+json"]
+    assert me["security"]  # the edge needs a token under /api/
 
 
 def test_readyz_lists_every_upstream_the_database_and_redis(

@@ -13,6 +13,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CON
 
 from libs.db.models.campaign import CampaignStatus, Channel, EnrollmentStatus, MessageStatus
 from libs.errors import Invalid
+from libs.openapi import problems
 from libs.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, make_page
 from libs.scopes import Area, scope_area
 from libs.security import Role, requires
@@ -96,7 +97,12 @@ class CampaignController(Controller):
         """Read a campaign."""
         return CampaignRead.model_validate(await campaigns.get(campaign_id))
 
-    @patch("/{campaign_id:uuid}", operation_id="UpdateCampaign", guards=[requires(Role.MEMBER)])
+    @patch(
+        "/{campaign_id:uuid}",
+        operation_id="UpdateCampaign",
+        responses=problems(409, s409="The campaign is not a draft any more."),
+        guards=[requires(Role.MEMBER)],
+    )
     async def update_campaign(
         self,
         campaign_id: FromPath[uuid.UUID],
@@ -109,6 +115,7 @@ class CampaignController(Controller):
     @delete(
         "/{campaign_id:uuid}",
         operation_id="DeleteCampaign",
+        responses=problems(409, s409="The campaign is not a draft any more."),
         guards=[requires(Role.MEMBER)],
         status_code=HTTP_204_NO_CONTENT,
     )
@@ -128,7 +135,13 @@ class CampaignController(Controller):
         """Copy a campaign and its steps into a new draft."""
         return CampaignRead.model_validate(await campaigns.clone(campaign_id, data.name if data else None))
 
-    @post("/{campaign_id:uuid}/launch", operation_id="LaunchCampaign", guards=[requires(Role.ADMIN)], status_code=200)
+    @post(
+        "/{campaign_id:uuid}/launch",
+        operation_id="LaunchCampaign",
+        responses=problems(409, 503, s409="Its status does not allow a launch.", s503="Brand service down."),
+        guards=[requires(Role.ADMIN)],
+        status_code=200,
+    )
     async def launch_campaign(
         self,
         request: Request[Any, Any, Any],
@@ -141,14 +154,26 @@ class CampaignController(Controller):
         row = await campaigns.transition(campaign_id, "launch", brands=brands, authorization=authorization)
         return CampaignRead.model_validate(row)
 
-    @post("/{campaign_id:uuid}/pause", operation_id="PauseCampaign", guards=[requires(Role.MEMBER)], status_code=200)
+    @post(
+        "/{campaign_id:uuid}/pause",
+        operation_id="PauseCampaign",
+        responses=problems(409, s409="The campaign cannot be paused from its status."),
+        guards=[requires(Role.MEMBER)],
+        status_code=200,
+    )
     async def pause_campaign(
         self, campaign_id: FromPath[uuid.UUID], campaigns: NamedDependency[CampaignService]
     ) -> CampaignRead:
         """Pause an active campaign: no step goes out until it resumes."""
         return CampaignRead.model_validate(await campaigns.transition(campaign_id, "pause"))
 
-    @post("/{campaign_id:uuid}/resume", operation_id="ResumeCampaign", guards=[requires(Role.ADMIN)], status_code=200)
+    @post(
+        "/{campaign_id:uuid}/resume",
+        operation_id="ResumeCampaign",
+        responses=problems(409, s409="The campaign cannot be resumed from its status."),
+        guards=[requires(Role.ADMIN)],
+        status_code=200,
+    )
     async def resume_campaign(
         self, campaign_id: FromPath[uuid.UUID], campaigns: NamedDependency[CampaignService]
     ) -> CampaignRead:
@@ -156,7 +181,11 @@ class CampaignController(Controller):
         return CampaignRead.model_validate(await campaigns.transition(campaign_id, "resume"))
 
     @post(
-        "/{campaign_id:uuid}/archive", operation_id="ArchiveCampaign", guards=[requires(Role.MEMBER)], status_code=200
+        "/{campaign_id:uuid}/archive",
+        operation_id="ArchiveCampaign",
+        responses=problems(409, s409="The campaign cannot be archived from its status."),
+        guards=[requires(Role.MEMBER)],
+        status_code=200,
     )
     async def archive_campaign(
         self, campaign_id: FromPath[uuid.UUID], campaigns: NamedDependency[CampaignService]
@@ -219,14 +248,25 @@ class StepController(Controller):
         """List the campaign's steps in order."""
         return [StepRead.of(s) for s in await campaigns.steps(campaign_id)]
 
-    @post("/", operation_id="CreateStep", guards=[requires(Role.MEMBER)], status_code=HTTP_201_CREATED)
+    @post(
+        "/",
+        operation_id="CreateStep",
+        responses=problems(409, s409="The campaign is not a draft any more."),
+        guards=[requires(Role.MEMBER)],
+        status_code=HTTP_201_CREATED,
+    )
     async def create_step(
         self, campaign_id: FromPath[uuid.UUID], data: JSONBody[StepCreate], campaigns: NamedDependency[CampaignService]
     ) -> StepRead:
         """Add a step (at the end once launched); 422 names any template field with an unknown variable."""
         return StepRead.of(await campaigns.add_step(campaign_id, data))
 
-    @put("/order", operation_id="ReorderSteps", guards=[requires(Role.MEMBER)])
+    @put(
+        "/order",
+        operation_id="ReorderSteps",
+        responses=problems(409, s409="The campaign is not a draft any more."),
+        guards=[requires(Role.MEMBER)],
+    )
     async def reorder_steps(
         self, campaign_id: FromPath[uuid.UUID], data: JSONBody[StepOrder], campaigns: NamedDependency[CampaignService]
     ) -> list[StepRead]:
@@ -243,7 +283,12 @@ class StepController(Controller):
         """Read a step."""
         return StepRead.of(await campaigns.step(campaign_id, step_id))
 
-    @patch("/{step_id:uuid}", operation_id="UpdateStep", guards=[requires(Role.MEMBER)])
+    @patch(
+        "/{step_id:uuid}",
+        operation_id="UpdateStep",
+        responses=problems(409, s409="The campaign is not a draft any more."),
+        guards=[requires(Role.MEMBER)],
+    )
     async def update_step(
         self,
         campaign_id: FromPath[uuid.UUID],
@@ -255,7 +300,11 @@ class StepController(Controller):
         return StepRead.of(await campaigns.update_step(campaign_id, step_id, data))
 
     @delete(
-        "/{step_id:uuid}", operation_id="DeleteStep", guards=[requires(Role.MEMBER)], status_code=HTTP_204_NO_CONTENT
+        "/{step_id:uuid}",
+        operation_id="DeleteStep",
+        responses=problems(409, s409="The campaign is not a draft any more."),
+        guards=[requires(Role.MEMBER)],
+        status_code=HTTP_204_NO_CONTENT,
     )
     async def delete_step(
         self,
@@ -276,7 +325,13 @@ class EnrollmentController(Controller):
     opt = scope_area(Area.CAMPAIGNS)
     dependencies = DEPENDENCIES
 
-    @post("/", operation_id="EnrollLeads", guards=[requires(Role.MEMBER)], status_code=HTTP_200_OK)
+    @post(
+        "/",
+        operation_id="EnrollLeads",
+        responses=problems(409, s409="The campaign takes no enrollments in its status."),
+        guards=[requires(Role.MEMBER)],
+        status_code=HTTP_200_OK,
+    )
     async def enroll(
         self,
         campaign_id: FromPath[uuid.UUID],

@@ -26,6 +26,7 @@ from libs.db.base import utcnow
 from libs.db.models.inbound import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from libs.errors import BadRequest, Forbidden, Invalid, NotFound, PayloadTooLarge
 from libs.links import InvalidLink, LinkClaims, LinkKind, verify_link
+from libs.openapi import problems
 from libs.optout import as_sentence
 from libs.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, keyset, make_page
 from libs.queue import JobSpec, PendingJobs, QueueName
@@ -206,7 +207,12 @@ class TwilioHooksController(Controller):
             )
         return Response(EMPTY_TWIML, media_type=TWIML)
 
-    @post("/messages/status", operation_id="ReceiveTwilioMessageStatus", status_code=200)
+    @post(
+        "/messages/status",
+        operation_id="ReceiveTwilioMessageStatus",
+        responses=problems(400, 403, s403="The request is not signed by Twilio."),
+        status_code=200,
+    )
     async def message_status(
         self,
         request: Request[Any, Any, Any],
@@ -217,7 +223,12 @@ class TwilioHooksController(Controller):
         """Receive a Twilio message status callback."""
         return await self._status(request, system_session, jobs, inbound, call=False)
 
-    @post("/calls/status", operation_id="ReceiveTwilioCallStatus", status_code=200)
+    @post(
+        "/calls/status",
+        operation_id="ReceiveTwilioCallStatus",
+        responses=problems(400, 403, s403="The request is not signed by Twilio."),
+        status_code=200,
+    )
     async def call_status(
         self,
         request: Request[Any, Any, Any],
@@ -228,7 +239,12 @@ class TwilioHooksController(Controller):
         """Receive a Twilio call status callback (with ``AnsweredBy``)."""
         return await self._status(request, system_session, jobs, inbound, call=True)
 
-    @post("/sms/inbound", operation_id="ReceiveTwilioSms", status_code=200)
+    @post(
+        "/sms/inbound",
+        operation_id="ReceiveTwilioSms",
+        responses=problems(400, 403, s403="The request is not signed by Twilio."),
+        status_code=200,
+    )
     async def sms_inbound(
         self,
         request: Request[Any, Any, Any],
@@ -299,7 +315,12 @@ class EmailHooksController(Controller):
     tags = ["inbound"]
     dependencies = {"inbound": Provide(provide_inbound)}
 
-    @post("/inbound", operation_id="ReceiveInboundEmail", status_code=202)
+    @post(
+        "/inbound",
+        operation_id="ReceiveInboundEmail",
+        responses=problems(400, 403, 413, s403="The inbound secret or signature is missing or wrong."),
+        status_code=202,
+    )
     async def inbound_email(
         self,
         request: Request[Any, Any, Any],

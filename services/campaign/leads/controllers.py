@@ -18,7 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from libs.db.models.leads import LeadStatus, SuppressionChannel, SuppressionKind, SuppressionReason
 from libs.errors import Invalid
-from libs.openapi import multipart_body, with_request_body
+from libs.openapi import multipart_body, problems, with_request_body
 from libs.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 from libs.queue import PendingJobs
 from libs.scopes import Area, scope_area
@@ -174,7 +174,12 @@ class LeadController(Controller):
         )
         return await LeadService(session, ctx).list(filters, limit=limit, cursor=cursor)
 
-    @post("/", operation_id="CreateLead", guards=[requires(Role.MEMBER)])
+    @post(
+        "/",
+        operation_id="CreateLead",
+        responses=problems(409, s409="A lead with this email or phone exists, or the contact was erased."),
+        guards=[requires(Role.MEMBER)],
+    )
     async def create_lead(
         self, session: NamedDependency[AsyncSession], ctx: NamedDependency[Context], data: JSONBody[LeadCreate]
     ) -> LeadRead:
@@ -188,7 +193,12 @@ class LeadController(Controller):
         """Show one lead."""
         return LeadRead.of(await LeadService(session, ctx).get(lead_id))
 
-    @patch("/{lead_id:uuid}", operation_id="UpdateLead", guards=[requires(Role.MEMBER)])
+    @patch(
+        "/{lead_id:uuid}",
+        operation_id="UpdateLead",
+        responses=problems(409, s409="Another lead has this email or phone, or this lead was erased."),
+        guards=[requires(Role.MEMBER)],
+    )
     async def update_lead(
         self,
         session: NamedDependency[AsyncSession],
@@ -362,7 +372,12 @@ class SuppressionController(Controller):
         """Show one entry."""
         return SuppressionRead.of(await SuppressionService(session, ctx).get(suppression_id))
 
-    @delete("/{suppression_id:uuid}", operation_id="DeleteSuppression", guards=[requires(Role.ADMIN)])
+    @delete(
+        "/{suppression_id:uuid}",
+        operation_id="DeleteSuppression",
+        responses=problems(409, s409="Erasure entries cannot be removed."),
+        guards=[requires(Role.ADMIN)],
+    )
     async def delete_suppression(
         self,
         session: NamedDependency[AsyncSession],
