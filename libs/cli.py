@@ -30,6 +30,8 @@ TARGETS: dict[str, str] = {
     "ticker": "services.worker.main:run_ticker",
     "sink": "services.worker.sinks:run_sink",
     "create-operator": "services.auth.cli:create_operator",
+    "resolve": "gateway.ops.cli:resolve_messages",
+    "unknown": "gateway.ops.cli:list_unknown",
 }
 """Every entry point of the boxes, by dotted path ``module:attribute``."""
 
@@ -357,6 +359,52 @@ def reply(message: str | None, body: str | None, bounce: bool, dsn_status: str, 
         refused = f"the inbound hook refused the {what} of {path.name} ({response.status_code}: {detail})"
         raise edge.CliError(refused, hint)
     click.echo(f"{what} to {path.name} -> {response.status_code} {json.dumps(answer)}")
+
+
+@main.command("resolve")
+@click.argument("message_ids", nargs=-1, required=True, metavar="MESSAGE_ID...")
+@click.option("--delivered", is_flag=True, help="The provider has it: mark it sent; the enrollment moves on.")
+@click.option("--resend", is_flag=True, help="It never arrived: queue it to be sent once more.")
+@click.option("--failed", is_flag=True, help="It never arrived: mark it failed; the enrollment moves on.")
+@click.option("--operator", "operator_email", required=True, metavar="EMAIL", help="Who decides (an operator).")
+@click.option("--note", default=None, help="Why, kept with the decision in each message's events.")
+@click.option("--database-url", envvar="SDR_DATABASE_URL", help="Defaults to SDR_DATABASE_URL.")
+@click.option("--redis-url", envvar="SDR_REDIS_URL", help="Defaults to SDR_REDIS_URL.")
+def resolve_unknown(
+    message_ids: tuple[str, ...],
+    delivered: bool,
+    resend: bool,
+    failed: bool,
+    operator_email: str,
+    note: str | None,
+    database_url: str | None,
+    redis_url: str | None,
+) -> None:
+    """Resolve messages whose send outcome is unknown (one line each; exit 1 if any was not resolved)."""
+    chosen = [name for name, on in (("delivered", delivered), ("resend", resend), ("failed", failed)) if on]
+    if len(chosen) != 1:
+        raise click.UsageError("Choose exactly one of --delivered, --resend or --failed.")
+    settings = DevSettings()
+    target = require("resolve", "resolving messages", process=False)
+    refused = target(
+        message_ids,
+        chosen[0],
+        operator_email,
+        note,
+        database_url=database_url or settings.database_url,
+        redis_url=redis_url or settings.redis_url,
+    )
+    if refused:
+        raise SystemExit(1)
+
+
+@main.command("unknown")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=100, show_default=True, help="At most this many.")
+@click.option("--database-url", envvar="SDR_DATABASE_URL", help="Defaults to SDR_DATABASE_URL.")
+def list_unknown(limit: int, database_url: str | None) -> None:
+    """List the messages whose send outcome is unknown, oldest first (resolve them with sdr resolve)."""
+    target = require("unknown", "listing unknown messages", process=False)
+    target(database_url=database_url or DevSettings().database_url, limit=limit)
 
 
 @main.command()

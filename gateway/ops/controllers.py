@@ -27,6 +27,7 @@ from pydantic import BaseModel, Field
 from gateway.ops import actions
 from gateway.ops.broadcaster import Broadcaster, Subscriber
 from gateway.ops.dashboard import PREFIX, DashboardMount
+from gateway.ops.resolutions import RESOLUTION_HANDLERS
 from gateway.ops.session import (
     CSRF_COOKIE,
     SESSION_COOKIE,
@@ -367,7 +368,16 @@ def ops_router() -> Router:
     """Every operator route, behind the operator authentication and guard."""
     return Router(
         path="/",
-        route_handlers=[dashboard, queues_overview, requeue, pause_campaign, resume_campaign, ops_stream, logout],
+        route_handlers=[
+            dashboard,
+            queues_overview,
+            requeue,
+            pause_campaign,
+            resume_campaign,
+            *RESOLUTION_HANDLERS,
+            ops_stream,
+            logout,
+        ],
         guards=[operator_guard],
         middleware=[DefineMiddleware(OperatorAuthMiddleware)],
         dependencies={"principal": Provide(provide_principal)},

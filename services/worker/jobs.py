@@ -60,9 +60,9 @@ from sqlmodel import Session
 from libs import templating
 from libs.db.base import SYSTEM_ROLE, utcnow
 from libs.db.session import make_engine, system_session
+from libs.ledger import next_step as _next_step
 from libs.links import open_url, track_links, unsubscribe_url
 from libs.queue import JobSpec, QueueName, enqueue_many, redis_from_url
-from libs.schedule import Delay, ScheduleError, SendWindow, channel_window, next_send_time, zone
 from libs.suppression import (
     find_suppressed_sync,
     has_erasure_hashes,
@@ -637,23 +637,6 @@ def _freeze(session: Session, items: Sequence[Item], now: datetime) -> None:
         content = frozen.get((item.row.enrollment_id, item.row.step_id))
         if content is not None and item.draft is not None:
             item.draft.content = dict(content)
-
-
-def _next_step(row: Row[Any], now: datetime) -> tuple[str, datetime | None]:
-    """How the enrollment moves on after this step: ``complete``, or ``advance`` with the next step's due time."""
-    if row.next_step_id is None:
-        return "complete", None
-    try:
-        tz = zone(row.lead_timezone or row.campaign_timezone, default=row.campaign_timezone or "UTC")
-    except ScheduleError:
-        tz = zone("UTC")
-    try:
-        window = channel_window(SendWindow.from_json(row.send_window), row.next_channel)
-        delay = Delay(row.next_delay_minutes, row.next_delay_unit or "minutes", bool(row.next_business_days))
-        due = next_send_time(now, delay, window, tz)
-    except ScheduleError:
-        due = now + timedelta(minutes=row.next_delay_minutes or 0)
-    return "advance", due
 
 
 # --------------------------------------------------------------------------- step by step

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -25,6 +26,7 @@ class Seeded:
     step_id: uuid.UUID
     message_ids: list[uuid.UUID] = field(default_factory=list)
     enrollment_ids: list[uuid.UUID] = field(default_factory=list)
+    lead_ids: list[uuid.UUID] = field(default_factory=list)
 
 
 def seed_campaign(
@@ -36,8 +38,11 @@ def seed_campaign(
     channel: str = "email",
     hold_reason: str | None = None,
     sent_at: datetime | None = None,
+    steps: int = 1,
+    send_window: dict[str, Any] | None = None,
 ) -> Seeded:
-    """Create an organization (unless given), a brand, an active campaign and one message per status."""
+    """Create an organization (unless given), a brand, an active campaign of ``steps`` steps (one hour apart)
+    and one message of the first step per status, each for its own lead and enrollment."""
     statuses = statuses if statuses is not None else ["queued"]
     with system_session(engine) as session:
         if org_id is None:
@@ -49,10 +54,19 @@ def seed_campaign(
         session.add(brand)
         session.flush()
         campaign = Campaign(org_id=org_id, brand_id=brand.id, name="Spring", status=campaign_status)
+        if send_window is not None:
+            campaign.send_window = send_window
         session.add(campaign)
         session.flush()
         step = CampaignStep(org_id=org_id, campaign_id=campaign.id, position=1, channel=channel, body_template="Hi")
         session.add(step)
+        for position in range(2, steps + 1):
+            session.add(
+                CampaignStep(
+                    org_id=org_id, campaign_id=campaign.id, position=position, channel=channel, body_template="Hi",
+                    delay_minutes=60,
+                )
+            )  # fmt: skip
         session.flush()
         seeded = Seeded(org_id=org_id, campaign_id=campaign.id, step_id=step.id)
         for i, status in enumerate(statuses):
@@ -77,4 +91,5 @@ def seed_campaign(
             session.flush()
             seeded.message_ids.append(message.id)
             seeded.enrollment_ids.append(enrollment.id)
+            seeded.lead_ids.append(lead.id)
     return seeded
