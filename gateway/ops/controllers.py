@@ -35,6 +35,7 @@ from gateway.ops.session import (
     SessionCodec,
     authenticate,
     operator_guard,
+    safe_next,
     same_origin,
 )
 from gateway.proxy import GatewayProxy, send_problem
@@ -56,7 +57,7 @@ _LOGIN_PAGE = """<!doctype html>
 label,input,button{{display:block;width:100%;margin:.4rem 0}}.error{{color:#a00}}</style></head>
 <body><h1>Operator sign-in</h1>{error}
 <form method="post" action="/ops/login">
-<input type="hidden" name="csrf" value="{csrf}">
+<input type="hidden" name="csrf" value="{csrf}">{next_field}
 <label>E-mail <input type="email" name="email" autocomplete="username" required maxlength="320"></label>
 <label>Password
 <input type="password" name="password" autocomplete="current-password" required maxlength="1024"></label>
@@ -71,9 +72,11 @@ def _secure(settings: GatewaySettings, scope: Scope) -> bool:
     return scope.get("scheme") == "https"
 
 
-def _login_page(csrf: str, error: str = "", status: int = 200) -> Response[str]:
+def _login_page(csrf: str, error: str = "", status: int = 200, next_path: str | None = None) -> Response[str]:
     body = _LOGIN_PAGE.format(
-        csrf=html.escape(csrf), error=f'<p class="error">{html.escape(error)}</p>' if error else ""
+        csrf=html.escape(csrf),
+        error=f'<p class="error">{html.escape(error)}</p>' if error else "",
+        next_field=f'\n<input type="hidden" name="next" value="{html.escape(next_path)}">' if next_path else "",
     )
     return Response(
         body,
@@ -85,9 +88,9 @@ def _login_page(csrf: str, error: str = "", status: int = 200) -> Response[str]:
 
 @get(LOGIN_PATH, opt=PUBLIC, include_in_schema=False, sync_to_thread=False)
 def login_form(request: Request[Any, Any, Any], state: State) -> Response[str]:
-    """Show the operator sign-in form (its CSRF token is a cookie and a hidden field)."""
+    """Show the operator sign-in form (its CSRF token is a cookie and a hidden field; ``next`` is kept)."""
     token = secrets.token_urlsafe(24)
-    response = _login_page(token)
+    response = _login_page(token, next_path=safe_next(request.query_params.get("next")))
     response.cookies.append(
         Cookie(key=LOGIN_COOKIE, value=token, path=LOGIN_PATH, httponly=True, samesite="strict",
                secure=_secure(state.settings, request.scope), max_age=900)
@@ -126,6 +129,7 @@ async def login(request: Request[Any, Any, Any], state: State) -> Response[Any]:
         raise Forbidden("Cross-site sign-in refused.")
     form = await request.form()
     csrf, email, password = (str(form.get(k) or "") for k in ("csrf", "email", "password"))
+    next_path = safe_next(str(form.get("next") or "")) or f"{PREFIX}/"
     expected = request.cookies.get(LOGIN_COOKIE, "")
     if not expected or not hmac.compare_digest(csrf, expected):
         raise Forbidden("The sign-in form expired; load it again.")
@@ -141,12 +145,12 @@ async def login(request: Request[Any, Any, Any], state: State) -> Response[Any]:
     principal = await state.proxy.verifier.verify(token) if token else None
     if principal is None or not principal.operator:
         log.info("ops_login_refused", operator=principal is not None and principal.operator)
-        return _login_page(expected, "Unknown e-mail or password, or not an operator.", status=401)
+        return _login_page(expected, "Unknown e-mail or password, or not an operator.", status=401, next_path=next_path)
     codec: SessionCodec = state.ops_sessions
     value, session = codec.issue(principal)
     secure = _secure(state.settings, request.scope)
     log.info("ops_login", operator_id=str(principal.user_id))
-    response: Response[Any] = Redirect(f"{PREFIX}/", status_code=303)
+    response: Response[Any] = Redirect(next_path, status_code=303)
     response.cookies.extend(
         [
             Cookie(key=SESSION_COOKIE, value=value, path="/", httponly=True, samesite="strict", secure=secure,

@@ -17,12 +17,15 @@ import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from litestar.connection import ASGIConnection
+from litestar.datastructures import Accept
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
+from litestar.response.redirect import ASGIRedirectResponse as ASGIRedirect
+from litestar.types import Receive, Scope, Send
 
 from libs.errors import Forbidden, Unauthorized
 from libs.security import Principal, Role, bearer_token
@@ -31,6 +34,10 @@ SESSION_COOKIE = "tw_ops"
 CSRF_COOKIE = "_csrf_token"
 CSRF_HEADER = "x-csrftoken"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+LOGIN_PATH = "/ops/login"
+LOGOUT_PATH = "/ops/logout"
+MAX_NEXT = 2048
+"""The longest ``next`` (the page to come back to after signing in) that is honoured."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,8 +166,78 @@ async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Authen
     raise Unauthorized("Operator credentials are required.")
 
 
+def _header(scope: Any, wanted: bytes) -> str | None:
+    for name, value in scope["headers"]:
+        if name == wanted:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _requested_path(scope: Any) -> str:
+    # The path the client sent: below a mount, Litestar has already cut ``path`` to the mount's rest.
+    raw = scope.get("raw_path") or str(scope.get("path", "")).encode()
+    return str(raw.split(b"?", 1)[0].decode("latin-1"))
+
+
+def is_page_request(scope: Any) -> bool:
+    """Whether a browser navigates to an operator page: a GET of ``/ops/...`` preferring HTML, with no token.
+
+    API clients (``/api/ops/...``, ``Accept: application/json``, the dashboard's own AJAX calls,
+    anything with an ``Authorization`` header) are answered with problems instead.
+    """
+    if scope.get("type") != "http" or scope.get("method") not in ("GET", "HEAD"):
+        return False
+    if not _requested_path(scope).startswith("/ops/") or _header(scope, b"authorization") is not None:
+        return False
+    header = _header(scope, b"accept") or ""
+    # Named explicitly: ``*/*`` alone is what curl and scripts send.
+    return "text/html" in header.lower() and Accept(header).best_match(["text/html", "application/json"]) == "text/html"
+
+
+def safe_next(value: str | None) -> str | None:
+    """``value`` when it is a path of this gateway's operator pages (never another site, nor sign-in itself)."""
+    if not value or len(value) > MAX_NEXT or not value.startswith("/ops/"):
+        return None
+    if "\\" in value or any(ord(c) < 0x21 or ord(c) == 0x7F for c in value):
+        return None  # browsers read a backslash as a slash; control characters and spaces never belong
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc or not parts.path.startswith("/ops/"):
+        return None
+    if parts.path.rstrip("/") in (LOGIN_PATH, LOGOUT_PATH):
+        return None
+    return value
+
+
+def sign_in_location(scope: Any) -> str:
+    """Where a browser without a session is sent: the sign-in page, coming back to the page it asked for."""
+    target = _requested_path(scope)
+    if scope.get("query_string"):
+        target += "?" + scope["query_string"].decode("latin-1")
+    back = safe_next(target)
+    return LOGIN_PATH + (f"?{urlencode({'next': back})}" if back else "")
+
+
 class OperatorAuthMiddleware(AbstractAuthenticationMiddleware):
-    """Authenticate by bearer token (access token or API key) or by the operator session cookie."""
+    """Authenticate by bearer token (access token or API key) or by the operator session cookie.
+
+    A browser opening an operator page without a session is redirected (303) to the sign-in
+    page with ``next`` naming the page; every other caller gets the 401 problem.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Redirect page requests that carry no credentials to the sign-in page; otherwise authenticate."""
+        if not is_page_request(scope):
+            await super().__call__(scope, receive, send)
+            return
+        try:
+            result = await self.authenticate_request(ASGIConnection(scope))
+        except Unauthorized:
+            redirect = ASGIRedirect(sign_in_location(scope), status_code=303, headers={"Cache-Control": "no-store"})
+            await redirect(scope, receive, send)
+            return
+        scope["user"] = result.user
+        scope["auth"] = result.auth
+        await self.app(scope, receive, send)
 
     async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
         """Return the principal; the guards decide what it may do."""
