@@ -20,11 +20,13 @@ import anyio
 import structlog
 
 from gateway.errors import BadGateway, UpstreamTimeout, UpstreamUnavailable
+from gateway.ratelimit import RateLimiter, with_headers
 from gateway.routes import RouteTable
+from gateway.settings import GatewaySettings
 from gateway.transport import Headers, Transport, UpstreamResponse
 from libs.app import request_id_from
 from libs.errors import PROBLEM_JSON, AppError, PayloadTooLarge, Unauthorized, problem_body
-from libs.security import TokenVerifier, bearer_token
+from libs.security import Principal, TokenVerifier, bearer_token
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -244,6 +246,7 @@ class GatewayProxy:
         auth_upstream: str = "auth",
         access_log: bool = False,
         app: ASGIApp | None = None,
+        rate_limiter: RateLimiter | None = None,
     ) -> None:
         missing = routes.upstreams - set(upstreams)
         if missing:
@@ -257,9 +260,23 @@ class GatewayProxy:
         self.api_keys = ApiKeyExchanger(
             lambda: self.upstreams[auth_upstream], api_key_path, max_entries=api_key_cache_size
         )
+        self._rate_limiter = rate_limiter
+        self._rate_limiter_known = rate_limiter is not None
+
+    @property
+    def rate_limiter(self) -> RateLimiter | None:
+        """The edge budgets: the one given, else built once from the wrapped app's settings (None: off)."""
+        if not self._rate_limiter_known:
+            settings = getattr(getattr(self.app, "state", None), "settings", None)
+            if isinstance(settings, GatewaySettings):
+                self._rate_limiter = RateLimiter.from_settings(settings)
+            self._rate_limiter_known = True
+        return self._rate_limiter
 
     async def aclose(self) -> None:
-        """Close every transport (each once)."""
+        """Close every transport (each once) and the rate limiter's Redis connections."""
+        if self._rate_limiter is not None:
+            await self._rate_limiter.aclose()
         seen: set[int] = set()
         for upstream in self.upstreams.values():
             if id(upstream.transport) not in seen:
@@ -310,9 +327,15 @@ class GatewayProxy:
             if has_length and (length < 0 or length > self.max_body_bytes):
                 raise PayloadTooLarge(f"The body may be at most {self.max_body_bytes} bytes.")
             headers = filter_headers(client_headers, _REQUEST_DROP)
+            principal: Principal | None = None
             if needs_token:
-                headers = await self._authorize(headers, authorization, request_id)
+                headers, principal = await self._authorize(headers, authorization, request_id)
             client = scope.get("client")
+            limiter = self.rate_limiter
+            if limiter is not None:  # before the body is read: a refused request costs no upload
+                limits = await limiter.check(scope["method"], path, principal, client[0] if client else None)
+                if limits:
+                    send = with_headers(send, limits)
             headers.append((b"x-forwarded-for", (client[0] if client else "").encode("latin-1")))
             headers.append((b"x-forwarded-proto", scope.get("scheme", "http").encode("latin-1")))
             if host:
@@ -357,7 +380,9 @@ class GatewayProxy:
             )
         return status
 
-    async def _authorize(self, headers: Headers, authorization: bytes | None, request_id: str) -> Headers:
+    async def _authorize(
+        self, headers: Headers, authorization: bytes | None, request_id: str
+    ) -> tuple[Headers, Principal | None]:
         token = bearer_token(authorization.decode("latin-1") if authorization else None)
         if token is None:
             raise Unauthorized("An access token is required.")
@@ -365,9 +390,9 @@ class GatewayProxy:
             access = await self.api_keys.exchange(token, request_id=request_id)
             kept = [(n, v) for n, v in headers if n != b"authorization"]
             kept.append((b"authorization", b"Bearer " + access.encode("latin-1")))
-            return kept
-        await self.verifier.verify(token)
-        return headers
+            # The exchanged token is verified only when budgets need its identity (org, akid).
+            return kept, await self.verifier.verify(access) if self.rate_limiter is not None else None
+        return headers, await self.verifier.verify(token)
 
     async def _read_body(self, receive: Receive, expected: int) -> bytes:
         chunks: list[bytes] = []

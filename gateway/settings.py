@@ -7,8 +7,9 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
+from gateway.ratelimit import COSTLY_PATHS, EXEMPT_PREFIXES
 from gateway.routes import DEFAULT_ROUTES, PUBLIC_PREFIXES
-from libs.settings import CommonSettings
+from libs.settings import CommonSettings, Environment
 
 TransportName = Literal["raw", "aiohttp", "httpx", "httpx-aiohttp"]
 
@@ -75,6 +76,44 @@ class GatewaySettings(CommonSettings):
     metrics_ledger_cache_seconds: float = Field(
         default=15.0, ge=0, description="How long /metrics reuses its ledger counts."
     )
+    rate_limit_enabled: bool | None = Field(
+        default=None, description="Rate-limit requests at the edge (default: on, except under SDR_ENV=test)."
+    )
+    rate_limit_redis_url: str | None = Field(default=None, description="Redis of the budgets (default: SDR_REDIS_URL).")
+    rate_limit_window: float = Field(default=60.0, gt=0, le=86_400, description="Seconds every budget spans.")
+    rate_limit_org_read: int = Field(default=1200, ge=1, description="GET/HEAD requests per window per organization.")
+    rate_limit_org_write: int = Field(default=600, ge=1, description="Other requests per window per organization.")
+    rate_limit_org_costly: int = Field(
+        default=10, ge=1, description="Launches, imports, test sends, sender checks per window per organization."
+    )
+    rate_limit_key_read: int = Field(default=600, ge=1, description="GET/HEAD requests per window per API key.")
+    rate_limit_key_write: int = Field(default=300, ge=1, description="Other requests per window per API key.")
+    rate_limit_key_costly: int = Field(default=5, ge=1, description="Costly requests per window per API key.")
+    rate_limit_address_read: int = Field(
+        default=300, ge=1, description="GET/HEAD requests per window per client address without a token (/api/)."
+    )
+    rate_limit_address_write: int = Field(
+        default=120, ge=1, description="Other requests per window per client address without a token (/api/)."
+    )
+    rate_limit_costly_paths: list[str] = Field(
+        default_factory=lambda: list(COSTLY_PATHS),
+        description='Requests that cost money or mail, as a JSON list of "METHOD path-regex".',
+    )
+    rate_limit_exempt_prefixes: list[str] = Field(
+        default_factory=lambda: list(EXEMPT_PREFIXES),
+        description="Public prefixes left out of the per-address budget (they throttle themselves), as JSON.",
+    )
+    rate_limit_fail_open: bool = Field(
+        default=True, description="Let requests through when Redis cannot be asked (off: answer 503)."
+    )
+    rate_limit_timeout: float = Field(default=0.5, gt=0, description="Seconds a budget check may wait for Redis.")
+
+    @property
+    def rate_limit_on(self) -> bool:
+        """Whether the edge rate-limits (tests turn it on explicitly)."""
+        if self.rate_limit_enabled is None:
+            return self.env is not Environment.TEST
+        return self.rate_limit_enabled
 
     @property
     def upstream_urls(self) -> dict[str, str]:
