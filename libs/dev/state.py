@@ -19,6 +19,7 @@ from collections.abc import Mapping, MutableMapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -64,8 +65,8 @@ def hide_password(url: str) -> str:
     except ArgumentError:
         return url.split("@", 1)[-1] if "@" in url else url
     text = parsed.render_as_string(hide_password=True)
-    # Show the scheme the user gave, not the driver SQLAlchemy needs.
-    return text.replace("postgresql+psycopg://", "postgresql://", 1)
+    # Show the scheme the user gave, not the driver SQLAlchemy needs, and a socket folder as a path.
+    return unquote(text.replace("postgresql+psycopg://", "postgresql://", 1))
 
 
 def state_path(data_dir: Path) -> Path:

@@ -11,6 +11,7 @@ import textwrap
 import threading
 import time
 from collections.abc import Iterator
+from typing import IO, cast
 
 import psutil
 import pytest
@@ -57,7 +58,8 @@ def lines() -> Lines:
 
 @pytest.fixture
 def supervisor(lines: Lines) -> Iterator[Supervisor]:
-    sup = Supervisor(grace=0.5, max_failures=2, backoff_first=0.05, output=lines)
+    # A TextIOBase is a text stream, though not the IO[str] protocol class mypy names.
+    sup = Supervisor(grace=0.5, max_failures=2, backoff_first=0.05, output=cast(IO[str], lines))
     with sup:
         yield sup
 
