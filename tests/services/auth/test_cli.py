@@ -42,7 +42,7 @@ def test_an_existing_user_is_flagged(
 
 
 def test_a_bad_address_is_refused(auth_settings: AuthSettings) -> None:
-    with pytest.raises(click.BadParameter):
+    with pytest.raises(click.ClickException, match="not a valid email address"):
         create_operator("not an address", auth_settings)
 
 
