@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+import structlog
+
+from libs.logging import configure_logging, get_logger
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -82,6 +86,31 @@ def test_the_production_json_line_keeps_each_secret_key_with_a_redacted_value() 
     assert event["session_token"] == "[redacted]"  # bound context is redacted too
     positional = next(line for line in lines if line["event"] == "probe_positional")
     assert positional["token"] == "[redacted]"
+
+
+@pytest.mark.parametrize("json_logs", [True, False], ids=["production-json", "development-console"])
+def test_redaction_in_this_process_as_the_services_configure_it(
+    json_logs: bool, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The same check in-process (as create_service_app configures it), so the mutation run sees it.
+    configure_logging(service="probe", level="INFO", json=json_logs)
+    try:
+        structlog.contextvars.bind_contextvars(session_token="bound-context-leak")
+        get_logger("probe").info("probe_event", org_id="org-1", **SECRETS)
+        logging.getLogger("probe.stdlib").warning("stdlib_line")
+    finally:
+        structlog.contextvars.unbind_contextvars("session_token")
+    out = capsys.readouterr().err
+    for written in ("probe_event", "org-1", "stdlib_line"):
+        assert written in out
+    for value in [*SECRETS.values(), "bound-context-leak"]:
+        assert value not in out
+    if json_logs:
+        line = json.loads(next(x for x in out.splitlines() if "probe_event" in x))
+        assert {key: line[key] for key in SECRETS} == dict.fromkeys(SECRETS, "[redacted]")
+        assert line["event"] == "probe_event"
+        assert line["level"] == "info"
+        assert line["service"] == "probe"
 
 
 @pytest.mark.xfail(
