@@ -1,6 +1,6 @@
 """Who may not be contacted: contact normalisation, erasure hashes, and the suppression query.
 
-Scope rules (RELIABILITY.md, decision 2): an SMS STOP (channel ``sms``) covers SMS and
+Scope rules: an SMS STOP (channel ``sms``) covers SMS and
 voicemail; an email unsubscribe (channel ``email``) covers email; channel ``all`` covers
 everything; a ``domain`` suppression covers every address at that exact domain; a ``hash``
 suppression (kept after a GDPR erasure) covers the email or phone whose HMAC it holds, on

@@ -1,4 +1,4 @@
-"""The import rules of DESIGN.md, checked by import-linter on every test run."""
+"""The import rules of CONTRIBUTING.md, checked by import-linter on every test run."""
 
 from __future__ import annotations
 

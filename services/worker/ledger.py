@@ -1,6 +1,6 @@
 """Every statement on the message ledger the worker and the ticker run; conditional updates only.
 
-State machine (DESIGN.md): queued -> sending -> sent | failed | bounced | unknown, plus held
+State machine: queued -> sending -> sent | failed | bounced | unknown, plus held
 (waiting for a time, with ``next_attempt_at``) and skipped. The worker claims straight from
 ``queued`` (or a due ``held``) to ``sending``; ``rendering`` is not used by it any more. While
 a row is ``sending`` its ``next_attempt_at`` is the claim's lease: past it, the claimer is

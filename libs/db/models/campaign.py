@@ -55,7 +55,7 @@ class EnrollmentStatus(StrEnum):
 
 
 class MessageStatus(StrEnum):
-    """The ledger's state machine (see DESIGN.md)."""
+    """The ledger's state machine (README, "Guarantees")."""
 
     QUEUED = "queued"
     RENDERING = "rendering"

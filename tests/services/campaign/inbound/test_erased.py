@@ -1,4 +1,4 @@
-"""Inbound events about an erased lead (RELIABILITY.md C13): nothing personal is stored, logged or sent on.
+"""Inbound events about an erased lead: nothing personal is stored, logged or sent on.
 
 A lead is created and erased through the campaign API; then the person answers anyway, by
 every way in: an email reply (``In-Reply-To`` our message), a DSN bounce naming the address,

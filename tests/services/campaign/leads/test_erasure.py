@@ -1,4 +1,4 @@
-"""Erasure (RELIABILITY.md C13): no copy of a lead's personal data survives anywhere in the database.
+"""Erasure: no copy of a lead's personal data survives anywhere in the database.
 
 The lead's data is seeded where the system really puts it: the leads API, an import job,
 inbound email and Twilio hooks processed by their RQ jobs, customer webhook deliveries to a
