@@ -24,6 +24,7 @@ from gateway.proxy import ASGIApp, GatewayProxy, Upstream
 from gateway.routes import RouteTable
 from gateway.settings import GatewaySettings
 from gateway.transport import HttpxTransport, Transport, network_transport
+from gateway.web import web_route_handlers
 from libs.app import OPENAPI_PATH, RequestContextMiddleware
 from libs.db.session import Database
 from libs.errors import EXCEPTION_HANDLERS, AppError, Unavailable
@@ -304,7 +305,7 @@ def create_app(
             yield
 
     inner = Litestar(
-        route_handlers=own_route_handlers(),
+        route_handlers=[*own_route_handlers(), *web_route_handlers()],  # web/dist at /; every other route wins
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[RequestContextMiddleware],
         lifespan=[lifespan, ops_lifespan],
