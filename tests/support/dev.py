@@ -112,8 +112,12 @@ def run_sdr_dev(
     database_url: str | None = None,
     redis_url: str | None = None,
     extra_env: Mapping[str, str] | None = None,
+    prepare: Callable[[Path], None] | None = None,
 ) -> Iterator[DevSystem]:
-    """Start ``sdr dev`` on free ports with a fresh data dir; stop it and everything it started on exit."""
+    """Start ``sdr dev`` on free ports with a fresh data dir; stop it and everything it started on exit.
+
+    ``prepare`` is called with the data dir (not created yet) before ``sdr dev`` starts.
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith("SDR_")}
     ports = {name: free_port() for name in ("GATEWAY", "AUTH", "BRAND", "CAMPAIGN", "SMTP_SINK")}
     env.update({f"SDR_{name}_PORT": str(port) for name, port in ports.items()})
@@ -133,6 +137,8 @@ def run_sdr_dev(
     if redis_url is not None:
         env["SDR_REDIS_URL"] = redis_url
     env.update(extra_env or {})
+    if prepare is not None:
+        prepare(data_dir)
     log = folder / "dev.log"
     with log.open("wb") as out:
         process = subprocess.Popen([SDR, "dev"], stdout=out, stderr=subprocess.STDOUT, env=env, cwd=folder)
