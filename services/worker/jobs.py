@@ -401,6 +401,7 @@ def _load_and_gate(
         if settle:
             _settle(session, settle, now, results, done)
         items: list[Item] = []
+        refused: list[tuple[Row[Any], Decision]] = []
         for row, facts in sendable:
             item = Item(
                 row,
@@ -412,23 +413,36 @@ def _load_and_gate(
                 item.draft = Draft(row.channel, dict(row.cached_content), row.cached_source, "cached")
                 items.append(item)
             elif item.writer.client is None:
-                if _write(item, results):
+                if _write(item, results, refused):
                     items.append(item)
             else:
                 later.append(item)
+        if refused:
+            _settle(session, refused, now, results, done)
         _freeze(session, [i for i in items if i.row.cached_content is None], now)
     if later:
-        written = [item for item in later if _write(item, results)]  # the model is called outside any transaction
+        refused = []  # the model is called outside any transaction
+        written = [item for item in later if _write(item, results, refused)]
         with system_session(ctx.engine) as session:
+            if refused:
+                _settle(session, refused, ctx.now(), results, done)
             _freeze(session, written, ctx.now())
         items.extend(written)
     return items
 
 
-def _write(item: Item, results: dict[uuid.UUID, str]) -> bool:
-    """Personalize one message; a bug in one (the writer handles provider errors itself) spares the rest."""
+def _write(item: Item, results: dict[uuid.UUID, str], refused: list[tuple[Row[Any], Decision]]) -> bool:
+    """Personalize one message; a bug in one (the writer handles provider errors itself) spares the rest.
+
+    A template over a render bound fails its message for good (added to ``refused``, with the
+    bound as the reason): rendering it again would only hit the bound again.
+    """
     try:
         item.draft = item.writer.write(_request(item.row, item.variant))
+    except templating.RenderLimitExceeded as exc:
+        log.warning("message_template_refused", message_id=str(item.row.id), reason=exc.reason, detail=exc.message)
+        refused.append((item.row, Decision.skip(exc.reason, status="failed")))
+        return False
     except Exception as exc:
         log.exception("message_write_failed", message_id=str(item.row.id), error=type(exc).__name__)
         results[item.row.id] = "error"
@@ -506,7 +520,10 @@ def _settle(
     results: dict[uuid.UUID, str],
     done: Announcements,
 ) -> None:
-    """Write every skip and hold of a batch in one statement (events, next step or stop included)."""
+    """Write every skip and hold of a batch in one statement (events, next step or stop included).
+
+    A skip whose detail says ``status="failed"`` (a template over a render bound) is written as failed.
+    """
     columns: dict[str, list[Any]] = {
         k: []
         for k in ("ids", "statuses", "reasons", "next_at", "event_ids", "event_data", "actions", "positions", "due")
@@ -522,7 +539,7 @@ def _settle(
             else:
                 action, due = _next_step(row, now)
         columns["ids"].append(row.id)
-        columns["statuses"].append("held" if held else "skipped")
+        columns["statuses"].append("held" if held else decision.detail.get("status", "skipped"))
         columns["reasons"].append(reason)
         columns["next_at"].append(decision.not_before if held else None)
         columns["event_ids"].append(uuid.uuid4())

@@ -39,12 +39,18 @@ FIELDS = {
 def render(
     template: str | None, lead: Mapping[str, Any], brand: Mapping[str, Any], sender_name: str | None = None
 ) -> str:
-    """Render one step template with ``libs.templating.render``; a template that cannot render gives ""."""
+    """Render one step template with ``libs.templating.render``; a template that cannot render gives "".
+
+    A template over a render bound raises :class:`libs.templating.RenderLimitExceeded` instead:
+    the message fails with that reason rather than going out with copy nobody wrote for it.
+    """
     if not template:
         return ""
     try:
         return templating.render(template, lead=lead, brand=brand, sender_name=sender_name).strip()
-    except (TemplateError, TypeError, ValueError, ArithmeticError):
+    except templating.RenderLimitExceeded:
+        raise
+    except (TemplateError, TypeError, ValueError, ArithmeticError, LookupError, RecursionError):
         return ""
 
 
