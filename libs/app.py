@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import parse_qsl
 
 import anyio.to_thread
 import structlog
@@ -21,8 +22,8 @@ from redis import Redis
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from libs.db.session import Database
-from libs.errors import EXCEPTION_HANDLERS, Unauthorized, Unavailable
-from libs.logging import configure_logging
+from libs.errors import EXCEPTION_HANDLERS, AppError, BadRequest, Invalid, Unauthorized, Unavailable, app_error_handler
+from libs.logging import ProcessLoggingConfig, configure_logging
 from libs.openapi import ServiceDocumentPlugin
 from libs.queue import PendingJobs, redis_from_url, require_noeviction
 from libs.security import PUBLIC, JWTAuthMiddleware, KeySource, Principal, TokenVerifier
@@ -38,13 +39,40 @@ PROBE_PATHS = frozenset({"/healthz", "/readyz"})
 log = structlog.get_logger(__name__)
 
 
+NUL_MESSAGE = "must not contain NUL characters"
+NUL_DETAIL = "The request holds a NUL character."
+
+
 def request_id_from(value: str | None) -> str:
     """Return ``value`` when it is a safe request id, else a new one."""
     return value if value and _VALID_REQUEST_ID.match(value) else uuid.uuid4().hex
 
 
+def nul_parameters(scope: Scope) -> list[dict[str, str]]:
+    """Field errors for every query parameter (and the path) holding a NUL character.
+
+    No text column can store NUL (PostgreSQL refuses it), and no name, address or search term
+    holds one, so such a request is refused before any handler or query runs.
+    """
+    errors: list[dict[str, str]] = []
+    if "\x00" in scope["path"]:
+        errors.append({"field": "path", "message": NUL_MESSAGE, "source": "path"})
+    query = scope.get("query_string", b"")
+    if b"%00" in query or b"\x00" in query:
+        seen: set[str] = set()
+        for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True, encoding="utf-8"):
+            field = name.replace("\x00", "")
+            if ("\x00" in name or "\x00" in value) and field not in seen:
+                seen.add(field)
+                errors.append({"field": field, "message": NUL_MESSAGE, "source": "query"})
+    return errors
+
+
 class RequestContextMiddleware:
-    """Take or create ``X-Request-ID``, bind it to every log line, echo it, log the request (not a passing probe)."""
+    """Take or create ``X-Request-ID``, bind it to every log line, echo it, log the request (not a passing probe).
+
+    It also refuses, with a 422 problem naming the parameter, a query parameter or path holding NUL.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -70,7 +98,10 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            if errors := nul_parameters(scope):
+                await _answer(Invalid(NUL_DETAIL, errors=errors), scope, receive, send_with_id)
+            else:
+                await self.app(scope, receive, send_with_id)
         finally:
             if status >= 400 or scope["path"] not in PROBE_PATHS:
                 log.info(
@@ -81,6 +112,55 @@ class RequestContextMiddleware:
                     duration_ms=round((time.perf_counter() - started) * 1000, 2),
                 )
             structlog.contextvars.unbind_contextvars("request_id")
+
+
+async def _answer(exc: AppError, scope: Scope, receive: Receive, send: Send) -> None:
+    request: Request[Any, Any, Any] = Request(scope, receive)
+    await app_error_handler(request, exc).to_asgi_response(None, request)(scope, receive, send)
+
+
+def _nul_field(value: Any) -> str | None:
+    """The dotted path of the first string (or key) in decoded JSON that holds a NUL, if any."""
+    todo: list[tuple[str, Any]] = [("", value)]
+    while todo:
+        path, item = todo.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return path or "body"
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                if isinstance(key, str) and "\x00" in key:
+                    return path or "body"
+                todo.append((f"{path}.{key}" if path else str(key), child))
+        elif isinstance(item, list):
+            todo.extend((f"{path}.{i}" if path else str(i), child) for i, child in enumerate(item))
+    return None
+
+
+class ServiceRequest(Request[Any, Any, Any]):
+    """The request class of every app: a body that cannot be decoded is the client's error (400), never a 500.
+
+    Litestar turns a malformed JSON document into a 400, but the decoder raises other errors too:
+    ``UnicodeDecodeError`` for bytes that are not UTF-8 and ``RecursionError`` for a document nested
+    deeper than the interpreter's stack (``[[[[...``). A string holding NUL is refused (422, naming
+    the field) here as well: no text column can store it.
+    """
+
+    async def json(self) -> Any:
+        """The decoded JSON body; :class:`BadRequest` when it cannot be decoded, :class:`Invalid` for NUL."""
+        try:
+            value = await super().json()
+        except RecursionError:
+            raise BadRequest(
+                "The JSON body is nested too deeply.", errors=[{"field": "body", "message": "nested too deeply"}]
+            ) from None
+        except ValueError:  # UnicodeDecodeError and any other decoding failure the decoder lets through
+            raise BadRequest(
+                "The JSON body is not valid UTF-8 JSON.", errors=[{"field": "body", "message": "not valid UTF-8 JSON"}]
+            ) from None
+        if (field := _nul_field(value)) is not None:
+            raise Invalid(NUL_DETAIL, errors=[{"field": field, "message": NUL_MESSAGE, "source": "body"}])
+        return value
 
 
 def current_principal(request: Request[Any, Any, Any]) -> Principal:
@@ -194,7 +274,9 @@ def create_service_app(
         **(dependencies or {}),
     }
     auth_patterns = ["^/healthz$", "^/readyz$", f"^{OPENAPI_PATH}", *auth_exclude]
-    auth = DefineMiddleware(JWTAuthMiddleware, exclude=auth_patterns)
+    # Every method is authenticated, OPTIONS too (Litestar skips it by default, and the role guards
+    # then find no user): with a token OPTIONS answers 204 and ``Allow``, without one 401.
+    auth = DefineMiddleware(JWTAuthMiddleware, exclude=auth_patterns, exclude_http_methods=[])
     return Litestar(
         route_handlers=[healthz, readyz, *route_handlers],
         dependencies=deps,
@@ -204,6 +286,8 @@ def create_service_app(
         on_startup=list(on_startup),
         state=State({"settings": settings, "service": name, **(state or {})}),
         request_max_body_size=settings.max_body_bytes,
+        request_class=ServiceRequest,
+        logging_config=ProcessLoggingConfig(),
         openapi_config=OpenAPIConfig(
             title=title,
             version="1.0.0",

@@ -1,13 +1,21 @@
-"""Structured logging: JSON in production, readable in development, context on every line."""
+"""Structured logging: JSON in production, readable in development, context on every line.
+
+No line carries a request body or a secret: values under secret-named keys are redacted, and a
+traceback (in either format) lists files, lines and source, never a frame's local variables, which
+would hold the body, the parsed password or a decrypted key.
+"""
 
 from __future__ import annotations
 
 import logging
 import re
 import sys
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import structlog
+from litestar.logging.config import BaseLoggingConfig
+from litestar.types import GetLogger, Logger
 
 _SECRET_KEYS = re.compile(r"(password|secret|token|authorization|api_key|cookie)", re.IGNORECASE)
 _REDACTED = "[redacted]"
@@ -46,11 +54,18 @@ def configure_logging(*, service: str, level: str = "INFO", json: bool = False) 
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _redact,
     ]
+    # Both formats render tracebacks as plain text: no frame locals (the default console formatter
+    # prints them, and they hold request bodies and secrets).
     renderer: Any = (
-        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        structlog.processors.JSONRenderer()
+        if json
+        else structlog.dev.ConsoleRenderer(
+            colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback
+        )
     )
+    render = [structlog.processors.format_exc_info, renderer] if json else [renderer]
     structlog.configure(
-        processors=[*shared, structlog.processors.format_exc_info, renderer] if json else [*shared, renderer],
+        processors=[*shared, *render],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
@@ -59,14 +74,39 @@ def configure_logging(*, service: str, level: str = "INFO", json: bool = False) 
     handler = _StderrHandler()
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=shared, processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer]
+            foreign_pre_chain=shared, processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *render]
         )
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("uvicorn.access", "httpx", "httpcore"):
+    # httpx and Twilio's client log every request at INFO, Twilio's with its body (the message text).
+    for noisy in ("uvicorn.access", "httpx", "httpcore", "twilio.http_client"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@dataclass
+class ProcessLoggingConfig(BaseLoggingConfig):
+    """Litestar's logging config for our apps: keep what :func:`configure_logging` set up.
+
+    Litestar's default config replaces the root logger's handlers with its own (no redaction, plain
+    format) when an app is built, and can log every uncaught exception itself. Here it changes
+    nothing, and leaves exception logging to the apps' exception handlers (``libs.errors``).
+    """
+
+    log_exceptions: Literal["always", "debug", "never"] = "never"
+    traceback_line_limit: int = -1
+    exception_logging_handler: Any = None
+    disable_stack_trace: set[int | type[Exception]] = field(default_factory=set)
+
+    def configure(self) -> GetLogger:
+        """Return the standard library's ``getLogger``; the process configured it already."""
+        return logging.getLogger
+
+    @staticmethod
+    def set_level(logger: Logger, level: int) -> None:
+        """Set ``logger``'s level (Litestar calls this when ``app.debug`` changes)."""
+        logger.setLevel(level)
 
 
 def get_logger(name: str | None = None) -> Any:
