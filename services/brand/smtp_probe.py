@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import ipaddress
 import smtplib
 import socket
 import ssl
 from dataclasses import dataclass, field
 
+from libs import netpolicy
 from libs.db.models.brand import SmtpSecurity
 
 _REDACTED = "[redacted]"
@@ -70,7 +70,8 @@ def resolve(host: str, port: int, *, allow_private: bool) -> str:
     """Resolve ``host`` to one IP to connect to.
 
     Raises:
-        AddressRefused: an address is private/loopback/link-local and that is not allowed.
+        AddressRefused: an address is not public by ``libs.netpolicy`` (private, loopback,
+            link-local, an IPv4 one of those inside NAT64 or 6to4 ...) and that is not allowed.
         OSError: the name does not resolve.
     """
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -79,11 +80,9 @@ def resolve(host: str, port: int, *, allow_private: bool) -> str:
         raise OSError(f"{host} does not resolve")
     if not allow_private:
         for address in addresses:
-            ip = ipaddress.ip_address(address.split("%", 1)[0])
-            mapped = getattr(ip, "ipv4_mapped", None)
-            ip = mapped or ip
-            if not ip.is_global or ip.is_multicast:
-                raise AddressRefused(f"{host} resolves to a non-public address")
+            why = netpolicy.refusal(address)
+            if why is not None:
+                raise AddressRefused(f"{host} resolves to an address that is not public ({why})")
     return addresses[0]
 
 

@@ -13,8 +13,9 @@ compare) and ``t`` is within five minutes of now. ``secret`` is the ``whsec_...`
 once when the endpoint was created.
 
 SSRF: a URL must be http(s), carry no credentials, and every address its host resolves to
-must be public (not private, loopback, link-local, multicast, reserved, unspecified, or an
-IPv4-mapped/6to4/Teredo form of those); checked when the endpoint is saved and again before
+must be public by ``libs.netpolicy`` (not private, loopback, link-local, multicast, reserved,
+unspecified, carrier-grade NAT, or an IPv4-mapped/compatible, NAT64, 6to4 or Teredo form of
+those); checked when the endpoint is saved and again before
 each attempt, and the attempt connects to the very address that was checked (no DNS
 rebinding), with redirects not followed. ``SDR_WEBHOOKS_ALLOW_PRIVATE`` lifts the address
 rule; unset, it is on outside production (a receiver on the developer's own machine) and off
@@ -25,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import secrets
 import socket
 import time
@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+
+from libs import netpolicy
 
 SIGNATURE_HEADER = "Tidewater-Signature"
 EVENT_HEADER = "Tidewater-Event"
@@ -76,16 +78,6 @@ def verify(
     return any(hmac.compare_digest(expected, c) for c in candidates)
 
 
-def _public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(address, ipaddress.IPv6Address):
-        for embedded in (address.ipv4_mapped, address.sixtofour, (address.teredo or (None, None))[1]):
-            if embedded is not None and not _public(embedded):
-                return False
-    return bool(address.is_global) and not (
-        address.is_multicast or address.is_private or address.is_loopback or address.is_link_local
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class Target:
     """A checked URL and the address to connect to."""
@@ -116,11 +108,14 @@ def check_url(url: str, *, allow_private: bool, resolve: bool = True) -> Target:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError) as exc:
         raise UnsafeUrl("The host does not resolve.") from exc
-    addresses = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
+    addresses = [netpolicy.parse(str(info[4][0])) for info in infos]
     if not addresses:
         raise UnsafeUrl("The host does not resolve.")
-    if not allow_private and not all(_public(a) for a in addresses):
-        raise UnsafeUrl("The URL resolves to a private, loopback, link-local or reserved address.")
+    if not allow_private:
+        for address in addresses:
+            why = netpolicy.refusal(address)
+            if why is not None:
+                raise UnsafeUrl(f"The URL resolves to an address that is not public ({why}).")
     return Target(url=url, host=host, address=str(addresses[0]), port=port)
 
 
