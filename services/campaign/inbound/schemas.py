@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from libs.db.models.inbound import DeliveryStatus, WebhookEventType
 
@@ -17,7 +17,13 @@ def _unique(types: list[WebhookEventType]) -> list[WebhookEventType]:
     return list(dict.fromkeys(types))
 
 
-class WebhookCreate(BaseModel):
+class _Strict(BaseModel):
+    """A request body: unknown fields are refused by name (a 422), not ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class WebhookCreate(_Strict):
     """A new endpoint: where to send and which event types."""
 
     url: Url
@@ -27,7 +33,7 @@ class WebhookCreate(BaseModel):
     _dedupe = field_validator("event_types")(_unique)
 
 
-class WebhookUpdate(BaseModel):
+class WebhookUpdate(_Strict):
     """Change an endpoint; omitted fields stay as they are."""
 
     url: Url | None = None
