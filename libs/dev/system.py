@@ -8,6 +8,11 @@ its exit code and restarted with backoff, and Ctrl-C or SIGTERM stops everything
 
 Once up, ``<data dir>/dev.json`` says where the system is (``libs.dev.state``), so that every
 other ``sdr`` command run in the same project talks to it; a clean stop removes the file.
+
+The data dir is private (``libs.dev.private``): ``sdr dev`` and every child run with umask 077
+and what an earlier run left open is closed at start. The embedded Redis requires a password
+kept in ``<data dir>/redis-password``; the URLs the children and ``dev.json`` get carry it, and
+every line printed shows it masked.
 """
 
 from __future__ import annotations

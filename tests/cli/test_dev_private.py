@@ -19,7 +19,7 @@ import pytest
 import sqlalchemy as sa
 from redis import Redis
 
-from libs.dev.embedded import REDIS_CONFIG_FILE, redis_child, redis_url, wait_for_redis
+from libs.dev.embedded import REDIS_CONFIG_FILE, RunningPostgres, redis_child, redis_url, wait_for_redis
 from libs.dev.private import PRIVATE_UMASK, secure_tree, share_traversal
 from libs.dev.state import REDIS_PASSWORD_FILE, SECRET_FILE, dev_redis_password
 from libs.settings import normalize_database_url
@@ -250,3 +250,12 @@ def test_secure_tree_closes_what_was_left_open_and_leaves_links_alone(tmp_path: 
     assert mode(data_dir) == 0o710
     share_traversal(data_dir, None)
     assert mode(data_dir) == 0o700
+
+
+def test_a_postgresql_socket_outside_its_data_folder_is_not_private(tmp_path: Path) -> None:
+    pgdata = tmp_path / "postgres"
+    inside = RunningPostgres(pgdata=pgdata, pid=1, url="", socket_dir=pgdata)
+    outside = RunningPostgres(pgdata=pgdata, pid=1, url="", socket_dir=tmp_path / "runtime" / "abc")
+    assert inside.private_socket
+    assert not outside.private_socket
+    assert not RunningPostgres(pgdata=pgdata, pid=1, url="", socket_dir=None).private_socket
