@@ -1,0 +1,32 @@
+import type { ComponentType } from "react";
+import { createBrowserRouter, type RouteObject } from "react-router";
+import RouteError from "./routes/RouteError";
+
+/** A route whose screen is its own chunk, fetched on first visit (keeps the first load small). */
+function page(load: () => Promise<{ default: ComponentType }>): Pick<RouteObject, "lazy"> {
+  return { lazy: async () => ({ Component: (await load()).default }) };
+}
+
+export const routes: RouteObject[] = [
+  {
+    errorElement: <RouteError />,
+    children: [
+      { path: "/signin", ...page(() => import("./routes/SignIn")) },
+      { path: "/signup", ...page(() => import("./routes/SignUp")) },
+      {
+        path: "/",
+        ...page(() => import("./routes/Shell")),
+        children: [
+          { index: true, ...page(() => import("./routes/Onboarding")) },
+          { path: "brands", ...page(() => import("./routes/Brands")) },
+          { path: "brands/:brandId/senders", ...page(() => import("./routes/Senders")) },
+          { path: "*", ...page(() => import("./routes/NotFound")) },
+        ],
+      },
+    ],
+  },
+];
+
+export function createRouter() {
+  return createBrowserRouter(routes);
+}
