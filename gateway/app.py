@@ -31,7 +31,7 @@ from libs.errors import EXCEPTION_HANDLERS, AppError, Unavailable
 from libs.logging import configure_logging
 from libs.openapi import problems
 from libs.queue import redis_from_url
-from libs.security import PUBLIC, KeySource, TokenVerifier
+from libs.security import PUBLIC, KeySource, RevocationList, TokenVerifier
 
 DOCS_ASSETS = "/api/docs/assets"
 
@@ -256,7 +256,12 @@ def _default_verifier(settings: GatewaySettings, upstream_apps: Mapping[str, ASG
         source = KeySource(url="http://auth.internal/api/auth/jwks.json", client=client)
     else:
         source = KeySource(url=settings.auth_jwks_url)
-    return TokenVerifier(source, issuer=settings.jwt_issuer, audience=settings.jwt_audience)
+    return TokenVerifier(
+        source,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        revocations=RevocationList(settings.redis_url),  # revocations take effect at the edge at once
+    )
 
 
 def create_app(
@@ -302,6 +307,8 @@ def create_app(
             if redis is None:
                 stack.callback(app.state.redis.close)
             stack.push_async_callback(proxy.aclose)
+            if proxy.verifier.revocations is not None:
+                stack.push_async_callback(proxy.verifier.revocations.aclose)
             yield
 
     inner = Litestar(

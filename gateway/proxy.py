@@ -159,7 +159,12 @@ async def send_problem(send: Send, exc: AppError, *, path: str, request_id: str)
 
 
 class ApiKeyExchanger:
-    """Trade ``twk_`` API keys for access tokens at the auth upstream, caching each until near expiry."""
+    """Trade ``twk_`` API keys for access tokens at the auth upstream, caching each until near expiry.
+
+    A cached token is only as good as its verification: :meth:`verified` drops an entry whose
+    token the verifier refuses (a revoked key, or its creator demoted or removed) and asks the
+    auth upstream again once, so a revocation is not outlived by the cache.
+    """
 
     def __init__(self, upstream: Callable[[], Upstream], path: str, *, max_entries: int = 10_000) -> None:
         self._upstream = upstream
@@ -183,6 +188,29 @@ class ApiKeyExchanger:
             return None
         self._cache.move_to_end(digest)
         return hit[0]
+
+    def forget(self, api_key: str, token: str | None = None) -> None:
+        """Drop the cached token of ``api_key`` (only if it is still ``token``, when given)."""
+        digest = hashlib.sha256(api_key.encode()).digest()
+        hit = self._cache.get(digest)
+        if hit is not None and (token is None or hit[0] == token):
+            del self._cache[digest]
+
+    async def verified(self, api_key: str, verifier: TokenVerifier, *, request_id: str) -> tuple[str, Principal]:
+        """Return an access token for ``api_key`` and its principal, refreshing a cached token that is refused.
+
+        Raises:
+            Unauthorized: the key is unknown, revoked or expired (or its fresh token is refused).
+            Unavailable: revocations cannot be checked.
+        """
+        token = await self.exchange(api_key, request_id=request_id)
+        try:
+            return token, await verifier.verify(token)
+        except Unauthorized:
+            self.forget(api_key, token)
+            log.info("api_key_token_refused", exchanges=self.exchanges)
+        token = await self.exchange(api_key, request_id=request_id)
+        return token, await verifier.verify(token)
 
     async def exchange(self, api_key: str, *, request_id: str) -> str:
         """Return an access token for ``api_key`` or raise :class:`Unauthorized`."""
@@ -387,11 +415,11 @@ class GatewayProxy:
         if token is None:
             raise Unauthorized("An access token is required.")
         if token.startswith("twk_"):
-            access = await self.api_keys.exchange(token, request_id=request_id)
+            # Verified here too: a cached token of a revoked key (or demoted creator) is refused and dropped.
+            access, principal = await self.api_keys.verified(token, self.verifier, request_id=request_id)
             kept = [(n, v) for n, v in headers if n != b"authorization"]
             kept.append((b"authorization", b"Bearer " + access.encode("latin-1")))
-            # The exchanged token is verified only when budgets need its identity (org, akid).
-            return kept, await self.verifier.verify(access) if self.rate_limiter is not None else None
+            return kept, principal
         return headers, await self.verifier.verify(token)
 
     async def _read_body(self, receive: Receive, expected: int) -> bytes:

@@ -26,7 +26,7 @@ from libs.errors import EXCEPTION_HANDLERS, AppError, BadRequest, Invalid, Unaut
 from libs.logging import ProcessLoggingConfig, configure_logging
 from libs.openapi import ServiceDocumentPlugin
 from libs.queue import PendingJobs, redis_from_url, require_noeviction
-from libs.security import PUBLIC, JWTAuthMiddleware, KeySource, Principal, TokenVerifier
+from libs.security import PUBLIC, JWTAuthMiddleware, KeySource, Principal, RevocationList, TokenVerifier
 from libs.settings import CommonSettings
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -255,12 +255,17 @@ def create_service_app(
         app.state.db = database or Database.from_url(settings.database_url, pool_size=settings.database_pool_size)
         app.state.redis = redis or redis_from_url(settings.redis_url)
         require_noeviction(app.state.redis)  # jobs enqueued after a commit must not be evicted
+        app.state.revocations = RevocationList(settings.redis_url)
         app.state.verifier = verifier or TokenVerifier(
-            KeySource(url=settings.jwks_url), issuer=settings.jwt_issuer, audience=settings.jwt_audience
+            KeySource(url=settings.jwks_url),
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            revocations=app.state.revocations,
         )
         try:
             yield
         finally:
+            await app.state.revocations.aclose()
             if owns_db:
                 await app.state.db.dispose()
             if owns_redis:

@@ -9,13 +9,14 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 import httpx
 import jwt
+import structlog
 from jwt import PyJWK
 from litestar import Request
 from litestar.connection import ASGIConnection
@@ -23,14 +24,22 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 from litestar.middleware._utils import should_bypass_middleware
 from litestar.types import Receive, Scope, Send
+from redis.asyncio import Redis as AsyncRedis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
 
-from libs.errors import AppError, Forbidden, Unauthorized, app_error_handler
+from libs.errors import AppError, Forbidden, Unauthorized, Unavailable, app_error_handler
 from libs.scopes import KNOWN_SCOPES, Requirement, grants, required_scope
 
 ALGORITHM = "EdDSA"
 REQUIRED_CLAIMS = ("iss", "aud", "sub", "org", "role", "exp", "iat", "jti")
 _FORBIDDEN_HEADERS = ("jku", "jwk", "x5u", "x5c")
 LEEWAY_SECONDS = 30
+ISSUED_MS_CLAIM = "iat_ms"
+"""Issue time in milliseconds: revocation epochs are finer than ``iat``'s whole seconds."""
+
+log = structlog.get_logger(__name__)
 
 
 class Role(StrEnum):
@@ -159,13 +168,150 @@ class KeySource:
                 await client.aclose()
 
 
-class TokenVerifier:
-    """Verify access tokens: EdDSA only, known ``kid``, right issuer and audience, every claim present."""
+REVOCATION_PREFIX = "tw:revoked:"
+REVOCATION_TIMEOUT = 1.0
+"""Seconds a revocation look-up may take before the request is refused (503)."""
 
-    def __init__(self, keys: KeySource, *, issuer: str, audience: str) -> None:
+# KEYS: records to raise. ARGV: epoch in ms, TTL in seconds. A record only ever moves forward.
+_RAISE_EPOCH = """
+for _, key in ipairs(KEYS) do
+  local current = tonumber(redis.call('GET', key) or '0')
+  if tonumber(ARGV[1]) > current then
+    redis.call('SET', key, ARGV[1], 'EX', ARGV[2])
+  end
+end
+return #KEYS
+"""
+
+
+def session_record(session_id: str) -> str:
+    """Revocation record of one session (the ``sid`` claim: a refresh-token family)."""
+    return f"{REVOCATION_PREFIX}sid:{session_id}"
+
+
+def user_record(user_id: uuid.UUID | str) -> str:
+    """Revocation record of every session of a person (API-key tokens are not sessions)."""
+    return f"{REVOCATION_PREFIX}user:{user_id}"
+
+
+def membership_record(org_id: uuid.UUID | str, user_id: uuid.UUID | str) -> str:
+    """Revocation record of every token of a person in one organization, API-key tokens included."""
+    return f"{REVOCATION_PREFIX}member:{org_id}:{user_id}"
+
+
+def api_key_record(api_key_id: uuid.UUID | str) -> str:
+    """Revocation record of the tokens an API key was exchanged for."""
+    return f"{REVOCATION_PREFIX}key:{api_key_id}"
+
+
+def issued_at_ms(claims: Mapping[str, Any]) -> int:
+    """When a token was issued, in ms: the ``iat_ms`` claim, else the start of its ``iat`` second."""
+    precise = claims.get(ISSUED_MS_CLAIM)
+    if isinstance(precise, int) and not isinstance(precise, bool) and abs(precise // 1000 - int(claims["iat"])) <= 1:
+        return precise
+    return int(claims["iat"]) * 1000
+
+
+def now_ms() -> int:
+    """The current time in milliseconds (the unit of issue times and revocation epochs)."""
+    return time.time_ns() // 1_000_000
+
+
+class RevocationList:
+    """Revocation records in Redis: "the tokens of X issued before T are void".
+
+    X is a session (``sid``), a person (every session, on a password change), a membership
+    (every token of a person in one organization, on a demotion or removal) or an API key
+    (``akid``). A verifier reads the records a token names in one ``MGET``; a record lives as
+    long as the longest-lived token it may void. Redis being unreachable refuses the request
+    (503): a revocation must not lapse because its record cannot be read.
+    """
+
+    def __init__(self, url: str, *, timeout: float = REVOCATION_TIMEOUT) -> None:
+        self.url = url
+        self.timeout = timeout
+        self._redis: AsyncRedis | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._script: Any = None
+
+    def _client(self) -> AsyncRedis:
+        loop = asyncio.get_running_loop()
+        if self._redis is None or self._loop is not loop:  # a client belongs to the loop that opened it
+            self._redis = AsyncRedis.from_url(
+                self.url,
+                socket_timeout=self.timeout,
+                socket_connect_timeout=self.timeout,
+                retry=Retry(NoBackoff(), 1),  # once more on a stale connection, then give up
+            )
+            self._script = self._redis.register_script(_RAISE_EPOCH)
+            self._loop = loop
+        return self._redis
+
+    @staticmethod
+    def records_of(claims: Mapping[str, Any]) -> list[str]:
+        """The records that may void a token with these claims."""
+        records = [membership_record(claims["org"], claims["sub"])]
+        if claims.get("akid"):
+            records.append(api_key_record(claims["akid"]))
+        else:
+            records.append(user_record(claims["sub"]))
+        if claims.get("sid"):
+            records.append(session_record(str(claims["sid"])))
+        return records
+
+    async def check(self, claims: Mapping[str, Any]) -> None:
+        """Raise :class:`Unauthorized` when a record voids the token, :class:`Unavailable` when Redis fails."""
+        issued = issued_at_ms(claims)
+        records = self.records_of(claims)
+        try:
+            epochs = await self._client().mget(records)
+        except (RedisError, OSError) as exc:
+            log.warning("revocations_unreadable", error=type(exc).__name__)
+            raise Unavailable("Token revocations cannot be checked right now; try again shortly.") from exc
+        for epoch in epochs:
+            if epoch is not None and issued < int(epoch):
+                raise Unauthorized("The access token has been revoked.")
+
+    async def revoke(self, records: Sequence[str], *, ttl: int, at_ms: int | None = None) -> int:
+        """Void every token of ``records`` issued before ``at_ms`` (now); return the epoch written.
+
+        ``ttl`` is the longest an access token lives (plus leeway): after it, nothing is left to void.
+
+        Raises:
+            Unavailable: Redis did not take the records (the caller's change must not commit).
+        """
+        epoch = now_ms() if at_ms is None else at_ms
+        if not records:
+            return epoch
+        try:
+            self._client()
+            await self._script(keys=list(records), args=[epoch, max(1, int(ttl))])
+        except (RedisError, OSError) as exc:
+            log.warning("revocations_unwritable", error=type(exc).__name__)
+            raise Unavailable("The revocation cannot be recorded right now; try again shortly.") from exc
+        return epoch
+
+    async def aclose(self) -> None:
+        """Close the connections of the current loop's client."""
+        redis, self._redis, self._loop = self._redis, None, None
+        if redis is not None:
+            await redis.aclose()
+
+
+class TokenVerifier:
+    """Verify access tokens: EdDSA only, known ``kid``, right issuer and audience, every claim present.
+
+    With ``revocations``, a token that passes is also checked against the revocation records
+    (one Redis round trip); without, a token is good until it expires.
+    """
+
+    def __init__(
+        self, keys: KeySource, *, issuer: str, audience: str, revocations: RevocationList | None = None
+    ) -> None:
         self.keys = keys
         self.issuer = issuer
         self.audience = audience
+        self.revocations = revocations
 
     async def verify(self, token: str) -> Principal:
         """Return the principal a token names, or raise :class:`Unauthorized`."""
@@ -189,7 +335,7 @@ class TokenVerifier:
                 leeway=LEEWAY_SECONDS,
                 options={"require": list(REQUIRED_CLAIMS)},
             )
-            return Principal(
+            principal = Principal(
                 user_id=uuid.UUID(claims["sub"]),
                 org_id=uuid.UUID(claims["org"]),
                 role=Role(claims["role"]),
@@ -202,6 +348,9 @@ class TokenVerifier:
             raise Unauthorized("The access token has expired.") from exc
         except (jwt.PyJWTError, ValueError, KeyError, TypeError) as exc:
             raise Unauthorized("The access token is invalid.") from exc
+        if self.revocations is not None:
+            await self.revocations.check(claims)
+        return principal
 
 
 def bearer_token(authorization: str | None) -> str | None:

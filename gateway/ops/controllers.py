@@ -32,8 +32,11 @@ from gateway.ops.session import (
     CSRF_COOKIE,
     SESSION_COOKIE,
     OperatorAuthMiddleware,
+    OpsSession,
     SessionCodec,
     authenticate,
+    end_session,
+    open_session,
     operator_guard,
     safe_next,
     same_origin,
@@ -148,6 +151,7 @@ async def login(request: Request[Any, Any, Any], state: State) -> Response[Any]:
         return _login_page(expected, "Unknown e-mail or password, or not an operator.", status=401, next_path=next_path)
     codec: SessionCodec = state.ops_sessions
     value, session = codec.issue(principal)
+    await open_session(state, session)
     secure = _secure(state.settings, request.scope)
     log.info("ops_login", operator_id=str(principal.user_id))
     response: Response[Any] = Redirect(next_path, status_code=303)
@@ -164,8 +168,12 @@ async def login(request: Request[Any, Any, Any], state: State) -> Response[Any]:
 
 
 @post("/ops/logout", include_in_schema=False, status_code=303)
-async def logout(request: Request[Any, Any, Any]) -> Response[Any]:
-    """End the operator's browser session."""
+async def logout(request: Request[Any, Any, Any], state: State) -> Response[Any]:
+    """End the operator's browser session: forgotten server-side, so a copied cookie stops working too."""
+    session = request.scope.get("auth")
+    if isinstance(session, OpsSession):
+        await end_session(state, session.session_id)
+        log.info("ops_logout", operator_id=str(session.user_id))
     response: Response[Any] = Redirect(LOGIN_PATH, status_code=303)
     response.cookies.extend(
         [
@@ -314,7 +322,8 @@ async def _customer(scope: Scope, state: State) -> Principal:
         raise Unauthorized("An access token is required.")
     proxy: GatewayProxy = state.proxy
     if token.startswith("twk_"):
-        token = await proxy.api_keys.exchange(token, request_id=scope.get("state", {}).get("request_id", ""))
+        request_id = scope.get("state", {}).get("request_id", "")
+        return (await proxy.api_keys.verified(token, proxy.verifier, request_id=request_id))[1]
     return await proxy.verifier.verify(token)
 
 

@@ -1,7 +1,10 @@
 """Who may use the operator tooling: an operator bearer token, or the session cookie the login page sets.
 
 The cookie is signed (itsdangerous, keyed by ``SDR_SECRET_KEY``) and timed; it is HttpOnly,
-SameSite=Strict and Secure on HTTPS. A browser session also carries a CSRF token: the HMAC
+SameSite=Strict and Secure on HTTPS. The session it names is kept in Redis: ``/ops/logout``
+deletes it, and a session is refused once its user is no longer an operator or has changed
+their password since it began (checked on every request; Redis unreachable answers 503).
+A browser session also carries a CSRF token: the HMAC
 of the session id, sent in a readable ``_csrf_token`` cookie that rq-dashboard's own scripts
 already echo as ``X-CSRFToken`` on every AJAX call. State changes made with the cookie need
 that header and a same-origin ``Origin`` (or ``Referer``); a bearer token cannot be sent by
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import secrets
 import time
 import uuid
@@ -19,16 +23,21 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+import anyio.to_thread
+import sqlalchemy as sa
+import structlog
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from litestar.connection import ASGIConnection
-from litestar.datastructures import Accept
+from litestar.datastructures import Accept, State
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 from litestar.response.redirect import ASGIRedirectResponse as ASGIRedirect
 from litestar.types import Receive, Scope, Send
+from redis import Redis
+from redis.exceptions import RedisError
 
-from libs.errors import Forbidden, Unauthorized
-from libs.security import Principal, Role, bearer_token
+from libs.errors import Forbidden, Unauthorized, Unavailable
+from libs.security import Principal, Role, bearer_token, now_ms, user_record
 
 SESSION_COOKIE = "tw_ops"
 CSRF_COOKIE = "_csrf_token"
@@ -38,6 +47,10 @@ LOGIN_PATH = "/ops/login"
 LOGOUT_PATH = "/ops/logout"
 MAX_NEXT = 2048
 """The longest ``next`` (the page to come back to after signing in) that is honoured."""
+SESSION_RECORD = "tw:ops:session:"
+"""Prefix of the Redis key holding a live operator session (the cookie names its id)."""
+
+log = structlog.get_logger("gateway.ops")
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +104,69 @@ class SessionCodec:
     def csrf_ok(self, session_id: str, presented: str | None) -> bool:
         """Whether ``presented`` is the CSRF token of ``session_id`` (constant-time)."""
         return bool(presented) and hmac.compare_digest(self.csrf_token(session_id), presented or "")
+
+
+def _session_key(session_id: str) -> str:
+    return SESSION_RECORD + hashlib.sha256(session_id.encode()).hexdigest()
+
+
+async def _redis_call(state: State, call: Any, *args: Any) -> Any:
+    redis: Redis = state.redis
+    try:
+        return await anyio.to_thread.run_sync(call, redis, *args, abandon_on_cancel=True)
+    except (RedisError, OSError) as exc:
+        log.warning("ops_sessions_unreachable", error=type(exc).__name__)
+        raise Unavailable("Operator sessions cannot be checked right now; try again shortly.") from exc
+
+
+async def open_session(state: State, session: OpsSession) -> None:
+    """Record a new operator session for as long as its cookie may live.
+
+    Raises:
+        Unavailable: Redis did not take it (no cookie is handed out then).
+    """
+    codec: SessionCodec = state.ops_sessions
+    record = json.dumps({"sub": str(session.user_id), "org": str(session.org_id), "iat_ms": now_ms()})
+    await _redis_call(state, lambda r: r.set(_session_key(session.session_id), record, ex=codec.max_age))
+
+
+async def end_session(state: State, session_id: str) -> None:
+    """Forget an operator session: its cookie is refused from the next request on."""
+    await _redis_call(state, lambda r: r.delete(_session_key(session_id)))
+
+
+_IS_OPERATOR = sa.text("SELECT operator FROM users WHERE id = :id")
+
+
+async def session_is_live(state: State, session: OpsSession) -> bool:
+    """Whether the session is still open, its user still an operator, their password unchanged since.
+
+    Raises:
+        Unavailable: Redis cannot be read (refused rather than trusted).
+    """
+    key = _session_key(session.session_id)
+    raw, epoch = await _redis_call(state, lambda r: r.mget([key, user_record(session.user_id)]))
+    if raw is None:
+        return False
+    try:
+        record = json.loads(raw)
+        began = int(record["iat_ms"])
+        same_user = record["sub"] == str(session.user_id)
+    except (ValueError, KeyError, TypeError):
+        return False
+    if not same_user:
+        return False
+    if epoch is not None and began < int(epoch):
+        await end_session(state, session.session_id)
+        log.info("ops_session_revoked", operator_id=str(session.user_id), reason="password_changed")
+        return False
+    async with state.db.system() as db:
+        operator = (await (await db.connection()).execute(_IS_OPERATOR, {"id": session.user_id})).scalar()
+    if not operator:
+        await end_session(state, session.session_id)
+        log.info("ops_session_revoked", operator_id=str(session.user_id), reason="not_an_operator")
+        return False
+    return True
 
 
 def session_principal(session: OpsSession) -> Principal:
@@ -155,13 +231,14 @@ async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Authen
         proxy = state.proxy
         if token.startswith("twk_"):
             request_id = connection.scope.get("state", {}).get("request_id", "")
-            token = await proxy.api_keys.exchange(token, request_id=request_id)
-        principal = await proxy.verifier.verify(token)
+            token, principal = await proxy.api_keys.verified(token, proxy.verifier, request_id=request_id)
+        else:
+            principal = await proxy.verifier.verify(token)
         return AuthenticationResult(user=principal, auth=token)
     raw = connection.cookies.get(SESSION_COOKIE)
     if raw:
         session = state.ops_sessions.read(raw)
-        if session is not None:
+        if session is not None and await session_is_live(state, session):
             return AuthenticationResult(user=session_principal(session), auth=session)
     raise Unauthorized("Operator credentials are required.")
 

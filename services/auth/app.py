@@ -45,6 +45,7 @@ def create_app(settings: AuthSettings | None = None, **overrides: Any) -> Litest
 
     async def start(app: Litestar) -> None:
         ctx.database = app.state.db
+        ctx.revocations = app.state.revocations
         ctx.throttle = LoginThrottle(
             app.state.redis,
             account=Policy(
@@ -67,7 +68,10 @@ def create_app(settings: AuthSettings | None = None, **overrides: Any) -> Litest
         if own_verifier:
             # The auth service trusts its own keys straight from its database, not over HTTP.
             app.state.verifier = TokenVerifier(
-                DatabaseKeySource(ctx.db, ctx.keys), issuer=settings.jwt_issuer, audience=settings.jwt_audience
+                DatabaseKeySource(ctx.db, ctx.keys),
+                issuer=settings.jwt_issuer,
+                audience=settings.jwt_audience,
+                revocations=ctx.revocations,
             )
 
     return create_service_app(

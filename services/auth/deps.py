@@ -26,9 +26,9 @@ async def provide_accounts(
     return AccountService(system_session, auth)
 
 
-async def provide_members(session: NamedDependency[AsyncSession]) -> MemberService:
+async def provide_members(session: NamedDependency[AsyncSession], auth: NamedDependency[AuthContext]) -> MemberService:
     """Member management on the caller's tenant transaction."""
-    return MemberService(session)
+    return MemberService(session, auth)
 
 
 async def provide_invites(session: NamedDependency[AsyncSession], auth: NamedDependency[AuthContext]) -> InviteService:
@@ -36,9 +36,9 @@ async def provide_invites(session: NamedDependency[AsyncSession], auth: NamedDep
     return InviteService(session, auth)
 
 
-async def provide_api_keys(session: NamedDependency[AsyncSession]) -> ApiKeyService:
+async def provide_api_keys(session: NamedDependency[AsyncSession], auth: NamedDependency[AuthContext]) -> ApiKeyService:
     """API-key management on the caller's tenant transaction."""
-    return ApiKeyService(session)
+    return ApiKeyService(session, auth)
 
 
 async def provide_client_address(request: Request[Any, Any, Any], auth: NamedDependency[AuthContext]) -> str:

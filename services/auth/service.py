@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hmac
-import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,7 +20,19 @@ from libs.db.session import Database
 from libs.errors import Forbidden, Invalid
 from libs.pagination import Page, make_page
 from libs.scopes import SCOPES, unknown_scopes
-from libs.security import Principal, Role, bearer_token
+from libs.security import (
+    ISSUED_MS_CLAIM,
+    LEEWAY_SECONDS,
+    Principal,
+    RevocationList,
+    Role,
+    api_key_record,
+    bearer_token,
+    membership_record,
+    now_ms,
+    session_record,
+    user_record,
+)
 from services.auth.errors import (
     AlreadyMember,
     ApiKeyNotFound,
@@ -79,6 +90,7 @@ class AuthContext:
     keys: SigningKeys
     database: Database | None = None
     throttle: LoginThrottle | None = None
+    revocations: RevocationList | None = None
 
     @property
     def db(self) -> Database:
@@ -91,6 +103,18 @@ class AuthContext:
         """The failed-login throttle (set at startup)."""
         assert self.throttle is not None, "the app has not started"
         return self.throttle
+
+    async def revoke(self, *records: str) -> None:
+        """Void every access token of ``records`` issued until now, at every verifier within a request.
+
+        Written before the change commits: when Redis refuses, the request fails (503) and the
+        change rolls back; a record whose change then fails to commit only costs a refresh.
+
+        Raises:
+            Unavailable: the records could not be written.
+        """
+        assert self.revocations is not None, "the app has not started"
+        await self.revocations.revoke(records, ttl=self.settings.access_token_ttl + LEEWAY_SECONDS + 60)
 
 
 def _user_read(user: User) -> UserRead:
@@ -170,7 +194,8 @@ class TokenIssuer:
     ) -> str:
         """Sign an access token with the claims of the contract (``extra`` adds ``sid``, ``scopes``, ``akid``)."""
         settings = self.ctx.settings
-        now = int(time.time())
+        issued_ms = now_ms()
+        now = issued_ms // 1000
         claims: dict[str, Any] = {
             "iss": settings.jwt_issuer,
             "aud": settings.jwt_audience,
@@ -179,6 +204,7 @@ class TokenIssuer:
             "role": role.value,
             "op": operator,
             "iat": now,
+            ISSUED_MS_CLAIM: issued_ms,
             "nbf": now,
             "exp": now + (ttl or settings.access_token_ttl),
             "jti": new_token_id(),
@@ -250,6 +276,7 @@ class RefreshService:
         now = utcnow()
         issued: TokenPair | None = None
         reused: RefreshToken | None = None
+        revoked_family: uuid.UUID | None = None
         revoked = 0
         async with self.ctx.db.system() as session:
             repo = AuthRepository(session)
@@ -259,17 +286,22 @@ class RefreshService:
                 if known is not None and known.used_at is not None:
                     reused = known
                     revoked = await repo.revoke_family(known.family_id, now)
+                    revoked_family = known.family_id
             else:
                 user = await repo.user(row.user_id)
                 membership = await repo.membership(org_id=row.org_id, user_id=row.user_id)
                 if user is None or membership is None:
                     await repo.revoke_family(row.family_id, now)
+                    revoked_family = row.family_id
                 else:
                     issued = await TokenIssuer(self.ctx, session).pair(user, membership, family_id=row.family_id)
         if reused is not None:
             log.warning(
                 "refresh_token_reused", user_id=str(reused.user_id), family_id=str(reused.family_id), revoked=revoked
             )
+        if revoked_family is not None:
+            # After the commit: the family is dead whatever Redis says; its access tokens die with it now.
+            await self.ctx.revoke(session_record(str(revoked_family)))
         if issued is None:
             raise InvalidRefreshToken()
         return issued
@@ -366,6 +398,7 @@ class AccountService:
         row = await self.repo.refresh_token(hash_secret(token))
         if row is not None:
             await self.repo.revoke_family(row.family_id, utcnow())
+            await self.ctx.revoke(session_record(str(row.family_id)))
             log.info("logged_out", user_id=str(row.user_id), family_id=str(row.family_id))
 
     async def me(self, principal: Principal) -> MeRead:
@@ -416,6 +449,7 @@ class AccountService:
         membership = await self.repo.membership(org_id=principal.org_id, user_id=user.id)
         if membership is None:
             raise NoOrganization("You are no longer a member of this organization.")
+        await self.ctx.revoke(user_record(user.id))  # before the new session: its token is issued after
         log.info("password_changed", user_id=str(user.id), sessions_revoked=revoked)
         return await self.tokens.session_for(user, membership)
 
@@ -499,10 +533,15 @@ class AccountService:
 
 
 class MemberService:
-    """List members, change their roles, remove them; an organization always keeps an owner."""
+    """List members, change their roles, remove them; an organization always keeps an owner.
 
-    def __init__(self, session: AsyncSession) -> None:
+    A demotion or a removal voids the member's tokens in the organization at once (API-key
+    tokens of keys they created included); a refresh brings the new role.
+    """
+
+    def __init__(self, session: AsyncSession, ctx: AuthContext) -> None:
         self.repo = AuthRepository(session)
+        self.ctx = ctx
 
     async def list(self, principal: Principal, *, limit: int, cursor: str | None) -> Page[MemberRead]:
         """One page of the organization's members, newest first."""
@@ -539,6 +578,8 @@ class MemberService:
         membership.role = role.value
         membership.updated_at = utcnow()
         await self.repo.add(membership)
+        if role.rank < current.rank:
+            await self.ctx.revoke(membership_record(membership.org_id, membership.user_id))
         log.info("member_role_changed", member_id=str(membership.id), role=role.value, previous=current.value)
         return _member_read(membership, user)
 
@@ -558,6 +599,7 @@ class MemberService:
         await self.repo.delete_membership(membership)
         sessions = await self.repo.revoke_sessions(membership.user_id, now, org_id=principal.org_id)
         keys = await self.repo.revoke_api_keys_of(org_id=principal.org_id, user_id=membership.user_id, now=now)
+        await self.ctx.revoke(membership_record(principal.org_id, membership.user_id))
         log.info("member_removed", member_id=str(membership.id), sessions_revoked=sessions, api_keys_revoked=keys)
 
 
@@ -626,8 +668,9 @@ class InviteService:
 class ApiKeyService:
     """Per-organization API keys: shown once, stored as a hash, scoped, revocable."""
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, ctx: AuthContext) -> None:
         self.repo = AuthRepository(session)
+        self.ctx = ctx
 
     async def create(self, principal: Principal, data: ApiKeyCreate) -> ApiKeyCreated:
         """Create a key with scopes of the closed set; its role may not exceed the creator's.
@@ -691,11 +734,12 @@ class ApiKeyService:
         return _api_key_read(key)
 
     async def revoke(self, principal: Principal, key_id: uuid.UUID) -> None:
-        """Revoke a key: the next exchange with it is refused."""
+        """Revoke a key: the next exchange with it is refused, and the tokens it was exchanged for die now."""
         key = await self._get(principal, key_id)
         if key.revoked_at is None:
             key.revoked_at = utcnow()
             await self.repo.add(key)
+            await self.ctx.revoke(api_key_record(key.id))
             log.info("api_key_revoked", api_key_id=str(key.id))
 
 

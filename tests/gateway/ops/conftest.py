@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from litestar.testing import TestClient
 from redis import Redis
 from rq import SimpleWorker
@@ -22,7 +23,7 @@ from libs.queue import QueueName, get_queue
 from libs.security import Role
 from libs.settings import Environment
 from tests.gateway.apps import create_echo_app
-from tests.gateway.ops.apps import PASSWORD, create_auth_app
+from tests.gateway.ops.apps import ACCOUNTS, PASSWORD, create_auth_app
 from tests.support.tokens import TokenSigner
 
 JOBS = "tests.gateway.ops.jobs"
@@ -85,8 +86,22 @@ def engine(database_url: str) -> Iterator[Engine]:
     engine.dispose()
 
 
+def add_accounts(engine: Engine) -> None:
+    """Give the test accounts their users rows: an operator session is checked against ``users.operator``."""
+    with engine.begin() as conn:
+        for account in ACCOUNTS.values():
+            conn.execute(
+                sa.text(
+                    "INSERT INTO users (id, email, email_normalized, operator, created_at)"
+                    " VALUES (:id, :email, :email, :operator, now()) ON CONFLICT DO NOTHING"
+                ),
+                {"id": account.user_id, "email": account.email, "operator": account.operator},
+            )
+
+
 @pytest.fixture
 def ops(database_url: str, redis_url: str, redis: Redis, engine: Engine, signer: TokenSigner) -> Iterator[Ops]:
+    add_accounts(engine)
     apps = {"auth": create_auth_app(signer), "brand": create_echo_app("brand"), "campaign": create_echo_app("campaign")}
     gateway = create_app(gateway_settings(database_url, redis_url), upstream_apps=apps)
     with TestClient(gateway, base_url=EDGE) as client:
