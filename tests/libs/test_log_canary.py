@@ -1,0 +1,223 @@
+"""A secret sent in a bad request never reaches a log line, in either log format.
+
+Every kind of bad body (nested past the decoder's stack, invalid UTF-8, NUL, too large, wrong
+types, truncated) carries a canary in its password, token and key fields; the services are built
+as they run and log as they run (``configure_logging`` through ``create_service_app``), and the
+canary must be in no line they write, whatever the answer.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from litestar import Litestar, get
+from litestar.testing import TestClient
+from pydantic import SecretStr
+
+from libs.app import create_service_app
+from libs.security import PUBLIC
+from libs.settings import CommonSettings, Environment
+from services.auth.app import create_app as create_auth_app
+from services.auth.settings import AuthSettings
+from services.brand.app import create_app as create_brand_app
+from services.brand.settings import BrandSettings
+from services.campaign.app import create_app as create_campaign_app
+from services.campaign.settings import CampaignSettings
+from tests.support.tokens import TokenSigner
+
+CANARY = "canary-7f3e9b1d-secret"
+FORMATS = pytest.mark.parametrize("json_logs", [True, False], ids=["production-json", "development-console"])
+
+
+def _fields(value: str) -> dict[str, Any]:
+    """A body with the canary in every field a secret travels in."""
+    return {
+        "email": "c@x.example",
+        "password": value,
+        "new_password": value,
+        "current_password": value,
+        "refresh_token": value,
+        "token": value,
+        "api_key": value,
+        "auth_token": value,
+        "smtp_password": value,
+        "organization_name": "Acme",
+        "name": "Ada",
+        "provider": "openai",
+        "kind": "email",
+    }
+
+
+def _encode(value: Any) -> bytes:
+    return json.dumps(value).encode()
+
+
+def bad_bodies() -> dict[str, bytes]:
+    """Every kind of bad body, each holding the canary."""
+    valid = _encode(_fields(CANARY))
+    return {
+        "invalid-utf8": valid[:-1] + b', "x": "\xff\xfe"}',
+        "nested-list": _encode(_fields(CANARY))[:-1] + b', "deep": ' + b"[" * 100_000,
+        "nested-object": _encode(_fields(CANARY))[:-1] + b', "deep": ' + b'{"a":' * 5_000,
+        "nested-but-decodable": _encode({**_fields(CANARY), "deep": json.loads("[" * 500 + "]" * 500)}),
+        "nul-escaped": _encode(_fields(CANARY + "\x00")),
+        "nul-raw": valid.replace(CANARY.encode(), CANARY.encode() + b"\x00"),
+        "huge": _encode({**_fields(CANARY), "pad": "x" * 2_000_000}),
+        "wrong-types": _encode({key: [CANARY, {"v": CANARY}] for key in _fields(CANARY)}),
+        "too-long": _encode(_fields(CANARY * 500)),
+        "truncated": valid[:-3],
+        "valid-but-wrong": valid,
+        "not-an-object": _encode([CANARY, {"password": CANARY}]),
+    }
+
+
+def _fill(path: str) -> str:
+    return path.replace("{id}", str(uuid.uuid4()))
+
+
+# (service, method, path, needs a token)
+ROUTES = [
+    ("auth", "POST", "/api/auth/login", False),
+    ("auth", "POST", "/api/auth/signup", False),
+    ("auth", "POST", "/api/auth/refresh", False),
+    ("auth", "POST", "/api/auth/logout", False),
+    ("auth", "POST", "/api/auth/invites/accept", False),
+    ("auth", "POST", "/api/auth/password", True),
+    ("brand", "POST", "/api/credentials", True),
+    ("brand", "PATCH", "/api/credentials/{id}", True),
+    ("brand", "POST", "/api/brands/{id}/senders", True),
+    ("campaign", "POST", "/api/leads", True),
+]
+
+
+def _services(database_url: str, redis_url: str, signer: TokenSigner, tmp_path: Path, json_logs: bool) -> Any:
+    common: dict[str, Any] = {
+        "env": Environment.TEST,
+        "database_url": database_url,
+        "redis_url": redis_url,
+        "log_json": json_logs,
+    }
+    return {
+        "auth": create_auth_app(AuthSettings(**common, database_pool_size=2)),
+        "brand": create_brand_app(
+            BrandSettings(**common, secret_key=SecretStr("canary-key")), verifier=signer.verifier()
+        ),
+        "campaign": create_campaign_app(
+            CampaignSettings(**common, data_dir=tmp_path, secret_key=SecretStr("canary-key")),
+            verifier=signer.verifier(),
+        ),
+    }
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+@FORMATS
+@pytest.mark.usefixtures("restore_logging")
+def test_no_bad_body_puts_a_secret_in_the_log(
+    json_logs: bool,
+    database_url: str,
+    redis_url: str,
+    signer: TokenSigner,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    apps = _services(database_url, redis_url, signer, tmp_path, json_logs)
+    token = signer.headers(org_id=uuid.uuid4())
+    statuses: dict[tuple[str, str], int] = {}
+    with TestClient(apps["auth"]) as auth, TestClient(apps["brand"]) as brand, TestClient(apps["campaign"]) as campaign:
+        clients = {"auth": auth, "brand": brand, "campaign": campaign}
+        r = auth.post(
+            "/api/auth/signup",
+            json={
+                "email": "owner@canary.example",
+                "password": "correct horse battery",
+                "organization_name": "A",
+                "name": "O",
+            },
+        )
+        assert r.status_code == 201, r.text
+        auth_token = {"Authorization": f"Bearer {r.json()['access_token']}"}
+        capsys.readouterr()
+        for service, method, path, authed in ROUTES:
+            headers = {"content-type": "application/json"}
+            if authed:
+                headers.update(auth_token if service == "auth" else token)
+            for name, body in bad_bodies().items():
+                r = clients[service].request(method, _fill(path), content=body, headers=headers)
+                statuses[(path, name)] = r.status_code
+                assert CANARY not in r.text, (path, name)
+    out = capsys.readouterr().err
+    assert out.count("request") >= len(statuses)  # every request was logged, so the output was captured
+    assert CANARY not in out
+    assert CANARY[:12] not in out  # not even cut short
+    server_errors = {key: status for key, status in statuses.items() if status >= 500}
+    assert server_errors == {}
+
+
+def _boom_app(settings: CommonSettings) -> Litestar:
+    @get("/boom", opt=PUBLIC, sync_to_thread=False)
+    def boom() -> None:
+        password = CANARY  # a local variable of the failing frame
+        body = {"api_key": CANARY}
+        raise RuntimeError(f"boom after {len(password) + len(body)} characters")
+
+    return create_service_app(name="canary", title="canary", settings=settings, route_handlers=[boom])
+
+
+@FORMATS
+@pytest.mark.usefixtures("restore_logging")
+def test_an_unhandled_error_logs_its_traceback_without_the_frames_locals(
+    json_logs: bool, settings: CommonSettings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    app = _boom_app(settings.model_copy(update={"log_json": json_logs}))
+    with TestClient(app) as client:
+        r = client.get("/boom")
+    assert r.status_code == 500
+    out = capsys.readouterr().err
+    assert "unhandled_error" in out
+    assert "RuntimeError: boom after" in out.replace("\\n", "\n")  # the traceback is there
+    assert 'raise RuntimeError(f"boom after' in out.replace('\\"', '"')  # with its source line
+    assert CANARY not in out
+    assert out.count("RuntimeError: boom after") == 1  # logged once, by our handler, not by Litestar again
+
+
+@FORMATS
+@pytest.mark.usefixtures("restore_logging")
+def test_building_an_app_keeps_the_process_log_handler(
+    json_logs: bool, settings: CommonSettings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _boom_app(settings.model_copy(update={"log_json": json_logs}))
+    logging.getLogger("some.library").warning("library_line")
+    out = capsys.readouterr().err
+    line = next(x for x in out.splitlines() if "library_line" in x)
+    if json_logs:
+        assert json.loads(line)["service"] == "canary"  # our renderer, not Litestar's plain formatter
+    else:
+        assert "service=canary" in line
+
+
+@FORMATS
+@pytest.mark.usefixtures("restore_logging")
+def test_twilio_request_bodies_logged_at_info_are_not_written(
+    json_logs: bool, settings: CommonSettings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _boom_app(settings.model_copy(update={"log_json": json_logs}))
+    twilio = logging.getLogger("twilio.http_client")
+    twilio.info("-- BEGIN Twilio API Request --\nData: Body=%s", CANARY)  # what the client logs per request
+    twilio.warning("twilio_warning_line")
+    out = capsys.readouterr().err
+    assert "twilio_warning_line" in out
+    assert CANARY not in out
