@@ -51,6 +51,14 @@ IfMatch = Annotated[
     HeaderParameter(name="If-Match", max_length=64, description='The ETag of your last read, e.g. "v3".'),
 ]
 _SERVICE = {"brands": Provide(provide_brand_service)}
+_SENDER_422 = (
+    "The sender is incomplete or has fields of another kind; `errors[]` names each field: an email sender "
+    "needs `from_address` and `smtp_host` (`smtp_security` defaults to starttls and `smtp_port` to its "
+    "usual port; `smtp_password` is needed with `smtp_username`); an SMS sender needs `phone_number` or "
+    "`messaging_service_sid`; a voice sender needs `phone_number` and `tts_voice` or `audio_url` (reported "
+    "on `tts_voice`); a field of another kind of sender is reported as not used by this kind."
+)
+"""What a 422 of sender create and update means beyond a field of the wrong shape."""
 
 
 def _with_etag(body: Any, version: int, status: int = HTTP_200_OK) -> Response[Any]:
@@ -149,7 +157,7 @@ class SenderController(Controller):
         """List the brand's senders, newest first."""
         return await brands.list_senders(brand_id, cursor=cursor, limit=limit)
 
-    @post("/", operation_id="CreateSender", guards=[requires(Role.MEMBER)])
+    @post("/", operation_id="CreateSender", responses=problems(422, s422=_SENDER_422), guards=[requires(Role.MEMBER)])
     async def create_sender(
         self, brand_id: FromPath[uuid.UUID], data: JSONBody[SenderCreate], brands: NamedDependency[BrandService]
     ) -> Response[SenderRead]:
@@ -168,7 +176,7 @@ class SenderController(Controller):
     @patch(
         "/{sender_id:uuid}",
         operation_id="UpdateSender",
-        responses=problems(412, 428),
+        responses=problems(412, 422, 428, s422=_SENDER_422),
         guards=[requires(Role.MEMBER)],
     )
     async def update_sender(

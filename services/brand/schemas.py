@@ -136,10 +136,22 @@ class SenderFields(_Strict):
     smtp_password: SmtpPassword | None = Field(default=None, description="Write-only; stored encrypted.")
     hourly_limit: HourlyLimit | None = None
     # sms / voice
-    phone_number: PhoneE164 | None = Field(default=None, description="SMS number or voice caller id, E.164.")
-    messaging_service_sid: MessagingServiceSid | None = None
-    tts_voice: TtsVoice | None = None
-    audio_url: HttpsUrl | None = None
+    phone_number: PhoneE164 | None = Field(
+        default=None,
+        description="SMS number or voice caller id, E.164. Required for a voice sender; an SMS sender needs "
+        "this or `messaging_service_sid`.",
+    )
+    messaging_service_sid: MessagingServiceSid | None = Field(
+        default=None, description="SMS only: a Twilio Messaging Service instead of (or besides) `phone_number`."
+    )
+    tts_voice: TtsVoice | None = Field(
+        default=None,
+        description="Voice only: the text-to-speech voice. A voice sender needs this or `audio_url`; without "
+        "either the answer is a 422 whose `errors[].field` is `tts_voice`.",
+    )
+    audio_url: HttpsUrl | None = Field(
+        default=None, description="Voice only: a recording (https) to play instead of text-to-speech."
+    )
     daily_limit: DailyLimit | None = None
 
 
@@ -185,6 +197,10 @@ class SenderRead(BaseModel):
     tts_voice: str | None
     audio_url: str | None
     daily_limit: int | None
+    verified: bool = Field(
+        description="Whether the sender's SMTP login was verified and its SMTP settings have not changed since "
+        "(`verified_at` is set). SMS and voice senders are not verified this way: always false."
+    )
     verified_at: datetime | None
     last_verification: VerificationResult | None
     version: int

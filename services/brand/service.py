@@ -103,9 +103,11 @@ def brand_read(row: Brand) -> BrandRead:
 
 def sender_read(row: Sender) -> SenderRead:
     """Show a sender without its password."""
-    data = {k: getattr(row, k) for k in SenderRead.model_fields if k not in ("smtp_password", "last_verification")}
+    computed = ("smtp_password", "last_verification", "verified")
+    data = {k: getattr(row, k) for k in SenderRead.model_fields if k not in computed}
     return SenderRead(
         **data,
+        verified=row.verified_at is not None,
         smtp_password=SecretState(set=row.smtp_password_encrypted is not None, last4=row.smtp_password_last4 or None),
         last_verification=VerificationResult.model_validate(row.last_verification) if row.last_verification else None,
     )
