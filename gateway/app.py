@@ -25,10 +25,10 @@ from gateway.routes import RouteTable
 from gateway.settings import GatewaySettings
 from gateway.transport import HttpxTransport, Transport, network_transport
 from gateway.web import web_route_handlers
-from libs.app import OPENAPI_PATH, RequestContextMiddleware
+from libs.app import OPENAPI_PATH, RequestContextMiddleware, ServiceRequest
 from libs.db.session import Database
 from libs.errors import EXCEPTION_HANDLERS, AppError, Unavailable
-from libs.logging import configure_logging
+from libs.logging import ProcessLoggingConfig, configure_logging
 from libs.openapi import problems
 from libs.queue import redis_from_url
 from libs.security import PUBLIC, KeySource, RevocationList, TokenVerifier
@@ -314,6 +314,8 @@ def create_app(
     inner = Litestar(
         route_handlers=[*own_route_handlers(), *web_route_handlers()],  # web/dist at /; every other route wins
         exception_handlers=EXCEPTION_HANDLERS,
+        request_class=ServiceRequest,  # undecodable bodies are 400s, NUL in a body a 422 (libs.app)
+        logging_config=ProcessLoggingConfig(),  # keep configure_logging's handlers
         middleware=[RequestContextMiddleware],
         lifespan=[lifespan, ops_lifespan],
         state=State(

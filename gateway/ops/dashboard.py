@@ -18,7 +18,10 @@ The mount adds what it lacks:
   variables build every link, asset and JSON URL under the prefix;
 - rq-dashboard calls ``Worker.all`` without a serializer, so a busy worker running a JSON job
   makes its workers view fail to unpickle; that one view is replaced by one that passes the
-  JSON serializer.
+  JSON serializer;
+- a job that does not exist (a stale page, a typed URL) is a 404 problem and an action the job's
+  state does not allow (requeueing a job that has not failed) a 409 problem, where rq-dashboard
+  would answer Flask's HTML 500.
 """
 
 from __future__ import annotations
@@ -37,9 +40,10 @@ from flask.templating import DispatchingJinjaLoader
 from jinja2 import BaseLoader, Environment
 from litestar.types import Receive, Scope, Send
 from rq import Worker
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.serializers import JSONSerializer
 
-from libs.errors import Forbidden, Unauthorized
+from libs.errors import PROBLEM_JSON, Forbidden, Unauthorized, problem_body
 from libs.security import Principal
 
 log = structlog.get_logger("gateway.ops")
@@ -172,6 +176,25 @@ def create_dashboard(redis_url: str, *, disable_delete: bool, poll_interval_ms: 
         return jsonify(workers=workers), {"Cache-Control": "no-store"}
 
     app.view_functions["rq_dashboard.list_workers"] = list_workers
+
+    def problem(status: int, code: str, title: str, detail: str) -> Any:
+        body = problem_body(
+            status=status,
+            code=code,
+            title=title,
+            detail=detail,
+            instance=request.script_root + request.path,
+            request_id=request.headers.get("x-request-id"),
+        )
+        return app.response_class(json.dumps(body), status=status, mimetype=PROBLEM_JSON)
+
+    @app.errorhandler(NoSuchJobError)
+    def no_such_job(_: NoSuchJobError) -> Any:
+        return problem(404, "NotFound", "Not found", "No such job.")
+
+    @app.errorhandler(InvalidJobOperation)
+    def invalid_job_operation(_: InvalidJobOperation) -> Any:
+        return problem(409, "Conflict", "Conflict", "Only a failed job can be requeued.")
 
     @app.context_processor
     def nonce() -> dict[str, str]:
