@@ -16,11 +16,16 @@ import httpx
 from litestar import Litestar, Response, get
 from litestar.datastructures import State
 from litestar.static_files import create_static_files_router
+from litestar.types import LifeSpanReceive, LifeSpanScope, LifeSpanSend
+from litestar.types import Receive as LitestarReceive
+from litestar.types import Scope as LitestarScope
+from litestar.types import Send as LitestarSend
 from redis import Redis
 
+from gateway.headers import with_security_headers
 from gateway.openapi import gateway_document, merge_openapi
 from gateway.ops import MeteredProxy, ops_lifespan, ops_route_handlers, ops_state
-from gateway.proxy import ASGIApp, GatewayProxy, Upstream
+from gateway.proxy import ASGIApp, GatewayProxy, Receive, Send, Upstream
 from gateway.routes import RouteTable
 from gateway.settings import GatewaySettings
 from gateway.transport import HttpxTransport, Transport, network_transport
@@ -71,7 +76,10 @@ _DOCS_INIT = """window.ui = SwaggerUIBundle({
   layout: "StandaloneLayout"
 });
 """
-_DOCS_CSP = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'"
+_DOCS_CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
 
 
 @asynccontextmanager
@@ -206,7 +214,11 @@ async def openapi_document(state: State) -> Response[bytes]:
 @get("/api/docs", opt=PUBLIC, include_in_schema=False, media_type="text/html", sync_to_thread=False)
 def docs_page() -> Response[str]:
     """Serve the interactive API docs (Swagger UI, assets served locally)."""
-    return Response(content=_DOCS_HTML, media_type="text/html", headers={"Content-Security-Policy": _DOCS_CSP})
+    return Response(
+        content=_DOCS_HTML,
+        media_type="text/html",
+        headers={"Content-Security-Policy": _DOCS_CSP, "X-Frame-Options": "DENY"},
+    )
 
 
 @get("/api/docs/init.js", opt=PUBLIC, include_in_schema=False, sync_to_thread=False)
@@ -221,6 +233,45 @@ def own_route_handlers() -> list[Any]:
         path=DOCS_ASSETS, directories=[SWAGGER_UI_DIR], opt=PUBLIC, include_in_schema=False
     )
     return [healthz, readyz, openapi_document, docs_page, docs_init, assets, *ops_route_handlers()]
+
+
+class GatewayApp(Litestar):
+    """The gateway's own routes, logged as the client sent them.
+
+    The request id and the request log line wrap the whole Litestar app instead of sitting in
+    its middleware: a mount (``/ops/rq``, the campaign streams) cuts ``path`` down in place, and
+    a refusal raised by router middleware (no operator session) is turned into its answer only
+    by Litestar's outermost exception handler. Here the log line has the full path and the
+    status that was sent, and every answer carries ``X-Request-ID``.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._with_context = RequestContextMiddleware(self._serve)
+
+    async def _serve(self, scope: Any, receive: Any, send: Any) -> None:
+        # A copy for HTTP: what the router cuts from ``path`` stays out of the request log.
+        inner: Any = {**scope} if scope["type"] == "http" else scope
+        await super().__call__(inner, receive, send)
+
+    async def __call__(
+        self,
+        scope: LitestarScope | LifeSpanScope,
+        receive: LitestarReceive | LifeSpanReceive,
+        send: LitestarSend | LifeSpanSend,
+    ) -> None:
+        """Serve one ASGI event; HTTP requests get their id and log line around the whole app."""
+        await self._with_context(scope, receive, send)  # type: ignore[arg-type]  # lifespan passes through
+
+
+class EdgeProxy(MeteredProxy):
+    """The proxy with the gateway's security headers on every answer (:mod:`gateway.headers`)."""
+
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        """Serve one ASGI connection, adding the security headers to the answer's head."""
+        if scope["type"] == "http":
+            send = with_security_headers(scope["path"], send)
+        await super().__call__(scope, receive, send)
 
 
 def _build_upstreams(
@@ -285,7 +336,7 @@ def create_app(
         settings = settings.model_copy(update=overrides)
     configure_logging(service="gateway", level=settings.log_level, json=settings.json_logs)
     in_process = dict(upstream_apps or {})
-    proxy = MeteredProxy(
+    proxy = EdgeProxy(
         routes=RouteTable(settings.routes, settings.public_prefixes),
         upstreams=_build_upstreams(settings, in_process, transport),
         verifier=verifier or _default_verifier(settings, in_process),
@@ -311,12 +362,11 @@ def create_app(
                 stack.push_async_callback(proxy.verifier.revocations.aclose)
             yield
 
-    inner = Litestar(
+    inner = GatewayApp(
         route_handlers=[*own_route_handlers(), *web_route_handlers()],  # web/dist at /; every other route wins
         exception_handlers=EXCEPTION_HANDLERS,
         request_class=ServiceRequest,  # undecodable bodies are 400s, NUL in a body a 422 (libs.app)
         logging_config=ProcessLoggingConfig(),  # keep configure_logging's handlers
-        middleware=[RequestContextMiddleware],
         lifespan=[lifespan, ops_lifespan],
         state=State(
             {

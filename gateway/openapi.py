@@ -21,6 +21,9 @@ OPERATORS_TAG = "operators"
 METRICS_TOKEN = "metricsToken"  # noqa: S105 (a security scheme's name)
 EDGE_PROBLEMS = (502, 503, 504)
 """What the gateway itself may answer for any operation it forwards to a service."""
+RATE_LIMITED_ROOT = "/api/"
+RATE_LIMIT_PROBLEMS = (429,)
+"""What the gateway answers for a forwarded ``/api/`` operation past its budget (with ``Retry-After``)."""
 
 TAGS: dict[str, str] = {
     "auth": "Sign-up, login, sessions and the caller's identity.",
@@ -239,7 +242,7 @@ def gateway_document(route_handlers: Callable[[], Sequence[Any]]) -> dict[str, A
 
 
 def document_edge(merged: dict[str, Any], routes: RouteTable) -> None:
-    """Add what the gateway answers for forwarded operations: 401 where the edge needs a token, 502-504."""
+    """Add what the gateway answers for forwarded operations: 401 (no token), 429 (budgets, /api/), 502-504."""
     for path, item in merged["paths"].items():
         route = routes.match(path)
         if route is None:
@@ -251,7 +254,8 @@ def document_edge(merged: dict[str, Any], routes: RouteTable) -> None:
             if route.needs_token and "401" not in responses:
                 responses["401"] = problem_response(401)
                 operation["security"] = copy.deepcopy(TOKEN_SECURITY)
-            for status in EDGE_PROBLEMS:
+            edge = (*RATE_LIMIT_PROBLEMS, *EDGE_PROBLEMS) if path.startswith(RATE_LIMITED_ROOT) else EDGE_PROBLEMS
+            for status in edge:
                 responses.setdefault(str(status), problem_response(status))
             operation["responses"] = dict(sorted(responses.items()))
 
