@@ -2314,6 +2314,7 @@ export interface components {
         };
         /** SenderCreate */
         SenderCreate: {
+            /** @description Voice only: a recording (https) to play instead of text-to-speech. */
             audio_url?: string | null;
             daily_limit?: number | null;
             from_address?: string | null;
@@ -2321,8 +2322,9 @@ export interface components {
             hourly_limit?: number | null;
             kind: components["schemas"]["SenderKind"];
             label?: string | null;
+            /** @description SMS only: a Twilio Messaging Service instead of (or besides) `phone_number`. */
             messaging_service_sid?: string | null;
-            /** @description SMS number or voice caller id, E.164. */
+            /** @description SMS number or voice caller id, E.164. Required for a voice sender; an SMS sender needs this or `messaging_service_sid`. */
             phone_number?: string | null;
             reply_to?: string | null;
             smtp_host?: string | null;
@@ -2331,6 +2333,7 @@ export interface components {
             smtp_port?: number | null;
             smtp_security?: components["schemas"]["SmtpSecurity"] | null;
             smtp_username?: string | null;
+            /** @description Voice only: the text-to-speech voice. A voice sender needs this or `audio_url`; without either the answer is a 422 whose `errors[].field` is `tts_voice`. */
             tts_voice?: string | null;
         };
         /**
@@ -2366,19 +2369,23 @@ export interface components {
             tts_voice: string | null;
             /** Format: date-time */
             updated_at: string;
+            /** @description Whether the sender's SMTP login was verified and its SMTP settings have not changed since (`verified_at` is set). SMS and voice senders are not verified this way: always false. */
+            verified: boolean;
             verified_at: string | null;
             version: number;
         };
         /** SenderUpdate */
         SenderUpdate: {
+            /** @description Voice only: a recording (https) to play instead of text-to-speech. */
             audio_url?: string | null;
             daily_limit?: number | null;
             from_address?: string | null;
             from_name?: string | null;
             hourly_limit?: number | null;
             label?: string | null;
+            /** @description SMS only: a Twilio Messaging Service instead of (or besides) `phone_number`. */
             messaging_service_sid?: string | null;
-            /** @description SMS number or voice caller id, E.164. */
+            /** @description SMS number or voice caller id, E.164. Required for a voice sender; an SMS sender needs this or `messaging_service_sid`. */
             phone_number?: string | null;
             reply_to?: string | null;
             smtp_host?: string | null;
@@ -2387,6 +2394,7 @@ export interface components {
             smtp_port?: number | null;
             smtp_security?: components["schemas"]["SmtpSecurity"] | null;
             smtp_username?: string | null;
+            /** @description Voice only: the text-to-speech voice. A voice sender needs this or `audio_url`; without either the answer is a 422 whose `errors[].field` is `tts_voice`. */
             tts_voice?: string | null;
         };
         /** SessionRead */
@@ -9254,7 +9262,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description A field is invalid; `errors[]` names each one. */
+            /** @description The sender is incomplete or has fields of another kind; `errors[]` names each field: an email sender needs `from_address` and `smtp_host` (`smtp_security` defaults to starttls and `smtp_port` to its usual port; `smtp_password` is needed with `smtp_username`); an SMS sender needs `phone_number` or `messaging_service_sid`; a voice sender needs `phone_number` and `tts_voice` or `audio_url` (reported on `tts_voice`); a field of another kind of sender is reported as not used by this kind. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -9263,7 +9271,7 @@ export interface operations {
                     /**
                      * @example {
                      *       "code": "Invalid",
-                     *       "detail": "A field is invalid",
+                     *       "detail": "The sender is incomplete or has fields of another kind",
                      *       "errors": [
                      *         {
                      *           "field": "email",
@@ -9964,7 +9972,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description A field is invalid; `errors[]` names each one. */
+            /** @description The sender is incomplete or has fields of another kind; `errors[]` names each field: an email sender needs `from_address` and `smtp_host` (`smtp_security` defaults to starttls and `smtp_port` to its usual port; `smtp_password` is needed with `smtp_username`); an SMS sender needs `phone_number` or `messaging_service_sid`; a voice sender needs `phone_number` and `tts_voice` or `audio_url` (reported on `tts_voice`); a field of another kind of sender is reported as not used by this kind. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -9973,7 +9981,7 @@ export interface operations {
                     /**
                      * @example {
                      *       "code": "Invalid",
-                     *       "detail": "A field is invalid",
+                     *       "detail": "The sender is incomplete or has fields of another kind",
                      *       "errors": [
                      *         {
                      *           "field": "email",
