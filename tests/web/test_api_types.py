@@ -51,7 +51,7 @@ def served(database_url: str, redis_url: str, tmp_path: Path) -> Iterator[dict[s
         "campaign": create_campaign(CampaignSettings(**common)),
     }
     gateway = create_gateway(GatewaySettings(**common, readiness_timeout=5.0), upstream_apps=apps)
-    with TestClient(gateway) as client:
+    with TestClient[Any](gateway) as client:
         answer = client.get("/api/openapi.json")
         assert answer.status_code == 200, answer.text
         document = answer.json()
