@@ -15,6 +15,9 @@ from litestar.middleware import DefineMiddleware
 from litestar.testing import TestClient
 from redis import Redis
 
+from gateway.app import create_app as create_gateway
+from gateway.settings import GatewaySettings
+from libs.app import create_service_app
 from libs.errors import EXCEPTION_HANDLERS, Unauthorized, Unavailable
 from libs.security import (
     ISSUED_MS_CLAIM,
@@ -27,6 +30,7 @@ from libs.security import (
     session_record,
     user_record,
 )
+from libs.settings import CommonSettings, Environment
 from tests.support.tokens import TokenSigner
 
 ORG = uuid.UUID(int=7)
@@ -175,3 +179,14 @@ def test_the_middleware_answers_401_for_a_revoked_token_and_503_when_redis_is_aw
         assert r.status_code == 503
         assert r.headers["content-type"].startswith("application/problem+json")
         assert r.json()["code"] == "Unavailable"
+
+
+def test_every_service_and_the_gateway_check_revocations_as_wired_by_default(settings: CommonSettings) -> None:
+    app = create_service_app(name="probe", title="probe", settings=settings, route_handlers=[thing])
+    with TestClient(app):
+        assert isinstance(app.state.verifier.revocations, RevocationList)
+        assert app.state.verifier.revocations.url == settings.redis_url
+    gateway = create_gateway(
+        GatewaySettings(env=Environment.TEST, database_url=settings.database_url, redis_url=settings.redis_url)
+    )
+    assert isinstance(gateway.verifier.revocations, RevocationList)
