@@ -35,9 +35,10 @@ from litestar.response.redirect import ASGIRedirectResponse as ASGIRedirect
 from litestar.types import Receive, Scope, Send
 from redis import Redis
 from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
 
 from libs.errors import Forbidden, Unauthorized, Unavailable
-from libs.security import Principal, Role, bearer_token, now_ms, user_record
+from libs.security import Principal, Role, bearer_token, now_ms
 
 SESSION_COOKIE = "tw_ops"
 CSRF_COOKIE = "_csrf_token"
@@ -135,17 +136,33 @@ async def end_session(state: State, session_id: str) -> None:
     await _redis_call(state, lambda r: r.delete(_session_key(session_id)))
 
 
-_IS_OPERATOR = sa.text("SELECT operator FROM users WHERE id = :id")
+_OPERATOR_STATE = sa.text("SELECT operator, password_changed_at FROM users WHERE id = :id")
+
+
+async def _operator_state(state: State, user_id: uuid.UUID) -> tuple[bool, float | None]:
+    """Whether the user is an operator, and when (ms) their password last changed."""
+    try:
+        async with state.db.system() as db:
+            row = (await (await db.connection()).execute(_OPERATOR_STATE, {"id": user_id})).first()
+    except (SQLAlchemyError, OSError) as exc:
+        log.warning("ops_sessions_unreadable", error=type(exc).__name__)
+        raise Unavailable("Operator sessions cannot be checked right now; try again shortly.") from exc
+    if row is None:
+        return False, None
+    changed = row[1].timestamp() * 1000 if row[1] is not None else None
+    return bool(row[0]), changed
 
 
 async def session_is_live(state: State, session: OpsSession) -> bool:
     """Whether the session is still open, its user still an operator, their password unchanged since.
 
+    A session that fails is forgotten at once. Read from PostgreSQL, these outlast any access
+    token's revocation record, as a session may.
+
     Raises:
-        Unavailable: Redis cannot be read (refused rather than trusted).
+        Unavailable: Redis or PostgreSQL cannot be read (refused rather than trusted).
     """
-    key = _session_key(session.session_id)
-    raw, epoch = await _redis_call(state, lambda r: r.mget([key, user_record(session.user_id)]))
+    raw = await _redis_call(state, lambda r: r.get(_session_key(session.session_id)))
     if raw is None:
         return False
     try:
@@ -156,15 +173,13 @@ async def session_is_live(state: State, session: OpsSession) -> bool:
         return False
     if not same_user:
         return False
-    if epoch is not None and began < int(epoch):
+    operator, password_changed = await _operator_state(state, session.user_id)
+    reason = None if operator else "not_an_operator"
+    if reason is None and password_changed is not None and password_changed > began:
+        reason = "password_changed"
+    if reason is not None:
         await end_session(state, session.session_id)
-        log.info("ops_session_revoked", operator_id=str(session.user_id), reason="password_changed")
-        return False
-    async with state.db.system() as db:
-        operator = (await (await db.connection()).execute(_IS_OPERATOR, {"id": session.user_id})).scalar()
-    if not operator:
-        await end_session(state, session.session_id)
-        log.info("ops_session_revoked", operator_id=str(session.user_id), reason="not_an_operator")
+        log.info("ops_session_revoked", operator_id=str(session.user_id), reason=reason)
         return False
     return True
 
