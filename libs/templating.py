@@ -4,6 +4,14 @@ The campaign service validates templates with :func:`check_template` when a step
 worker renders them with :func:`render` and picks A/B variants with :func:`choose_variant`, so
 what was accepted is exactly what renders. Templates see ``lead`` (its fields, and
 ``lead.custom.<name>`` for custom fields), ``brand``, and the short names of ``FLAT_NAMES``.
+
+Every render is bounded (the ``MAX_*`` constants): at most ``MAX_RENDER_STEPS`` loop
+iterations and calls, ``MAX_RENDER_SECONDS`` of wall-clock time, ``MAX_CALL_DEPTH`` nested
+calls, no single value or output longer than ``MAX_OUTPUT_CHARS`` and no more than
+``MAX_PRODUCED_CHARS`` of text built in all. Allocating string methods, filters and operators
+are checked before Python builds their result. Over a bound the render raises
+:class:`RenderLimitExceeded`: the trial render at save time reports it as the template's
+problem, and the worker fails the message with its ``reason``.
 """
 
 from __future__ import annotations
@@ -32,7 +40,7 @@ from jinja2 import (
 from jinja2.compiler import CodeGenerator, Frame
 from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context
-from jinja2.sandbox import SandboxedEnvironment, SandboxedFormatter
+from jinja2.sandbox import SandboxedEnvironment, SandboxedEscapeFormatter, SandboxedFormatter
 from jinja2.utils import Namespace, _PassArg
 from markupsafe import Markup
 
@@ -242,8 +250,8 @@ _FORMAT_NUMBER = re.compile(r"\d+")
 class _BoundedFormatter(SandboxedFormatter):
     """``str.format`` in templates: every field and the whole result stay within the bounds."""
 
-    def __init__(self, env: Environment) -> None:
-        super().__init__(env)
+    def __init__(self, env: Environment, **kwargs: Any) -> None:
+        super().__init__(env, **kwargs)
         self._left = MAX_OUTPUT_CHARS
 
     def convert_field(self, value: Any, conversion: str | None) -> Any:
@@ -259,6 +267,10 @@ class _BoundedFormatter(SandboxedFormatter):
         if self._left < 0:
             raise _too_long("the formatted text")
         return text
+
+
+class _BoundedEscapeFormatter(_BoundedFormatter, SandboxedEscapeFormatter):
+    """``Markup.format`` in templates: escaped like the sandbox's, bounded like :class:`_BoundedFormatter`."""
 
 
 def _width_check(s: str, name: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
@@ -313,10 +325,17 @@ def _join_check(items: Any, separator: Any) -> None:
         raise _too_long("the joined text")
 
 
+_SLOW_FILTERS = {"wordwrap": 20_000, "urlize": 20_000}
+"""Filters whose cost grows fast with their input: they take at most this many characters."""
+
+
 def _filter_check(name: str, value: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
     """Refuse a filter call whose result would be too long, before it is built."""
     text = value if isinstance(value, str) else ""
     lines = text.count("\n") + 1
+    slow = _SLOW_FILTERS.get(name)
+    if slow is not None and len(text) > slow:
+        raise RenderLimitExceeded(f"'{name}' takes at most {slow:,} characters")
     if name == "center" and _int_arg(args[0] if args else kwargs.get("width", 80)) > MAX_OUTPUT_CHARS:
         raise _too_long("'center'")
     elif name == "indent":
@@ -414,6 +433,24 @@ class _BoundedCodeGenerator(CodeGenerator):
                 loop.iter = nodes.Filter(loop.iter, _LOOP_FILTER, [], [], None, None, lineno=loop.iter.lineno)
         super().visit_Template(node, frame)
 
+    def visit_Tuple(self, node: nodes.Tuple, frame: Frame) -> None:  # noqa: N802
+        if node.ctx != "load":  # an assignment target (``{% for a, b in ... %}``) stays as it is
+            super().visit_Tuple(node, frame)
+            return
+        self.write("environment.bounded_value(")
+        super().visit_Tuple(node, frame)
+        self.write(")")
+
+    def visit_List(self, node: nodes.List, frame: Frame) -> None:  # noqa: N802
+        self.write("environment.bounded_value(")
+        super().visit_List(node, frame)
+        self.write(")")
+
+    def visit_Dict(self, node: nodes.Dict, frame: Frame) -> None:  # noqa: N802
+        self.write("environment.bounded_value(")
+        super().visit_Dict(node, frame)
+        self.write(")")
+
     def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:  # noqa: N802
         self.write("environment.bounded_concat((")
         for arg in node.nodes:
@@ -443,6 +480,12 @@ class _BoundedEnvironment(SandboxedEnvironment):
         self.filters = {name: _bounded_filter(name, func) for name, func in self.filters.items()}
         self.filters[_LOOP_FILTER] = _budgeted_iter
         self.globals.pop("lipsum", None)  # paragraphs of filler on demand: nothing a message needs
+
+    @staticmethod
+    def bounded_value(value: Any) -> Any:
+        """A list, tuple or mapping literal: within the bounds however often it repeats what it holds."""
+        _check_size(value)
+        return value
 
     @staticmethod
     def bounded_concat(pieces: tuple[Any, ...]) -> str:
@@ -479,18 +522,22 @@ class _BoundedEnvironment(SandboxedEnvironment):
         return result
 
     def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
-        sandboxed = super().wrap_str_format(value)
-        if sandboxed is None or isinstance(value.__self__, Markup):
-            return sandboxed
+        if super().wrap_str_format(value) is None:
+            return None
         owner: str = value.__self__
         is_map = value.__name__ == "format_map"
+
+        def formatter() -> _BoundedFormatter:
+            if isinstance(owner, Markup):
+                return _BoundedEscapeFormatter(self, escape=owner.escape)
+            return _BoundedFormatter(self)
 
         def wrapper(*args: Any, **kwargs: Any) -> str:
             if is_map:
                 if kwargs or len(args) != 1:
                     raise TypeError("format_map() takes exactly one argument")
-                return type(owner)(_BoundedFormatter(self).vformat(owner, (), args[0]))
-            return type(owner)(_BoundedFormatter(self).vformat(owner, args, kwargs))
+                return type(owner)(formatter().vformat(owner, (), args[0]))
+            return type(owner)(formatter().vformat(owner, args, kwargs))
 
         return update_wrapper(wrapper, value)
 
