@@ -16,6 +16,7 @@ from typing import Any, Literal
 import structlog
 from litestar.logging.config import BaseLoggingConfig
 from litestar.types import GetLogger, Logger
+from sqlalchemy.exc import StatementError
 
 _SECRET_KEYS = re.compile(r"(password|secret|token|authorization|api_key|cookie)", re.IGNORECASE)
 _REDACTED = "[redacted]"
@@ -26,6 +27,24 @@ def _redact(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
     for key in list(event):
         if key != "event" and _SECRET_KEYS.search(key):
             event[key] = _REDACTED
+    return event
+
+
+def _hide_statement_parameters(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    """Keep a failed SQL statement's bound parameters (request values, secrets) out of its traceback.
+
+    SQLAlchemy's errors print ``[parameters: {...}]`` unless told to hide them; the statement stays.
+    """
+    exc_info = event.get("exc_info")
+    if exc_info is True:
+        exc_info = sys.exc_info()
+    error = exc_info[1] if isinstance(exc_info, tuple) else exc_info
+    seen: set[int] = set()
+    while isinstance(error, BaseException) and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, StatementError):
+            error.hide_parameters = True
+        error = error.__cause__ or error.__context__
     return event
 
 
@@ -53,6 +72,7 @@ def configure_logging(*, service: str, level: str = "INFO", json: bool = False) 
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _redact,
+        _hide_statement_parameters,
     ]
     # Both formats render tracebacks as plain text: no frame locals (the default console formatter
     # prints them, and they hold request bodies and secrets).

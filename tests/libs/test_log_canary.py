@@ -17,8 +17,11 @@ from typing import Any
 
 import pytest
 from litestar import Litestar, get
+from litestar.di import NamedDependency
 from litestar.testing import TestClient
 from pydantic import SecretStr
+from sqlalchemy import text
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from libs.app import create_service_app
 from libs.security import PUBLIC
@@ -174,7 +177,12 @@ def _boom_app(settings: CommonSettings) -> Litestar:
         body = {"api_key": CANARY}
         raise RuntimeError(f"boom after {len(password) + len(body)} characters")
 
-    return create_service_app(name="canary", title="canary", settings=settings, route_handlers=[boom])
+    @get("/query", opt=PUBLIC)
+    async def query(system_session: NamedDependency[AsyncSession]) -> None:
+        # A statement that fails with the request's value bound to it (PostgreSQL refuses NUL in text).
+        await system_session.execute(text("SELECT CAST(:value AS text)"), {"value": CANARY + "\x00"})
+
+    return create_service_app(name="canary", title="canary", settings=settings, route_handlers=[boom, query])
 
 
 @FORMATS
@@ -220,4 +228,20 @@ def test_twilio_request_bodies_logged_at_info_are_not_written(
     twilio.warning("twilio_warning_line")
     out = capsys.readouterr().err
     assert "twilio_warning_line" in out
+    assert CANARY not in out
+
+
+@FORMATS
+@pytest.mark.usefixtures("restore_logging")
+def test_a_failed_statement_is_logged_without_its_bound_parameters(
+    json_logs: bool, settings: CommonSettings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    app = _boom_app(settings.model_copy(update={"log_json": json_logs}))
+    with TestClient(app) as client:
+        r = client.get("/query")
+    assert r.status_code == 500
+    out = capsys.readouterr().err
+    assert "DataError" in out
+    assert "SELECT CAST(%(value)s AS text)" in out  # the statement is kept
+    assert "SQL parameters hidden" in out
     assert CANARY not in out
