@@ -1,0 +1,194 @@
+"""The web client in a real browser: a new team signs up, follows the onboarding checklist to a
+verified email sender on the local SMTP sink, signs out, and sees a sign-in error next to its field.
+
+The client is built first (``libs.webbuild.ensure_built``, as ``./tidewater up`` does); ``sdr dev``
+serves ``web/dist`` through the gateway. Chromium, screenshots and the system are those of
+``test_first_doors``. The flow runs at phone width (390 px), then the screens are checked at 1280 px.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from libs.webbuild import ensure_built
+from tests.browser.test_first_doors import (  # the fixtures of the first doors' test: sdr dev, screenshots
+    CHROMIUM_ARGS,
+    PAGE_TIMEOUT_MS,
+    Evidence,
+    artifacts,  # noqa: F401
+    chromium_or_skip,
+    system,  # noqa: F401
+)
+from tests.support.dev import DevSystem
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+EMAIL = "ada@web-client.example"
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def built() -> None:
+    """The client, built from web/ when its sources changed since the last build."""
+    ensure_built(ROOT)
+    assert (ROOT / "web" / "dist" / "index.html").is_file()
+
+
+def _fits(page: Any) -> bool:
+    return bool(page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"))
+
+
+@pytest.mark.timeout(600)
+def test_a_new_team_signs_up_and_gets_an_email_sender_verified_in_the_browser(
+    built: None,  # first: sdr dev starts on a built client
+    system: DevSystem,  # noqa: F811
+    artifacts: Path,  # noqa: F811
+) -> None:
+    executable = chromium_or_skip()
+    from playwright.sync_api import expect, sync_playwright
+
+    gateway = system.gateway
+    index = httpx.get(f"{gateway}/brands", timeout=10)
+    assert index.status_code == 200, index.text[:500]
+    assert "default-src 'self'" in index.headers["content-security-policy"]
+    assert '<script type="module"' in index.text
+    assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", index.text), "index.html has an inline script"
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(executable), headless=True, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 390, "height": 844})
+            page = context.new_page()
+            page.set_default_timeout(PAGE_TIMEOUT_MS)
+            problems: list[str] = []
+            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: problems.append(str(e)))
+            evidence = Evidence(artifacts, [page])
+
+            def to_sign_up() -> None:
+                page.goto(f"{gateway}/")
+                page.wait_for_url(re.compile(r"/signin$"))
+                expect(page.get_by_role("heading", name="Sign in to Tidewater")).to_be_visible()
+                page.get_by_role("link", name="Create an account").click()
+                page.wait_for_url(re.compile(r"/signup$"))
+
+            evidence.step("to-sign-up", to_sign_up)
+
+            def sign_up_with_the_keyboard() -> None:
+                page.keyboard.press("Tab")
+                expect(page.get_by_label("Organization name")).to_be_focused()
+                page.keyboard.type("Acme")
+                page.keyboard.press("Tab")
+                expect(page.get_by_label("Your name")).to_be_focused()
+                page.keyboard.type("Ada")
+                page.keyboard.press("Tab")
+                page.keyboard.type(EMAIL)
+                page.keyboard.press("Tab")
+                expect(page.get_by_label("Password")).to_be_focused()
+                page.keyboard.type("short")
+                page.keyboard.press("Enter")  # the server refuses it: the error sits under the field
+                password = page.get_by_label("Password")
+                expect(password).to_have_attribute("aria-invalid", "true")
+                expect(password).to_have_accessible_description(re.compile(r"12"))
+                expect(page.locator(".form-error")).to_contain_text("invalid")
+                password.press("ControlOrMeta+a")
+                page.keyboard.type(PASSWORD)
+                page.keyboard.press("Enter")
+                page.wait_for_url(re.compile(r"/$"))
+                expect(page.get_by_role("heading", name="Get ready to send")).to_be_visible()
+                expect(page.get_by_text("0 of 5 steps done")).to_be_visible()
+                expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+
+            evidence.step("sign-up", sign_up_with_the_keyboard)
+
+            def create_brand() -> None:
+                page.get_by_role("navigation", name="Main").get_by_role("link", name="Brands").click()
+                page.wait_for_url(re.compile(r"/brands$"))
+                expect(page.get_by_text("No brands yet")).to_be_visible()
+                form = page.get_by_role("form", name="Create a brand")
+                form.get_by_label("Brand name").fill("Acme")
+                form.get_by_label("Website").fill("https://acme.example")
+                form.get_by_label("Postal address").fill("1 Main St, Springfield")
+                form.get_by_label("Email opt-out wording").fill("Prefer not to hear from us? Unsubscribe")
+                form.get_by_role("button", name="Create brand").click()
+                expect(page.get_by_role("status").filter(has_text="Brand Acme created")).to_be_visible()
+                expect(page.get_by_role("list", name="Brands").get_by_role("heading", name="Acme")).to_be_visible()
+                assert _fits(page), "the brands screen scrolls sideways at 390 px"
+                page.get_by_role("link", name="Checklist for Acme").click()
+                expect(page.get_by_text("3 of 5 steps done")).to_be_visible()
+                expect(page.locator('[data-step="postal_address"]')).to_contain_text("(done)")
+                expect(page.locator('[data-step="email_sender"]')).to_contain_text("(to do)")
+
+            evidence.step("create-brand", create_brand)
+
+            def add_and_verify_sender() -> None:
+                page.get_by_role("link", name=re.compile("Add an email sender")).click()
+                page.wait_for_url(re.compile(r"/brands/[^/]+/senders$"))
+                expect(page.get_by_text("No email sender yet")).to_be_visible()
+                form = page.get_by_role("form", name="Add an email sender")
+                form.get_by_label("From name").fill("Ada at Acme")
+                form.get_by_label("From address").fill(EMAIL)
+                form.get_by_label("SMTP host").fill("127.0.0.1")
+                form.get_by_label("SMTP port").fill(str(system.sink_port))
+                form.get_by_label("Connection security").select_option("none")
+                form.get_by_label("SMTP username").fill("ada")
+                form.get_by_label("SMTP password").fill("sink")
+                form.get_by_role("button", name="Add sender").click()
+                senders = page.get_by_role("list", name="Email senders")
+                expect(senders.get_by_text("Not verified")).to_be_visible()
+                senders.get_by_role("button", name=f"Verify {EMAIL}").click()
+                expect(senders.get_by_text("Verified", exact=True)).to_be_visible()
+                assert _fits(page), "the senders screen scrolls sideways at 390 px"
+                page.get_by_role("link", name="Back to the checklist").click()
+                expect(page.get_by_text("5 of 5 steps done")).to_be_visible()
+                expect(page.get_by_text("email campaigns can launch")).to_be_visible()
+
+            evidence.step("sender", add_and_verify_sender)
+
+            def wide_screens() -> None:
+                page.set_viewport_size({"width": 1280, "height": 800})
+                page.get_by_role("navigation", name="Main").get_by_role("link", name="Brands").click()
+                expect(page.get_by_role("form", name="Create a brand")).to_be_visible()
+                assert _fits(page), "the brands screen scrolls sideways at 1280 px"
+                page.screenshot(path=str(artifacts / "brands-1280.png"), full_page=True)
+                # A deep link loads the client, but the session lives in memory: sign in again.
+                page.goto(f"{gateway}/brands")
+                page.wait_for_url(re.compile(r"/signin\?next=%2Fbrands$"))
+                page.get_by_label("Email").fill(EMAIL)
+                page.get_by_label("Password").fill(PASSWORD)
+                page.get_by_role("button", name="Sign in").click()
+                page.wait_for_url(re.compile(r"/brands$"))
+                expect(page.get_by_role("list", name="Brands").get_by_role("heading", name="Acme")).to_be_visible()
+
+            evidence.step("wide", wide_screens)
+
+            def sign_out_and_fail_to_sign_in() -> None:
+                page.get_by_role("button", name="Sign out").click()
+                page.wait_for_url(re.compile(r"/signin$"))
+                page.goto(f"{gateway}/")
+                page.wait_for_url(re.compile(r"/signin$"))
+                page.get_by_label("Email").fill(EMAIL)
+                page.get_by_role("button", name="Sign in").click()  # no password
+                password = page.get_by_label("Password")
+                expect(password).to_have_attribute("aria-invalid", "true")
+                error = page.locator(".field", has=password).locator(".field__error")
+                expect(error).to_be_visible()
+                expect(error).to_have_text(re.compile(r"\S"))
+                assert password.get_attribute("aria-describedby") == error.get_attribute("id")
+                expect(page.get_by_label("Email")).not_to_have_attribute("aria-invalid", "true")
+                password.fill("not the password at all")
+                page.get_by_role("button", name="Sign in").click()
+                expect(page.locator(".form-error")).to_contain_text(re.compile(r"email or password", re.IGNORECASE))
+                assert page.url.endswith("/signin")
+
+            evidence.step("sign-out", sign_out_and_fail_to_sign_in)
+            csp = [text for text in problems if "Content Security Policy" in text]
+            assert csp == [], csp
+        finally:
+            browser.close()
