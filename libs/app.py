@@ -13,10 +13,11 @@ from urllib.parse import parse_qsl
 import anyio.to_thread
 import structlog
 from litestar import Litestar, Request, get
-from litestar.datastructures import State
+from litestar.datastructures import MutableScopeHeaders, State
 from litestar.di import NamedDependency, Provide
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
+from litestar.routes import HTTPRoute
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from redis import Redis
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -163,6 +164,23 @@ class ServiceRequest(Request[Any, Any, Any]):
         return value
 
 
+def allow_every_method(message: Message, scope: Scope) -> None:
+    """Hook: the automatic OPTIONS answer's ``Allow`` lists every method of its path.
+
+    Litestar builds that answer when the first handlers of a path are registered and keeps it when
+    a controller adds more (``/api/brands`` answered ``Allow: OPTIONS, POST``, without ``GET``).
+    """
+    handler = scope.get("route_handler")
+    if message["type"] != "http.response.start" or scope.get("method") != "OPTIONS" or handler is None:
+        return
+    if getattr(handler.fn, "__module__", None) != "litestar.routes.http":
+        return  # an OPTIONS handler of our own says what it says
+    for route in scope["litestar_app"].routes:
+        if isinstance(route, HTTPRoute) and route.path in handler.paths:
+            MutableScopeHeaders.from_message(message)["allow"] = ", ".join(sorted(route.methods))
+            return
+
+
 def current_principal(request: Request[Any, Any, Any]) -> Principal:
     """Return the verified principal of ``request`` or raise :class:`Unauthorized`."""
     user = request.scope.get("user")
@@ -293,6 +311,7 @@ def create_service_app(
         request_max_body_size=settings.max_body_bytes,
         request_class=ServiceRequest,
         logging_config=ProcessLoggingConfig(),
+        before_send=[allow_every_method],
         openapi_config=OpenAPIConfig(
             title=title,
             version="1.0.0",
