@@ -159,23 +159,42 @@ class _Runner:
                 self.say(f"web client: {line.strip()}")
 
 
-def ensure_built(root: Path, *, say: Callable[[str], None] = print, toolchain: Toolchain | None = None) -> Outcome:
-    """Make ``root/web/dist`` match ``root/web``: install and build only what changed since last time."""
+def _install(runner: _Runner, web: Path) -> bool:
+    """``npm ci`` when ``node_modules`` is missing or was installed from another lockfile."""
+    modules = web / "node_modules"
+    lock = _file_hash(web / "package-lock.json")
+    if modules.is_dir() and _read(modules / LOCK_HASH) == lock:
+        return False
+    runner.npm(["ci", "--no-audit", "--no-fund"])
+    modules.mkdir(exist_ok=True)  # a project without dependencies gets none
+    (modules / LOCK_HASH).write_text(lock + "\n")
+    return True
+
+
+def _web(root: Path) -> Path:
     web = Path(root) / "web"
     if not (web / "package.json").is_file():
         raise WebBuildError(f"{web} has no package.json: not the Tidewater repository root")
+    return web
+
+
+def ensure_installed(root: Path, *, say: Callable[[str], None] = print, toolchain: Toolchain | None = None) -> bool:
+    """Install ``root/web``'s dependencies (``npm ci``) unless they match the lockfile; True when it ran."""
+    web = _web(root)
+    with _exclusive(web):
+        return _install(_Runner(toolchain or find_toolchain(), web, say), web)
+
+
+def ensure_built(root: Path, *, say: Callable[[str], None] = print, toolchain: Toolchain | None = None) -> Outcome:
+    """Make ``root/web/dist`` match ``root/web``: install and build only what changed since last time."""
+    web = _web(root)
     dist = web / "dist"
     with _exclusive(web):
         wanted = source_hash(web)
         if (dist / "index.html").is_file() and _read(dist / BUILD_HASH) == wanted:
             return Outcome.FRESH
         runner = _Runner(toolchain or find_toolchain(), web, say)
-        modules = web / "node_modules"
-        lock = _file_hash(web / "package-lock.json")
-        if not modules.is_dir() or _read(modules / LOCK_HASH) != lock:
-            runner.npm(["ci", "--no-audit", "--no-fund"])
-            modules.mkdir(exist_ok=True)  # a project without dependencies gets none
-            (modules / LOCK_HASH).write_text(lock + "\n")
+        _install(runner, web)
         runner.npm(["run", "build"])
         if not (dist / "index.html").is_file():
             raise WebBuildError(f"npm run build left no {dist / 'index.html'}")

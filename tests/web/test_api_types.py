@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -17,12 +18,14 @@ from litestar.testing import TestClient
 from gateway.app import create_app as create_gateway
 from gateway.settings import GatewaySettings
 from libs.settings import Environment
+from libs.webbuild import find_toolchain
 from services.auth.app import create_app as create_auth
 from services.auth.settings import AuthSettings
 from services.brand.app import create_app as create_brand
 from services.brand.settings import BrandSettings
 from services.campaign.app import create_app as create_campaign
 from services.campaign.settings import CampaignSettings
+from tests.web.support import web_tools
 
 ROOT = Path(__file__).resolve().parents[2]
 WEB = ROOT / "web"
@@ -30,9 +33,10 @@ COMMITTED = WEB / "src" / "api" / "schema.d.ts"
 
 
 def _npx() -> str:
-    npx = shutil.which("npx")
-    if npx is None or not (WEB / "node_modules" / ".bin" / "openapi-typescript").exists():
-        pytest.skip("openapi-typescript is not installed: run `npm ci` in web/ (or ./tidewater up)")
+    web_tools()
+    npx = shutil.which("npx", path=os.pathsep.join([*find_toolchain().path, os.environ.get("PATH", "")]))
+    if npx is None:
+        pytest.skip("npx is not on PATH")
     return npx
 
 

@@ -2,32 +2,26 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 
-WEB = Path(__file__).resolve().parents[2] / "web"
+from libs.webbuild import find_toolchain
+from tests.web.support import web_tools
 
 
 @pytest.mark.timeout(600)
 def test_the_web_clients_vitest_suite_passes() -> None:
-    npm = shutil.which("npm")
-    if npm is None or not (WEB / "node_modules" / ".bin" / "vitest").exists():
-        reason = "the web client's dependencies are not installed: run `npm ci` in web/ (or ./tidewater up)"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+    web = web_tools()
+    toolchain = find_toolchain()
     done = subprocess.run(
-        [npm, "test", "--", "--reporter=verbose"],
-        cwd=WEB,
+        [*toolchain.npm, "test", "--", "--reporter=verbose"],
+        cwd=web,
         capture_output=True,
         text=True,
         timeout=540,
         check=False,
-        env={**os.environ, "NO_COLOR": "1", "CI": "1"},
+        env={**toolchain.env(), "NO_COLOR": "1", "CI": "1"},
     )
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-6000:]

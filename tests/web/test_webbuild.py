@@ -8,7 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from libs.webbuild import BUILD_HASH, Outcome, WebBuildError, ensure_built, find_toolchain, source_hash
+from libs.webbuild import (
+    BUILD_HASH,
+    Outcome,
+    WebBuildError,
+    ensure_built,
+    ensure_installed,
+    find_toolchain,
+    source_hash,
+)
 
 BUILD_SCRIPT = """
 import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -103,3 +111,13 @@ def test_the_machines_node_is_preferred() -> None:
     if shutil.which("npm") is None or shutil.which("node") is None:
         pytest.skip("no machine Node.js")
     assert find_toolchain().source == "machine"
+
+
+def test_installing_alone_runs_npm_ci_once_per_lockfile(web: Path) -> None:
+    said: list[str] = []
+    assert ensure_installed(web.parent, say=said.append) is True
+    assert ensure_installed(web.parent, say=said.append) is False
+    assert [line for line in said if "npm ci" in line] != []
+    assert not (web / "dist").exists()  # installing builds nothing
+    assert ensure_built(web.parent, say=said.append) is Outcome.BUILT
+    assert len([line for line in said if "npm ci" in line]) == 1
