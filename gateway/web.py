@@ -74,8 +74,9 @@ def web_response(dist: Path, path: str) -> Response[bytes]:
     if not index.is_file():
         raise Unavailable(BUILD_HINT)
     relative = path.lstrip("/")
-    file = _inside(dist, relative) if relative else None
-    if file is not None and file != index.resolve():
+    page = index.resolve()
+    file = _inside(dist, relative) if relative else page
+    if file is not None and file != page:
         immutable = relative.startswith("assets/")
         return Response(
             content=file.read_bytes(),
@@ -83,7 +84,7 @@ def web_response(dist: Path, path: str) -> Response[bytes]:
             headers=_headers(IMMUTABLE if immutable else REVALIDATE),
         )
     # A missing asset or file (it has an extension) is a 404; any other path is a page of the client.
-    if relative.startswith("assets/") or "." in PurePosixPath(relative).name:
+    if file is None and (relative.startswith("assets/") or "." in PurePosixPath(relative).name):
         raise NotFound(f"No file {path}.")
     return Response(content=index.read_bytes(), media_type="text/html", headers=_headers(REVALIDATE))
 

@@ -51,7 +51,7 @@ def _is_index(response: Any) -> bool:
     return response.status_code == 200 and response.text == INDEX
 
 
-@pytest.mark.parametrize("path", ["/", "/signin", "/brands", "/brands/0b7c/senders", "/onboarding?x=1"])
+@pytest.mark.parametrize("path", ["/", "/index.html", "/signin", "/brands", "/brands/0b7c/senders", "/onboarding?x=1"])
 def test_the_root_and_deep_links_answer_index_html_revalidated(client: TestClient[Any], path: str) -> None:
     r = client.get(path)
     assert _is_index(r), (path, r.status_code, r.text[:200])
