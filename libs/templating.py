@@ -93,6 +93,9 @@ MAX_RENDER_STEPS = 10_000
 """Loop iterations plus calls (methods, macros, ``range``) in one render."""
 MAX_RENDER_SECONDS = 0.5
 """Wall-clock time one render may take."""
+MAX_CHECK_SECONDS_AFTER_REFUSAL = 0.05
+"""Wall-clock time of each further trial render in a context (a request) where one was already refused
+as too costly: a request full of costly templates cannot hold its thread for long."""
 MAX_CALL_DEPTH = 50
 """How deeply macros and calls may nest (a macro calling itself)."""
 MAX_INT_BITS = 4096
@@ -118,6 +121,7 @@ class _Budget:
     """What one render may still spend; the environment's hooks draw on it."""
 
     deadline: float
+    seconds: float = MAX_RENDER_SECONDS
     steps: int = MAX_RENDER_STEPS
     produced: int = MAX_PRODUCED_CHARS
     depth: int = 0
@@ -125,7 +129,7 @@ class _Budget:
     def clock(self) -> None:
         if time.monotonic() > self.deadline:
             raise RenderLimitExceeded(
-                f"the template takes longer than {MAX_RENDER_SECONDS:g} s to render", "template_time_limit"
+                f"the template takes longer than {self.seconds:g} s to render", "template_time_limit"
             )
 
     def step(self) -> None:
@@ -143,6 +147,8 @@ class _Budget:
 
 
 _BUDGET: ContextVar[_Budget | None] = ContextVar("template_budget", default=None)
+_REFUSED: ContextVar[bool] = ContextVar("template_check_refused", default=False)
+"""Set once a trial render in this context (a request's task) was refused as too costly."""
 
 
 def _clock() -> None:
@@ -621,9 +627,10 @@ def sample_context() -> dict[str, Any]:
     return {**flat, "lead": lead, "brand": {f: f"<brand.{f}>" for f in BRAND_FIELDS}}
 
 
-def _render(template: Template, context: Mapping[str, Any]) -> str:
+def _render(template: Template, context: Mapping[str, Any], seconds: float | None = None) -> str:
     """Render within the bounds: streamed, stopped at the first piece over the output or time budget."""
-    budget = _Budget(deadline=time.monotonic() + MAX_RENDER_SECONDS)
+    seconds = MAX_RENDER_SECONDS if seconds is None else seconds
+    budget = _Budget(deadline=time.monotonic() + seconds, seconds=seconds)
     token = _BUDGET.set(budget)
     pieces = template.generate(context)  # a generator: closed below whatever happens
     try:
@@ -654,9 +661,11 @@ def check_template(source: str) -> TemplateProblem | None:
     problems = _variables(ast)
     if problems:
         return problems[0]
+    seconds = min(MAX_RENDER_SECONDS, MAX_CHECK_SECONDS_AFTER_REFUSAL) if _REFUSED.get() else None
     try:
-        _render(_ENV.from_string(source), sample_context())
+        _render(_ENV.from_string(source), sample_context(), seconds)
     except RenderLimitExceeded as exc:
+        _REFUSED.set(True)
         return TemplateProblem(f"too costly to render: {exc.message}")
     except TemplateError as exc:  # unknown filters or tests, sandbox violations, strict undefined
         return TemplateProblem(str(exc.message or exc))

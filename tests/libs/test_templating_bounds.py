@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import time
 
 import pytest
@@ -136,6 +137,22 @@ LEGIT = {
 def test_legit_templates_check_and_render(source: str, expected: str) -> None:
     assert check_template(source) is None
     assert render(source, lead=LEAD, brand=BRAND) == expected
+
+
+def test_after_one_refusal_further_trial_renders_get_a_shorter_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A request full of costly templates cannot hold its thread for MAX_RENDER_SECONDS each.
+    monkeypatch.setattr(templating, "MAX_CHECK_SECONDS_AFTER_REFUSAL", 0.0)  # makes the shorter deadline visible
+    legit = "{% for k in ['a', 'b'] %}{{ k }}{% endfor %} {{ lead.first_name }}"
+
+    def one_request() -> list[str | None]:
+        answers = [check_template(legit), check_template(COSTLY[0]), check_template(legit)]
+        return [None if p is None else p.message for p in answers]
+
+    first, costly, after = contextvars.Context().run(one_request)
+    assert first is None
+    assert costly is not None
+    assert after == "too costly to render: the template takes longer than 0 s to render"
+    assert contextvars.Context().run(check_template, legit) is None  # another request starts afresh
 
 
 def test_limits_are_per_render() -> None:
