@@ -145,6 +145,7 @@ def test_a_new_team_signs_up_and_gets_an_email_sender_verified_in_the_browser(
                 senders.get_by_role("button", name=f"Verify {EMAIL}").click()
                 expect(senders.get_by_text("Verified", exact=True)).to_be_visible()
                 assert _fits(page), "the senders screen scrolls sideways at 390 px"
+                page.screenshot(path=str(artifacts / "senders-390.png"), full_page=True)
                 page.get_by_role("link", name="Back to the checklist").click()
                 expect(page.get_by_text("5 of 5 steps done")).to_be_visible()
                 expect(page.get_by_text("email campaigns can launch")).to_be_visible()

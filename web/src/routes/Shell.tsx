@@ -1,5 +1,5 @@
 import { useMutation, useQueryClient } from "@tanstack/react-query";
-import { Suspense } from "react";
+import { Suspense, useEffect, useRef } from "react";
 import { Navigate, NavLink, Outlet, useLocation, useNavigate, useNavigation } from "react-router";
 import { signOut } from "../api/queries";
 import { sessionStore } from "../auth/session";
@@ -12,6 +12,11 @@ export default function Shell() {
   const navigate = useNavigate();
   const navigation = useNavigation();
   const queryClient = useQueryClient();
+  const main = useRef<HTMLElement>(null);
+  // A new screen takes the focus, so keyboard and screen-reader users start at its content.
+  useEffect(() => {
+    main.current?.focus();
+  }, [location.pathname]);
   const out = useMutation({
     mutationFn: async () => {
       const refresh = sessionStore.get()?.refreshToken;
@@ -56,7 +61,7 @@ export default function Shell() {
           </button>
         </div>
       </header>
-      <main id="main" tabIndex={-1} aria-busy={navigation.state === "loading"}>
+      <main id="main" ref={main} tabIndex={-1} aria-busy={navigation.state === "loading"}>
         <Suspense fallback={<p role="status">Loading…</p>}>
           <Outlet />
         </Suspense>
