@@ -23,7 +23,8 @@ const bearer: Middleware = {
 };
 
 export function createApi(baseUrl: string = globalThis.location.origin) {
-  const client = createClient<paths>({ baseUrl });
+  // fetch is looked up at call time (not captured once), so tests can stand in for the server.
+  const client = createClient<paths>({ baseUrl, fetch: (request) => globalThis.fetch(request) });
   client.use(bearer);
   return client;
 }
