@@ -13,7 +13,7 @@ import logging
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from litestar import Litestar, get
@@ -23,6 +23,8 @@ from pydantic import SecretStr
 from sqlalchemy import text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from gateway.app import create_app as create_gateway
+from gateway.settings import GatewaySettings
 from libs.app import create_service_app
 from libs.security import PUBLIC
 from libs.settings import CommonSettings, Environment
@@ -168,6 +170,47 @@ def test_no_bad_body_puts_a_secret_in_the_log(
     assert CANARY[:12] not in out  # not even cut short
     server_errors = {key: status for key, status in statuses.items() if status >= 500}
     assert server_errors == {}
+    assert {400, 413, 422} <= set(statuses.values())
+
+
+@FORMATS
+@pytest.mark.usefixtures("restore_logging")
+def test_no_bad_body_sent_through_the_gateway_puts_a_secret_in_the_log(
+    json_logs: bool,
+    database_url: str,
+    redis_url: str,
+    signer: TokenSigner,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The gateway proxies to the real services in this process: its log lines and theirs.
+    apps = _services(database_url, redis_url, signer, tmp_path, json_logs)
+    settings = GatewaySettings(
+        env=Environment.TEST,
+        database_url=database_url,
+        redis_url=redis_url,
+        log_json=json_logs,
+        readiness_timeout=1.0,
+    )
+    gateway = create_gateway(settings, upstream_apps=apps, verifier=signer.verifier())
+    token = signer.headers(org_id=uuid.uuid4())
+    statuses: dict[tuple[str, str], int] = {}
+    with TestClient(cast(Any, gateway)) as client:  # the proxy is a plain ASGI app around Litestar
+        capsys.readouterr()
+        for service, method, path, authed in ROUTES:
+            if service == "auth" and authed:
+                continue  # the auth service trusts only its own keys
+            headers = {"content-type": "application/json", **(token if authed else {})}
+            for name, body in bad_bodies().items():
+                r = client.request(method, _fill(path), content=body, headers=headers)
+                statuses[(path, name)] = r.status_code
+                assert CANARY not in r.text, (path, name)
+    out = capsys.readouterr().err
+    assert out.count("service=gateway" if not json_logs else '"service": "gateway"') >= len(statuses)
+    assert CANARY not in out
+    assert CANARY[:12] not in out
+    assert {key: status for key, status in statuses.items() if status >= 500} == {}
+    assert {400, 413, 422} <= set(statuses.values())  # the services answered, not only the gateway
 
 
 def _boom_app(settings: CommonSettings) -> Litestar:
