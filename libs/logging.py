@@ -10,12 +10,14 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import traceback
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TextIO
 
 import structlog
 from litestar.logging.config import BaseLoggingConfig
 from litestar.types import GetLogger, Logger
+from pydantic import ValidationError
 from sqlalchemy.exc import StatementError
 
 _SECRET_KEYS = re.compile(r"(password|secret|token|authorization|api_key|cookie)", re.IGNORECASE)
@@ -48,6 +50,41 @@ def _hide_statement_parameters(_: Any, __: str, event: dict[str, Any]) -> dict[s
     return event
 
 
+def _without_inputs(error: ValidationError) -> str:
+    """A pydantic error's message without the ``input_value=...`` it quotes (a password, a key)."""
+    lines = [f"{error.error_count()} validation error(s) for {error.title}"]
+    for item in error.errors(include_url=False, include_input=False, include_context=False):
+        location = ".".join(str(part) for part in item["loc"]) or "(root)"
+        lines.append(f"{location}: {item['msg']} [type={item['type']}]")
+    return "\n".join(lines)
+
+
+def format_exception(exc_info: Any) -> str:
+    """A plain traceback (files, lines, source) that quotes no validated input and no frame locals."""
+    error = exc_info[1]
+    if error is None:
+        return "NoneType: None"
+    rendered = traceback.TracebackException(type(error), error, error.__traceback__)
+    pending = [(rendered, error)]
+    seen: set[int] = set()
+    while pending:
+        node, exc = pending.pop()
+        if id(exc) in seen:
+            continue
+        seen.add(id(exc))
+        if isinstance(exc, ValidationError):
+            node._str = _without_inputs(exc)  # type: ignore[attr-defined]  # printed after the type
+        if node.__cause__ is not None and exc.__cause__ is not None:
+            pending.append((node.__cause__, exc.__cause__))
+        if node.__context__ is not None and exc.__context__ is not None:
+            pending.append((node.__context__, exc.__context__))
+    return "".join(rendered.format()).rstrip("\n")
+
+
+def _console_traceback(sio: TextIO, exc_info: Any) -> None:
+    sio.write("\n" + format_exception(exc_info))
+
+
 def _stderr_logger(*_: Any) -> structlog.PrintLogger:
     # Resolve sys.stderr on every logger so redirected or replaced streams are honoured.
     return structlog.PrintLogger(file=sys.stderr)
@@ -74,16 +111,14 @@ def configure_logging(*, service: str, level: str = "INFO", json: bool = False) 
         _redact,
         _hide_statement_parameters,
     ]
-    # Both formats render tracebacks as plain text: no frame locals (the default console formatter
-    # prints them, and they hold request bodies and secrets).
+    # Both formats render tracebacks as plain text (format_exception): no frame locals (the default
+    # console formatter prints them, and they hold request bodies and secrets), no validated input.
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if json
-        else structlog.dev.ConsoleRenderer(
-            colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback
-        )
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty(), exception_formatter=_console_traceback)
     )
-    render = [structlog.processors.format_exc_info, renderer] if json else [renderer]
+    render = [structlog.processors.ExceptionRenderer(format_exception), renderer] if json else [renderer]
     structlog.configure(
         processors=[*shared, *render],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),

@@ -19,7 +19,7 @@ import pytest
 from litestar import Litestar, get
 from litestar.di import NamedDependency
 from litestar.testing import TestClient
-from pydantic import SecretStr
+from pydantic import BaseModel, Field, SecretStr, ValidationError
 from sqlalchemy import String, bindparam
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -226,7 +226,19 @@ def _boom_app(settings: CommonSettings) -> Litestar:
         # A statement that fails with the request's value bound to it (PostgreSQL refuses NUL in text).
         await system_session.exec(select(bindparam("value", CANARY + "\x00", type_=String)))
 
-    return create_service_app(name="canary", title="canary", settings=settings, route_handlers=[boom, query])
+    @get("/validate", opt=PUBLIC, sync_to_thread=False)
+    def validate() -> None:
+        # A model validated in code (not a request body): its error quotes the input it refused.
+        try:
+            Key(api_key=CANARY)
+        except ValidationError as exc:
+            raise RuntimeError("the stored key is unusable") from exc
+
+    return create_service_app(name="canary", title="canary", settings=settings, route_handlers=[boom, query, validate])
+
+
+class Key(BaseModel):
+    api_key: str = Field(max_length=8)
 
 
 @FORMATS
@@ -288,4 +300,19 @@ def test_a_failed_statement_is_logged_without_its_bound_parameters(
     assert "DataError" in out
     assert "SELECT %(value)s" in out  # the statement is kept
     assert "SQL parameters hidden" in out
+    assert CANARY not in out
+
+
+@FORMATS
+@pytest.mark.usefixtures("restore_logging")
+def test_a_validation_error_is_logged_without_the_input_it_refused(
+    json_logs: bool, settings: CommonSettings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    app = _boom_app(settings.model_copy(update={"log_json": json_logs}))
+    with TestClient(app) as client:
+        assert client.get("/validate").status_code == 500
+    out = capsys.readouterr().err.replace("\\n", "\n")
+    assert "RuntimeError: the stored key is unusable" in out
+    assert "ValidationError: 1 validation error(s) for Key" in out  # the cause is kept
+    assert "api_key: String should have at most 8 characters [type=string_too_long]" in out
     assert CANARY not in out
