@@ -212,6 +212,8 @@ def http_exception_handler(request: Request[Any, Any, Any], exc: HTTPException) 
         )
         title = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
         detail = str(exc.detail) if status < 500 else title
+        if status >= 500:  # Litestar's own server errors (a misconfigured route, a dependency): logged like ours
+            log.error("server_error", path=request.url.path, error_type=type(exc).__name__, exc_info=exc)
     body = problem_body(
         status=status,
         code=code,

@@ -18,6 +18,7 @@ from typing import Any, cast
 import pytest
 from litestar import Litestar, get
 from litestar.di import NamedDependency
+from litestar.exceptions import ImproperlyConfiguredException
 from litestar.testing import TestClient
 from pydantic import BaseModel, Field, SecretStr, ValidationError
 from sqlalchemy import String, bindparam
@@ -234,7 +235,13 @@ def _boom_app(settings: CommonSettings) -> Litestar:
         except ValidationError as exc:
             raise RuntimeError("the stored key is unusable") from exc
 
-    return create_service_app(name="canary", title="canary", settings=settings, route_handlers=[boom, query, validate])
+    @get("/misconfigured", opt=PUBLIC, sync_to_thread=False)
+    def misconfigured() -> None:
+        token = CANARY  # a local of the failing frame
+        raise ImproperlyConfiguredException(f"no handler for {len(token)}")
+
+    handlers = [boom, query, validate, misconfigured]
+    return create_service_app(name="canary", title="canary", settings=settings, route_handlers=handlers)
 
 
 class Key(BaseModel):
@@ -315,4 +322,20 @@ def test_a_validation_error_is_logged_without_the_input_it_refused(
     assert "RuntimeError: the stored key is unusable" in out
     assert "ValidationError: 1 validation error(s) for Key" in out  # the cause is kept
     assert "api_key: String should have at most 8 characters [type=string_too_long]" in out
+    assert CANARY not in out
+
+
+@FORMATS
+@pytest.mark.usefixtures("restore_logging")
+def test_a_server_error_of_litestar_itself_is_logged_once_without_locals(
+    json_logs: bool, settings: CommonSettings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    app = _boom_app(settings.model_copy(update={"log_json": json_logs}))
+    with TestClient(app) as client:
+        r = client.get("/misconfigured")
+    assert r.status_code == 500
+    assert r.json()["detail"] == "Internal Server Error"  # nothing of the error leaves
+    out = capsys.readouterr().err
+    assert out.count("server_error") == 1
+    assert "ImproperlyConfiguredException" in out
     assert CANARY not in out
