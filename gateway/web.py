@@ -10,6 +10,7 @@ tracking links, health and metrics) never fall back to the client.
 from __future__ import annotations
 
 import mimetypes
+import re
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -38,8 +39,13 @@ _TYPES = {".js": "text/javascript", ".mjs": "text/javascript", ".css": "text/css
 
 
 def reserved(path: str) -> bool:
-    """Whether ``path`` is (below) one of the reserved prefixes, by whole segments."""
-    return any(path == prefix or path.startswith(prefix + "/") for prefix in RESERVED_PREFIXES)
+    """Whether ``path`` is (below) one of the reserved prefixes, by whole segments, in any spelling.
+
+    ``//ops/rq/`` or ``/OPS/rq/`` never reach the dashboard, but they must not look like a page
+    of the client either: such paths are 404 problems, like every unknown API path.
+    """
+    spelled = re.sub(r"/{2,}", "/", path).lower()
+    return any(spelled == prefix or spelled.startswith(prefix + "/") for prefix in RESERVED_PREFIXES)
 
 
 def _media_type(file: Path) -> str:

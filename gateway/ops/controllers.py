@@ -392,7 +392,8 @@ def ops_router() -> Router:
             logout,
         ],
         guards=[operator_guard],
-        middleware=[DefineMiddleware(OperatorAuthMiddleware)],
+        # OPTIONS is authenticated too: the guard needs a user on every method it sees.
+        middleware=[DefineMiddleware(OperatorAuthMiddleware, exclude_http_methods=[])],
         dependencies={"principal": Provide(provide_principal)},
     )
 

@@ -215,7 +215,7 @@ def test_the_exchange_endpoint_itself_gets_the_raw_key(system: System) -> None:
 
 def test_own_routes_and_unknown_routes(system: System) -> None:
     assert system.client.get("/healthz").json() == {"status": "ok"}
-    r = system.client.get("/no/such/route")
+    r = system.client.get("/api/no/such/route")  # any other path is a page of the web client
     assert r.status_code == 404
     assert r.headers["content-type"].startswith("application/problem+json")
     assert r.json()["code"] == "NotFound"

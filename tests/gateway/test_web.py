@@ -111,6 +111,8 @@ def test_routed_paths_still_reach_their_service(client: TestClient[Any], signer:
 def test_reserved_prefixes_match_whole_segments() -> None:
     assert [web.reserved(p) for p in ("/api", "/api/x", "/u/t", "/metrics")] == [True] * 4
     assert [web.reserved(p) for p in ("/apiary", "/users", "/onboarding", "/")] == [False] * 4
+    # Other spellings of a reserved area are not pages of the client either.
+    assert [web.reserved(p) for p in ("//ops/rq/", "/OPS/rq/", "/Api//x", "///metrics")] == [True] * 4
 
 
 def test_the_gateways_own_and_proxied_routes_still_answer(client: TestClient[Any]) -> None:

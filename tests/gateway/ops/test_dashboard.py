@@ -172,7 +172,8 @@ def test_nobody_but_an_operator_reaches_any_page_asset_or_action(ops: Ops) -> No
     for who, (headers, expected) in callers.items():
         for url in PAGES + TRICKS:
             r = ops.client.get(url, headers=headers, follow_redirects=False)
-            assert r.status_code in expected | {404}, (who, url, r.status_code)
+            web_page = r.status_code in (200, 503) and "/ops" not in r.url.path  # httpx reads //ops/rq/ as host "ops"
+            assert r.status_code in expected | {404} or web_page, (who, url, r.status_code)
             if url in PAGES:
                 assert r.status_code in expected, (who, url, r.status_code)
             assert "RQ dashboard" not in r.text
