@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import anyio.to_thread
 import structlog
 
 from libs.db.base import utcnow
@@ -98,6 +99,11 @@ def template_errors(values: dict[str, Any], prefix: str = "") -> list[dict[str, 
     for i, variant in enumerate(values.get("variants") or []):
         errors.extend(template_errors(variant, f"{prefix}variants[{i}]."))
     return errors
+
+
+async def checked_templates(values: dict[str, Any], prefix: str = "") -> list[dict[str, str]]:
+    """:func:`template_errors` on a worker thread: a costly template (up to the render bounds) never stalls the loop."""
+    return await anyio.to_thread.run_sync(template_errors, values, prefix)
 
 
 def lead_selector(request: EnrollRequest) -> tuple[str, dict[str, Any]]:
@@ -288,7 +294,7 @@ class CampaignService:
                 errors.append(
                     {"field": prefix + "script_template", "message": "a voicemail step needs a script or audio"}
                 )
-            errors.extend(template_errors(step.model_dump(), prefix))
+            errors.extend(await checked_templates(step.model_dump(), prefix))
         brand = await self.repo.brand(campaign.brand_id)
         if brand is None or brand["archived_at"] is not None:
             errors.append({"field": "brand_id", "message": "the brand is archived or gone"})
@@ -322,7 +328,7 @@ class CampaignService:
         if CampaignStatus(campaign.status) in ENDED:
             raise CampaignLocked(f"A {campaign.status} campaign cannot change.")
         values = data.model_dump(exclude={"position", "delay"}, mode="json")
-        if errors := template_errors(values):
+        if errors := await checked_templates(values):
             raise Invalid("A template is not valid.", errors=errors)
         steps = list(await self.repo.steps(campaign.id))
         last = len(steps) + 1
@@ -365,7 +371,7 @@ class CampaignService:
         if CampaignStatus(campaign.status) in ENDED:
             raise CampaignLocked(f"A {campaign.status} campaign cannot change.")
         changes = data.model_dump(exclude_unset=True, mode="json")
-        if errors := template_errors(changes):
+        if errors := await checked_templates(changes):
             raise Invalid("A template is not valid.", errors=errors)
         unit = DelayUnit(changes.get("delay_unit") or step.delay_unit)
         business = changes.get("business_days")
