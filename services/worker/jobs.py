@@ -24,6 +24,10 @@ A job carries a batch of message ids and works on it set-based:
    outcome of a hand-off is committed before the next hand-off starts, so a crash (``kill
    -9``) leaves at most one message of the batch in ``sending``: it becomes ``unknown`` when
    its lease expires, and every message after it is still ``queued`` for the repair pass.
+   The lease is short (``SDR_WORKER_ALIVE_TTL``) and renewed by a thread of the live process
+   while the send runs, so a killed worker's claim runs out within seconds while a slow send
+   of a live one is never taken for lost. An ``unknown`` outcome holds the enrollment on its
+   step (no next step is scheduled) until an operator resolves the message.
    A Python exception during a send marks that one message ``unknown`` at once. Nothing is
    recorded in bulk after the fact, so no outcome of a send that happened is ever lost.
    For email the statement commits on a second thread while this one speaks SMTP up to the
@@ -39,6 +43,8 @@ from __future__ import annotations
 import json
 import random
 import re
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent import futures
@@ -98,7 +104,6 @@ SEND_FUNC = "services.worker.jobs.send_messages"
 PUBLISH_FUNC = "services.campaign.inbound.jobs.publish_message_event"
 """The inbound queue's job owing a recorded event to customer endpoints (named, never imported)."""
 QUEUE_OF = {"email": QueueName.EMAIL, "sms": QueueName.SMS, "voicemail": QueueName.VOICEMAIL}
-LEASE_MARGIN = timedelta(seconds=5)
 RECHECK_AFTER = timedelta(seconds=5)
 """A batch older than this re-checks send windows and calling hours right before each claim."""
 STATUS_CALLBACK = {"sms": "/hooks/twilio/messages/status", "voicemail": "/hooks/twilio/calls/status"}
@@ -127,6 +132,11 @@ class Context:
     _box: SecretBox | None = None
     _erasure_key: bytes | None = None
     _steps: futures.ThreadPoolExecutor | None = None
+    _claims: dict[uuid.UUID, tuple[int, float]] = field(default_factory=dict)
+    """The claims this process holds now: message id -> (attempt, monotonic time of the claim)."""
+    _claims_lock: threading.Lock = field(default_factory=threading.Lock)
+    _lease_keeper: threading.Thread | None = None
+    _lease_stop: threading.Event = field(default_factory=threading.Event)
 
     def erasure_key(self) -> bytes:
         """The key of erasure hashes (``libs.suppression.load_hash_key``), loaded on first need.
@@ -171,8 +181,58 @@ class Context:
         """The worker's clock (shifted by ``clock_offset_seconds``, which tests use to move time)."""
         return utcnow() + timedelta(seconds=self.settings.clock_offset_seconds)
 
+    def lease_seconds(self) -> float:
+        """How long a claim lasts unless renewed: the liveness TTL, so a killed worker's claim runs out as fast."""
+        return self.settings.worker_alive_ttl
+
+    def hold_claim(self, message_id: uuid.UUID, attempt: int) -> None:
+        """Keep renewing the lease of a committed claim until :meth:`release_claim` (or the job timeout)."""
+        with self._claims_lock:
+            self._claims[message_id] = (attempt, time.monotonic())
+            if self._lease_keeper is None or not self._lease_keeper.is_alive():
+                self._lease_stop.clear()
+                self._lease_keeper = threading.Thread(target=self._keep_leases, name="claim-lease", daemon=True)
+                self._lease_keeper.start()
+
+    def release_claim(self, *message_ids: uuid.UUID) -> None:
+        """Stop renewing these claims (their outcome is recorded, or the batch is over)."""
+        with self._claims_lock:
+            for message_id in message_ids:
+                self._claims.pop(message_id, None)
+
+    def renew_leases(self) -> int:
+        """Extend the lease of every claim this process holds; return how many rows were extended.
+
+        A claim is renewed for at most the job timeout: past it RQ's own timeout has given the
+        job up, and a send still hanging then is left to run out like a dead worker's.
+        """
+        cutoff = time.monotonic() - self.settings.job_timeout
+        with self._claims_lock:
+            claims = {m: a for m, (a, at) in self._claims.items() if at >= cutoff}
+        if not claims:
+            return 0
+        params = {
+            "ids": list(claims),
+            "attempts": list(claims.values()),
+            "lease": self.now() + timedelta(seconds=self.lease_seconds()),
+        }
+        with system_session(self.engine) as session:
+            return len(session.execute(ledger.RENEW, params).all())
+
+    def _keep_leases(self) -> None:
+        period = self.lease_seconds() / 3
+        while not self._lease_stop.wait(period):
+            try:
+                self.renew_leases()
+            except Exception as exc:  # a database blip: the next renewal may still come in time
+                log.warning("claim_lease_renewal_failed", error=type(exc).__name__)
+
     def close(self) -> None:
         """Release connections."""
+        self._lease_stop.set()
+        if self._lease_keeper is not None:
+            self._lease_keeper.join(5)
+            self._lease_keeper = None
         self.smtp.close()
         if self._steps is not None:
             self._steps.shutdown()
@@ -690,8 +750,13 @@ def _deliver(ctx: Context, items: Sequence[Item], results: dict[uuid.UUID, str],
     """Claim, hand off and record each message in turn: one statement and one commit per message."""
     if not items:
         return
-    with _autocommit(ctx) as conn:
-        _deliver_on(ctx, conn, items, results, done)
+    try:
+        with _autocommit(ctx) as conn:
+            _deliver_on(ctx, conn, items, results, done)
+    finally:
+        # Whatever was not recorded by now (a failed commit) is left to its lease: it runs out and
+        # the message becomes unknown, as a dead worker's would.
+        ctx.release_claim(*(item.row.id for item in items))
 
 
 def _deliver_on(
@@ -941,7 +1006,9 @@ def _record(ctx: Context, row: Row[Any], attempt: int, result: SendResult, now: 
         )
         if rules.get("on_unsubscribe", True):
             record.stop_reason = "unsubscribed"
-    if record.stop_reason is None:
+    if record.stop_reason is None and record.status != "unknown":
+        # An unknown outcome holds the enrollment on this step until an operator resolves the
+        # message (libs.ledger: delivered or failed move it on, a resend sends it once more).
         record.action, record.due = _next_step(row, now)
     return record
 
@@ -975,7 +1042,7 @@ def _step_params(
         item, outgoing = claim
         params.update(
             c_id=item.row.id,
-            c_lease=now + timedelta(seconds=ctx.settings.job_timeout) + LEASE_MARGIN,
+            c_lease=now + timedelta(seconds=ctx.lease_seconds()),
             c_subject=outgoing.subject,
             c_body=outgoing.body,
             c_variant=outgoing.variant,
@@ -1007,8 +1074,13 @@ def _step(
     else:
         answer = conn.execute(ledger.STEP, params).one()
     if record is not None:
+        ctx.release_claim(record.row.id)
         _recorded(ctx, record, bool(answer.recorded), bool(answer.webhook), done)
-    return None if answer.claimed_attempt is None else int(answer.claimed_attempt)
+    if answer.claimed_attempt is None:
+        return None
+    assert claim is not None
+    ctx.hold_claim(claim[0].row.id, int(answer.claimed_attempt))
+    return int(answer.claimed_attempt)
 
 
 def _recorded(ctx: Context, record: Record, recorded: bool, webhook: bool, done: Announcements) -> None:

@@ -3,8 +3,10 @@
 State machine: queued -> sending -> sent | failed | bounced | unknown, plus held
 (waiting for a time, with ``next_attempt_at``) and skipped. The worker claims straight from
 ``queued`` (or a due ``held``) to ``sending``; ``rendering`` is not used by it any more. While
-a row is ``sending`` its ``next_attempt_at`` is the claim's lease: past it, the claimer is
-presumed dead and the row becomes ``unknown`` (never resent).
+a row is ``sending`` its ``next_attempt_at`` is the claim's lease, which the claiming process
+renews while it lives: past it, the claimer is presumed dead and the row becomes ``unknown``
+(never resent). A late record of the real outcome by a claimer that was only slow still wins
+(the record accepts ``unknown`` of the same attempt).
 """
 
 from __future__ import annotations
@@ -299,6 +301,73 @@ Either half may be empty (NULL ids). The claim takes only ``queued`` or due ``he
 live enrollment and campaign, so a message the inbound side skipped (reply, opt-out) or one
 another execution holds can never be claimed; the tracked links go in with the frozen body.
 """
+
+RENEW = sa.text(
+    """
+    UPDATE messages m SET next_attempt_at = :lease
+    FROM unnest(CAST(:ids AS uuid[]), CAST(:attempts AS integer[])) AS v(id, attempt)
+    WHERE m.id = v.id AND m.attempt = v.attempt AND m.status = 'sending'
+    RETURNING m.id
+    """
+)
+"""Extend the leases of claims the calling process still holds (same attempt, still ``sending``)."""
+
+LOST_CLAIMS = sa.text(
+    """
+    UPDATE messages m
+    SET status = 'unknown', error_code = 'claim_lost', error_detail = 'found in sending after its claim expired',
+        next_attempt_at = NULL, hold_reason = NULL, updated_at = :now
+    WHERE m.id IN (
+        SELECT id FROM messages
+        WHERE status = 'sending' AND next_attempt_at < :now
+        ORDER BY next_attempt_at
+        LIMIT :batch
+        FOR UPDATE SKIP LOCKED
+    )
+    RETURNING m.id, m.org_id, m.campaign_id, m.channel
+    """
+)
+"""Claims whose lease ran out (their holder died): ``unknown``, never resent; the enrollment stays on the step.
+
+A claimer that was only slow still records the real outcome over it (the record accepts ``unknown``).
+"""
+
+HELD_ON_UNKNOWN = sa.text(
+    """
+    SELECT m.id FROM messages m
+    JOIN campaign_steps s ON s.id = m.step_id
+    JOIN enrollments e ON e.id = m.enrollment_id
+    WHERE m.status = 'unknown' AND m.updated_at < :cutoff
+      AND e.status = 'active' AND e.next_due_at IS NULL AND e.next_step_position = s.position
+    ORDER BY m.updated_at
+    LIMIT :batch
+    """
+)
+"""Unknown messages older than the hold whose enrollment still waits on their step."""
+
+RELEASE_HELD = sa.text(
+    """
+    UPDATE enrollments e
+    SET next_step_position = v.position + 1,
+        next_due_at = v.due,
+        status = CASE WHEN v.action = 'complete' THEN 'completed' ELSE e.status END,
+        completed_at = CASE WHEN v.action = 'complete' THEN :now ELSE e.completed_at END,
+        updated_at = :now
+    FROM unnest(CAST(:ids AS uuid[]), CAST(:positions AS integer[]), CAST(:actions AS varchar[]),
+                CAST(:due AS timestamptz[])) AS v(id, position, action, due)
+    WHERE e.id = v.id AND e.status = 'active' AND e.next_due_at IS NULL AND e.next_step_position = v.position
+    RETURNING e.id
+    """
+)
+"""Move held enrollments on past their unknown step, as a send would (only if still held on it)."""
+
+QUEUED_OF = sa.text(
+    """
+    SELECT id, channel FROM messages
+    WHERE id = ANY(CAST(:ids AS uuid[])) AND status IN ('queued', 'rendering') AND next_attempt_at IS NULL
+    """
+)
+"""The messages of a dead worker's job still waiting to go (its claim, if any, runs out by its lease)."""
 
 STOP = sa.text(
     """

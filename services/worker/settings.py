@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from libs.settings import CommonSettings
+from libs.settings import CommonSettings, Environment
 
 
 class WorkerSettings(CommonSettings):
@@ -47,11 +47,32 @@ class WorkerSettings(CommonSettings):
         default=30, ge=1, description="Emails per minute to one recipient domain from one organization."
     )
     worker_alive_ttl: float = Field(
-        default=15.0, gt=0, description="Seconds a killed worker takes to be noticed by the ticker's repair pass."
+        default=15.0,
+        gt=0,
+        description="Liveness TTL of a worker and lease of its claim: a killed worker's queued messages are "
+        "enqueued again within about 1.5x this, its in-flight message is unknown within about 1x this.",
+    )
+    unknown_hold_hours: float | None = Field(
+        default=None,
+        gt=0,
+        description="A lead whose step is unknown waits on it until an operator resolves the message; set, "
+        "its enrollment moves on after this many hours (the message stays unknown, never resent).",
     )
     clock_offset_seconds: float = Field(
-        default=0.0, description="Shift the worker's and ticker's clock (tests drive time with it)."
+        default=0.0,
+        description="Shift the worker's and ticker's clock; only with SDR_ENV=test (tests drive time with it).",
     )
+
+    @model_validator(mode="after")
+    def _clock_offset_only_in_tests(self) -> WorkerSettings:
+        # The services, the gateway and operators read the real clock: a shifted engine would
+        # stamp the ledger with times they see in the future (or the past).
+        if self.clock_offset_seconds and self.env is not Environment.TEST:
+            raise ValueError(
+                "SDR_CLOCK_OFFSET_SECONDS shifts only the worker's and ticker's clock and is accepted only "
+                f"with SDR_ENV=test (SDR_ENV is {self.env.value}); unset it"
+            )
+        return self
 
     @model_validator(mode="after")
     def _timeouts_fit_the_job(self) -> WorkerSettings:

@@ -8,7 +8,20 @@ PostgreSQL is the schedule, and the ticker enqueues the attempt when it is due (
 scheduler can enqueue a job twice and exits on a Redis error).
 The repair pass is what makes Redis disposable: a ``queued`` row whose job is missing
 (flushed, evicted, never written), failed or stuck in a dead worker is enqueued again; the
-claim in the job makes any duplicate harmless.
+claim in the job makes any duplicate harmless. A Redis that lost its data (its sentinel key
+is gone) is repaired on the next pass, without waiting ``SDR_REPAIR_AFTER_SECONDS``.
+
+Dead workers are noticed within seconds. Every pass looks at the jobs RQ lists as started
+and at the liveness key of the worker running each one (``tw:alive:<name>``, refreshed every
+third of ``SDR_WORKER_ALIVE_TTL``): a worker whose key has been gone for half a TTL more (a
+Redis flush deletes the key of a live worker too, which writes it again within a third of a
+TTL) is dead, and the messages of its job that are still ``queued`` are enqueued again at
+once, its job moved to the failed registry. The one message it may have had in flight is
+``sending`` under a lease its process renewed while alive: the lease runs out at most one TTL
+after the kill, and the next pass records it ``unknown`` (never resent; the enrollment waits
+for an operator). So with the defaults (15 s TTL, 1 s passes) a killed worker's queued
+messages are enqueued again within about 24 s and its in-flight message is ``unknown``
+within about 16 s.
 """
 
 from __future__ import annotations
@@ -24,13 +37,18 @@ from types import FrameType
 
 import structlog
 from redis import Redis
+from rq import Worker
+from rq.job import Job, JobStatus
+from rq.registry import FailedJobRegistry, StartedJobRegistry
+from rq.serializers import JSONSerializer
 from sqlalchemy import Engine
 
+from libs import ledger as resolution
 from libs.db.base import utcnow
 from libs.db.session import system_session
 from libs.queue import JobSpec, QueueName, enqueue_many
 from services.worker import ledger
-from services.worker.jobs import job_for
+from services.worker.jobs import QUEUE_OF, Announcements, announce, job_for
 from services.worker.settings import WorkerSettings
 
 log = structlog.get_logger(__name__)
@@ -42,6 +60,9 @@ batch's load, suppression check, rate-limit pipeline and freeze), few enough to 
 Measured in bench/worker.py (2 workers, 6,000 steps, alternating runs): 230 and 249 messages/s at
 50 against 214 and 213 at 20."""
 WAITING = {b"queued", b"deferred", b"scheduled"}
+SENTINEL = "tw:ticker:sentinel"
+"""A key the ticker keeps in Redis: its absence means Redis lost its data (flushed, restarted empty)."""
+REPAIR_BATCH = 5000
 DELIVER_WEBHOOK = "services.campaign.inbound.jobs.deliver_webhook"
 """The inbound queue's job making one webhook attempt (named, never imported)."""
 WEBHOOK_LEASE = timedelta(minutes=5)
@@ -67,6 +88,9 @@ class TickStats:
     claimed: int = 0
     dispatched: int = 0
     repaired: int = 0
+    rescued: int = 0
+    lost: int = 0
+    released: int = 0
     webhooks: int = 0
     jobs: int = 0
 
@@ -80,6 +104,9 @@ class Ticker:
         self.redis = redis
         self._stop = threading.Event()
         self._webhooks_at = 0.0
+        self._full_repair = False
+        self._missing_since: dict[str, float] = {}
+        """Workers with a started job whose liveness key was missing, and since when (monotonic)."""
 
     def now(self) -> datetime:
         """The ticker's clock (shifted by ``clock_offset_seconds`` in tests)."""
@@ -116,11 +143,16 @@ class Ticker:
             due = [(r.id, r.channel) for r in session.execute(ledger.DISPATCH_DUE, {"now": now, "batch": 10_000})]
         stats.dispatched = len(due)
         stats.jobs += self._enqueue(due, tag=f"d{int(now.timestamp())}")
+        stats.rescued = self.rescue_dead_workers()
+        stats.lost = self.expire_claims()
         stats.repaired = self.repair()
         if time.monotonic() >= self._webhooks_at:
             stats.webhooks = self.dispatch_webhooks()
+            stats.released = self.release_unknown_holds()
             self._webhooks_at = time.monotonic() + WEBHOOK_INTERVAL
-        if stats.claimed or stats.dispatched or stats.repaired or stats.webhooks:
+        if any((stats.claimed, stats.dispatched, stats.repaired, stats.rescued, stats.lost, stats.released)) or (
+            stats.webhooks
+        ):
             log.info("ticker_pass", **stats.__dict__)
         return stats
 
@@ -175,13 +207,149 @@ class Ticker:
         ]
         return enqueue_many(self.redis, specs) if specs else 0
 
-    def repair(self) -> int:
-        """Re-enqueue ledger rows whose job is gone, failed or stuck; return how many."""
+    def expire_claims(self) -> int:
+        """Record ``unknown`` every claim whose lease ran out (its worker died mid-send); return how many.
+
+        Done here rather than by a job, so a dead worker's message in flight is ``unknown`` within
+        a pass of its lease running out, however long the queues are.
+        """
         now = self.now()
-        cutoff = now - timedelta(seconds=self.settings.repair_after_seconds)
+        with system_session(self.engine) as session:
+            rows = session.execute(ledger.LOST_CLAIMS, {"now": now, "batch": 5000}).all()
+        if rows:
+            done = Announcements()
+            for row in rows:
+                done.event("unknown", row, "claim_lost")
+            announce(self.redis, done)
+            log.warning("ticker_claims_lost", count=len(rows), message_ids=[str(r.id) for r in rows[:20]])
+        return len(rows)
+
+    def release_unknown_holds(self) -> int:
+        """With ``SDR_UNKNOWN_HOLD_HOURS``: move on the enrollments held that long on an unknown step.
+
+        The message stays ``unknown`` (an operator may still resolve it; it is never resent), the
+        enrollment is scheduled as after a send (:func:`libs.ledger.next_step`). Unset: nothing.
+        """
+        hours = self.settings.unknown_hold_hours
+        if hours is None:
+            return 0
+        now = self.now()
+        with system_session(self.engine) as session:
+            conn = session.connection()
+            ids = [
+                r.id
+                for r in conn.execute(ledger.HELD_ON_UNKNOWN, {"cutoff": now - timedelta(hours=hours), "batch": 500})
+            ]
+            if not ids:
+                return 0
+            facts = conn.execute(resolution.LOAD, {"ids": ids}).all()
+            plans = [(row, *resolution.next_step(row, now)) for row in facts]
+            released = conn.execute(
+                ledger.RELEASE_HELD,
+                {
+                    "ids": [row.enrollment_id for row, _, _ in plans],
+                    "positions": [row.position for row, _, _ in plans],
+                    "actions": [action for _, action, _ in plans],
+                    "due": [due for _, _, due in plans],
+                    "now": now,
+                },
+            ).all()
+        if released:
+            log.warning("ticker_unknown_holds_released", count=len(released), hours=hours)
+        return len(released)
+
+    def dead_workers(self, workers: Iterable[str]) -> set[str]:
+        """Of ``workers``, those whose liveness key has been missing for at least half a TTL."""
+        names = sorted(set(workers))
+        if not names:
+            return set()
+        with self.redis.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.exists(alive_key(name))
+            alive = pipe.execute()
+        clock = time.monotonic()
+        grace = self.settings.worker_alive_ttl / 2
+        dead: set[str] = set()
+        for name, present in zip(names, alive, strict=True):
+            if int(present):
+                self._missing_since.pop(name, None)
+                continue
+            since = self._missing_since.setdefault(name, clock)
+            if clock - since >= grace:
+                dead.add(name)
+        for name in set(self._missing_since) - set(names):
+            del self._missing_since[name]
+        return dead
+
+    def rescue_dead_workers(self) -> int:
+        """Enqueue again, at once, the waiting messages of every started job whose worker is dead; return how many."""
+        started: list[tuple[str, str, str]] = []  # (queue, job id, registry entry)
+        for queue in sorted({str(q) for q in QUEUE_OF.values()}):
+            registry = StartedJobRegistry(queue, connection=self.redis)
+            started.extend(
+                (queue, job_id, f"{job_id}:{execution_id}")
+                for job_id, execution_id in registry.get_job_and_execution_ids(cleanup=False)
+            )
+        if not started:
+            self._missing_since.clear()
+            return 0
+        with self.redis.pipeline(transaction=False) as pipe:
+            for _, job_id, _ in started:
+                pipe.hmget(f"rq:job:{job_id}", "status", "worker_name")
+            owners = pipe.execute()
+        running = {
+            job_id: worker.decode()
+            for (_, job_id, _), (status, worker) in zip(started, owners, strict=True)
+            if status == JobStatus.STARTED.value.encode() and worker
+        }
+        dead = self.dead_workers(running.values())
+        if not dead:
+            return 0
+        orphans = [entry for entry in started if running.get(entry[1]) in dead]
+        jobs = Job.fetch_many([job_id for _, job_id, _ in orphans], connection=self.redis, serializer=JSONSerializer)
+        message_ids: list[str] = []
+        with self.redis.pipeline() as pipe:
+            for (queue, _, entry), job in zip(orphans, jobs, strict=True):
+                pipe.zrem(StartedJobRegistry(queue, connection=self.redis).key, entry)
+                if job is None:
+                    continue
+                if job.args and isinstance(job.args[0], list):
+                    message_ids.extend(str(m) for m in job.args[0])
+                job.set_status(JobStatus.FAILED, pipeline=pipe)
+                FailedJobRegistry(queue, connection=self.redis).add(
+                    job, exc_string=f"worker {job.worker_name} died (liveness key gone)", pipeline=pipe
+                )
+            pipe.execute()
+        for name in dead:  # operators stop seeing it as busy: RQ would keep it listed for its TTL
+            worker = Worker.find_by_key(Worker.redis_worker_namespace_prefix + name, connection=self.redis)
+            if worker is not None:
+                worker.register_death()  # type: ignore[no-untyped-call]
+        if not message_ids:
+            return 0
+        with system_session(self.engine) as session:
+            waiting = [(r.id, r.channel) for r in session.execute(ledger.QUEUED_OF, {"ids": message_ids})]
+        if waiting:
+            self._enqueue(waiting, tag=f"w{int(self.now().timestamp())}")
+        log.warning(
+            "ticker_rescued_dead_worker", workers=sorted(dead), jobs=[j for _, j, _ in orphans], count=len(waiting)
+        )
+        return len(waiting)
+
+    def repair(self) -> int:
+        """Re-enqueue ledger rows whose job is gone, failed or stuck; return how many.
+
+        Rows are looked at once they are ``SDR_REPAIR_AFTER_SECONDS`` old, except right after
+        Redis lost its data (the sentinel key is gone: a flush, a restart without persistence):
+        then every waiting row is looked at at once, until a pass finds fewer than a batch.
+        """
+        now = self.now()
+        if self.redis.set(SENTINEL, b"1", nx=True):
+            self._full_repair = True
+        cutoff = now if self._full_repair else now - timedelta(seconds=self.settings.repair_after_seconds)
         stuck_after = timedelta(seconds=self.settings.job_timeout * JOB_BATCH + 60)
         with system_session(self.engine) as session:
-            rows = session.execute(ledger.STALE, {"cutoff": cutoff, "now": now, "batch": 5000}).all()
+            rows = session.execute(ledger.STALE, {"cutoff": cutoff, "now": now, "batch": REPAIR_BATCH}).all()
+        self._full_repair = self._full_repair and len(rows) >= REPAIR_BATCH
         if not rows:
             return 0
         with self.redis.pipeline(transaction=False) as pipe:

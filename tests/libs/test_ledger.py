@@ -203,7 +203,8 @@ def test_delivered_marks_it_sent_and_the_enrollment_moves_on_as_the_worker_sched
             "reason": "operator_delivered",
         }
     ]
-    # The next step is due (the worker clock runs at noon in New York, past the 90 minutes): it goes out.
+    # Once the 90 minutes have passed on the worker's clock, the next step is due: it goes out.
+    ctx.settings.clock_offset_seconds = max(ctx.settings.clock_offset_seconds, 0) + 90 * 60
     drain(ctx, redis)
     rows = messages(engine, world)
     assert [(r.position, r.status) for r in rows] == [(1, "sent"), (2, "sent")]
@@ -221,13 +222,40 @@ def test_delivered_on_the_last_step_completes_the_enrollment(engine: sa.Engine) 
     assert state.completed_at is not None
 
 
-def test_delivered_after_the_worker_moved_on_leaves_the_enrollment_alone(
+def test_an_unknown_send_holds_the_enrollment_until_delivered_moves_it_on(
     ctx: jobs.Context, redis: Redis, engine: sa.Engine, smtp: SmtpServer
 ) -> None:
-    world = unknown_by_the_worker(ctx, redis, engine, smtp)
-    before = enrollment(engine, world.enrollment_ids[0])
-    assert before.status == "completed"  # the worker moves on past an unknown send
+    """Step 2 never goes while step 1 is unknown, however often the ticker passes; the decision moves it on."""
+    world = unknown_by_the_worker(ctx, redis, engine, smtp, channels=("email", "email"))
+    ctx.settings.clock_offset_seconds += 3600  # an hour later: step 2 would long be due
+    drain(ctx, redis)
+    assert [(r.position, r.status) for r in messages(engine, world)] == [(1, "unknown")]
+    held = enrollment(engine, world.enrollment_ids[0])
+    assert (held.status, held.next_step_position, held.next_due_at) == ("active", 1, None)
+    assert len(smtp.messages) == 1
     message_id = messages(engine, world)[0].id
+    batch = resolve(engine, [message_id], ledger.Outcome.DELIVERED, now=ctx.now())
+    [result] = batch.results
+    assert (result.resolved, result.status, result.enrollment) == (True, "sent", "advanced")
+    drain(ctx, redis)
+    assert [(r.position, r.status) for r in messages(engine, world)] == [(1, "sent"), (2, "sent")]
+    assert len(smtp.messages) == 2
+    assert enrollment(engine, world.enrollment_ids[0]).status == "completed"
+
+
+def test_delivered_after_the_enrollment_moved_on_leaves_the_enrollment_alone(engine: sa.Engine) -> None:
+    """An enrollment already past the step (moved on before unknown sends held it) is not moved again."""
+    world = create_world(engine)
+    message_id = waiting_unknown(engine, world)
+    with system_session(engine) as s:
+        s.execute(
+            sa.text(
+                "UPDATE enrollments SET status = 'completed', next_step_position = 2, completed_at = now() "
+                "WHERE id = :e"
+            ),
+            {"e": world.enrollment_ids[0]},
+        )
+    before = enrollment(engine, world.enrollment_ids[0])
     [result] = resolve(engine, [message_id], ledger.Outcome.DELIVERED).results
     assert (result.resolved, result.status, result.enrollment) == (True, "sent", "unchanged")
     assert enrollment(engine, world.enrollment_ids[0]) == before
@@ -263,8 +291,9 @@ def test_resend_goes_out_once_through_the_worker_and_never_twice(
     world = unknown_by_the_worker(ctx, redis, engine, smtp)
     assert len(smtp.messages) == 1  # the server had it, but the worker could not know
     message_id = messages(engine, world)[0].id
+    assert enrollment(engine, world.enrollment_ids[0]).status == "active"  # held on the unknown step
     [result] = resolve(engine, [message_id], ledger.Outcome.RESEND, note="not in the provider's log").results
-    assert (result.resolved, result.status, result.enrollment) == (True, "queued", "rewound")
+    assert (result.resolved, result.status, result.enrollment) == (True, "queued", "unchanged")
     state = enrollment(engine, world.enrollment_ids[0])
     assert (state.status, state.next_step_position, state.completed_at) == ("active", 1, None)
     [event] = events(engine, message_id)

@@ -57,9 +57,15 @@ def _missing_contact(lead: LeadRow, channel: str) -> Waiting | None:
     if channel in (Channel.SMS, Channel.VOICEMAIL) and not lead.phone:
         return Waiting(reason="no_address", detail="The lead has no phone number.")
     if channel == Channel.SMS and lead.consent_sms_at is None:
-        return Waiting(reason="no_consent", detail="The lead has not consented to SMS.")
+        return Waiting(
+            reason="no_consent",
+            detail="The lead has not consented to SMS: this step will be skipped and the lead moves on to the next.",
+        )
     if channel == Channel.VOICEMAIL and lead.consent_voice_at is None:
-        return Waiting(reason="no_consent", detail="The lead has not consented to voicemail.")
+        return Waiting(
+            reason="no_consent",
+            detail="The lead has not consented to voicemail: this step will be skipped and the lead moves on.",
+        )
     return None
 
 
@@ -159,6 +165,13 @@ class TimelineService:
             return missing
         message = await self.repo.message_for(enrollment.id, step.id)
         if message is not None:
+            if message.status == MessageStatus.UNKNOWN:
+                return Waiting(
+                    reason="held",
+                    detail="Held until an operator resolves this step's message: its send may or may not have "
+                    "reached the provider (delivered moves the lead on, resend sends it once more, failed moves on).",
+                    hold_reason="unknown_outcome",
+                )
             if message.status == MessageStatus.HELD:
                 return Waiting(
                     reason="held",

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,10 +16,13 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 from redis import Redis
+from rq import Worker
+from rq.job import Job
 from rq.registry import StartedJobRegistry
+from rq.serializers import JSONSerializer
 
 from libs.crypto import SecretBox
-from libs.db.session import make_engine
+from libs.db.session import make_engine, system_session
 from libs.settings import CommonSettings
 from tests.conftest import ROOT
 from tests.services.worker.conftest import messages
@@ -175,4 +179,101 @@ def test_sigterm_mid_send_finishes_the_job_then_exits(
     connection = Redis.from_url(redis_url)
     assert StartedJobRegistry("sms", connection=connection).count == 0
     connection.close()
+    engine.dispose()
+
+
+def _status(engine: sa.Engine, ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+    with system_session(engine) as s:
+        rows = s.execute(sa.text("SELECT id, status FROM messages WHERE id = ANY(:ids)"), {"ids": ids})
+        return {r.id: r.status for r in rows}
+
+
+def test_fault_run_kill_9_mid_batch_a_redis_flush_and_dropped_smtp_lose_nothing_and_send_nothing_twice(
+    fleet: Fleet, database_url: str, redis_url: str, smtp: SmtpServer, providers: ProviderServer
+) -> None:
+    """60 leads, a text then an email: a worker killed mid-batch, Redis flushed mid-run, SMTP connections dropped.
+
+    The killed worker's queued texts move on and its text in flight becomes ``unknown`` within
+    seconds (never resent), that lead's email waits for an operator, the flush loses nothing
+    and the live workers are listed again, and no lead gets anything twice. ``FLUSHDB`` of the
+    test's own Redis database is the same loss as ``FLUSHALL`` without touching other databases.
+    """
+    leads = 60
+    # The in-flight text outlives the Twilio timeout (so only the kill ends it), and the age-based
+    # repair waits 10 minutes: a repair within seconds is the dead-worker path, and the flush's.
+    fleet.env.update(SDR_TWILIO_TIMEOUT="60", SDR_JOB_TIMEOUT="90", SDR_REPAIR_AFTER_SECONDS="600")
+    engine, world = launch(database_url, smtp, leads, ("sms", "email"))
+    redis = Redis.from_url(redis_url)
+    # The 10th text never answers (the victim dies on it); the rest take a little while, so the
+    # flush below lands while texts and emails are still going out.
+    providers.script("messages", *([hang(0)] * 9), hang(120), *([hang(0.15)] * leads))
+    smtp.drop_after_data(times=3)  # handed over, but the worker cannot know: unknown
+    smtp.reply_at("MAIL", "421 4.3.2 Try again later", times=2)  # refused before the hand-off: retried
+    fleet.start(TICKER, "ticker")
+    victim = fleet.start(WORKER, "worker")
+    providers.wait_for("messages", 10, timeout=60)
+    [victim_job] = StartedJobRegistry("sms", connection=redis).get_job_ids(cleanup=False)
+    batch = [uuid.UUID(m) for m in Job.fetch(victim_job, connection=redis, serializer=JSONSerializer).args[0]]
+    fleet.start(WORKER, "worker")
+    fleet.start(WORKER, "worker")
+    wait_until(lambda: len(Worker.all(connection=redis)) == 3, timeout=60)  # the survivors are up
+    os.kill(victim.pid, signal.SIGKILL)  # mid-batch: the 10th of its 50 texts is at Twilio
+    killed_at = time.monotonic()
+    victim.wait(10)
+    status = _status(engine, batch)
+    in_flight = [m for m in batch if status[m] == "sending"]
+    waiting = [m for m in batch if status[m] == "queued"]
+    assert (len(batch), len(in_flight), len(waiting)) == (50, 1, 40)
+
+    repaired: dict[str, float] = {}
+
+    def repair_progress() -> bool:
+        now = time.monotonic() - killed_at
+        status = _status(engine, batch)
+        if "unknown" not in repaired and status[in_flight[0]] == "unknown":
+            repaired["unknown"] = now
+        if "picked_up" not in repaired and any(status[m] != "queued" for m in waiting):
+            repaired["picked_up"] = now
+        return len(repaired) == 2
+
+    try:
+        wait_until(repair_progress, timeout=30)
+    finally:
+        print(f"\nrepair: {repaired}, batch: {sorted(_status(engine, batch).values())}")
+    print(
+        f"\ntime to repair after kill -9: in-flight claim unknown after {repaired['unknown']:.1f} s, "
+        f"its {len(waiting)} queued messages picked up after {repaired['picked_up']:.1f} s"
+    )
+    # Seconds (the TTL is 2 s here); the age-based repair would take 10 minutes.
+    assert repaired["unknown"] < 10
+    assert repaired["picked_up"] < 10
+
+    workers = {w.name for w in Worker.all(connection=redis)}
+    assert len(workers) == 2  # the dead one is no longer listed
+    assert sum(s != "sent" for s in _status(engine, waiting).values()) >= 5  # the flush lands mid-run
+    redis.flushdb()  # every job, marker, liveness key and worker registration is gone
+    assert Worker.all(connection=redis) == []
+    wait_until(lambda: {w.name for w in Worker.all(connection=redis)} == workers, timeout=15)  # listed again
+
+    def settled() -> bool:
+        rows = messages(engine, world)
+        return len(rows) == 2 * leads - 1 and all(r.status in ("sent", "unknown") for r in rows)
+
+    wait_until(settled, timeout=60)
+    rows = messages(engine, world)
+    texts = [r for r in rows if r.channel == "sms"]
+    emails = [r for r in rows if r.channel == "email"]
+    # Nothing lost: every text, and every email but the one whose lead waits on its unknown text.
+    assert len(texts) == leads
+    assert [r.id for r in texts if r.status == "unknown"] == in_flight
+    held = next(r.lead_id for r in texts if r.status == "unknown")
+    assert held not in {r.lead_id for r in emails}
+    assert len(emails) == leads - 1
+    assert [r.status for r in emails].count("unknown") == 3  # the three dropped after DATA
+    # Nothing sent twice: one request per text, one email per lead.
+    assert providers.count("messages") == leads
+    assert len({r.form["To"] for r in providers.received("messages")}) == leads
+    assert len(smtp.messages) == leads - 1
+    assert len({m.rcpt_tos[0] for m in smtp.messages}) == leads - 1
+    redis.close()
     engine.dispose()
