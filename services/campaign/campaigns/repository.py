@@ -223,20 +223,33 @@ class CampaignRepository:
         """Enroll the leads ``selector`` picks in one statement; classify and count the ones skipped.
 
         ``selector`` is SQL over ``leads l`` (already filtered by organization). Leads that are
-        erased, suppressed on a channel the steps use, missing the channel's address or consent,
-        or active in another campaign of the same brand are skipped with a reason.
+        erased, suppressed on a channel the steps use, reachable by none of the steps (missing
+        every step channel's address or consent), or active in another campaign of the same
+        brand are skipped with a reason.
         """
         checks = ["WHEN l.status = 'erased' OR l.erased_at IS NOT NULL THEN 'erased'"]
         suppressed, suppressed_params = suppressed_sql(self.org_id, channels, self.suppression_key, "sup_")
         checks.append(f"WHEN {suppressed} THEN 'suppressed'")
+        # A lead missing one channel's address or consent is still enrolled when another step can
+        # reach it: the worker skips only the steps it may not receive (reason on each message).
+        # It is skipped here only when no step of the campaign can reach it at all.
+        unreachable = {
+            Channel.EMAIL: "l.email_normalized IS NULL",
+            Channel.SMS: "(l.phone IS NULL OR l.consent_sms_at IS NULL)",
+            Channel.VOICEMAIL: "(l.phone IS NULL OR l.consent_voice_at IS NULL)",
+        }
+        reasons: list[str] = []
         if Channel.EMAIL in channels:
-            checks.append("WHEN l.email_normalized IS NULL THEN 'no_email'")
+            reasons.append("WHEN l.email_normalized IS NULL THEN 'no_email'")
         if channels & {Channel.SMS, Channel.VOICEMAIL}:
-            checks.append("WHEN l.phone IS NULL THEN 'no_phone'")
+            reasons.append("WHEN l.phone IS NULL THEN 'no_phone'")
         if Channel.SMS in channels:
-            checks.append("WHEN l.consent_sms_at IS NULL THEN 'no_sms_consent'")
+            reasons.append("WHEN l.consent_sms_at IS NULL THEN 'no_sms_consent'")
         if Channel.VOICEMAIL in channels:
-            checks.append("WHEN l.consent_voice_at IS NULL THEN 'no_voicemail_consent'")
+            reasons.append("WHEN l.consent_voice_at IS NULL THEN 'no_voicemail_consent'")
+        blocked = [condition for channel, condition in unreachable.items() if channel in channels]
+        if blocked:
+            checks.append(f"WHEN {' AND '.join(blocked)} THEN CASE {' '.join(reasons)} END")
         # Uncorrelated IN subqueries: PostgreSQL hashes each set once instead of probing per lead.
         checks.append(
             """WHEN l.id IN (

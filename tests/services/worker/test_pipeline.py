@@ -203,6 +203,22 @@ def test_missing_consent_skips(ctx: jobs.Context, redis: Redis, engine: sa.Engin
     assert ctx.recorder.read("sms") == []
 
 
+def test_missing_sms_consent_skips_only_the_texts_and_the_emails_go(
+    ctx: jobs.Context, redis: Redis, engine: sa.Engine, smtp: SmtpServer
+) -> None:
+    world = create_world(
+        engine, channels=("sms", "email", "sms"), smtp=(smtp.host, smtp.port), lead_overrides={"consent_sms_at": None}
+    )
+    drain(ctx, redis)
+    assert [(r.position, r.status, r.hold_reason) for r in messages(engine, world)] == [
+        (1, "skipped", "no_consent"),
+        (2, "sent", None),
+        (3, "skipped", "no_consent"),
+    ]
+    assert len(smtp.messages) == 1
+    assert ctx.recorder.read("sms") == []
+
+
 def test_sms_without_credentials_goes_to_the_local_recorder(ctx: jobs.Context, redis: Redis, engine: sa.Engine) -> None:
     world = create_world(engine, channels=("sms",))
     drain(ctx, redis)

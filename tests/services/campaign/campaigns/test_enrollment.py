@@ -94,8 +94,23 @@ def test_sms_and_voicemail_need_phone_and_consent(world: World) -> None:
     body = world.a.post(
         f"/api/campaigns/{c['id']}/enrollments", {"lead_ids": [str(i) for i in (both, sms_only, none, no_phone, stop)]}
     ).json()
+    # Consent to texts only: enrolled, the voicemail step alone is skipped at send time.
+    assert body["enrolled"] == 2
+    assert body["skipped"] == {"no_sms_consent": 1, "no_phone": 1, "suppressed": 1}
+
+
+def test_a_lead_without_sms_consent_is_enrolled_for_the_email_steps(world: World) -> None:
+    org = world.a.org_id
+    c = world.a.create_campaign(world.brand_a)
+    world.a.add_step(c["id"], channel="sms", sms_template="Hi {{ first_name }}")
+    world.a.add_step(c["id"], delay=1)
+    email_only = seed_lead(world.db, org, phone="+14155550120")
+    unreachable = seed_lead(world.db, org, email=None, phone="+14155550121")
+    body = world.a.post(
+        f"/api/campaigns/{c['id']}/enrollments", {"lead_ids": [str(email_only), str(unreachable)]}
+    ).json()
     assert body["enrolled"] == 1
-    assert body["skipped"] == {"no_voicemail_consent": 1, "no_sms_consent": 1, "no_phone": 1, "suppressed": 1}
+    assert body["skipped"] == {"no_email": 1}
 
 
 def test_enroll_by_filter_and_by_import(world: World) -> None:
