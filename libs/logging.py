@@ -24,11 +24,32 @@ _SECRET_KEYS = re.compile(r"(password|secret|token|authorization|api_key|cookie)
 _REDACTED = "[redacted]"
 
 
+_MAX_DEPTH = 8
+
+
+def _scrubbed(value: Any, depth: int = 0) -> Any:
+    """``value`` with every value under a secret-named key replaced, in nested dicts and lists too."""
+    if depth >= _MAX_DEPTH:
+        return _REDACTED if isinstance(value, dict | list | tuple) else value
+    if isinstance(value, dict):
+        return {
+            k: _REDACTED if isinstance(k, str) and _SECRET_KEYS.search(k) else _scrubbed(v, depth + 1)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return type(value)(_scrubbed(v, depth + 1) for v in value)
+    return value
+
+
 def _redact(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
-    """Replace values whose key names a secret, whatever the caller passed."""
+    """Replace values whose key names a secret, at any depth, whatever the caller passed."""
     for key in list(event):
-        if key != "event" and _SECRET_KEYS.search(key):
+        if key == "event":
+            continue
+        if _SECRET_KEYS.search(key):
             event[key] = _REDACTED
+        elif isinstance(event[key], dict | list | tuple):
+            event[key] = _scrubbed(event[key])
     return event
 
 

@@ -113,10 +113,6 @@ def test_redaction_in_this_process_as_the_services_configure_it(
         assert line["service"] == "probe"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="libs.logging redacts top-level keys only: a secret-named key inside a dict value is written as is",
-)
 @pytest.mark.parametrize("json_logs", [True, False], ids=["production-json", "development-console"])
 def test_values_under_secret_named_keys_of_nested_dicts_never_reach_the_output(json_logs: bool) -> None:
     out = _run(NESTED, json_logs=json_logs)
