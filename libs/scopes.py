@@ -2,7 +2,7 @@
 
 A scope is ``<area>:read`` or ``<area>:write`` for one area of the API, or ``*`` for every
 area. A token that carries scopes (an API key's) may call a route only when it holds the
-route's scope: ``GET`` and ``HEAD`` need ``<area>:read``, every other method ``<area>:write``.
+route's scope: ``GET``, ``HEAD`` and ``OPTIONS`` need ``<area>:read``, every other method ``<area>:write``.
 ``<area>:write`` includes ``<area>:read``: a write answers with the resource it wrote, so a
 key that may write an area reads it anyway. Scopes never widen a role: the route's role
 guard applies as well, so a viewer key holding ``leads:write`` still cannot write leads.
@@ -109,7 +109,7 @@ def required_scope(opt: Mapping[str, Any], method: str) -> str | Requirement:
     if value == _ANY:
         return Requirement.NONE
     if isinstance(value, Area):
-        return value.read if method.upper() in ("GET", "HEAD") else value.write
+        return value.read if method.upper() in ("GET", "HEAD", "OPTIONS") else value.write
     return Requirement.PERSON
 
 

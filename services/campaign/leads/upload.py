@@ -103,7 +103,11 @@ async def receive_file(
                                 raise Invalid(f"The form field {segment.name!r} is too large.")
     except MultipartError as exc:
         discard(dest)
-        raise BadRequest(f"The multipart body is malformed: {exc}") from exc
+        # The parser's message quotes the raw bytes it refused; the answer names only the rule.
+        raise BadRequest(
+            "The multipart body is malformed: send multipart/form-data with a 'file' part and its boundary.",
+            errors=[{"field": "body", "message": "malformed multipart/form-data"}],
+        ) from exc
     except BaseException:
         discard(dest)
         raise

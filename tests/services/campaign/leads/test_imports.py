@@ -199,6 +199,16 @@ def test_bad_form_fields_are_field_errors(alice: Actor) -> None:
     assert r.status_code == 422
 
 
+def test_a_malformed_multipart_body_is_a_400_that_quotes_none_of_its_bytes(alice: Actor) -> None:
+    canary = "canary-3f9a-secret"
+    body = f"--B\r\nContent-Disposition form-data; name=file; {canary}\r\n\r\nemail\r\n--B--\r\n".encode()
+    r = alice.post("/api/leads/imports", content=body, headers={"content-type": "multipart/form-data; boundary=B"})
+    assert r.status_code == 400, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert r.json()["errors"] == [{"field": "body", "message": "malformed multipart/form-data"}]
+    assert canary not in r.text
+
+
 def test_limits_are_enforced_while_streaming(alice: Actor, campaign_settings: CampaignSettings, run_jobs: Any) -> None:
     campaign_settings.import_max_bytes = 2048
     campaign_settings.import_max_rows = 10
