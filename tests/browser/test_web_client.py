@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from libs.webbuild import ensure_built
+from tests.browser.axe import assert_accessible
 from tests.browser.test_first_doors import (  # the fixtures of the first doors' test: sdr dev, screenshots
     CHROMIUM_ARGS,
     PAGE_TIMEOUT_MS,
@@ -75,8 +76,10 @@ def test_a_new_team_signs_up_and_gets_an_email_sender_verified_in_the_browser(
                 page.goto(f"{gateway}/")
                 page.wait_for_url(re.compile(r"/signin$"))
                 expect(page.get_by_role("heading", name="Sign in to Tidewater")).to_be_visible()
+                assert_accessible(page, "sign-in")
                 page.get_by_role("link", name="Create an account").click()
                 page.wait_for_url(re.compile(r"/signup$"))
+                assert_accessible(page, "sign-up")
 
             evidence.step("to-sign-up", to_sign_up)
 
@@ -97,6 +100,7 @@ def test_a_new_team_signs_up_and_gets_an_email_sender_verified_in_the_browser(
                 expect(password).to_have_attribute("aria-invalid", "true")
                 expect(password).to_have_accessible_description(re.compile(r"12"))
                 expect(page.locator(".form-error")).to_contain_text("invalid")
+                assert_accessible(page, "sign-up (with a field error)")
                 password.press("ControlOrMeta+a")
                 page.keyboard.type(PASSWORD)
                 page.keyboard.press("Enter")
@@ -104,6 +108,7 @@ def test_a_new_team_signs_up_and_gets_an_email_sender_verified_in_the_browser(
                 expect(page.get_by_role("heading", name="Get ready to send")).to_be_visible()
                 expect(page.get_by_text("0 of 5 steps done")).to_be_visible()
                 expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+                assert_accessible(page, "onboarding")
 
             evidence.step("sign-up", sign_up_with_the_keyboard)
 
@@ -111,6 +116,7 @@ def test_a_new_team_signs_up_and_gets_an_email_sender_verified_in_the_browser(
                 page.get_by_role("navigation", name="Main").get_by_role("link", name="Brands").click()
                 page.wait_for_url(re.compile(r"/brands$"))
                 expect(page.get_by_text("No brands yet")).to_be_visible()
+                assert_accessible(page, "brands (empty)")
                 form = page.get_by_role("form", name="Create a brand")
                 form.get_by_label("Brand name").fill("Acme")
                 form.get_by_label("Website").fill("https://acme.example")
@@ -120,6 +126,7 @@ def test_a_new_team_signs_up_and_gets_an_email_sender_verified_in_the_browser(
                 expect(page.get_by_role("status").filter(has_text="Brand Acme created")).to_be_visible()
                 expect(page.get_by_role("list", name="Brands").get_by_role("heading", name="Acme")).to_be_visible()
                 assert _fits(page), "the brands screen scrolls sideways at 390 px"
+                assert_accessible(page, "brands")
                 page.get_by_role("link", name="Checklist for Acme").click()
                 expect(page.get_by_text("3 of 5 steps done")).to_be_visible()
                 expect(page.locator('[data-step="postal_address"]')).to_contain_text("(done)")
@@ -131,6 +138,7 @@ def test_a_new_team_signs_up_and_gets_an_email_sender_verified_in_the_browser(
                 page.get_by_role("link", name=re.compile("Add an email sender")).click()
                 page.wait_for_url(re.compile(r"/brands/[^/]+/senders$"))
                 expect(page.get_by_text("No email sender yet")).to_be_visible()
+                assert_accessible(page, "senders (empty)")
                 form = page.get_by_role("form", name="Add an email sender")
                 form.get_by_label("From name").fill("Ada at Acme")
                 form.get_by_label("From address").fill(EMAIL)
@@ -145,10 +153,12 @@ def test_a_new_team_signs_up_and_gets_an_email_sender_verified_in_the_browser(
                 senders.get_by_role("button", name=f"Verify {EMAIL}").click()
                 expect(senders.get_by_text("Verified", exact=True)).to_be_visible()
                 assert _fits(page), "the senders screen scrolls sideways at 390 px"
+                assert_accessible(page, "senders")
                 page.screenshot(path=str(artifacts / "senders-390.png"), full_page=True)
                 page.get_by_role("link", name="Back to the checklist").click()
                 expect(page.get_by_text("5 of 5 steps done")).to_be_visible()
                 expect(page.get_by_text("email campaigns can launch")).to_be_visible()
+                assert_accessible(page, "onboarding (done)")
 
             evidence.step("sender", add_and_verify_sender)
 
@@ -157,6 +167,7 @@ def test_a_new_team_signs_up_and_gets_an_email_sender_verified_in_the_browser(
                 page.get_by_role("navigation", name="Main").get_by_role("link", name="Brands").click()
                 expect(page.get_by_role("form", name="Create a brand")).to_be_visible()
                 assert _fits(page), "the brands screen scrolls sideways at 1280 px"
+                assert_accessible(page, "brands at 1280 px")
                 page.screenshot(path=str(artifacts / "brands-1280.png"), full_page=True)
                 # A deep link loads the client, but the session lives in memory: sign in again.
                 page.goto(f"{gateway}/brands")
