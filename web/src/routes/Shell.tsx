@@ -50,6 +50,12 @@ export default function Shell() {
             <li>
               <NavLink to="/brands">Brands</NavLink>
             </li>
+            <li>
+              <NavLink to="/leads">Leads</NavLink>
+            </li>
+            <li>
+              <NavLink to="/suppressions">Suppressions</NavLink>
+            </li>
           </ul>
         </nav>
         <div className="shell__account">
