@@ -56,6 +56,12 @@ export default function Shell() {
             <li>
               <NavLink to="/suppressions">Suppressions</NavLink>
             </li>
+            <li>
+              <NavLink to="/campaigns">Campaigns</NavLink>
+            </li>
+            <li>
+              <NavLink to="/webhooks">Webhooks</NavLink>
+            </li>
           </ul>
         </nav>
         <div className="shell__account">
