@@ -105,7 +105,7 @@ export function toStreamItem(message: SseMessage): StreamItem | null {
       type: "snapshot",
       snapshot: {
         at: typeof data.at === "number" ? data.at : 0,
-        campaign_id: String(data.campaign_id ?? ""),
+        campaign_id: typeof data.campaign_id === "string" ? data.campaign_id : "",
         messages: counts(data.messages),
         held_reasons: counts(data.held_reasons),
         sent: { "1m": sent["1m"] ?? 0, "5m": sent["5m"] ?? 0, "15m": sent["15m"] ?? 0 },
@@ -116,7 +116,7 @@ export function toStreamItem(message: SseMessage): StreamItem | null {
     const event: LiveEvent = {
       id: data.id,
       kind: data.kind,
-      campaign_id: String(data.campaign_id ?? ""),
+      campaign_id: typeof data.campaign_id === "string" ? data.campaign_id : "",
       at: typeof data.at === "number" ? data.at : Number(data.at) || 0,
     };
     if (typeof data.message_id === "string") event.message_id = data.message_id;
