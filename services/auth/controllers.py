@@ -5,17 +5,19 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from litestar import Controller, Request, delete, get, patch, post
+from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.connection import ASGIConnection
 from litestar.datastructures import CacheControlHeader
 from litestar.di import NamedDependency
 from litestar.handlers.base import BaseRouteHandler
 from litestar.params import FromPath, FromQuery, JSONBody
 
+from libs.errors import Invalid
 from libs.openapi import problems
 from libs.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 from libs.scopes import ANY_TOKEN, PEOPLE_ONLY, Area, scope_area
 from libs.security import PUBLIC, Principal, Role, operator_only, requires
+from services.auth.cookies import answer, cleared_cookies, refresh_cookie, wants_cookie
 from services.auth.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -71,9 +73,15 @@ class SessionController(Controller):
         operation_id="SignUp",
         responses=problems(409, 429, s409="An account with this email already exists."),
     )
-    async def signup(self, data: JSONBody[SignupCreate], accounts: NamedDependency[AccountService]) -> SessionRead:
-        """Create an organization and its owner; answers with a session."""
-        return await accounts.signup(data)
+    async def signup(
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[SignupCreate],
+        accounts: NamedDependency[AccountService],
+    ) -> Response[SessionRead]:
+        """Create an organization and its owner; answers with a session (cookie mode: `X-Tidewater-Client: web`)."""
+        session = await accounts.signup(data)
+        return answer(accounts.ctx.settings, session, cookie=wants_cookie(request), status_code=201)
 
     @post(
         "/login",
@@ -84,28 +92,68 @@ class SessionController(Controller):
     )
     async def login(
         self,
+        request: Request[Any, Any, Any],
         data: JSONBody[LoginRequest],
         accounts: NamedDependency[AccountService],
         client_address: NamedDependency[str],
-    ) -> SessionRead:
-        """Sign in with email and password (429 with Retry-After after repeated failures)."""
-        return await accounts.login(data, address=client_address)
+    ) -> Response[SessionRead]:
+        """Sign in with email and password (429 with Retry-After after repeated failures).
+
+        With `X-Tidewater-Client: web` the refresh token is set as an HttpOnly cookie, not answered.
+        """
+        session = await accounts.login(data, address=client_address)
+        return answer(accounts.ctx.settings, session, cookie=wants_cookie(request))
 
     @post(
         "/refresh",
         opt=PUBLIC,
         status_code=200,
         operation_id="RefreshSession",
-        responses=problems(401, s401="The refresh token is not valid."),
+        responses=problems(
+            401, 403, s401="The refresh token is not valid.", s403="The refresh cookie came without its X-CSRF-Token."
+        ),
     )
-    async def refresh(self, data: JSONBody[RefreshRequest], auth: NamedDependency[AuthContext]) -> TokenPair:
-        """Trade a refresh token for a new pair; the old token is spent (reusing it ends the session)."""
-        return await RefreshService(auth).refresh(data.refresh_token.get_secret_value())
+    async def refresh(
+        self, request: Request[Any, Any, Any], data: JSONBody[RefreshRequest], auth: NamedDependency[AuthContext]
+    ) -> Response[TokenPair]:
+        """Trade a refresh token for a new pair; the old token is spent (reusing it ends the session).
 
-    @post("/logout", opt=PUBLIC, status_code=204, operation_id="LogOut")
-    async def logout(self, data: JSONBody[RefreshRequest], accounts: NamedDependency[AccountService]) -> None:
-        """Revoke the session a refresh token belongs to."""
-        await accounts.logout(data.refresh_token.get_secret_value())
+        Without `refresh_token` in the body, the refresh cookie is used (it needs `X-CSRF-Token`
+        repeating the `tidewater_csrf` cookie) and the new token is set as a cookie again.
+        """
+        given = data.refresh_token.get_secret_value() if data.refresh_token else None
+        token = given or refresh_cookie(request)
+        if token is None:
+            raise Invalid(errors=[{"field": "refresh_token", "message": "required (or the refresh cookie)"}])
+        pair = await RefreshService(auth).refresh(token)
+        return answer(auth.settings, pair, cookie=given is None)
+
+    @post(
+        "/logout",
+        opt=PUBLIC,
+        status_code=204,
+        operation_id="LogOut",
+        responses=problems(403, s403="The refresh cookie came without its X-CSRF-Token."),
+    )
+    async def logout(
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[RefreshRequest],
+        accounts: NamedDependency[AccountService],
+    ) -> Response[None]:
+        """Revoke the session a refresh token (in the body, or the refresh cookie) belongs to.
+
+        By cookie, `X-CSRF-Token` is required and the cookies are cleared.
+        """
+        if data.refresh_token is not None:
+            await accounts.logout(data.refresh_token.get_secret_value())
+            return Response(None, status_code=204)
+        token = refresh_cookie(request)
+        if token is None and not wants_cookie(request):
+            raise Invalid(errors=[{"field": "refresh_token", "message": "required (or the refresh cookie)"}])
+        if token is not None:
+            await accounts.logout(token)
+        return Response(None, status_code=204, cookies=cleared_cookies(accounts.ctx.settings))
 
     @get("/me", guards=[requires(Role.VIEWER)], opt=ANY_TOKEN, operation_id="GetMe")
     async def me(self, accounts: NamedDependency[AccountService], principal: NamedDependency[Principal]) -> MeRead:
@@ -121,12 +169,14 @@ class SessionController(Controller):
     )
     async def switch(
         self,
+        request: Request[Any, Any, Any],
         data: JSONBody[SwitchRequest],
         accounts: NamedDependency[AccountService],
         principal: NamedDependency[Principal],
-    ) -> SessionRead:
-        """Open a session in another organization the caller belongs to."""
-        return await accounts.switch(principal, data.organization_id)
+    ) -> Response[SessionRead]:
+        """Open a session in another organization the caller belongs to (cookie mode as for login)."""
+        session = await accounts.switch(principal, data.organization_id)
+        return answer(accounts.ctx.settings, session, cookie=wants_cookie(request))
 
     @post(
         "/password",
@@ -137,13 +187,15 @@ class SessionController(Controller):
     )
     async def change_password(
         self,
+        request: Request[Any, Any, Any],
         data: JSONBody[PasswordChange],
         accounts: NamedDependency[AccountService],
         principal: NamedDependency[Principal],
         client_address: NamedDependency[str],
-    ) -> SessionRead:
-        """Change the caller's password; every other session is signed out."""
-        return await accounts.change_password(principal, data, address=client_address)
+    ) -> Response[SessionRead]:
+        """Change the caller's password; every other session is signed out (cookie mode as for login)."""
+        session = await accounts.change_password(principal, data, address=client_address)
+        return answer(accounts.ctx.settings, session, cookie=wants_cookie(request))
 
 
 class MemberController(Controller):
@@ -268,12 +320,17 @@ class InviteController(Controller):
     )
     async def accept_invite(
         self,
+        request: Request[Any, Any, Any],
         data: JSONBody[InviteAccept],
         accounts: NamedDependency[AccountService],
         client_address: NamedDependency[str],
-    ) -> SessionRead:
-        """Accept an invite: creates the account, or links an existing one (its password required)."""
-        return await accounts.accept_invite(data, address=client_address)
+    ) -> Response[SessionRead]:
+        """Accept an invite: creates the account, or links an existing one (its password required).
+
+        Cookie mode as for login.
+        """
+        session = await accounts.accept_invite(data, address=client_address)
+        return answer(accounts.ctx.settings, session, cookie=wants_cookie(request))
 
 
 class ApiKeyController(Controller):

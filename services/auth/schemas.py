@@ -98,9 +98,12 @@ class LoginRequest(Strict):
 
 
 class RefreshRequest(Strict):
-    """Exchange a refresh token for a new pair."""
+    """Exchange a refresh token for a new pair; without one, the browser's refresh cookie is used."""
 
-    refresh_token: OpaqueToken
+    refresh_token: Annotated[
+        OpaqueToken | None,
+        Field(description="Required unless the refresh cookie (with its X-CSRF-Token header) is sent."),
+    ] = None
 
 
 class SwitchRequest(Strict):
@@ -122,7 +125,10 @@ class TokenPair(BaseModel):
     access_token: str
     token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the OAuth token type, not a secret
     expires_in: int
-    refresh_token: str
+    refresh_token: Annotated[
+        str | None,
+        Field(description="Null in cookie mode (X-Tidewater-Client: web): it is set as an HttpOnly cookie."),
+    ]
     refresh_expires_in: int
 
 

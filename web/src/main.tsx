@@ -3,6 +3,7 @@ import { StrictMode } from "react";
 import { createRoot } from "react-dom/client";
 import { RouterProvider } from "react-router";
 import { ProblemError } from "./api/problem";
+import { sessionStore } from "./auth/session";
 import { createRouter } from "./router";
 import "./styles.css";
 
@@ -18,10 +19,17 @@ const queryClient = new QueryClient({
 
 const root = document.getElementById("root");
 if (!root) throw new Error("index.html has no #root");
-createRoot(root).render(
-  <StrictMode>
-    <QueryClientProvider client={queryClient}>
-      <RouterProvider router={createRouter()} />
-    </QueryClientProvider>
-  </StrictMode>,
-);
+// A reload or a new tab: the refresh cookie (if any) gives this tab its access token before the first screen.
+const app = createRoot(root);
+void sessionStore
+  .restore()
+  .catch(() => null)
+  .then(() => {
+    app.render(
+      <StrictMode>
+        <QueryClientProvider client={queryClient}>
+          <RouterProvider router={createRouter()} />
+        </QueryClientProvider>
+      </StrictMode>,
+    );
+  });

@@ -25,10 +25,6 @@ export function signIn(body: LoginRequest) {
   return unwrap(api.POST("/api/auth/login", { body }));
 }
 
-export function signOut(refreshToken: string) {
-  return unwrap(api.POST("/api/auth/logout", { body: { refresh_token: refreshToken } }));
-}
-
 export function listBrands() {
   return unwrap(api.GET("/api/brands", { params: { query: { limit: 100 } } }));
 }

@@ -2189,8 +2189,8 @@ export interface components {
         };
         /** RefreshRequest */
         RefreshRequest: {
-            /** @description 12 to 256 characters. */
-            refresh_token: string;
+            /** @description Required unless the refresh cookie (with its X-CSRF-Token header) is sent. */
+            refresh_token?: string | null;
         };
         /** RequeueRequest */
         RequeueRequest: {
@@ -2403,7 +2403,8 @@ export interface components {
             expires_in: number;
             organization: components["schemas"]["OrganizationRead"];
             refresh_expires_in: number;
-            refresh_token: string;
+            /** @description Null in cookie mode (X-Tidewater-Client: web): it is set as an HttpOnly cookie. */
+            refresh_token: string | null;
             role: components["schemas"]["Role"];
             /**
              * @default bearer
@@ -2659,7 +2660,8 @@ export interface components {
             access_token: string;
             expires_in: number;
             refresh_expires_in: number;
-            refresh_token: string;
+            /** @description Null in cookie mode (X-Tidewater-Client: web): it is set as an HttpOnly cookie. */
+            refresh_token: string | null;
             /**
              * @default bearer
              * @constant
@@ -5388,7 +5390,9 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": null;
+                };
             };
             /** @description The request cannot be parsed (malformed JSON or form, a bad header or path value). */
             400: {
@@ -5405,6 +5409,26 @@ export interface operations {
                      *       "status": 400,
                      *       "title": "Bad Request",
                      *       "type": "https://tidewater.dev/problems/bad-request"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The refresh cookie came without its X-CSRF-Token. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Forbidden",
+                     *       "detail": "The refresh cookie came without its X-CSRF-Token",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "https://tidewater.dev/problems/forbidden"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDetails"];
@@ -6856,6 +6880,26 @@ export interface operations {
                      *       "status": 401,
                      *       "title": "Unauthorized",
                      *       "type": "https://tidewater.dev/problems/unauthorized"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The refresh cookie came without its X-CSRF-Token. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Forbidden",
+                     *       "detail": "The refresh cookie came without its X-CSRF-Token",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "https://tidewater.dev/problems/forbidden"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDetails"];

@@ -1,7 +1,6 @@
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { Suspense, useEffect, useRef } from "react";
 import { Navigate, NavLink, Outlet, useLocation, useNavigate, useNavigation } from "react-router";
-import { signOut } from "../api/queries";
 import { sessionStore } from "../auth/session";
 import { useSession } from "../auth/useSession";
 
@@ -19,8 +18,7 @@ export default function Shell() {
   }, [location.pathname]);
   const out = useMutation({
     mutationFn: async () => {
-      const refresh = sessionStore.get()?.refreshToken;
-      if (refresh) await signOut(refresh).catch(() => undefined); // signed out locally whatever the server says
+      await sessionStore.signOut().catch(() => undefined); // signed out locally whatever the server says
     },
     onSettled: async () => {
       sessionStore.clear();
