@@ -13,6 +13,7 @@ export const routes: RouteObject[] = [
     children: [
       { path: "/signin", ...page(() => import("./routes/SignIn")) },
       { path: "/signup", ...page(() => import("./routes/SignUp")) },
+      { path: "/invite", ...page(() => import("./routes/account/AcceptInvite")) },
       {
         path: "/",
         ...page(() => import("./routes/Shell")),
@@ -31,6 +32,10 @@ export const routes: RouteObject[] = [
           { path: "messages/:messageId", ...page(() => import("./routes/campaigns/Message")) },
           { path: "webhooks", ...page(() => import("./routes/webhooks/Webhooks")) },
           { path: "webhooks/:webhookId", ...page(() => import("./routes/webhooks/Deliveries")) },
+          { path: "account", ...page(() => import("./routes/account/Account")) },
+          { path: "account/members", ...page(() => import("./routes/account/Members")) },
+          { path: "account/api-keys", ...page(() => import("./routes/account/ApiKeys")) },
+          { path: "account/providers", ...page(() => import("./routes/account/Providers")) },
           { path: "*", ...page(() => import("./routes/NotFound")) },
         ],
       },

@@ -63,9 +63,9 @@ export default function Shell() {
           </ul>
         </nav>
         <div className="shell__account">
-          <span>
+          <NavLink to="/account">
             {session.user.name ?? session.user.email} · {session.organization.name}
-          </span>
+          </NavLink>
           <button type="button" onClick={() => { out.mutate(); }} disabled={out.isPending}>
             Sign out
           </button>
