@@ -28,12 +28,30 @@ def shapes(word: str) -> list[str]:
 @pytest.mark.parametrize("word", KEYWORDS)
 def test_every_opt_out_keyword_in_any_case_with_spaces_and_punctuation(word: str) -> None:
     for text in shapes(word):
-        assert classify(text).intent is Intent.OPT_OUT, text
+        found = classify(text)
+        assert found.intent is Intent.OPT_OUT, text
+        # The keyword is the evidence recorded with the suppression ("sms STOP").
+        assert (found.matched or "").replace(" ", "") == word.replace(" ", ""), text
 
 
-@pytest.mark.parametrize("text", ["opt-out", "Opt_Out", "OPT - OUT", "stop now", "STOP STOP"])
-def test_keyword_variants(text: str) -> None:
-    assert classify(text).intent is Intent.OPT_OUT
+@pytest.mark.parametrize(
+    ("text", "keyword"),
+    [
+        ("opt-out", "OPT OUT"),
+        ("Opt_Out", "OPT OUT"),
+        ("OPT - OUT", "OPT OUT"),
+        ("stop now", "STOP"),
+        ("STOP STOP", "STOP"),
+        ("STOP ALL", "STOPALL"),
+        ("stop-all", "STOPALL"),
+        ("Stop_All!", "STOPALL"),
+        ("S T O P", "STOP"),
+    ],
+)
+def test_keyword_variants(text: str, keyword: str) -> None:
+    found = classify(text)
+    assert found.intent is Intent.OPT_OUT, text
+    assert found.matched == keyword, text
 
 
 @pytest.mark.parametrize(
@@ -53,10 +71,13 @@ def test_keyword_variants(text: str) -> None:
         "leave me alone",
         "Not interested, stop",
         "Stop messaging me, wrong person",
+        "Please don\u2019t text me again",
     ],
 )
 def test_plain_language_opt_outs(text: str) -> None:
-    assert classify(text).intent is Intent.OPT_OUT, text
+    found = classify(text)
+    assert found.intent is Intent.OPT_OUT, text
+    assert found.matched, text
 
 
 @pytest.mark.parametrize(
@@ -69,10 +90,13 @@ def test_plain_language_opt_outs(text: str) -> None:
         "remove me from all your lists",
         "never reach out to me by any channel",
         "Stop calling and texting me",
+        "Don\u2019t contact me",
     ],
 )
 def test_requests_to_stop_all_contact(text: str) -> None:
-    assert classify(text).intent is Intent.OPT_OUT_ALL, text
+    found = classify(text)
+    assert found.intent is Intent.OPT_OUT_ALL, text
+    assert found.matched, text
 
 
 @pytest.mark.parametrize(
@@ -87,7 +111,9 @@ def test_requests_to_stop_all_contact(text: str) -> None:
     ],
 )
 def test_start_and_help(text: str, intent: Intent) -> None:
-    assert classify(text).intent is intent
+    found = classify(text)
+    assert found.intent is intent
+    assert found.matched == text.strip(" .?").upper()
 
 
 @pytest.mark.parametrize(
@@ -101,11 +127,13 @@ def test_start_and_help(text: str, intent: Intent) -> None:
         "What does it cost to start?",
         "Can you help me understand pricing?",
         "We stopped using spreadsheets last year",
+        "Please don\u2019t stop, this is useful",
         "",
         "   ",
+        None,
     ],
 )
-def test_replies_are_not_opt_outs(text: str) -> None:
+def test_replies_are_not_opt_outs(text: str | None) -> None:
     assert classify(text).intent is Intent.REPLY, text
 
 
@@ -116,6 +144,24 @@ def test_reply_text_drops_quoted_history_and_signature() -> None:
 
 
 @pytest.mark.parametrize(
+    ("body", "kept"),
+    [
+        ("Sounds good.\n\nOn Mon, Sam wrote:\n> Reply STOP to opt out", "Sounds good."),
+        ("Sounds good.\n> STOP by our booth", "Sounds good."),
+        ("Sounds good.\r\nTuesday works.\r\n\r\nOn Mon, Sam wrote:\r\n> STOP", "Sounds good.\nTuesday works."),
+        ("Stop.\n-----Original Message-----\nHi", "Stop."),
+    ],
+)
+def test_reply_text_stops_at_the_first_quoted_line(body: str, kept: str) -> None:
+    assert reply_text(body) == kept
+
+
+def test_reply_text_is_bounded() -> None:
+    assert len(reply_text("a" * 5000)) == 4000
+    assert len(reply_text("a" * 5000, limit=10)) == 10
+
+
+@pytest.mark.parametrize(
     ("wording", "sentence"),
     [
         ("Reply STOP and we won't write again.", "Reply STOP and we won't write again."),
@@ -123,6 +169,10 @@ def test_reply_text_drops_quoted_history_and_signature() -> None:
         ("Not interested?  Unsubscribe here:", "Not interested? Unsubscribe here."),
         ('We will stop, "promise!"', 'We will stop, "promise!"'),
         ("Opt out at https://acme.example/optout", "Opt out at https://acme.example/optout"),
+        ("Opt out at www.acme.example/optout", "Opt out at www.acme.example/optout"),
+        ("See https://acme.example/optout to opt out", "See https://acme.example/optout to opt out."),
+        ("Write to STOP, PO BOX", "Write to STOP, PO BOX."),
+        ("Unsubscribe", "Unsubscribe."),
         ("  ", ""),
         (None, ""),
     ],
