@@ -609,13 +609,15 @@ def _settle(
         columns["positions"].append(row.position)
         columns["due"].append(due)
     settled = {r.id: r.status for r in session.execute(ledger.SETTLE, {**columns, "now": now})}
-    for row, decision in decisions:
+    for (row, decision), event_id in zip(decisions, columns["event_ids"], strict=True):
         status = settled.get(row.id)
         if status is None:
             results[row.id] = "raced"
             continue
         results[row.id] = status
         done.event(status, row, decision.reason)
+        if status in WEBHOOK_EVENTS:  # a message failed before any hand-off is owed to customer webhooks
+            done.webhooks.append(event_id)
         log.info(f"message_{status}", message_id=str(row.id), reason=decision.reason, until=str(decision.not_before))
 
 

@@ -190,8 +190,8 @@ SETTLE = sa.text(
                   v.event_data, v.action, v.position, v.due
     ), held_events AS (
         INSERT INTO message_events (id, org_id, message_id, lead_id, campaign_id, type, occurred_at, data)
-        SELECT event_id, org_id, id, lead_id, campaign_id, 'held', :now, CAST(event_data AS jsonb)
-        FROM settled WHERE status = 'held'
+        SELECT event_id, org_id, id, lead_id, campaign_id, status, :now, CAST(event_data AS jsonb)
+        FROM settled WHERE status IN ('held', 'failed')
     ), advanced AS (
         UPDATE enrollments e
         SET next_step_position = st.position + 1,
@@ -211,7 +211,7 @@ SETTLE = sa.text(
     SELECT id, status FROM settled
     """
 )
-"""Skip or hold many messages at once: state, ``held`` events, and the enrollment advanced or stopped."""
+"""Skip, hold or fail many messages at once: state, ``held``/``failed`` events, the enrollment advanced or stopped."""
 
 FREEZE = sa.text(
     """

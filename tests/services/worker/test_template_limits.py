@@ -30,6 +30,13 @@ def test_a_template_over_the_step_budget_fails_the_message_once_with_its_reason(
     assert (first.status, first.hold_reason) == ("failed", "template_step_limit")
     assert first.attempt == 0  # never claimed: nothing was handed to a provider
     assert second.status == "sent"  # the enrollment moved on, as after any failed step
+    with system_session(engine) as s:
+        events = s.execute(
+            sa.text("SELECT id, type, data FROM message_events WHERE message_id = :m"), {"m": first.id}
+        ).all()
+    [failed] = [e for e in events if e.type == "failed"]  # on the message's page, and owed to webhooks
+    assert failed.data["reason"] == "template_step_limit"
+    assert redis.exists(f"rq:job:publish-{failed.id}"), (redis.keys("*"), failed.id)  # the customer webhook job
     [record] = ctx.recorder.read("sms")
     assert record["body"].startswith("Hi Lead0, step 2.")
     drain(ctx, redis)  # a second pass changes nothing: no crash loop, no retry
