@@ -41,7 +41,7 @@ function delimiterOf(choice: string): Delimiter | undefined {
 }
 
 function shown(delimiter: Delimiter): string {
-  return delimiter === "\t" ? "tab" : delimiter;
+  return delimiter === "\t" ? "tabs" : delimiter === ";" ? "semicolons" : "commas";
 }
 
 /** The drop zone: a labelled file input that also takes a file dropped on it. */
@@ -98,7 +98,7 @@ function MappingTable({
     <div className="table-scroll" tabIndex={0} role="region" aria-label="Column mapping and first rows">
       <table>
         <caption>
-          Columns of {chosen.file.name} and its first {rows.length} row{rows.length === 1 ? "" : "s"} (separator{" "}
+          Columns of {chosen.file.name} and its first {rows.length} row{rows.length === 1 ? "" : "s"} (separated by{" "}
           {shown(chosen.preview.delimiter)}, about {chosen.rows.toLocaleString()} rows)
         </caption>
         <thead>

@@ -66,6 +66,13 @@ export default function Leads() {
   const filters = filtersFrom(params);
   const [draft, setDraft] = useState<LeadFilters>(filters);
   const [paging, setPaging] = useState<Paging>(FIRST_PAGE);
+  // The address bar changed (a link, back/forward): its filters replace the form's, from the first page.
+  const [seen, setSeen] = useState(params.toString());
+  if (seen !== params.toString()) {
+    setSeen(params.toString());
+    setDraft(filters);
+    setPaging(FIRST_PAGE);
+  }
   const query = listQuery(filters, paging, PAGE_SIZE);
   const leads = useQuery({
     queryKey: leadKeys.list(query),

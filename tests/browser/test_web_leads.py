@@ -1,0 +1,297 @@
+"""The leads screens in a real browser: a CSV dropped on the import screen with one bad row, its
+column mapping previewed and changed, the progress bar polled to done, the rejected-rows report
+downloaded; the cursor-paged lead list searched; a lead's timeline and erasure; the suppression
+list (add one, import a CSV, search, export). axe runs on every screen, at 390 px, then 1280 px.
+
+The team signs up through the API (quicker); the browser then signs in through the UI, since the
+session lives in the page's memory only.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from libs.webbuild import ensure_built
+from tests.browser.axe import assert_accessible
+from tests.browser.test_first_doors import (  # the fixtures of the first doors' test: sdr dev, screenshots
+    CHROMIUM_ARGS,
+    PAGE_TIMEOUT_MS,
+    Evidence,
+    artifacts,  # noqa: F401
+    chromium_or_skip,
+    system,  # noqa: F401
+)
+from tests.support.dev import DevSystem
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+EMAIL = "ada@web-leads.example"
+PASSWORD = "correct horse battery staple"
+GOOD_ROWS = 120  # more than one page of 100
+BAD_EMAIL = "not-an-address"
+
+
+@pytest.fixture
+def built() -> None:
+    """The client, built from web/ when its sources changed since the last build."""
+    ensure_built(ROOT)
+    assert (ROOT / "web" / "dist" / "index.html").is_file()
+
+
+def _fits(page: Any) -> bool:
+    return bool(page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"))
+
+
+def _leads_csv() -> str:
+    lines = ["E-mail,First Name,Company,Colour"]
+    lines.append("grace@hopper.example,Grace,Hopper Labs,blue")
+    lines += [f"lead{n}@bulk.example,Lead{n},Bulk Co,green" for n in range(GOOD_ROWS - 1)]
+    lines.insert(5, f"{BAD_EMAIL},Bad,Nowhere,red")  # data row 5 (file line 6)
+    return "\r\n".join(lines) + "\r\n"
+
+
+def _drop_file(page: Any, selector: str, name: str, text: str) -> None:
+    """Drop a file on an element the way a person dragging it from the desktop does."""
+    page.evaluate(
+        """([selector, name, text]) => {
+            const zone = document.querySelector(selector);
+            const data = new DataTransfer();
+            data.items.add(new File([text], name, { type: "text/csv" }));
+            for (const type of ["dragenter", "dragover", "drop"]) {
+                zone.dispatchEvent(new DragEvent(type, { dataTransfer: data, bubbles: true, cancelable: true }));
+            }
+        }""",
+        [selector, name, text],
+    )
+
+
+@pytest.mark.timeout(600)
+def test_leads_are_imported_searched_erased_and_suppressed_in_the_browser(
+    built: None,  # first: sdr dev starts on a built client
+    system: DevSystem,  # noqa: F811
+    artifacts: Path,  # noqa: F811
+) -> None:
+    executable = chromium_or_skip()
+    from playwright.sync_api import expect, sync_playwright
+
+    gateway = system.gateway
+    signed_up = httpx.post(
+        f"{gateway}/api/auth/signup",
+        json={"organization_name": "Leads Co", "name": "Ada", "email": EMAIL, "password": PASSWORD},
+        timeout=30,
+    )
+    assert signed_up.status_code == 201, signed_up.text
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(executable), headless=True, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 390, "height": 844}, accept_downloads=True)
+            page = context.new_page()
+            page.set_default_timeout(PAGE_TIMEOUT_MS)
+            problems: list[str] = []
+            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: problems.append(str(e)))
+            evidence = Evidence(artifacts, [page])
+            nav = page.get_by_role("navigation", name="Main")
+
+            def sign_in() -> None:
+                page.goto(f"{gateway}/leads")
+                page.wait_for_url(re.compile(r"/signin\?next=%2Fleads$"))
+                page.get_by_label("Email").fill(EMAIL)
+                page.get_by_label("Password").fill(PASSWORD)
+                page.get_by_role("button", name="Sign in").click()
+                page.wait_for_url(re.compile(r"/leads$"))
+                expect(page.get_by_role("heading", name="Leads", exact=True)).to_be_visible()
+                expect(page.get_by_text("No leads yet")).to_be_visible()
+                assert _fits(page), "the leads screen scrolls sideways at 390 px"
+                assert_accessible(page, "leads (empty)")
+
+            evidence.step("sign-in", sign_in)
+
+            def preview_and_map() -> None:
+                page.get_by_role("link", name="Import leads from a CSV").click()
+                page.wait_for_url(re.compile(r"/leads/import$"))
+                expect(page.get_by_text("No imports yet.")).to_be_visible()
+                assert_accessible(page, "lead import (empty)")
+                form = page.get_by_role("form", name="Import leads")
+                form.get_by_role("button", name="Start import").click()  # no file yet: said under the field
+                file_input = form.get_by_label("CSV file")
+                expect(file_input).to_have_attribute("aria-invalid", "true")
+                expect(file_input).to_have_accessible_description(re.compile("Choose a CSV file first"))
+                _drop_file(page, '[data-testid="dropzone"]', "leads.csv", _leads_csv())
+                table = page.get_by_role("region", name="Column mapping and first rows")
+                expect(table.get_by_role("cell", name="grace@hopper.example")).to_be_visible()
+                expect(table.get_by_text(f"about {GOOD_ROWS + 1} rows")).to_be_visible()
+                # The server's synonyms, detected before the upload: E-mail is the email, Colour a custom field.
+                expect(table.get_by_label("“E-mail” goes to")).to_have_value("email")
+                expect(table.get_by_label("“First Name” goes to")).to_have_value("first_name")
+                expect(table.get_by_label("“Colour” goes to")).to_have_value("custom")
+                # Mapping two columns to one field is refused next to the column, before any upload.
+                table.get_by_label("“Colour” goes to").select_option("company")
+                expect(table.get_by_label("“Company” goes to")).to_have_value("custom")
+                table.get_by_label("“Company” goes to").select_option("company")
+                expect(table.get_by_label("“Colour” goes to")).to_have_value("custom")
+                table.get_by_label("“Colour” goes to").select_option("ignore")
+                assert _fits(page), "the import screen scrolls sideways at 390 px"
+                assert_accessible(page, "lead import (preview)")
+
+            evidence.step("preview", preview_and_map)
+
+            def import_to_done() -> None:
+                page.get_by_role("form", name="Import leads").get_by_role("button", name="Start import").click()
+                page.wait_for_url(re.compile(r"/leads/imports/[0-9a-f-]{36}$"))
+                status = page.locator("[data-status]")
+                expect(status).to_have_attribute("data-status", "completed", timeout=60_000)
+                expect(status).to_contain_text(f"Done: {GOOD_ROWS + 1} rows read")
+                progress = page.get_by_label("Progress")
+                assert progress.evaluate("(bar) => bar.value") == 1
+                stats = page.get_by_role("definition")
+                expect(stats.nth(0)).to_have_text(str(GOOD_ROWS))  # imported
+                expect(stats.nth(2)).to_have_text("1")  # rejected
+                used = page.get_by_role("region", name="Column mapping used")
+                expect(used.get_by_role("row", name=re.compile(r"E-mail\s+Email"))).to_be_visible()
+                expect(used.get_by_text("Colour")).to_have_count(0)  # ignored: not in the mapping used
+                assert _fits(page), "the import progress screen scrolls sideways at 390 px"
+                assert_accessible(page, "import progress (done)")
+
+            evidence.step("import", import_to_done)
+
+            def download_report() -> None:
+                with page.expect_download() as info:
+                    page.get_by_role("button", name="Download rejected rows (CSV)").click()
+                download = info.value
+                assert download.suggested_filename.endswith("-rejected.csv"), download.suggested_filename
+                report = Path(download.path()).read_text(encoding="utf-8").splitlines()
+                assert report[0].startswith("row,reason,E-mail,First Name,Company,Colour"), report
+                assert len(report) == 2, report
+                assert report[1].startswith("6,") or report[1].startswith("5,"), report
+                assert BAD_EMAIL in report[1], report
+
+            evidence.step("report", download_report)
+
+            def page_and_search() -> None:
+                page.get_by_role("link", name="Leads of this import").click()
+                page.wait_for_url(re.compile(r"/leads\?import_id="))
+                rows = page.get_by_role("table", name="Leads").get_by_role("row")
+                response_seen: list[float] = []
+                page.on("response", lambda r: response_seen.append(time.perf_counter()) if "/api/leads?" in r.url else None)
+                expect(rows).to_have_count(101)  # a header and one page of 100
+                page.get_by_role("button", name="Next page").click()
+                page.wait_for_function(
+                    "() => document.querySelectorAll('table[aria-label=Leads] tbody tr').length === "
+                    f"{GOOD_ROWS - 100}",
+                    polling="raf",
+                )
+                if response_seen:
+                    print(f"\nlead list: page 2 rendered {1000 * (time.perf_counter() - response_seen[-1]):.0f} ms after its response")
+                expect(page.get_by_text("Page 2:")).to_be_visible()
+                expect(page.get_by_role("button", name="Next page")).to_be_disabled()
+                page.get_by_role("button", name="Previous page").click()
+                expect(rows).to_have_count(101)
+                nav.get_by_role("link", name="Leads").click()
+                search = page.get_by_role("search", name="Search leads")
+                search.get_by_label("Search").fill("grace")
+                search.get_by_label("Search").press("Enter")
+                page.wait_for_url(re.compile(r"/leads\?q=grace$"))
+                expect(rows).to_have_count(2)
+                expect(page.get_by_role("cell", name="Hopper Labs")).to_be_visible()
+                search.get_by_label("Search").fill("nobody-at-all")
+                search.get_by_role("button", name="Search").click()
+                expect(page.get_by_text("No lead matches.")).to_be_visible()
+                assert_accessible(page, "leads (no match)")
+                search.get_by_label("Search").fill("grace")
+                search.get_by_label("Search").press("Enter")
+                assert _fits(page), "the lead list scrolls sideways at 390 px"
+                assert_accessible(page, "leads (search)")
+                page.get_by_role("link", name="grace@hopper.example").click()
+                page.wait_for_url(re.compile(r"/leads/[0-9a-f-]{36}$"))
+                expect(page.get_by_role("heading", name="grace@hopper.example")).to_be_visible()
+                expect(page.get_by_text("Not enrolled in any campaign.")).to_be_visible()
+                expect(page.get_by_text("Nothing has happened to this lead yet.")).to_be_visible()
+                assert _fits(page), "the lead screen scrolls sideways at 390 px"
+                assert_accessible(page, "lead")
+
+            evidence.step("list", page_and_search)
+
+            def erase() -> None:
+                page.get_by_role("button", name="Erase this lead…").click()
+                confirm = page.get_by_role("alertdialog", name="Erase grace@hopper.example?")
+                expect(confirm.get_by_role("button", name="Erase for good")).to_be_focused()
+                assert_accessible(page, "lead (erase confirmation)")
+                page.keyboard.press("Escape")  # changes nothing
+                expect(confirm).to_have_count(0)
+                page.get_by_role("button", name="Erase this lead…").click()
+                page.keyboard.press("Enter")  # on the focused "Erase for good"
+                page.wait_for_url(re.compile(r"/leads$"))
+                expect(page.get_by_role("status").filter(has_text="grace@hopper.example was erased")).to_be_visible()
+
+            evidence.step("erase", erase)
+
+            def suppressions() -> None:
+                nav.get_by_role("link", name="Suppressions").click()
+                page.wait_for_url(re.compile(r"/suppressions$"))
+                table = page.get_by_role("table", name="Suppressions")
+                expect(table.get_by_text("(erased contact)")).to_be_visible()  # the erasure just made
+                assert_accessible(page, "suppressions")
+                add = page.get_by_role("form", name="Add a suppression")
+                add.get_by_role("button", name="Add suppression").click()  # empty: said under the field
+                value = add.get_by_label("Email, phone or domain")
+                expect(value).to_have_attribute("aria-invalid", "true")
+                assert_accessible(page, "suppressions (field error)")
+                value.fill("blocked@spam.example")
+                add.get_by_label("Channel").select_option("email")
+                add.get_by_role("button", name="Add suppression").click()
+                expect(add.get_by_role("status")).to_contain_text("blocked@spam.example is suppressed")
+                expect(table.get_by_role("cell", name="blocked@spam.example")).to_be_visible()
+                upload = page.get_by_role("form", name="Import suppressions")
+                upload.get_by_label("Suppressions CSV").set_input_files(
+                    files=[
+                        {
+                            "name": "suppressions.csv",
+                            "mimeType": "text/csv",
+                            "buffer": b"value,reason\nother@spam.example,bounce\nspam-domain.example,\n",
+                        }
+                    ]
+                )
+                upload.get_by_role("button", name="Import suppressions").click()
+                expect(upload.get_by_role("status")).to_contain_text("2 added")
+                search = page.get_by_role("search", name="Search suppressions")
+                search.get_by_label("Search suppressions").fill("other@")
+                search.get_by_label("Search suppressions").press("Enter")
+                expect(table.get_by_role("row")).to_have_count(2)
+                expect(table.get_by_role("cell", name="other@spam.example")).to_be_visible()
+                assert _fits(page), "the suppressions screen scrolls sideways at 390 px"
+                with page.expect_download() as info:
+                    page.get_by_role("button", name="Export CSV").click()
+                exported = Path(info.value.path()).read_text(encoding="utf-8")
+                assert exported.startswith("value,kind,channel,reason,source,created_at"), exported[:200]
+                assert "blocked@spam.example,email,email,manual" in exported, exported
+                assert "other@spam.example" in exported and "spam-domain.example" in exported, exported
+
+            evidence.step("suppressions", suppressions)
+
+            def wide() -> None:
+                page.set_viewport_size({"width": 1280, "height": 800})
+                assert _fits(page), "the suppressions screen scrolls sideways at 1280 px"
+                page.screenshot(path=str(artifacts / "suppressions-1280.png"), full_page=True)
+                nav.get_by_role("link", name="Leads").click()
+                expect(page.get_by_role("table", name="Leads").get_by_role("row")).to_have_count(101)
+                assert _fits(page), "the lead list scrolls sideways at 1280 px"
+                assert_accessible(page, "leads (1280 px)")
+                page.screenshot(path=str(artifacts / "leads-1280.png"), full_page=True)
+                page.get_by_role("link", name="Import leads from a CSV").click()
+                expect(page.get_by_role("list", name="Recent imports").get_by_role("link", name="leads.csv")).to_be_visible()
+                assert _fits(page), "the import screen scrolls sideways at 1280 px"
+                assert_accessible(page, "lead import (1280 px)")
+
+            evidence.step("wide", wide)
+            assert [text for text in problems if "Content Security Policy" in text] == [], problems
+        finally:
+            browser.close()
