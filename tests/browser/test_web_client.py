@@ -169,12 +169,8 @@ def test_a_new_team_signs_up_and_gets_an_email_sender_verified_in_the_browser(
                 assert _fits(page), "the brands screen scrolls sideways at 1280 px"
                 assert_accessible(page, "brands at 1280 px")
                 page.screenshot(path=str(artifacts / "brands-1280.png"), full_page=True)
-                # A deep link loads the client, but the session lives in memory: sign in again.
+                # A deep link loads the client, which restores the session from its refresh cookie.
                 page.goto(f"{gateway}/brands")
-                page.wait_for_url(re.compile(r"/signin\?next=%2Fbrands$"))
-                page.get_by_label("Email").fill(EMAIL)
-                page.get_by_label("Password").fill(PASSWORD)
-                page.get_by_role("button", name="Sign in").click()
                 page.wait_for_url(re.compile(r"/brands$"))
                 expect(page.get_by_role("list", name="Brands").get_by_role("heading", name="Acme")).to_be_visible()
 

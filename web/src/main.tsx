@@ -17,6 +17,16 @@ const queryClient = new QueryClient({
   },
 });
 
+// Another organization or user (here or in another tab): nothing cached belongs to them.
+let organization = sessionStore.get()?.organization.id;
+sessionStore.subscribe(() => {
+  const next = sessionStore.get()?.organization.id;
+  if (next !== organization) {
+    organization = next;
+    queryClient.clear();
+  }
+});
+
 const root = document.getElementById("root");
 if (!root) throw new Error("index.html has no #root");
 // A reload or a new tab: the refresh cookie (if any) gives this tab its access token before the first screen.

@@ -18,8 +18,10 @@ const bearer: Middleware = {
     return request;
   },
   onResponse({ request, response }) {
-    // An access token the server no longer accepts ends the session (sign in again).
-    if (response.status === 401 && request.headers.has("authorization")) sessionStore.clear();
+    // An access token the server no longer accepts ends the session (sign in again); a wrong
+    // current password (also a 401) is the form's error, not the session's end.
+    const checksPassword = new URL(request.url).pathname === "/api/auth/password";
+    if (response.status === 401 && request.headers.has("authorization") && !checksPassword) sessionStore.clear();
     return response;
   },
 };
