@@ -79,7 +79,7 @@ def test_leads_are_imported_searched_erased_and_suppressed_in_the_browser(
     artifacts: Path,  # noqa: F811
 ) -> None:
     executable = chromium_or_skip()
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import FilePayload, expect, sync_playwright
 
     gateway = system.gateway
     signed_up = httpx.post(
@@ -171,7 +171,7 @@ def test_leads_are_imported_searched_erased_and_suppressed_in_the_browser(
                 report = Path(download.path()).read_text(encoding="utf-8").splitlines()
                 assert report[0].startswith("row,reason,E-mail,First Name,Company,Colour"), report
                 assert len(report) == 2, report
-                assert report[1].startswith("6,") or report[1].startswith("5,"), report
+                assert report[1].startswith("6,"), report  # the file's line 6 (the header is line 1)
                 assert BAD_EMAIL in report[1], report
 
             evidence.step("report", download_report)
@@ -181,16 +181,19 @@ def test_leads_are_imported_searched_erased_and_suppressed_in_the_browser(
                 page.wait_for_url(re.compile(r"/leads\?import_id="))
                 rows = page.get_by_role("table", name="Leads").get_by_role("row")
                 response_seen: list[float] = []
-                page.on("response", lambda r: response_seen.append(time.perf_counter()) if "/api/leads?" in r.url else None)
+                page.on(
+                    "response",
+                    lambda r: response_seen.append(time.perf_counter()) if "/api/leads?" in r.url else None,
+                )
                 expect(rows).to_have_count(101)  # a header and one page of 100
                 page.get_by_role("button", name="Next page").click()
                 page.wait_for_function(
-                    "() => document.querySelectorAll('table[aria-label=Leads] tbody tr').length === "
-                    f"{GOOD_ROWS - 100}",
+                    f"() => document.querySelectorAll('table[aria-label=Leads] tbody tr').length === {GOOD_ROWS - 100}",
                     polling="raf",
                 )
-                if response_seen:
-                    print(f"\nlead list: page 2 rendered {1000 * (time.perf_counter() - response_seen[-1]):.0f} ms after its response")
+                if response_seen:  # a figure to watch, not a gate
+                    elapsed = 1000 * (time.perf_counter() - response_seen[-1])
+                    print(f"\nlead list: page 2 ({GOOD_ROWS - 100} rows) rendered {elapsed:.0f} ms after its response")
                 expect(page.get_by_text("Page 2:")).to_be_visible()
                 expect(page.get_by_role("button", name="Next page")).to_be_disabled()
                 page.get_by_role("button", name="Previous page").click()
@@ -253,11 +256,11 @@ def test_leads_are_imported_searched_erased_and_suppressed_in_the_browser(
                 upload = page.get_by_role("form", name="Import suppressions")
                 upload.get_by_label("Suppressions CSV").set_input_files(
                     files=[
-                        {
-                            "name": "suppressions.csv",
-                            "mimeType": "text/csv",
-                            "buffer": b"value,reason\nother@spam.example,bounce\nspam-domain.example,\n",
-                        }
+                        FilePayload(
+                            name="suppressions.csv",
+                            mimeType="text/csv",
+                            buffer=b"value,reason\nother@spam.example,bounce\nspam-domain.example,\n",
+                        )
                     ]
                 )
                 upload.get_by_role("button", name="Import suppressions").click()
@@ -273,7 +276,8 @@ def test_leads_are_imported_searched_erased_and_suppressed_in_the_browser(
                 exported = Path(info.value.path()).read_text(encoding="utf-8")
                 assert exported.startswith("value,kind,channel,reason,source,created_at"), exported[:200]
                 assert "blocked@spam.example,email,email,manual" in exported, exported
-                assert "other@spam.example" in exported and "spam-domain.example" in exported, exported
+                assert "other@spam.example" in exported, exported
+                assert "spam-domain.example" in exported, exported
 
             evidence.step("suppressions", suppressions)
 
@@ -287,7 +291,8 @@ def test_leads_are_imported_searched_erased_and_suppressed_in_the_browser(
                 assert_accessible(page, "leads (1280 px)")
                 page.screenshot(path=str(artifacts / "leads-1280.png"), full_page=True)
                 page.get_by_role("link", name="Import leads from a CSV").click()
-                expect(page.get_by_role("list", name="Recent imports").get_by_role("link", name="leads.csv")).to_be_visible()
+                recent = page.get_by_role("list", name="Recent imports")
+                expect(recent.get_by_role("link", name="leads.csv")).to_be_visible()
                 assert _fits(page), "the import screen scrolls sideways at 1280 px"
                 assert_accessible(page, "lead import (1280 px)")
 

@@ -1,4 +1,4 @@
-import { useMutation, useQuery } from "@tanstack/react-query";
+import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useRef, useState, type DragEvent, type SyntheticEvent } from "react";
 import { Link, useNavigate } from "react-router";
 import { formErrors } from "../../api/problem";
@@ -182,6 +182,7 @@ function RecentImports() {
 
 export default function LeadImport() {
   const navigate = useNavigate();
+  const queryClient = useQueryClient();
   const [chosen, setChosen] = useState<Chosen | null>(null);
   const [mapping, setMapping] = useState<Mapping>({});
   const [readError, setReadError] = useState<string | null>(null);
@@ -207,6 +208,7 @@ export default function LeadImport() {
         current.key,
       ),
     onSuccess: async (item, current) => {
+      await queryClient.invalidateQueries({ queryKey: leadKeys.imports });
       await navigate(`/leads/imports/${item.id}`, { state: { expectedRows: current.rows } });
     },
   });

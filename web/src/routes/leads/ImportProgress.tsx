@@ -1,4 +1,5 @@
-import { useMutation, useQuery } from "@tanstack/react-query";
+import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import { useEffect } from "react";
 import { Link, useLocation, useParams } from "react-router";
 import { toProblem } from "../../api/problem";
 import { ListState } from "../../components/ListState";
@@ -41,6 +42,13 @@ export default function ImportProgress() {
   const value = item ? fraction(item, expected) : null;
   const done = item ? finished(item) : false;
   const mapping = Object.entries(item?.mapping ?? {});
+  const queryClient = useQueryClient();
+  // Once the import ends, the lead lists and the list of imports are out of date.
+  useEffect(() => {
+    if (!done) return;
+    void queryClient.invalidateQueries({ queryKey: leadKeys.leads });
+    void queryClient.invalidateQueries({ queryKey: leadKeys.imports, exact: true });
+  }, [done, queryClient]);
 
   return (
     <section aria-labelledby="progress-title">

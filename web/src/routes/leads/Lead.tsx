@@ -107,6 +107,7 @@ function Erase({ lead }: { lead: LeadRead }) {
     mutationFn: () => eraseLead(lead.id),
     onSuccess: async () => {
       await queryClient.invalidateQueries({ queryKey: leadKeys.leads });
+      await queryClient.invalidateQueries({ queryKey: leadKeys.suppressions });
       await navigate("/leads", { state: { erased: label } });
     },
   });
