@@ -11,7 +11,15 @@ from redis import Redis
 
 from libs.schedule import ScheduleError, SendWindow
 from services.worker.gate import Facts, Verdict, check
-from services.worker.quiet_hours import FEDERAL, STATE_RULES, earliest_allowed, is_allowed, recipient_zones, us_state
+from services.worker.quiet_hours import (
+    FEDERAL,
+    STATE_RULES,
+    earliest_allowed,
+    intersect,
+    is_allowed,
+    recipient_zones,
+    us_state,
+)
 from services.worker.ratelimit import Limit, RateLimiter
 
 CONSENT = datetime(2026, 1, 1, tzinfo=UTC)
@@ -175,3 +183,83 @@ def test_caps_hold_until_the_window_frees(redis: Redis) -> None:
     # A refusal takes nothing from the other limits.
     assert int(redis.get(domain.bucket(now)[0]) or 0) == 2
     assert limiter.take([hourly], now + timedelta(hours=1)).allowed
+
+
+def test_only_north_american_numbers_have_a_state() -> None:
+    assert us_state("+19405550100") == "TX"
+    assert us_state("+442071234567") is None  # London: 207 is also Maine's area code
+    assert us_state(None) is None
+    assert us_state("not a number") is None
+
+
+def test_without_a_lead_zone_or_a_number_the_fallback_zone_is_used() -> None:
+    assert recipient_zones(None, None) == (ZoneInfo("UTC"),)
+    assert recipient_zones(None, None, fallback="Europe/Paris") == (ZoneInfo("Europe/Paris"),)
+    assert recipient_zones("Not/AZone", None, fallback="Europe/Paris") == (ZoneInfo("Europe/Paris"),)
+
+
+def test_a_campaign_window_outside_calling_hours_never_opens() -> None:
+    mornings = (SendWindow.of(range(7), "06:00", "08:00"),)
+    evenings = (SendWindow.of(range(7), "21:00", "23:00"),)  # touches 21:00 only at its start
+    weekend = (SendWindow.of({5, 6}, "09:00", "17:00"),)
+    weekdays = (SendWindow.of(range(5), "09:00", "17:00"),)
+    assert intersect(mornings, FEDERAL) == ()
+    assert intersect(evenings, FEDERAL) == ()
+    assert intersect(weekend, weekdays) == ()
+    assert intersect(weekdays, FEDERAL) == weekdays
+    late = sms(send_window={"weekdays": [0, 1, 2, 3, 4, 5, 6], "start": "21:00", "end": "23:00"})
+    held = check(late, local(NY, 2026, 7, 15, 21, 30))
+    assert (held.verdict, held.reason) == (Verdict.HOLD, "send_window_outside_calling_hours")
+    assert held.not_before == local(NY, 2026, 7, 15, 21, 45)  # looked at again in 15 minutes
+
+
+def test_voicemail_keeps_calling_hours_too() -> None:
+    at_2130 = local(NY, 2026, 7, 15, 21, 30)
+    held = check(sms(channel="voicemail"), at_2130)
+    assert (held.verdict, held.reason) == (Verdict.HOLD, "quiet_hours")
+    assert held.not_before == local(NY, 2026, 7, 16, 8, 0)
+    assert held.detail == {"zones": ["America/New_York"]}
+
+
+def test_a_number_without_a_zone_is_timed_in_the_campaign_zone() -> None:
+    tokyo = ZoneInfo("Asia/Tokyo")
+    facts = sms("+12125550", campaign_timezone="Asia/Tokyo")  # a possible number libphonenumber has no zone for
+    assert check(facts, local(tokyo, 2026, 7, 15, 12, 0)).verdict is Verdict.SEND
+    held = check(facts, local(tokyo, 2026, 7, 15, 22, 0))
+    assert held.not_before == local(tokyo, 2026, 7, 16, 8, 0)
+
+
+def test_zones_with_no_shared_hours_skip_with_the_zones_named() -> None:
+    one_hour = {"weekdays": [0, 1, 2, 3, 4, 5, 6], "start": "09:00", "end": "10:00"}
+    decision = check(sms("+15005550100", send_window=one_hour), local(NY, 2026, 7, 15, 12, 0))
+    assert (decision.verdict, decision.reason, decision.not_before) == (
+        Verdict.SKIP,
+        "no_common_calling_window",
+        None,
+    )
+    assert {"Pacific/Guam", "America/Adak"} <= set(decision.detail["zones"])
+
+
+def test_a_malformed_send_window_means_always_open() -> None:
+    noon = local(NY, 2026, 7, 15, 12, 0)
+    assert check(sms(send_window={"weekdays": "often"}), noon).verdict is Verdict.SEND
+    email = Facts("email", "active", "active", email="a@x.test", send_window={"start": "late"})
+    assert check(email, local(NY, 2026, 7, 15, 3, 0)).verdict is Verdict.SEND
+
+
+@pytest.mark.parametrize("lead_timezone", [None, "Not/AZone"])
+def test_email_without_a_known_lead_zone_uses_the_campaign_zone(lead_timezone: str | None) -> None:
+    window = {"weekdays": [0, 1, 2, 3, 4], "start": "09:00", "end": "17:00"}
+    email = Facts(
+        "email",
+        "active",
+        "active",
+        email="a@x.test",
+        lead_timezone=lead_timezone,
+        campaign_timezone="America/Los_Angeles",
+        send_window=window,
+    )
+    assert check(email, local(LA, 2026, 7, 15, 16, 0)).verdict is Verdict.SEND
+    held = check(email, local(LA, 2026, 7, 15, 17, 0))
+    assert (held.reason, held.not_before) == ("send_window", local(LA, 2026, 7, 16, 9, 0))
+    assert held.detail == {"zones": ["America/Los_Angeles"]}
