@@ -113,6 +113,21 @@ def test_a_browser_session_survives_reloads_and_tabs_and_the_account_screens_wor
 
             evidence.step("second-tab", second_tab)
 
+            def both_tabs_reload_at_once() -> None:
+                # Both tabs refresh on start with the same rotating cookie: one at a time (Web Lock),
+                # or the second would present a spent token and the whole session would be revoked.
+                for _ in range(3):
+                    first.evaluate("setTimeout(() => location.reload(), 0)")
+                    second.evaluate("setTimeout(() => location.reload(), 0)")
+                    first.wait_for_load_state("load")
+                    second.wait_for_load_state("load")
+                    expect(first.get_by_role("button", name="Sign out")).to_be_visible()
+                    expect(second.get_by_role("heading", name="Your account")).to_be_visible()
+                first.reload()
+                expect(first.get_by_role("heading", name="Get ready to send")).to_be_visible()
+
+            evidence.step("tabs-reload", both_tabs_reload_at_once)
+
             def change_password() -> None:
                 first.get_by_role("link", name=re.compile("Grace")).click()
                 first.wait_for_url(re.compile(r"/account$"))

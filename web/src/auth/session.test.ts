@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { csrfToken, sessionFrom, sessionStore, type SessionRead } from "./session";
+import { csrfToken, fresh, sessionFrom, sessionStore, type SessionRead } from "./session";
 
 const answer: SessionRead = {
   access_token: "access",
@@ -68,5 +68,15 @@ describe("sessionStore", () => {
     vi.stubGlobal("fetch", fetch);
     expect(await sessionStore.restore()).toBeNull();
     expect(fetch).not.toHaveBeenCalled();
+  });
+
+  it("renews a minute before expiry, or after three quarters of a short lifetime", () => {
+    const long = sessionFrom(answer, 0); // 900 s
+    expect(fresh(long, 839_000)).toBe(true);
+    expect(fresh(long, 841_000)).toBe(false);
+    const short = sessionFrom({ ...answer, expires_in: 60 }, 0);
+    expect(fresh(short, 44_000)).toBe(true);
+    expect(fresh(short, 46_000)).toBe(false);
+    expect(fresh(null)).toBe(false);
   });
 });

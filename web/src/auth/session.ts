@@ -36,7 +36,7 @@ export const CLIENT_HEADERS = { "x-tidewater-client": "web" } as const;
 export const CSRF_COOKIE = "tidewater_csrf";
 const CHANNEL = "tidewater-session";
 const LOCK = "tidewater-session-refresh";
-/** Renew this long before the access token expires. */
+/** Renew this long before the access token expires (a quarter of its lifetime if that is shorter). */
 export const RENEW_EARLY_MS = 60_000;
 
 let current: Session | null = null;
@@ -50,11 +50,21 @@ function emit(): void {
   for (const listener of listeners) listener();
 }
 
+/** How long before its expiry a session is renewed: a minute, or a quarter of a short lifetime. */
+function early(session: Session): number {
+  return Math.min(RENEW_EARLY_MS, (session.expiresAt - session.obtainedAt) / 4);
+}
+
+/** Whether the session is good for a while yet (no need to renew it now). */
+export function fresh(session: Session | null, now: number = Date.now()): session is Session {
+  return session !== null && session.expiresAt - now > early(session);
+}
+
 function schedule(): void {
   if (timer !== undefined) clearTimeout(timer);
   timer = undefined;
   if (!current) return;
-  const wait = Math.max(current.expiresAt - Date.now() - RENEW_EARLY_MS, 1_000);
+  const wait = Math.max(current.expiresAt - Date.now() - early(current), 1_000);
   timer = setTimeout(() => {
     void renew();
   }, wait);
@@ -144,7 +154,7 @@ function renew(): Promise<Session | null> {
   const waitingSince = Date.now();
   inflight = withLock(async () => {
     const now = Date.now();
-    if (current && current.obtainedAt >= waitingSince && current.expiresAt - now > RENEW_EARLY_MS) return current;
+    if (fresh(current, now) && current.obtainedAt >= waitingSince) return current;
     let next: Session | null = null;
     try {
       next = await refreshByCookie(current);
@@ -183,7 +193,7 @@ export const sessionStore = {
     current && current.expiresAt > now ? current.accessToken : null,
   /** The session to use: the one in memory while valid, else one restored from the refresh cookie. */
   restore: async (now: number = Date.now()): Promise<Session | null> => {
-    if (current && current.expiresAt - now > RENEW_EARLY_MS) return current;
+    if (fresh(current, now)) return current;
     return renew();
   },
   /** Sign out: revoke the session on the server (which clears the cookie) and tell every tab. */
