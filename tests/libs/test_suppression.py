@@ -84,9 +84,18 @@ def test_normalisation() -> None:
     assert guess_kind("acme.com") == "domain"
     assert guess_kind("a@acme.com") == "email"
     assert guess_kind("+1 212 555 0100") == "phone"
+    assert normalize_domain("Xerox.example") == "xerox.example"
+    assert normalize_domain("mail.ACMEX.") == "mail.acmex"
     for bad, fn in (("nope", normalize_email), ("123", normalize_phone), ("a@b", normalize_domain)):
         with pytest.raises(InvalidContact):
             fn(bad)
+    for bad in ("@", " . ", "a@b", "@x@acme.com"):
+        with pytest.raises(InvalidContact, match=r"^The domain is not valid\.$"):
+            normalize_domain(bad)
+    with pytest.raises(InvalidContact) as refused:
+        normalize_domain("acme..com")
+    assert str(refused.value) not in ("", "None")
+    assert "@-sign" not in str(refused.value)
 
 
 def test_scope_rules() -> None:
@@ -179,6 +188,49 @@ async def test_async_session_runs_the_same_query(database_url: str, engine: Engi
     await db.dispose()
     assert [(h.reason, h.kind) for h in hits[lead_id]] == [("bounce", "email")]
     assert hits[lead_id][0].suppression_id is not None
+
+
+async def test_async_query_keeps_the_channel_scope_the_hashes_and_the_global_switch(
+    database_url: str, engine: Engine, org: uuid.UUID
+) -> None:
+    texted = lead(engine, org, email="a@example.com", phone="+12125550100")
+    erased_contact = lead(engine, org, email="gone@example.com")
+    suppress(engine, org, "sms", "phone", "+12125550100", "stop")
+    suppress(engine, org, "all", "hash", contact_hash(KEY, "email", "gone@example.com"), "erasure")
+    db = Database.from_url(database_url)
+    try:
+        async with db.tenant(org) as s:
+            ids = [texted, erased_contact]
+            email = await find_suppressed(s, org_id=org, lead_ids=ids, channel="email", key=KEY)
+            everywhere = await find_suppressed(
+                s, org_id=org, lead_ids=ids, channel="email", key=KEY, every_opt_out_global=True
+            )
+            assert await find_suppressed(s, org_id=org, lead_ids=[], channel="email", key=KEY) == {}
+    finally:
+        await db.dispose()
+    assert set(email) == {erased_contact}  # the SMS STOP does not block email; the erasure hash does
+    assert [h.reason for h in everywhere[texted]] == ["stop"]
+
+
+def test_the_status_refresh_counts_hashes_lifts_removed_suppressions_and_keeps_to_its_leads(
+    engine: Engine, org: uuid.UUID
+) -> None:
+    hashed = lead(engine, org, email="gone@example.com")
+    listed = lead(engine, org, email="b@example.com")
+    untouched = lead(engine, org, email="c@example.com")
+    suppress(engine, org, "all", "hash", contact_hash(KEY, "email", "gone@example.com"), "erasure")
+    suppress(engine, org, "email", "email", "b@example.com")
+    suppress(engine, org, "email", "email", "c@example.com")
+
+    def refresh(lead_ids: list[uuid.UUID] | None) -> dict[uuid.UUID, str]:
+        with tenant_session(engine, org) as s:
+            s.connection().execute(refresh_lead_status_statement(org_id=org, key=KEY, lead_ids=lead_ids))
+            return dict(s.connection().execute(sa.text("SELECT id, status FROM leads")).all())
+
+    assert refresh([hashed, listed]) == {hashed: "suppressed", listed: "suppressed", untouched: "active"}
+    with tenant_session(engine, org) as s:
+        s.connection().execute(sa.text("DELETE FROM suppressions WHERE value = 'b@example.com'"))
+    assert refresh(None) == {hashed: "suppressed", listed: "active", untouched: "suppressed"}
 
 
 def test_suppress_statement_is_idempotent(engine: Engine, org: uuid.UUID) -> None:
