@@ -17,7 +17,8 @@ from libs.openapi import problems
 from libs.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 from libs.scopes import ANY_TOKEN, PEOPLE_ONLY, Area, scope_area
 from libs.security import PUBLIC, Principal, Role, operator_only, requires
-from services.auth.cookies import answer, cleared_cookies, refresh_cookie, wants_cookie
+from services.auth.cookies import answer, cleared_cookies, forget_csrf, refresh_cookie, wants_cookie
+from services.auth.errors import InvalidRefreshToken
 from services.auth.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -125,7 +126,12 @@ class SessionController(Controller):
         token = given or refresh_cookie(request)
         if token is None:
             raise Invalid(errors=[{"field": "refresh_token", "message": "required (or the refresh cookie)"}])
-        pair = await RefreshService(auth).refresh(token)
+        try:
+            pair = await RefreshService(auth).refresh(token)
+        except InvalidRefreshToken as exc:
+            if given is None:  # the page stops trying its dead cookie: without the CSRF cookie it asks no more
+                exc.headers["set-cookie"] = forget_csrf(auth.settings)
+            raise
         return answer(auth.settings, pair, cookie=given is None)
 
     @post(

@@ -109,6 +109,12 @@ def cleared_cookies(settings: AuthSettings) -> list[Cookie]:
     return cookies
 
 
+def forget_csrf(settings: AuthSettings) -> str:
+    """A ``Set-Cookie`` value dropping the CSRF cookie (a problem answer carries one such header)."""
+    cookie = cleared_cookies(settings)[-1]
+    return cookie.to_encoded_header()[1].decode("latin-1")
+
+
 def answer(settings: AuthSettings, pair: PairT, *, cookie: bool, status_code: int = 200) -> Response[PairT]:
     """The JSON answer; in cookie mode without the refresh token, which goes in the cookie instead."""
     if not cookie:

@@ -172,6 +172,9 @@ def test_reusing_a_spent_refresh_cookie_revokes_the_whole_session(client: TestCl
     stolen = Browser(refresh=browser.refresh, csrf=rotated.csrf)  # the spent token, sent again
     reused = stolen.call(client, "/api/auth/refresh")
     assert reused.status_code == 401, reused.text
+    assert reused.headers["www-authenticate"] == "Bearer"
+    (forgotten,) = set_cookies(reused)  # the page stops asking with a dead cookie
+    assert (forgotten.name, forgotten.value, forgotten.attributes["max-age"]) == ("tidewater_csrf", "", "0")
     assert rotated.call(client, "/api/auth/refresh").status_code == 401  # the family is revoked
     assert client.get("/api/auth/me", headers=bearer(access)).status_code == 401
 
