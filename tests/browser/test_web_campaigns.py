@@ -142,6 +142,20 @@ def _sign_in(page: Any, gateway: str, email: str) -> None:
     page.wait_for_url(re.compile(r"/$"))
 
 
+def _open(page: Any, url: str) -> None:
+    """Load ``url`` afresh (the current build of the client), signing in again if the session did not survive."""
+    from playwright.sync_api import expect
+
+    page.goto(url)
+    sign_in = page.get_by_role("heading", name="Sign in to Tidewater")
+    expect(sign_in.or_(page.get_by_role("button", name="Sign out"))).to_be_visible()
+    if sign_in.is_visible():
+        page.get_by_label("Email").fill(OWNER)
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(url)
+
+
 def _mails(dev: DevSystem) -> list[str]:
     folder = dev.data_dir / "mail" / "new"
     return [p.read_text(errors="replace") for p in sorted(folder.glob("*"))] if folder.is_dir() else []
@@ -256,6 +270,16 @@ def test_an_owner_builds_launches_and_watches_a_campaign_and_a_viewer_cannot_lau
                 second.get_by_label("Body", exact=True).fill("Any thoughts, {{ lead.first_name }}?")
                 second.get_by_role("button", name="Add step").click()
                 expect(steps.get_by_role("form", name="Step 2")).to_be_visible()
+                # A saved step's copy is checked live, without a click: the error shows, then clears.
+                first = steps.get_by_role("form", name="Step 1")
+                saved_body = first.get_by_label("Body", exact=True)
+                good = saved_body.input_value()
+                saved_body.fill(good + " {{ lead.oops }}")
+                expect(saved_body).to_have_attribute("aria-invalid", "true")
+                expect(saved_body).to_have_accessible_description(re.compile("oops"))
+                saved_body.fill(good)
+                expect(first.get_by_role("status")).to_contain_text("checked and saved")
+                expect(saved_body).not_to_have_attribute("aria-invalid", "true")
                 assert _fits(page), "the builder scrolls sideways at 390 px"
 
             evidence.step("steps", build_steps)
@@ -297,8 +321,8 @@ def test_an_owner_builds_launches_and_watches_a_campaign_and_a_viewer_cannot_lau
             evidence.step("launch-live", launch_and_watch)
 
             def message_page() -> None:
-                page.get_by_role("table", name="Latest messages").get_by_role("link").last.click()
-                page.wait_for_url(re.compile(r"/messages/[0-9a-f-]{36}$"))
+                link = page.get_by_role("table", name="Latest messages").get_by_role("link").last
+                _open(page, gateway + str(link.get_attribute("href")))
                 expect(page.get_by_role("list", name="Events")).to_contain_text("sent")
                 expect(page.get_by_role("heading", name="Audit trail")).to_be_visible()
                 assert_accessible(page, "message")
@@ -306,7 +330,7 @@ def test_an_owner_builds_launches_and_watches_a_campaign_and_a_viewer_cannot_lau
             evidence.step("message", message_page)
 
             def deliveries() -> None:
-                nav.get_by_role("link", name="Webhooks").click()
+                _open(page, f"{gateway}/webhooks")
                 page.get_by_role("link", name=f"Deliveries to {hook}").click()
                 page.wait_for_url(re.compile(r"/webhooks/[0-9a-f-]{36}$"))
                 log = page.get_by_role("list", name="Deliveries")  # it refreshes itself every 10 s

@@ -1,5 +1,5 @@
 import { useMutation, useQueryClient } from "@tanstack/react-query";
-import { useState, type SyntheticEvent } from "react";
+import { useEffect, useRef, useState, type SyntheticEvent } from "react";
 import { formErrors } from "../../api/problem";
 import { Field, SelectField } from "../../components/Field";
 import { FormError } from "../../components/FormError";
@@ -98,6 +98,9 @@ function bodyOf(form: StepForm): StepCreate {
   };
 }
 
+/** How long the copy of a saved step rests before the server checks (and keeps) it. */
+export const CHECK_AFTER_MS = 800;
+
 /** The names a step's problem may point at (`variants[0].key` and `variants.0.key` alike). */
 function knownFields(form: StepForm): string[] {
   const names = ["channel", "delay", "delay_unit", "business_days", "variants", "subject_template", "body_template", "sms_template", "script_template"];
@@ -142,18 +145,42 @@ export function StepEditor({ campaignId, step, draft, readOnly, first }: Props) 
       await queryClient.invalidateQueries({ queryKey: campaignKeys.steps(campaignId) });
     },
   });
-  const errors = formErrors(save.error ?? remove.error, knownFields(form));
+  // A saved step's copy is checked live: once typing rests, the server validates (and keeps) the
+  // templates and variants, and its errors show under their fields. There is no dry-run renderer.
+  const check = useMutation({
+    mutationFn: (body: StepCreate) =>
+      updateStep(campaignId, step?.id ?? "", {
+        subject_template: body.subject_template ?? null,
+        body_template: body.body_template ?? null,
+        sms_template: body.sms_template ?? null,
+        script_template: body.script_template ?? null,
+        variants: body.variants ?? null,
+      }),
+    onMutate: () => { save.reset(); },
+    onSuccess: () => { setSaved(`Step ${String(step?.position ?? "")} copy checked and saved.`); },
+  });
+  const edited = useRef(false);
+  const live = Boolean(step) && !readOnly;
+  const checkMutate = check.mutate;
+  useEffect(() => {
+    if (!live || !edited.current) return;
+    const timer = setTimeout(() => { checkMutate(bodyOf(form)); }, CHECK_AFTER_MS);
+    return () => { clearTimeout(timer); };
+  }, [live, form.copy, form.variants, checkMutate]); // eslint-disable-line react-hooks/exhaustive-deps
+  const errors = formErrors(save.error ?? check.error ?? remove.error, knownFields(form));
   const err = (name: string) => errors.fields[name];
   const title = step ? `Step ${String(step.position)}` : "Add a step";
   const set = (patch: Partial<StepForm>) => { setForm((f) => ({ ...f, ...patch })); setSaved(null); };
-  const setCopy = (name: Copy, text: string) => { set({ copy: { ...form.copy, [name]: text } }); };
+  const setCopy = (name: Copy, text: string) => { edited.current = true; set({ copy: { ...form.copy, [name]: text } }); };
   const setVariant = (i: number, patch: Partial<VariantForm>) => {
+    edited.current = true;
     set({ variants: form.variants.map((v, j) => (j === i ? { ...v, ...patch } : v)) });
   };
   const locked = readOnly || (!draft && Boolean(step));
 
   function submit(event: SyntheticEvent<HTMLFormElement>) {
     event.preventDefault();
+    check.reset();
     save.mutate(bodyOf(form));
   }
 
@@ -266,7 +293,7 @@ export function StepEditor({ campaignId, step, draft, readOnly, first }: Props) 
                 <button
                   type="button"
                   className="button--quiet"
-                  onClick={() => { set({ variants: form.variants.filter((_, j) => j !== i) }); }}
+                  onClick={() => { edited.current = true; set({ variants: form.variants.filter((_, j) => j !== i) }); }}
                 >
                   Remove variant {i + 1}
                 </button>
@@ -281,6 +308,7 @@ export function StepEditor({ campaignId, step, draft, readOnly, first }: Props) 
             className="button--quiet"
             onClick={() => {
               const key = String.fromCharCode(65 + form.variants.length);
+              edited.current = true;
               set({ variants: [...form.variants, { key, weight: "1", copy: {} }] });
             }}
           >
