@@ -128,7 +128,9 @@ def test_leads_are_imported_searched_erased_and_suppressed_in_the_browser(
                 _drop_file(page, '[data-testid="dropzone"]', "leads.csv", _leads_csv())
                 table = page.get_by_role("region", name="Column mapping and first rows")
                 expect(table.get_by_role("cell", name="grace@hopper.example")).to_be_visible()
-                expect(table.get_by_text(f"about {GOOD_ROWS + 1} rows")).to_be_visible()
+                expect(
+                    page.get_by_role("status").filter(has_text=f"leads.csv: about {GOOD_ROWS + 1} rows")
+                ).to_be_visible()
                 # The server's synonyms, detected before the upload: E-mail is the email, Colour a custom field.
                 expect(table.get_by_label("“E-mail” goes to")).to_have_value("email")
                 expect(table.get_by_label("“First Name” goes to")).to_have_value("first_name")
@@ -141,6 +143,7 @@ def test_leads_are_imported_searched_erased_and_suppressed_in_the_browser(
                 table.get_by_label("“Colour” goes to").select_option("ignore")
                 assert _fits(page), "the import screen scrolls sideways at 390 px"
                 assert_accessible(page, "lead import (preview)")
+                page.screenshot(path=str(artifacts / "import-preview-390.png"), full_page=True)
 
             evidence.step("preview", preview_and_map)
 
@@ -160,6 +163,7 @@ def test_leads_are_imported_searched_erased_and_suppressed_in_the_browser(
                 expect(used.get_by_text("Colour")).to_have_count(0)  # ignored: not in the mapping used
                 assert _fits(page), "the import progress screen scrolls sideways at 390 px"
                 assert_accessible(page, "import progress (done)")
+                page.screenshot(path=str(artifacts / "import-done-390.png"), full_page=True)
 
             evidence.step("import", import_to_done)
 
@@ -220,6 +224,7 @@ def test_leads_are_imported_searched_erased_and_suppressed_in_the_browser(
                 expect(page.get_by_text("Nothing has happened to this lead yet.")).to_be_visible()
                 assert _fits(page), "the lead screen scrolls sideways at 390 px"
                 assert_accessible(page, "lead")
+                page.screenshot(path=str(artifacts / "lead-390.png"), full_page=True)
 
             evidence.step("list", page_and_search)
 

@@ -95,55 +95,57 @@ function MappingTable({
 }) {
   const { header, rows } = chosen.preview;
   return (
-    <div className="table-scroll" tabIndex={0} role="region" aria-label="Column mapping and first rows">
-      <table>
-        <caption>
-          Columns of {chosen.file.name} and its first {rows.length} row{rows.length === 1 ? "" : "s"} (separated by{" "}
-          {shown(chosen.preview.delimiter)}, about {chosen.rows.toLocaleString()} rows)
-        </caption>
-        <thead>
-          <tr>
-            {header.map((column, index) => (
-              <th key={`${String(index)}-${column}`} scope="col">
-                {column || <em>(no name: skipped)</em>}
-              </th>
-            ))}
-          </tr>
-          <tr>
-            {header.map((column, index) => (
-              <td key={`${String(index)}-${column}`} className="mapping-cell">
-                {column ? (
-                  <SelectField
-                    label={`“${column}” goes to`}
-                    name={`mapping-${column}`}
-                    value={mapping[column] ?? "custom"}
-                    error={columnErrors[column]}
-                    onChange={(event) => {
-                      onChange(column, event.target.value as Target);
-                    }}
-                  >
-                    {TARGETS.map((target) => (
-                      <option key={target} value={target}>
-                        {FIELD_LABELS[target]}
-                      </option>
-                    ))}
-                  </SelectField>
-                ) : null}
-              </td>
-            ))}
-          </tr>
-        </thead>
-        <tbody>
-          {rows.map((row, r) => (
-            <tr key={r}>
-              {header.map((column, c) => (
-                <td key={`${String(c)}-${column}`}>{row[c] ?? ""}</td>
+    <>
+      <p className="notice" role="status">
+        {chosen.file.name}: about {chosen.rows.toLocaleString()} rows, separated by {shown(chosen.preview.delimiter)}. Its
+        first {rows.length} row{rows.length === 1 ? "" : "s"}:
+      </p>
+      <div className="table-scroll" tabIndex={0} role="region" aria-label="Column mapping and first rows">
+        <table aria-label="Column mapping">
+          <thead>
+            <tr>
+              {header.map((column, index) => (
+                <th key={`${String(index)}-${column}`} scope="col">
+                  {column || <em>(no name: skipped)</em>}
+                </th>
               ))}
             </tr>
-          ))}
-        </tbody>
-      </table>
-    </div>
+            <tr>
+              {header.map((column, index) => (
+                <td key={`${String(index)}-${column}`} className="mapping-cell">
+                  {column ? (
+                    <SelectField
+                      label={`“${column}” goes to`}
+                      name={`mapping-${column}`}
+                      value={mapping[column] ?? "custom"}
+                      error={columnErrors[column]}
+                      onChange={(event) => {
+                        onChange(column, event.target.value as Target);
+                      }}
+                    >
+                      {TARGETS.map((target) => (
+                        <option key={target} value={target}>
+                          {FIELD_LABELS[target]}
+                        </option>
+                      ))}
+                    </SelectField>
+                  ) : null}
+                </td>
+              ))}
+            </tr>
+          </thead>
+          <tbody>
+            {rows.map((row, r) => (
+              <tr key={r}>
+                {header.map((column, c) => (
+                  <td key={`${String(c)}-${column}`}>{row[c] ?? ""}</td>
+                ))}
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+    </>
   );
 }
 
