@@ -263,3 +263,27 @@ def test_email_without_a_known_lead_zone_uses_the_campaign_zone(lead_timezone: s
     held = check(email, local(LA, 2026, 7, 15, 17, 0))
     assert (held.reason, held.not_before) == ("send_window", local(LA, 2026, 7, 16, 9, 0))
     assert held.detail == {"zones": ["America/Los_Angeles"]}
+
+
+def test_each_lifecycle_end_skips_with_its_reason() -> None:
+    now = local(NY, 2026, 7, 15, 12, 0)
+    ended = {
+        "campaign_completed": sms(campaign_status="completed"),
+        "campaign_archived": sms(campaign_status="archived"),
+        "enrollment_completed": sms(enrollment_status="completed"),
+        "enrollment_stopped": sms(enrollment_status="stopped"),
+        "lead_unsubscribed": sms(lead_status="unsubscribed"),
+        "lead_erased": sms(lead_status="erased"),
+        "no_email_address": Facts("email", "active", "active", email=None),
+    }
+    for reason, facts in ended.items():
+        decision = check(facts, now)
+        assert (decision.verdict, decision.reason, decision.not_before) == (Verdict.SKIP, reason, None)
+
+
+def test_a_paused_enrollment_is_looked_at_again_in_15_minutes() -> None:
+    now = local(NY, 2026, 7, 15, 12, 0)
+    held = check(sms(enrollment_status="paused"), now)
+    assert (held.verdict, held.reason) == (Verdict.HOLD, "enrollment_paused")
+    assert held.not_before == now + timedelta(minutes=15)
+    assert check(sms(lead_status="active"), now).verdict is Verdict.SEND
