@@ -362,6 +362,7 @@ def test_an_owner_builds_launches_and_watches_a_campaign_and_a_viewer_cannot_lau
                 expect(viewer_page.get_by_role("form", name="Step 1")).to_be_visible()
                 expect(viewer_page.get_by_role("button", name="Launch campaign")).to_have_count(0)
                 expect(viewer_page.get_by_role("button", name="Add step")).to_have_count(0)
+                expect(viewer_page.get_by_role("form", name="Step 1").get_by_label("Body", exact=True)).to_be_disabled()
                 assert_accessible(viewer_page, "campaign builder (viewer)")
                 with _api(system, made["viewer_token"]) as api:
                     refused = api.post(f"/api/campaigns/{made['other']}/launch")

@@ -122,21 +122,23 @@ function Settings({ campaign, readOnly }: { campaign: CampaignRead; readOnly: bo
     <form onSubmit={submit} noValidate aria-label="Send window and stop rules">
       <h2>Send window and stop rules</h2>
       <FormError errors={errors} />
-      <SendWindowFields value={sendWindow} onChange={setSendWindow} errors={errors.fields} />
-      <fieldset>
-        <legend>Stop rules</legend>
-        <div className="checks">
-          {STOP_RULES.map(({ name, label }) => (
-            <label key={name}>
-              <input
-                type="checkbox"
-                checked={Boolean(rules[name])}
-                onChange={(e) => { setRules({ ...rules, [name]: e.target.checked }); }}
-              />
-              {label}
-            </label>
-          ))}
-        </div>
+      <fieldset className="plain" disabled={readOnly}>
+        <SendWindowFields value={sendWindow} onChange={setSendWindow} errors={errors.fields} />
+        <fieldset>
+          <legend>Stop rules</legend>
+          <div className="checks">
+            {STOP_RULES.map(({ name, label }) => (
+              <label key={name}>
+                <input
+                  type="checkbox"
+                  checked={Boolean(rules[name])}
+                  onChange={(e) => { setRules({ ...rules, [name]: e.target.checked }); }}
+                />
+                {label}
+              </label>
+            ))}
+          </div>
+        </fieldset>
       </fieldset>
       {readOnly ? null : (
         <button type="submit" disabled={save.isPending}>

@@ -188,133 +188,135 @@ export function StepEditor({ campaignId, step, draft, readOnly, first }: Props) 
     <form onSubmit={submit} noValidate aria-label={title} className="step" data-step-position={step?.position}>
       <h3>{title}</h3>
       <FormError errors={errors} />
-      <div className="row">
-        <SelectField
-          label="Channel"
-          name="channel"
-          value={form.channel}
-          disabled={locked}
-          onChange={(e) => { set({ channel: e.target.value as Channel }); }}
-          error={err("channel")}
-        >
-          {Object.entries(CHANNELS).map(([value, text]) => (
-            <option key={value} value={value}>
-              {text}
-            </option>
-          ))}
-        </SelectField>
-        <Field
-          label="Wait"
-          name="delay"
-          type="number"
-          min={0}
-          inputMode="numeric"
-          value={form.delay}
-          disabled={locked}
-          onChange={(e) => { set({ delay: e.target.value }); }}
-          hint={first || step?.position === 1 ? "after enrollment" : "after the previous step"}
-          error={err("delay")}
-        />
-        <SelectField
-          label="Unit"
-          name="delay_unit"
-          value={form.delay_unit}
-          disabled={locked}
-          onChange={(e) => { set({ delay_unit: e.target.value as DelayUnit }); }}
-          error={err("delay_unit")}
-        >
-          {Object.entries(UNITS).map(([value, text]) => (
-            <option key={value} value={value}>
-              {text}
-            </option>
-          ))}
-        </SelectField>
-      </div>
-      <div className="checks">
-        <label>
-          <input
-            type="checkbox"
-            checked={form.business_days}
-            disabled={locked || form.delay_unit !== "days"}
-            onChange={(e) => { set({ business_days: e.target.checked }); }}
-          />
-          Count business days only
-        </label>
-      </div>
-      <p className="field__hint">Steps go out within the campaign's send window, in the lead's time zone.</p>
-      {COPY_OF[form.channel].map(({ name, label, rows }) => (
-        <TemplateField
-          key={name}
-          label={label}
-          name={name}
-          rows={rows}
-          value={form.copy[name] ?? ""}
-          onChange={(text) => { setCopy(name, text); }}
-          error={err(name)}
-        />
-      ))}
-      <fieldset>
-        <legend>A/B variants</legend>
-        <p className="field__hint">
-          Each variant overrides the copy above for a share of the leads, chosen by weight. Leave a field empty to keep the step's copy.
-        </p>
-        {form.variants.map((variant, i) => {
-          const at = (f: string) => err(`variants[${String(i)}].${f}`) ?? err(`variants.${String(i)}.${f}`);
-          return (
-            <div key={i} className="variant" role="group" aria-label={`Variant ${String(i + 1)}`}>
-              <div className="row">
-                <Field
-                  label={`Variant ${String(i + 1)} key`}
-                  value={variant.key}
-                  onChange={(e) => { setVariant(i, { key: e.target.value }); }}
-                  error={at("key")}
-                />
-                <Field
-                  label={`Variant ${String(i + 1)} weight`}
-                  type="number"
-                  min={1}
-                  value={variant.weight}
-                  onChange={(e) => { setVariant(i, { weight: e.target.value }); }}
-                  error={at("weight")}
-                />
-              </div>
-              {COPY_OF[form.channel].map(({ name, label, rows }) => (
-                <TemplateField
-                  key={name}
-                  label={`Variant ${String(i + 1)} ${label.toLowerCase()}`}
-                  name={`variant-${String(i)}-${name}`}
-                  rows={rows}
-                  value={variant.copy[name] ?? ""}
-                  onChange={(text) => { setVariant(i, { copy: { ...variant.copy, [name]: text } }); }}
-                  error={at(name)}
-                />
-              ))}
-              {readOnly ? null : (
-                <button
-                  type="button"
-                  className="button--quiet"
-                  onClick={() => { edited.current = true; set({ variants: form.variants.filter((_, j) => j !== i) }); }}
-                >
-                  Remove variant {i + 1}
-                </button>
-              )}
-            </div>
-          );
-        })}
-        {err("variants") ? <p className="field__error" role="alert">{err("variants")}</p> : null}
-        {readOnly || form.variants.length >= 10 ? null : (
-          <button
-            type="button"
-            className="button--quiet"
-            onClick={() => {
-              const key = String.fromCharCode(65 + form.variants.length);
-              edited.current = true;
-              set({ variants: [...form.variants, { key, weight: "1", copy: {} }] });
-            }}
+      <fieldset className="plain" disabled={readOnly}>
+        <div className="row">
+          <SelectField
+            label="Channel"
+            name="channel"
+            value={form.channel}
+            disabled={locked}
+            onChange={(e) => { set({ channel: e.target.value as Channel }); }}
+            error={err("channel")}
           >
-            Add a variant
-          </button>
-        )}
+            {Object.entries(CHANNELS).map(([value, text]) => (
+              <option key={value} value={value}>
+                {text}
+              </option>
+            ))}
+          </SelectField>
+          <Field
+            label="Wait"
+            name="delay"
+            type="number"
+            min={0}
+            inputMode="numeric"
+            value={form.delay}
+            disabled={locked}
+            onChange={(e) => { set({ delay: e.target.value }); }}
+            hint={first || step?.position === 1 ? "after enrollment" : "after the previous step"}
+            error={err("delay")}
+          />
+          <SelectField
+            label="Unit"
+            name="delay_unit"
+            value={form.delay_unit}
+            disabled={locked}
+            onChange={(e) => { set({ delay_unit: e.target.value as DelayUnit }); }}
+            error={err("delay_unit")}
+          >
+            {Object.entries(UNITS).map(([value, text]) => (
+              <option key={value} value={value}>
+                {text}
+              </option>
+            ))}
+          </SelectField>
+        </div>
+        <div className="checks">
+          <label>
+            <input
+              type="checkbox"
+              checked={form.business_days}
+              disabled={locked || form.delay_unit !== "days"}
+              onChange={(e) => { set({ business_days: e.target.checked }); }}
+            />
+            Count business days only
+          </label>
+        </div>
+        <p className="field__hint">Steps go out within the campaign's send window, in the lead's time zone.</p>
+        {COPY_OF[form.channel].map(({ name, label, rows }) => (
+          <TemplateField
+            key={name}
+            label={label}
+            name={name}
+            rows={rows}
+            value={form.copy[name] ?? ""}
+            onChange={(text) => { setCopy(name, text); }}
+            error={err(name)}
+          />
+        ))}
+        <fieldset>
+          <legend>A/B variants</legend>
+          <p className="field__hint">
+            Each variant overrides the copy above for a share of the leads, chosen by weight. Leave a field empty to keep the step's copy.
+          </p>
+          {form.variants.map((variant, i) => {
+            const at = (f: string) => err(`variants[${String(i)}].${f}`) ?? err(`variants.${String(i)}.${f}`);
+            return (
+              <div key={i} className="variant" role="group" aria-label={`Variant ${String(i + 1)}`}>
+                <div className="row">
+                  <Field
+                    label={`Variant ${String(i + 1)} key`}
+                    value={variant.key}
+                    onChange={(e) => { setVariant(i, { key: e.target.value }); }}
+                    error={at("key")}
+                  />
+                  <Field
+                    label={`Variant ${String(i + 1)} weight`}
+                    type="number"
+                    min={1}
+                    value={variant.weight}
+                    onChange={(e) => { setVariant(i, { weight: e.target.value }); }}
+                    error={at("weight")}
+                  />
+                </div>
+                {COPY_OF[form.channel].map(({ name, label, rows }) => (
+                  <TemplateField
+                    key={name}
+                    label={`Variant ${String(i + 1)} ${label.toLowerCase()}`}
+                    name={`variant-${String(i)}-${name}`}
+                    rows={rows}
+                    value={variant.copy[name] ?? ""}
+                    onChange={(text) => { setVariant(i, { copy: { ...variant.copy, [name]: text } }); }}
+                    error={at(name)}
+                  />
+                ))}
+                {readOnly ? null : (
+                  <button
+                    type="button"
+                    className="button--quiet"
+                    onClick={() => { edited.current = true; set({ variants: form.variants.filter((_, j) => j !== i) }); }}
+                  >
+                    Remove variant {i + 1}
+                  </button>
+                )}
+              </div>
+            );
+          })}
+          {err("variants") ? <p className="field__error" role="alert">{err("variants")}</p> : null}
+          {readOnly || form.variants.length >= 10 ? null : (
+            <button
+              type="button"
+              className="button--quiet"
+              onClick={() => {
+                const key = String.fromCharCode(65 + form.variants.length);
+                edited.current = true;
+                set({ variants: [...form.variants, { key, weight: "1", copy: {} }] });
+              }}
+            >
+              Add a variant
+            </button>
+          )}
+        </fieldset>
       </fieldset>
       {readOnly ? null : (
         <div className="actions">
