@@ -97,7 +97,7 @@ function MappingTable({
   return (
     <>
       <p className="notice" role="status">
-        {chosen.file.name}: about {chosen.rows.toLocaleString()} rows, separated by {shown(chosen.preview.delimiter)}. Its
+        {chosen.file.name}: about {chosen.rows.toLocaleString()} row{chosen.rows === 1 ? "" : "s"}, separated by {shown(chosen.preview.delimiter)}. Its
         first {rows.length} row{rows.length === 1 ? "" : "s"}:
       </p>
       <div className="table-scroll" tabIndex={0} role="region" aria-label="Column mapping and first rows">
