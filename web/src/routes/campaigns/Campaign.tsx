@@ -1,7 +1,7 @@
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState, type SyntheticEvent } from "react";
 import { Link, useParams } from "react-router";
-import { fieldName, formErrors, toProblem } from "../../api/problem";
+import { formErrors } from "../../api/problem";
 import { getBrand, keys } from "../../api/queries";
 import { useSession } from "../../auth/useSession";
 import { Field, SelectField } from "../../components/Field";
@@ -14,14 +14,13 @@ import {
   listLeadChoices,
   listSteps,
   previewSchedule,
-  transition,
   updateCampaign,
   type CampaignRead,
   type LeadFilter,
   type StopRules,
-  type Transition,
 } from "./api";
 import { SendWindowFields, windowOf, type WindowForm } from "./SendWindow";
+import { Lifecycle } from "./Lifecycle";
 import { StepEditor } from "./StepEditor";
 import "./campaigns.css";
 
@@ -31,73 +30,6 @@ const STOP_RULES: { name: keyof StopRules; label: string }[] = [
   { name: "on_unsubscribe", label: "Stop when the lead unsubscribes" },
   { name: "on_bounce", label: "Stop when a message bounces" },
 ];
-
-/** The campaign's life-cycle buttons the role may use, and the readiness gaps of a refused launch. */
-function Lifecycle({ campaign }: { campaign: CampaignRead }) {
-  const session = useSession();
-  const queryClient = useQueryClient();
-  const role = session?.role ?? "viewer";
-  const admin = role === "admin" || role === "owner";
-  const member = admin || role === "member";
-  const act = useMutation({
-    mutationFn: (action: Transition) => transition(campaign.id, action),
-    onSuccess: async (updated) => {
-      queryClient.setQueryData(campaignKeys.campaign(campaign.id), updated);
-      await queryClient.invalidateQueries({ queryKey: campaignKeys.all });
-    },
-  });
-  const problem = act.error ? toProblem(act.error) : null;
-  return (
-    <section aria-labelledby="lifecycle-title">
-      <h2 id="lifecycle-title">Status: {campaign.status}</h2>
-      <div className="actions">
-        {admin && campaign.status === "draft" ? (
-          <button type="button" onClick={() => { act.mutate("launch"); }} disabled={act.isPending}>
-            Launch campaign
-          </button>
-        ) : null}
-        {member && campaign.status === "active" ? (
-          <button type="button" onClick={() => { act.mutate("pause"); }} disabled={act.isPending}>
-            Pause campaign
-          </button>
-        ) : null}
-        {admin && campaign.status === "paused" ? (
-          <button type="button" onClick={() => { act.mutate("resume"); }} disabled={act.isPending}>
-            Resume campaign
-          </button>
-        ) : null}
-        {campaign.status !== "draft" ? <Link to={`/campaigns/${campaign.id}/live`}>Live view</Link> : null}
-      </div>
-      {!admin && campaign.status === "draft" ? (
-        <p className="field__hint">An admin or owner launches the campaign.</p>
-      ) : null}
-      {problem ? (
-        <div className="form-error" role="alert" aria-labelledby="launch-problem">
-          <p id="launch-problem" className="form-error__detail">
-            {problem.title}
-          </p>
-          {problem.errors?.length ? (
-            <ul aria-label="What the launch still needs">
-              {problem.errors.map((e) => (
-                <li key={`${fieldName(e)}:${e.message}`}>
-                  <strong>{fieldName(e)}</strong>: {e.message}
-                  {fieldName(e).startsWith("brand.") ? (
-                    <>
-                      {" "}
-                      (<Link to={`/?brand=${campaign.brand_id}`}>brand checklist</Link>)
-                    </>
-                  ) : null}
-                </li>
-              ))}
-            </ul>
-          ) : (
-            <p>{problem.detail}</p>
-          )}
-        </div>
-      ) : null}
-    </section>
-  );
-}
 
 /** The send window and stop rules (editable while the campaign may change them). */
 function Settings({ campaign, readOnly }: { campaign: CampaignRead; readOnly: boolean }) {
