@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 
 from libs.crypto import SecretBox, SecretBoxError
 from libs.db.models import Organization
-from libs.db.models.leads import Lead, Suppression
+from libs.db.models.leads import Lead, Suppression, SuppressionKind
 from libs.db.session import Database, make_engine, system_session, tenant_session
 from libs.settings import CommonSettings
 from libs.suppression import (
@@ -19,6 +19,7 @@ from libs.suppression import (
     _hmac_sql,
     contact_hash,
     covering_channels,
+    email_domain,
     find_suppressed,
     find_suppressed_sync,
     guess_kind,
@@ -27,6 +28,7 @@ from libs.suppression import (
     normalize_domain,
     normalize_email,
     normalize_phone,
+    normalize_value,
     refresh_lead_status_statement,
     suppress_statement,
     suppressed_clause,
@@ -85,6 +87,16 @@ def test_normalisation() -> None:
     assert guess_kind("a@acme.com") == "email"
     assert guess_kind("+1 212 555 0100") == "phone"
     assert normalize_domain("Xerox.example") == "xerox.example"
+    assert email_domain("a@b@acme.com") == "acme.com"
+    assert normalize_value("email", " A@Acme.COM ") == "a@acme.com"
+    assert normalize_value(SuppressionKind.PHONE, "(212) 555-0100") == "+12125550100"
+    assert normalize_value("phone", "06 12 34 56 78", "FR") == "+33612345678"
+    assert normalize_value("domain", "@ACME.com") == "acme.com"
+    digest = contact_hash(KEY, "email", "a@acme.com")
+    assert normalize_value("hash", f" {digest.upper()} ") == digest
+    for bad_hash in (digest[:-1], digest + "0", digest[:-1] + "g"):
+        with pytest.raises(InvalidContact, match="64 hexadecimal"):
+            normalize_value("hash", bad_hash)
     assert normalize_domain("mail.ACMEX.") == "mail.acmex"
     for bad, fn in (("nope", normalize_email), ("123", normalize_phone), ("a@b", normalize_domain)):
         with pytest.raises(InvalidContact):
