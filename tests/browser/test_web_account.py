@@ -221,6 +221,21 @@ def test_a_browser_session_survives_reloads_and_tabs_and_the_account_screens_wor
 
             evidence.step("invite", teammate_accepts)
 
+            def manage_the_teammate() -> None:
+                first.get_by_role("navigation", name="Account").get_by_role("link", name="Members").click()
+                members = first.get_by_role("list", name="Members")
+                expect(members.get_by_text(f"{TEAMMATE} · member")).to_be_visible()
+                expect(first.get_by_text(f"{TEAMMATE} · member · accepted")).to_be_visible()
+                first.get_by_label("Role of Linus", exact=True).select_option("admin")
+                first.get_by_role("button", name="Change role").click()
+                expect(members.get_by_text(f"{TEAMMATE} · admin")).to_be_visible()
+                assert_accessible(first, "members (with a teammate)")
+                first.get_by_role("button", name="Remove Linus").click()
+                expect(members.get_by_text(TEAMMATE)).to_have_count(0)
+                expect(members.get_by_text(f"{EMAIL} · owner (you)")).to_be_visible()
+
+            evidence.step("manage-teammate", manage_the_teammate)
+
             def sign_out_everywhere() -> None:
                 held = {c["name"]: c["value"] for c in context.cookies() if c["path"] in ("/", "/api/auth/refresh")}
                 first.get_by_role("button", name="Sign out").click()

@@ -44,7 +44,7 @@ function MemberItem({ member, canManage, ownRole, self }: { member: MemberRead; 
       {canManage ? (
         <form
           className="row-actions"
-          aria-label={`Role of ${who}`}
+          aria-label={`Change the role of ${who}`}
           onSubmit={(event) => {
             event.preventDefault();
             change.mutate(role);
@@ -90,8 +90,9 @@ export default function Members() {
   const session = useSession();
   const queryClient = useQueryClient();
   const admin = session ? atLeast(session.role, "admin") : false;
-  const members = useQuery({ queryKey: accountKeys.members, queryFn: listMembers });
-  const invites = useQuery({ queryKey: accountKeys.invites, queryFn: listInvites, enabled: admin });
+  // People join and leave from elsewhere (an invite accepted, another admin): ask again on every visit.
+  const members = useQuery({ queryKey: accountKeys.members, queryFn: listMembers, staleTime: 0 });
+  const invites = useQuery({ queryKey: accountKeys.invites, queryFn: listInvites, enabled: admin, staleTime: 0 });
   const [form, setForm] = useState<{ email: string; role: Role }>({ email: "", role: "member" });
   const [link, setLink] = useState<{ email: string; url: string } | null>(null);
   const invite = useMutation({
