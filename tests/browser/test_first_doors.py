@@ -7,75 +7,20 @@ screenshot under ``$SDR_TEST_ARTIFACTS`` (or the test's temporary folder) and th
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from redis import Redis
 
-from tests.conftest import REDIS_TEST_DB
-from tests.support.dev import DevSystem, readyz, run_sdr_dev, wait_for
-from tests.support.servers import create_database, drop_database
+from tests.browser.support import CHROMIUM_ARGS, PAGE_TIMEOUT_MS, Evidence, chromium_or_skip
+from tests.support.dev import DevSystem
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 OPERATOR_EMAIL = "ops@first-doors.example"
 OPERATOR_PASSWORD = "operator first doors staple"
-PAGE_TIMEOUT_MS = 30_000
-
-
-def chromium_or_skip() -> Path:
-    """Debian's Chromium; without it, skip (fail under CI, where it must be installed)."""
-    if CHROMIUM.exists():
-        return CHROMIUM
-    reason = f"{CHROMIUM} is not installed (apt-get install chromium); the browser test needs it"
-    if os.environ.get("CI"):
-        pytest.fail(reason)
-    pytest.skip(reason)
-
-
-@pytest.fixture
-def artifacts(tmp_path: Path, request: pytest.FixtureRequest) -> Path:
-    """Where screenshots of a failure go."""
-    base = os.environ.get("SDR_TEST_ARTIFACTS")
-    folder = (Path(base) if base else tmp_path / "artifacts") / re.sub(r"[^\w.-]+", "_", request.node.name)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-@pytest.fixture
-def system(tmp_path: Path, pg_server_url: str, template_db: str, redis_server_url: str) -> Iterator[DevSystem]:
-    """``sdr dev`` on a fresh database and a flushed Redis database, green on /readyz."""
-    database_url = create_database(pg_server_url, template=template_db)
-    redis_url = redis_server_url.rsplit("/", 1)[0] + f"/{REDIS_TEST_DB}"
-    redis = Redis.from_url(redis_url)
-    redis.flushdb()
-    try:
-        with run_sdr_dev(
-            tmp_path, database_url=database_url, redis_url=redis_url, extra_env={"SDR_LOG_LEVEL": "WARNING"}
-        ) as running:
-            wait_for(lambda: readyz(running)[0] == 200, "/readyz to be green", running, timeout=180)
-            yield running
-    finally:
-        redis.flushdb()
-        redis.close()
-        drop_database(pg_server_url, database_url)
 
 
 def create_operator(system: DevSystem) -> None:
@@ -89,29 +34,6 @@ def create_operator(system: DevSystem) -> None:
         timeout=30,
     )
     assert accepted.is_success, accepted.text
-
-
-class Evidence:
-    """Screenshots of every open page when a step fails, and the step's name in the error."""
-
-    def __init__(self, folder: Path, pages: list[Any]) -> None:
-        self.folder = folder
-        self.pages = pages
-
-    def step(self, name: str, action: Callable[[], None], hint: str = "") -> None:
-        try:
-            action()
-        except BaseException as exc:
-            shots = []
-            for index, page in enumerate(self.pages):
-                path = self.folder / f"{name}-{index}.png"
-                try:
-                    page.screenshot(path=str(path), full_page=True)
-                    shots.append(f"{path} ({page.url})")
-                except Exception as shot_error:  # the browser may be gone; say so, keep the real error
-                    shots.append(f"{path}: no screenshot ({shot_error!r})")
-            print(f"\nscreenshots of the failed step {name!r}:\n  " + "\n  ".join(shots))
-            raise AssertionError(f"browser step {name!r} failed{hint}: {exc}\nscreenshots: {shots}") from exc
 
 
 @pytest.mark.timeout(420)

@@ -18,15 +18,7 @@ import httpx
 import pytest
 
 from tests.browser.axe import assert_accessible
-from tests.browser.test_first_doors import (  # sdr dev, screenshots
-    CHROMIUM_ARGS,
-    PAGE_TIMEOUT_MS,
-    Evidence,
-    artifacts,  # noqa: F401
-    chromium_or_skip,
-    system,  # noqa: F401
-)
-from tests.browser.test_web_client import built  # noqa: F401 - the client, built first
+from tests.browser.support import CHROMIUM_ARGS, PAGE_TIMEOUT_MS, Evidence, chromium_or_skip, fits
 from tests.support.dev import DevSystem
 
 pytestmark = pytest.mark.e2e
@@ -41,15 +33,11 @@ def _storage(page: Any) -> str:
     return str(page.evaluate("JSON.stringify([Object.entries(localStorage), Object.entries(sessionStorage)])"))
 
 
-def _fits(page: Any) -> bool:
-    return bool(page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"))
-
-
 @pytest.mark.timeout(600)
 def test_a_browser_session_survives_reloads_and_tabs_and_the_account_screens_work(
-    built: None,  # noqa: F811 - first: sdr dev starts on a built client
-    system: DevSystem,  # noqa: F811
-    artifacts: Path,  # noqa: F811
+    built: None,
+    system: DevSystem,
+    artifacts: Path,
 ) -> None:
     executable = chromium_or_skip()
     from playwright.sync_api import expect, sync_playwright
@@ -168,7 +156,7 @@ def test_a_browser_session_survives_reloads_and_tabs_and_the_account_screens_wor
                 keys = first.get_by_role("list", name="API keys")
                 expect(keys.get_by_role("heading", name="Nightly sync")).to_be_visible()
                 assert_accessible(first, "API keys (secret shown)")
-                assert _fits(first), "the API keys screen scrolls sideways at 390 px"
+                assert fits(first), "the API keys screen scrolls sideways at 390 px"
                 # The key works against the API, and the secret is never shown again.
                 me = httpx.get(f"{gateway}/api/brands", headers={"Authorization": f"Bearer {key}"}, timeout=30)
                 assert me.status_code == 200, me.text

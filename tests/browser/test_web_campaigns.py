@@ -23,15 +23,7 @@ import httpx
 import pytest
 
 from tests.browser.axe import assert_accessible
-from tests.browser.test_first_doors import (  # the fixtures of the first doors' test: sdr dev, screenshots
-    CHROMIUM_ARGS,
-    PAGE_TIMEOUT_MS,
-    Evidence,
-    artifacts,  # noqa: F401
-    chromium_or_skip,
-    system,  # noqa: F401
-)
-from tests.browser.test_web_client import built  # noqa: F401
+from tests.browser.support import CHROMIUM_ARGS, PAGE_TIMEOUT_MS, Evidence, chromium_or_skip, fits
 from tests.support.dev import DevSystem
 
 pytestmark = pytest.mark.e2e
@@ -161,15 +153,11 @@ def _mails(dev: DevSystem) -> list[str]:
     return [p.read_text(errors="replace") for p in sorted(folder.glob("*"))] if folder.is_dir() else []
 
 
-def _fits(page: Any) -> bool:
-    return bool(page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"))
-
-
 @pytest.mark.timeout(900)
 def test_an_owner_builds_launches_and_watches_a_campaign_and_a_viewer_cannot_launch(
-    built: None,  # noqa: F811  (first: sdr dev starts on a built client)
-    system: DevSystem,  # noqa: F811
-    artifacts: Path,  # noqa: F811
+    built: None,
+    system: DevSystem,
+    artifacts: Path,
     hook: str,
 ) -> None:
     executable = chromium_or_skip()
@@ -280,7 +268,7 @@ def test_an_owner_builds_launches_and_watches_a_campaign_and_a_viewer_cannot_lau
                 saved_body.fill(good)
                 expect(first.get_by_role("status")).to_contain_text("checked and saved")
                 expect(saved_body).not_to_have_attribute("aria-invalid", "true")
-                assert _fits(page), "the builder scrolls sideways at 390 px"
+                assert fits(page), "the builder scrolls sideways at 390 px"
 
             evidence.step("steps", build_steps)
 
@@ -345,7 +333,7 @@ def test_an_owner_builds_launches_and_watches_a_campaign_and_a_viewer_cannot_lau
                 nav.get_by_role("link", name="Campaigns").click()
                 page.get_by_role("link", name="Later").click()
                 expect(page.get_by_role("button", name="Launch campaign")).to_be_visible()  # the owner may
-                assert _fits(page), "the builder scrolls sideways at 1280 px"
+                assert fits(page), "the builder scrolls sideways at 1280 px"
                 page.screenshot(path=str(artifacts / "campaign-1280.png"), full_page=True)
 
             evidence.step("wide", wide)

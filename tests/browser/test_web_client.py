@@ -10,46 +10,25 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
-from libs.webbuild import ensure_built
 from tests.browser.axe import assert_accessible
-from tests.browser.test_first_doors import (  # the fixtures of the first doors' test: sdr dev, screenshots
-    CHROMIUM_ARGS,
-    PAGE_TIMEOUT_MS,
-    Evidence,
-    artifacts,  # noqa: F401
-    chromium_or_skip,
-    system,  # noqa: F401
-)
+from tests.browser.support import CHROMIUM_ARGS, PAGE_TIMEOUT_MS, Evidence, chromium_or_skip, fits
 from tests.support.dev import DevSystem
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
 EMAIL = "ada@web-client.example"
 PASSWORD = "correct horse battery staple"
-
-
-@pytest.fixture
-def built() -> None:
-    """The client, built from web/ when its sources changed since the last build."""
-    ensure_built(ROOT)
-    assert (ROOT / "web" / "dist" / "index.html").is_file()
-
-
-def _fits(page: Any) -> bool:
-    return bool(page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"))
 
 
 @pytest.mark.timeout(600)
 def test_a_new_team_signs_up_and_gets_an_email_sender_verified_in_the_browser(
     built: None,  # first: sdr dev starts on a built client
-    system: DevSystem,  # noqa: F811
-    artifacts: Path,  # noqa: F811
+    system: DevSystem,
+    artifacts: Path,
 ) -> None:
     executable = chromium_or_skip()
     from playwright.sync_api import expect, sync_playwright
@@ -125,7 +104,7 @@ def test_a_new_team_signs_up_and_gets_an_email_sender_verified_in_the_browser(
                 form.get_by_role("button", name="Create brand").click()
                 expect(page.get_by_role("status").filter(has_text="Brand Acme created")).to_be_visible()
                 expect(page.get_by_role("list", name="Brands").get_by_role("heading", name="Acme")).to_be_visible()
-                assert _fits(page), "the brands screen scrolls sideways at 390 px"
+                assert fits(page), "the brands screen scrolls sideways at 390 px"
                 assert_accessible(page, "brands")
                 page.get_by_role("link", name="Checklist for Acme").click()
                 expect(page.get_by_text("3 of 5 steps done")).to_be_visible()
@@ -152,7 +131,7 @@ def test_a_new_team_signs_up_and_gets_an_email_sender_verified_in_the_browser(
                 expect(senders.get_by_text("Not verified")).to_be_visible()
                 senders.get_by_role("button", name=f"Verify {EMAIL}").click()
                 expect(senders.get_by_text("Verified", exact=True)).to_be_visible()
-                assert _fits(page), "the senders screen scrolls sideways at 390 px"
+                assert fits(page), "the senders screen scrolls sideways at 390 px"
                 assert_accessible(page, "senders")
                 page.screenshot(path=str(artifacts / "senders-390.png"), full_page=True)
                 page.get_by_role("link", name="Back to the checklist").click()
@@ -166,7 +145,7 @@ def test_a_new_team_signs_up_and_gets_an_email_sender_verified_in_the_browser(
                 page.set_viewport_size({"width": 1280, "height": 800})
                 page.get_by_role("navigation", name="Main").get_by_role("link", name="Brands").click()
                 expect(page.get_by_role("form", name="Create a brand")).to_be_visible()
-                assert _fits(page), "the brands screen scrolls sideways at 1280 px"
+                assert fits(page), "the brands screen scrolls sideways at 1280 px"
                 assert_accessible(page, "brands at 1280 px")
                 page.screenshot(path=str(artifacts / "brands-1280.png"), full_page=True)
                 # A deep link loads the client, which restores the session from its refresh cookie.

@@ -17,36 +17,16 @@ from typing import Any
 import httpx
 import pytest
 
-from libs.webbuild import ensure_built
 from tests.browser.axe import assert_accessible
-from tests.browser.test_first_doors import (  # the fixtures of the first doors' test: sdr dev, screenshots
-    CHROMIUM_ARGS,
-    PAGE_TIMEOUT_MS,
-    Evidence,
-    artifacts,  # noqa: F401
-    chromium_or_skip,
-    system,  # noqa: F401
-)
+from tests.browser.support import CHROMIUM_ARGS, PAGE_TIMEOUT_MS, Evidence, chromium_or_skip, fits
 from tests.support.dev import DevSystem
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
 EMAIL = "ada@web-leads.example"
 PASSWORD = "correct horse battery staple"
 GOOD_ROWS = 120  # more than one page of 100
 BAD_EMAIL = "not-an-address"
-
-
-@pytest.fixture
-def built() -> None:
-    """The client, built from web/ when its sources changed since the last build."""
-    ensure_built(ROOT)
-    assert (ROOT / "web" / "dist" / "index.html").is_file()
-
-
-def _fits(page: Any) -> bool:
-    return bool(page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"))
 
 
 def _leads_csv() -> str:
@@ -75,8 +55,8 @@ def _drop_file(page: Any, selector: str, name: str, text: str) -> None:
 @pytest.mark.timeout(600)
 def test_leads_are_imported_searched_erased_and_suppressed_in_the_browser(
     built: None,  # first: sdr dev starts on a built client
-    system: DevSystem,  # noqa: F811
-    artifacts: Path,  # noqa: F811
+    system: DevSystem,
+    artifacts: Path,
 ) -> None:
     executable = chromium_or_skip()
     from playwright.sync_api import FilePayload, expect, sync_playwright
@@ -110,7 +90,7 @@ def test_leads_are_imported_searched_erased_and_suppressed_in_the_browser(
                 page.wait_for_url(re.compile(r"/leads$"))
                 expect(page.get_by_role("heading", name="Leads", exact=True)).to_be_visible()
                 expect(page.get_by_text("No leads yet")).to_be_visible()
-                assert _fits(page), "the leads screen scrolls sideways at 390 px"
+                assert fits(page), "the leads screen scrolls sideways at 390 px"
                 assert_accessible(page, "leads (empty)")
 
             evidence.step("sign-in", sign_in)
@@ -141,7 +121,7 @@ def test_leads_are_imported_searched_erased_and_suppressed_in_the_browser(
                 table.get_by_label("“Company” goes to").select_option("company")
                 expect(table.get_by_label("“Colour” goes to")).to_have_value("custom")
                 table.get_by_label("“Colour” goes to").select_option("ignore")
-                assert _fits(page), "the import screen scrolls sideways at 390 px"
+                assert fits(page), "the import screen scrolls sideways at 390 px"
                 assert_accessible(page, "lead import (preview)")
                 page.screenshot(path=str(artifacts / "import-preview-390.png"), full_page=True)
 
@@ -161,7 +141,7 @@ def test_leads_are_imported_searched_erased_and_suppressed_in_the_browser(
                 used = page.get_by_role("region", name="Column mapping used")
                 expect(used.get_by_role("row", name=re.compile(r"E-mail\s+Email"))).to_be_visible()
                 expect(used.get_by_text("Colour")).to_have_count(0)  # ignored: not in the mapping used
-                assert _fits(page), "the import progress screen scrolls sideways at 390 px"
+                assert fits(page), "the import progress screen scrolls sideways at 390 px"
                 assert_accessible(page, "import progress (done)")
                 page.screenshot(path=str(artifacts / "import-done-390.png"), full_page=True)
 
@@ -215,14 +195,14 @@ def test_leads_are_imported_searched_erased_and_suppressed_in_the_browser(
                 assert_accessible(page, "leads (no match)")
                 search.get_by_label("Search").fill("grace")
                 search.get_by_label("Search").press("Enter")
-                assert _fits(page), "the lead list scrolls sideways at 390 px"
+                assert fits(page), "the lead list scrolls sideways at 390 px"
                 assert_accessible(page, "leads (search)")
                 page.get_by_role("link", name="grace@hopper.example").click()
                 page.wait_for_url(re.compile(r"/leads/[0-9a-f-]{36}$"))
                 expect(page.get_by_role("heading", name="grace@hopper.example")).to_be_visible()
                 expect(page.get_by_text("Not enrolled in any campaign.")).to_be_visible()
                 expect(page.get_by_text("Nothing has happened to this lead yet.")).to_be_visible()
-                assert _fits(page), "the lead screen scrolls sideways at 390 px"
+                assert fits(page), "the lead screen scrolls sideways at 390 px"
                 assert_accessible(page, "lead")
                 page.screenshot(path=str(artifacts / "lead-390.png"), full_page=True)
 
@@ -275,7 +255,7 @@ def test_leads_are_imported_searched_erased_and_suppressed_in_the_browser(
                 search.get_by_label("Search suppressions").press("Enter")
                 expect(table.get_by_role("row")).to_have_count(2)
                 expect(table.get_by_role("cell", name="other@spam.example")).to_be_visible()
-                assert _fits(page), "the suppressions screen scrolls sideways at 390 px"
+                assert fits(page), "the suppressions screen scrolls sideways at 390 px"
                 with page.expect_download() as info:
                     page.get_by_role("button", name="Export CSV").click()
                 exported = Path(info.value.path()).read_text(encoding="utf-8")
@@ -288,17 +268,17 @@ def test_leads_are_imported_searched_erased_and_suppressed_in_the_browser(
 
             def wide() -> None:
                 page.set_viewport_size({"width": 1280, "height": 800})
-                assert _fits(page), "the suppressions screen scrolls sideways at 1280 px"
+                assert fits(page), "the suppressions screen scrolls sideways at 1280 px"
                 page.screenshot(path=str(artifacts / "suppressions-1280.png"), full_page=True)
                 nav.get_by_role("link", name="Leads").click()
                 expect(page.get_by_role("table", name="Leads").get_by_role("row")).to_have_count(101)
-                assert _fits(page), "the lead list scrolls sideways at 1280 px"
+                assert fits(page), "the lead list scrolls sideways at 1280 px"
                 assert_accessible(page, "leads (1280 px)")
                 page.screenshot(path=str(artifacts / "leads-1280.png"), full_page=True)
                 page.get_by_role("link", name="Import leads from a CSV").click()
                 recent = page.get_by_role("list", name="Recent imports")
                 expect(recent.get_by_role("link", name="leads.csv")).to_be_visible()
-                assert _fits(page), "the import screen scrolls sideways at 1280 px"
+                assert fits(page), "the import screen scrolls sideways at 1280 px"
                 assert_accessible(page, "lead import (1280 px)")
 
             evidence.step("wide", wide)
