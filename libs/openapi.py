@@ -222,6 +222,8 @@ def document_operation(
     responses: dict[str, Any] = operation.setdefault("responses", {})
     for code in [c for c in responses if _is_error(c)]:
         del responses[code]
+    if "204" in responses:  # No Content has no body, whatever the handler's Response[None] suggests
+        responses["204"].pop("content", None)
     takes_input = bool(operation.get("parameters")) or "requestBody" in operation or "{" in path
     statuses: dict[int, str | None] = {}
     if takes_input:

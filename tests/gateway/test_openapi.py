@@ -135,6 +135,16 @@ def test_every_service_documents_its_errors_as_problems_and_nothing_in_litestars
         assert "Validation Exception" not in json.dumps(document)
 
 
+def test_no_content_answers_document_no_body() -> None:
+    seen = 0
+    for create in (create_auth, create_brand, create_campaign):
+        for path, method, op in _operations(service_document(create())):
+            if "204" in op["responses"]:
+                seen += 1
+                assert "content" not in op["responses"]["204"], (method, path)
+    assert seen  # logout, deletions, ...
+
+
 def test_the_lead_import_documents_its_multipart_form() -> None:
     document = service_document(create_campaign())
     body = document["paths"]["/api/leads/imports"]["post"]["requestBody"]

@@ -5390,9 +5390,7 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content: {
-                    "application/json": null;
-                };
+                content?: never;
             };
             /** @description The request cannot be parsed (malformed JSON or form, a bad header or path value). */
             400: {
