@@ -24,6 +24,7 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 from litestar.middleware._utils import should_bypass_middleware
 from litestar.types import Receive, Scope, Send
+from redis.asyncio import BlockingConnectionPool
 from redis.asyncio import Redis as AsyncRedis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -171,6 +172,8 @@ class KeySource:
 REVOCATION_PREFIX = "tw:revoked:"
 REVOCATION_TIMEOUT = 1.0
 """Seconds a revocation look-up may take before the request is refused (503)."""
+REVOCATION_CONNECTIONS = 16
+"""Redis connections one process's revocation checks share (each check is one MGET)."""
 
 # KEYS: records to raise. ARGV: epoch in ms, TTL in seconds. A record only ever moves forward.
 _RAISE_EPOCH = """
@@ -237,12 +240,17 @@ class RevocationList:
     def _client(self) -> AsyncRedis:
         loop = asyncio.get_running_loop()
         if self._redis is None or self._loop is not loop:  # a client belongs to the loop that opened it
-            self._redis = AsyncRedis.from_url(
+            # A bounded pool: a burst of requests (200 stream subscribers connecting at once) shares a
+            # few connections instead of each opening its own and timing out on the connect.
+            pool = BlockingConnectionPool.from_url(
                 self.url,
+                max_connections=REVOCATION_CONNECTIONS,
+                timeout=self.timeout * 5,
                 socket_timeout=self.timeout,
                 socket_connect_timeout=self.timeout,
                 retry=Retry(NoBackoff(), 1),  # once more on a stale connection, then give up
             )
+            self._redis = AsyncRedis(connection_pool=pool)
             self._script = self._redis.register_script(_RAISE_EPOCH)
             self._loop = loop
         return self._redis
