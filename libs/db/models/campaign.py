@@ -161,6 +161,9 @@ class CampaignStep(SQLModel, table=True):
     audio_url: str | None = Field(default=None, max_length=2048)
     ai_instructions: str | None = Field(default=None, sa_type=sa.Text)
     variants: list[dict[str, Any]] = _jsonb(list, "[]")
+    send_window: dict[str, Any] | None = Field(
+        default=None, sa_type=JSONB, description="The step's own window; None keeps to the campaign's."
+    )
     created_at: datetime = created_at_field()
     updated_at: datetime = now_field()
 
