@@ -4,7 +4,8 @@ Vite names every bundled file under ``/assets/`` by its content hash, so those a
 year; ``index.html`` (which names the current hashes) is revalidated on every load. The pages
 run under a strict Content-Security-Policy: scripts and styles only from this origin, nothing
 inline, no framing. Paths of the API and the other doors (``/api``, ``/ops``, ``/hooks``, the
-tracking links, health and metrics) never fall back to the client.
+tracking links, health and metrics) never fall back to the client. A ``HEAD`` answers what the
+``GET`` would (status and headers), without the body.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import anyio.to_thread
-from litestar import Request, Response, get
+from litestar import HttpMethod, Request, Response, route
 from litestar.handlers import HTTPRouteHandler
+from litestar.response.base import ASGIResponse
 
 from libs.errors import NotFound, Unavailable
 from libs.security import PUBLIC
@@ -95,14 +97,28 @@ def web_response(dist: Path, path: str) -> Response[bytes]:
     return Response(content=index.read_bytes(), media_type="text/html", headers=_headers(REVALIDATE))
 
 
+def head_of(answer: ASGIResponse) -> ASGIResponse:
+    """``answer`` as the reply to a HEAD: the GET's status and every one of its headers, no body."""
+    headers = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in answer.encode_headers()]
+    return ASGIResponse(body=b"", status_code=answer.status_code, headers=headers, is_head_response=True)
+
+
 def web_route_handlers(dist: Path | None = None) -> list[HTTPRouteHandler]:
     """The routes that serve the client from ``dist`` (default ``web/dist``); the API's routes win over them."""
     folder = dist or WEB_DIST
 
-    @get(["/", "/{path:path}"], opt=PUBLIC, include_in_schema=False, name="web_client")
-    async def web_client(request: Request[Any, Any, Any]) -> Response[bytes]:
-        """Serve the web client (a deep link answers with ``index.html``)."""
-        return await anyio.to_thread.run_sync(web_response, folder, request.url.path)
+    @route(
+        ["/", "/{path:path}"],
+        http_method=[HttpMethod.GET, HttpMethod.HEAD],
+        opt=PUBLIC,
+        include_in_schema=False,
+        name="web_client",
+    )
+    async def web_client(request: Request[Any, Any, Any]) -> ASGIResponse:
+        """Serve the web client (a deep link answers with ``index.html``; HEAD the same without a body)."""
+        response = await anyio.to_thread.run_sync(web_response, folder, request.url.path)
+        answer = response.to_asgi_response(None, request)
+        return head_of(answer) if request.method == HttpMethod.HEAD else answer
 
     handlers: list[Any] = [web_client]
     return handlers

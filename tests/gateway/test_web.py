@@ -135,3 +135,33 @@ def test_without_a_build_the_root_says_how_to_build_it(
         assert "npm run build" in r.json()["detail"]
         assert client.get("/brands").status_code == 503
         assert client.get("/api/nothing-here").status_code != 503
+
+
+@pytest.mark.parametrize("path", ["/", "/signin", "/brands/0b7c/senders", "/assets/index-abc123.js", "/favicon.svg"])
+def test_head_answers_like_get_without_a_body(client: TestClient[Any], path: str) -> None:
+    got = client.get(path)
+    head = client.head(path)
+    assert head.status_code == 200, (path, head.status_code)
+    assert head.content == b""
+    names = ("content-type", "content-length", "cache-control", "content-security-policy", "x-content-type-options")
+    for name in names:
+        assert head.headers[name] == got.headers[name], (path, name)
+    assert int(head.headers["content-length"]) == len(got.content)
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/nothing-here", "/metrics/x", "/healthz/x", "/assets/gone-000.js", "/.build-hash"]
+)
+def test_head_of_a_reserved_path_or_missing_file_is_the_gets_404(client: TestClient[Any], path: str) -> None:
+    got = client.get(path)
+    head = client.head(path)
+    assert head.status_code == got.status_code == 404, (path, head.status_code)
+    assert head.headers["content-type"].startswith("application/problem+json"), path
+
+
+def test_head_without_a_build_is_503_like_get(
+    signer: TokenSigner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with _client(signer, tmp_path / "not-built", monkeypatch) as client:
+        assert client.head("/").status_code == 503
+        assert client.head("/brands").status_code == 503
