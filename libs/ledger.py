@@ -144,8 +144,9 @@ def next_step(row: Any, now: datetime) -> tuple[str, datetime | None]:
     """How the enrollment moves on after this step: ``complete``, or ``advance`` with the next step's due time.
 
     ``row`` carries ``next_step_id``, ``next_channel``, ``next_delay_minutes``, ``next_delay_unit``,
-    ``next_business_days``, ``send_window``, ``lead_timezone`` and ``campaign_timezone``. The
-    worker schedules with this after every send, skip and unknown; resolutions reuse it.
+    ``next_business_days``, ``next_send_window`` (the next step's own window, else the campaign's),
+    ``lead_timezone`` and ``campaign_timezone``. The worker schedules with this after every send,
+    skip and unknown; resolutions reuse it.
     """
     if row.next_step_id is None:
         return "complete", None
@@ -154,7 +155,7 @@ def next_step(row: Any, now: datetime) -> tuple[str, datetime | None]:
     except ScheduleError:
         tz = zone("UTC")
     try:
-        window = channel_window(SendWindow.from_json(row.send_window), row.next_channel)
+        window = channel_window(SendWindow.from_json(row.next_send_window), row.next_channel)
         delay = Delay(row.next_delay_minutes, row.next_delay_unit or "minutes", bool(row.next_business_days))
         due = next_send_time(now, delay, window, tz)
     except ScheduleError:
@@ -166,7 +167,9 @@ LOAD = sa.text(
     """
     SELECT m.id, m.status, m.org_id, m.channel, m.campaign_id, m.enrollment_id, m.error_code,
            s.position, e.status AS enrollment_status, e.next_step_position, e.next_due_at,
-           c.status AS campaign_status, c.timezone AS campaign_timezone, c.send_window,
+           c.status AS campaign_status, c.timezone AS campaign_timezone,
+           COALESCE(s.send_window, c.send_window) AS send_window,
+           COALESCE(ns.send_window, c.send_window) AS next_send_window,
            l.timezone AS lead_timezone,
            ns.id AS next_step_id, ns.channel AS next_channel, ns.delay_minutes AS next_delay_minutes,
            ns.delay_unit AS next_delay_unit, ns.business_days AS next_business_days,

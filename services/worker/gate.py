@@ -12,9 +12,9 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from libs.compliance_hours import Recipient, allowance
+from libs.compliance_hours import Verdict as HoursVerdict
 from libs.db.base import utcnow
-from libs.schedule import ScheduleError, SendWindow, zone
-from services.worker.quiet_hours import calling_windows, earliest_allowed, intersect, recipient_zones
 
 PAUSED_RECHECK = timedelta(minutes=15)
 """How often a message of a paused campaign or enrollment is looked at again."""
@@ -69,6 +69,7 @@ class Facts:
     consent_voice_at: datetime | None = None
     campaign_timezone: str = "UTC"
     send_window: dict[str, Any] | None = None
+    """The message's step's own window, else its campaign's."""
 
 
 INACTIVE_LEAD = frozenset({"unsubscribed", "bounced", "erased", "do_not_contact", "deleted", "archived"})
@@ -101,36 +102,15 @@ def check(facts: Facts, now: datetime | None = None) -> Decision:
 
 
 def check_time(facts: Facts, now: datetime) -> Decision:
-    """Hold the message until the campaign window (and, for calls and texts, calling hours) allow it."""
-    try:
-        window = SendWindow.from_json(facts.send_window)
-    except ScheduleError:
-        window = SendWindow.always()
-    if facts.channel in ("sms", "voicemail"):
-        zones = recipient_zones(facts.lead_timezone, facts.phone, fallback=facts.campaign_timezone)
-        legal, rule = calling_windows(facts.phone)
-        windows = intersect((window,), legal)
-        reason = f"quiet_hours_{rule.state.lower()}" if rule else "quiet_hours"
-        if not windows:
-            return Decision.hold("send_window_outside_calling_hours", now + PAUSED_RECHECK)
-    else:
-        zones = (_lead_zone(facts),)
-        windows = (window,)
-        reason = "send_window"
-    try:
-        allowed = earliest_allowed(now, windows, zones)
-    except ScheduleError:
+    """Hold the message until the send window (and, for calls and texts, calling hours) allow it."""
+    recipient = Recipient(facts.lead_timezone, facts.phone, facts.campaign_timezone)
+    answer = allowance(now, facts.channel, facts.send_window, recipient)
+    zones = [str(z) for z in answer.zones]
+    if answer.verdict is HoursVerdict.NO_OVERLAP:
+        return Decision.hold("send_window_outside_calling_hours", now + PAUSED_RECHECK)
+    if answer.verdict is HoursVerdict.NEVER:
         # The recipient may be in zones that never share calling hours: never guess.
-        return Decision.skip("no_common_calling_window", zones=[str(z) for z in zones])
-    if allowed > now:
-        if facts.channel != "email" and earliest_allowed(now, (window,), zones) > now:
-            reason = "send_window"
-        return Decision.hold(reason, allowed, zones=[str(z) for z in zones])
+        return Decision.skip("no_common_calling_window", zones=zones)
+    if answer.verdict is HoursVerdict.LATER and answer.at is not None:
+        return Decision.hold(answer.reason or "send_window", answer.at, zones=zones)
     return Decision.send()
-
-
-def _lead_zone(facts: Facts) -> Any:
-    try:
-        return zone(facts.lead_timezone, default=facts.campaign_timezone)
-    except ScheduleError:
-        return zone(facts.campaign_timezone)

@@ -169,7 +169,8 @@ def test_delivered_marks_it_sent_and_the_enrollment_moves_on_as_the_worker_sched
     facts = one(
         engine,
         "SELECT ns.id AS next_step_id, ns.channel AS next_channel, ns.delay_minutes AS next_delay_minutes, "
-        "ns.delay_unit AS next_delay_unit, ns.business_days AS next_business_days, c.send_window, "
+        "ns.delay_unit AS next_delay_unit, ns.business_days AS next_business_days, "
+        "COALESCE(ns.send_window, c.send_window) AS next_send_window, "
         "l.timezone AS lead_timezone, c.timezone AS campaign_timezone FROM campaigns c "
         "JOIN campaign_steps ns ON ns.campaign_id = c.id AND ns.position = 2 JOIN leads l ON l.id = :lead "
         "WHERE c.id = :c",

@@ -162,6 +162,10 @@ class StepFields(Strict):
     audio_url: AnyHttpUrl | None = Field(default=None, description="A recorded voicemail (https).")
     ai_instructions: LongText | None = None
     variants: list[VariantIn] | None = Field(default=None, max_length=10)
+    send_window: SendWindowIn | None = Field(
+        default=None,
+        description="The step's own send window; null keeps to the campaign's (null in an update clears it).",
+    )
 
     @field_validator("audio_url")
     @classmethod
@@ -234,6 +238,7 @@ class StepRead(Read):
     audio_url: str | None
     ai_instructions: str | None
     variants: list[dict[str, Any]]
+    send_window: dict[str, Any] | None = Field(description="The step's own send window; null: the campaign's.")
     created_at: datetime
     updated_at: datetime
 

@@ -11,6 +11,7 @@ from typing import Any
 import anyio.to_thread
 import structlog
 
+from libs.compliance_hours import Recipient, allowance, lead_zone
 from libs.db.base import utcnow
 from libs.db.models.campaign import (
     Campaign,
@@ -25,7 +26,7 @@ from libs.db.models.campaign import (
 )
 from libs.db.models.worker import Personalization
 from libs.errors import Invalid
-from libs.schedule import Delay, SendWindow, preview, zone
+from libs.schedule import Delay, after_delay
 from libs.templating import check_template
 from services.campaign.campaigns.brand_client import BrandClient
 from services.campaign.campaigns.errors import (
@@ -354,6 +355,7 @@ class CampaignService:
             audio_url=str(data.audio_url) if data.audio_url else None,
             ai_instructions=data.ai_instructions,
             variants=values.get("variants") or [],
+            send_window=values.get("send_window"),
         )
         await self.repo.add(step)
         if position != last:
@@ -399,6 +401,8 @@ class CampaignService:
             step.audio_url = changes["audio_url"]
         if "variants" in changes:
             step.variants = changes["variants"] or []
+        if "send_window" in changes:
+            step.send_window = changes["send_window"]
         step.channel = channel
         step.delay_minutes, step.delay_unit, step.business_days = minutes, unit.value, business
         touch(step)
@@ -496,22 +500,27 @@ class CampaignService:
     ) -> SchedulePreview:
         """Preview when each step would go out for a lead, in its local time."""
         campaign = await self.get(campaign_id)
-        tz_name = campaign.timezone
+        recipient = Recipient(campaign_timezone=campaign.timezone or "UTC")
         if lead_id is not None:
             lead = await self.repo.lead(lead_id)
             if lead is None:
                 raise LeadNotFound("No such lead.")
-            tz_name = lead.timezone or campaign.timezone
-        tz = zone(tz_name, campaign.timezone)
+            recipient = Recipient(lead.timezone, lead.phone, campaign.timezone or "UTC")
+        tz = lead_zone(recipient)
         steps = await self.repo.steps(campaign.id)
         starts_at = start or utcnow()
-        window = SendWindow.from_json(campaign.send_window)
-        times = preview(
-            starts_at,
-            [(s.channel, Delay(s.delay_minutes, s.delay_unit, s.business_days)) for s in steps],
-            window,
-            tz,
-        )
+        times = []
+        at = starts_at
+        for s in steps:
+            due = after_delay(at, Delay(s.delay_minutes, s.delay_unit, s.business_days), tz)
+            answer = allowance(due, s.channel, s.send_window or campaign.send_window, recipient)
+            if answer.at is None:
+                raise Invalid(
+                    "This step never goes out for this lead.",
+                    errors=[{"field": f"steps[{s.position}].send_window", "message": str(answer.reason)}],
+                )
+            at = answer.at
+            times.append(at)
         return SchedulePreview(
             campaign_id=campaign.id,
             lead_id=lead_id,

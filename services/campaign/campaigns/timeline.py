@@ -7,9 +7,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from libs.compliance_hours import Recipient, Verdict, allowance
 from libs.db.base import utcnow
 from libs.db.models.campaign import Campaign, CampaignStatus, CampaignStep, Channel, Enrollment, MessageStatus
-from libs.schedule import CALLING_HOURS, ScheduleError, SendWindow, is_open, next_open, zone
+from libs.schedule import ScheduleError, zone
 from libs.suppression import InvalidContact
 from services.campaign.campaigns.errors import LeadNotFound
 from services.campaign.campaigns.repository import CampaignRepository, LeadRow
@@ -70,33 +71,49 @@ def _missing_contact(lead: LeadRow, channel: str) -> Waiting | None:
 
 
 def window_reason(
-    now: datetime, due: datetime, channel: str, window_json: dict[str, object] | None, tz: ZoneInfo
+    now: datetime,
+    due: datetime,
+    channel: str,
+    window_json: dict[str, object] | None,
+    recipient: Recipient,
+    *,
+    own_window: bool = False,
 ) -> Waiting:
-    """Say why a due step has not gone: its delay, the send window, calling hours, or nothing (due)."""
-    try:
-        window = SendWindow.from_json(window_json)
-    except ScheduleError as exc:
-        return Waiting(reason="due", detail=f"The schedule cannot be read ({exc}).")
+    """Say why a due step has not gone: its delay, the send window, calling hours, or nothing (due).
+
+    The send window and calling hours are :func:`libs.compliance_hours.allowance`, the worker's
+    gate's very decision, for the same lead, instant and channel.
+    """
     if due > now:
         return Waiting(
             reason="waiting_for_delay", detail="The delay after the previous step has not passed.", until=due
         )
-    if not is_open(now, window, tz):
-        until = next_open(now, window, tz)
+    answer = allowance(now, channel, window_json, recipient)
+    where = ", ".join(z.key for z in answer.zones)
+    whose = "step's" if own_window else "campaign's"
+    if answer.verdict is Verdict.NO_OVERLAP:
         return Waiting(
-            reason="outside_window",
-            detail=f"Outside the campaign's send window in the lead's time zone ({tz.key}).",
-            until=until,
+            reason="quiet_hours",
+            detail=f"The {whose} send window never meets the hours calls and texts may go out; change the window.",
         )
-    if channel in (Channel.SMS, Channel.VOICEMAIL):
-        calling = SendWindow(frozenset(range(7)), *CALLING_HOURS)
-        if not is_open(now, calling, tz):
-            until = next_open(now, window.narrowed(*CALLING_HOURS), tz)
+    if answer.verdict is Verdict.NEVER:
+        return Waiting(
+            reason="quiet_hours",
+            detail=f"The lead may be in time zones that share no calling hours ({where}): the step will be skipped.",
+        )
+    if answer.verdict is Verdict.LATER:
+        if answer.reason == "send_window":
             return Waiting(
-                reason="quiet_hours",
-                detail=f"Calls and texts wait for 08:00-21:00 in the lead's time zone ({tz.key}).",
-                until=until,
+                reason="outside_window",
+                detail=f"Outside the {whose} send window in the lead's time zone ({where}).",
+                until=answer.at,
             )
+        hours = answer.rule.source if answer.rule else "08:00-21:00 (47 CFR 64.1200)"
+        return Waiting(
+            reason="quiet_hours",
+            detail=f"Calls and texts wait for calling hours in the lead's time zone ({where}): {hours}.",
+            until=answer.at,
+        )
     return Waiting(reason="due", detail="Due now; the ticker picks it up on its next pass.")
 
 
@@ -188,5 +205,10 @@ class TimelineService:
         if enrollment.next_due_at is None:
             return Waiting(reason="in_flight", detail="The step is being scheduled.")
         return window_reason(
-            utcnow(), enrollment.next_due_at, step.channel, campaign.send_window, lead_zone(lead, campaign.timezone)
+            utcnow(),
+            enrollment.next_due_at,
+            step.channel,
+            step.send_window or campaign.send_window,
+            Recipient(lead.timezone, lead.phone, campaign.timezone or "UTC"),
+            own_window=step.send_window is not None,
         )
