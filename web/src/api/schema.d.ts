@@ -2483,6 +2483,8 @@ export interface components {
             delay_unit?: components["schemas"]["DelayUnit"];
             position?: number | null;
             script_template?: string | null;
+            /** @description The step's own send window; null keeps to the campaign's (null in an update clears it). */
+            send_window?: components["schemas"]["SendWindowIn"] | null;
             sms_template?: string | null;
             subject_template?: string | null;
             variants?: components["schemas"]["VariantIn"][] | null;
@@ -2509,6 +2511,10 @@ export interface components {
             id: string;
             position: number;
             script_template: string | null;
+            /** @description The step's own send window; null: the campaign's. */
+            send_window: {
+                [key: string]: unknown;
+            } | null;
             sms_template: string | null;
             subject_template: string | null;
             /** Format: date-time */
@@ -2528,6 +2534,8 @@ export interface components {
             delay?: number | null;
             delay_unit?: components["schemas"]["DelayUnit"] | null;
             script_template?: string | null;
+            /** @description The step's own send window; null keeps to the campaign's (null in an update clears it). */
+            send_window?: components["schemas"]["SendWindowIn"] | null;
             sms_template?: string | null;
             subject_template?: string | null;
             variants?: components["schemas"]["VariantIn"][] | null;
