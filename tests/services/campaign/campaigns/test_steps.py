@@ -149,3 +149,27 @@ def test_running_campaign_allows_copy_and_appending_only(world: World) -> None:
     assert r.status_code == 200
     assert r.json()["send_window"] == {"weekdays": [1, 2], "start": "10:00", "end": "12:00"}
     assert world.a.patch(f"/api/campaigns/{c['id']}", {"brand_id": str(world.brand_b)}).status_code == 409
+
+
+def test_a_step_may_keep_its_own_send_window(world: World) -> None:
+    c = world.a.create_campaign(world.brand_a)
+    own = world.a.add_step(c["id"], send_window={"weekdays": [5, 1], "start": "10:00", "end": "12:00"})
+    plain = world.a.add_step(c["id"])
+    assert own["send_window"] == {"weekdays": [1, 5], "start": "10:00", "end": "12:00"}
+    assert plain["send_window"] is None  # the campaign's
+    base = f"/api/campaigns/{c['id']}/steps"
+    early = {"weekdays": [0], "start": "08:00", "end": "09:00"}
+    r = world.a.patch(f"{base}/{plain['id']}", {"send_window": early})
+    assert (r.status_code, r.json()["send_window"]) == (200, early), r.text
+    r = world.a.patch(f"{base}/{plain['id']}", {"subject_template": "Other"})
+    assert r.json()["send_window"] == early  # omitted: kept
+    clone = world.a.post(f"/api/campaigns/{c['id']}/clone", {"name": "Copy"}).json()
+    copied = world.a.get(f"/api/campaigns/{clone['id']}/steps").json()
+    assert [s["send_window"] for s in copied] == [own["send_window"], early]
+    bad = world.a.patch(f"{base}/{own['id']}", {"send_window": {"weekdays": [0], "start": "12:00", "end": "10:00"}})
+    assert bad.status_code == 422
+    assert any(e["field"].startswith("send_window") for e in bad.json()["errors"]), bad.text
+    _set_status(world, c["id"], "active")
+    r = world.a.patch(f"{base}/{plain['id']}", {"send_window": None})  # a running campaign may change windows
+    assert (r.status_code, r.json()["send_window"]) == (200, None), r.text
+    assert world.a.get(f"{base}/{own['id']}").json()["send_window"]["start"] == "10:00"

@@ -236,3 +236,59 @@ def test_timeline_explains_a_closed_window_in_the_zone_it_reports(world: World) 
     assert waiting["reason"] == "outside_window"
     assert "America/New_York" in waiting["detail"]
     assert datetime.fromisoformat(waiting["until"]).astimezone(ZoneInfo("America/New_York")).hour == 0
+
+
+ALL_DAY = {"weekdays": list(range(7)), "start": "00:00", "end": "24:00"}
+OFFICE = {"weekdays": [0, 1, 2, 3, 4], "start": "09:00", "end": "17:00"}
+AGREEMENT_CASES: list[tuple[str, str | None, str | None, str, dict[str, Any], str]] = [
+    # channel, lead zone, phone, campaign zone, window, instant
+    ("email", "America/New_York", None, "UTC", OFFICE, "2026-03-06T23:00:00+00:00"),  # Friday after hours
+    ("email", "America/New_York", None, "UTC", OFFICE, "2026-03-08T07:30:00+00:00"),  # the DST night itself
+    ("email", "America/New_York", None, "UTC", OFFICE, "2026-03-09T13:00:00+00:00"),  # 09:00 EDT: open
+    ("email", None, None, "Europe/London", OFFICE, "2026-03-30T07:59:00+00:00"),  # no zone: the campaign's (BST)
+    ("sms", "America/New_York", "+12125550100", "UTC", ALL_DAY, "2026-03-09T00:59:00+00:00"),  # 20:59: open
+    ("sms", "America/New_York", "+12125550100", "UTC", ALL_DAY, "2026-03-09T01:00:00+00:00"),  # 21:00: closed
+    ("sms", "America/New_York", "+13055550100", "UTC", ALL_DAY, "2026-07-06T00:30:00+00:00"),  # Florida 20:00
+    ("sms", None, "+12065550100", "UTC", ALL_DAY, "2026-07-06T14:00:00+00:00"),  # no zone: Seattle's number
+    ("voicemail", "America/Chicago", "+12145550100", "UTC", ALL_DAY, "2026-07-05T15:00:00+00:00"),  # TX Sunday
+    ("sms", "America/New_York", "+12125550100", "UTC", OFFICE, "2026-03-07T14:00:00+00:00"),  # Saturday
+]
+
+
+def test_gate_preview_and_timeline_agree(world: World) -> None:
+    from libs.compliance_hours import Recipient
+    from services.campaign.campaigns.timeline import window_reason
+    from services.worker.gate import Facts, Verdict, check_time
+
+    for channel, lead_zone, phone, campaign_zone, window, instant in AGREEMENT_CASES:
+        now = datetime.fromisoformat(instant)
+        case = (channel, lead_zone, phone, instant)
+        gate = check_time(
+            Facts(
+                channel=channel,
+                campaign_status="active",
+                enrollment_status="active",
+                phone=phone,
+                lead_timezone=lead_zone,
+                campaign_timezone=campaign_zone,
+                send_window=window,
+            ),
+            now,
+        )
+        assert gate.verdict in (Verdict.SEND, Verdict.HOLD), case
+        gate_at = now if gate.verdict is Verdict.SEND else gate.not_before
+
+        c = world.a.create_campaign(world.brand_a, timezone=campaign_zone, send_window=window)
+        world.a.add_step(c["id"], channel=channel, sms_template="Hi", script_template="Hi")
+        lead = seed_lead(world.db, world.a.org_id, timezone=lead_zone, phone=phone)
+        r = world.a.get(f"/api/campaigns/{c['id']}/schedule", params={"lead_id": str(lead), "start": instant})
+        assert r.status_code == 200, r.text
+        assert datetime.fromisoformat(r.json()["steps"][0]["at"]) == gate_at, case
+
+        waiting = window_reason(now, now, channel, window, Recipient(lead_zone, phone, campaign_zone))
+        if gate.verdict is Verdict.SEND:
+            assert waiting.reason == "due", (case, waiting)
+        else:
+            assert waiting.until == gate_at, (case, waiting)
+            expected = "outside_window" if gate.reason == "send_window" else "quiet_hours"
+            assert waiting.reason == expected, (case, gate, waiting)
