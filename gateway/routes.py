@@ -30,6 +30,7 @@ PUBLIC_PREFIXES: tuple[str, ...] = (
     "/api/auth/jwks.json",
     "/api/auth/invites/accept",
     "/api/auth/api-keys/exchange",
+    "/api/auth/sso",
     "/hooks/",
     "/u/",
     "/o/",

@@ -164,6 +164,7 @@ PUBLIC_PREFIXES = (
     "/api/auth/logout",
     "/api/auth/jwks.json",
     "/api/auth/invites/accept",
+    "/api/auth/sso",
     "/api/auth/api-keys/exchange",
     "/hooks/",
     "/u/",

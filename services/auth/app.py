@@ -11,6 +11,7 @@ from libs.crypto import SecretBox
 from libs.security import TokenVerifier
 from services.auth.controllers import ROUTE_HANDLERS
 from services.auth.deps import DEPENDENCIES
+from services.auth.oidc import OidcProvider, StateStore
 from services.auth.passwords import Passwords
 from services.auth.service import AuthContext
 from services.auth.settings import AuthSettings
@@ -63,6 +64,8 @@ def create_app(settings: AuthSettings | None = None, **overrides: Any) -> Litest
                 window=settings.login_window,
             ),
         )
+        app.state.oidc = OidcProvider(settings) if settings.oidc_enabled else None
+        app.state.sso_states = StateStore(app.state.redis, settings.oidc_state_ttl)
         async with ctx.db.system() as session:
             await ctx.keys.ensure(session)
         if own_verifier:

@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Annotated, Any
+from urllib.parse import urlencode
 
+import structlog
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.connection import ASGIConnection
-from litestar.datastructures import CacheControlHeader
+from litestar.datastructures import CacheControlHeader, State
 from litestar.di import NamedDependency
 from litestar.handlers.base import BaseRouteHandler
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.response import Redirect
 
-from libs.errors import Invalid
+from libs.errors import Invalid, TooManyRequests
 from libs.openapi import problems
 from libs.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 from libs.scopes import ANY_TOKEN, PEOPLE_ONLY, Area, scope_area
 from libs.security import PUBLIC, Principal, Role, operator_only, requires
-from services.auth.cookies import answer, cleared_cookies, forget_csrf, refresh_cookie, wants_cookie
+from services.auth.cookies import answer, cleared_cookies, forget_csrf, refresh_cookie, session_cookies, wants_cookie
 from services.auth.errors import InvalidRefreshToken
+from services.auth.oidc import OidcProvider, SsoFailed, StateStore, new_pending
 from services.auth.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -38,6 +42,7 @@ from services.auth.schemas import (
     SessionRead,
     SigningKeyRead,
     SignupCreate,
+    SsoRead,
     SwitchRequest,
     TokenPair,
 )
@@ -53,6 +58,8 @@ from services.auth.service import (
 from services.auth.signing import rotate_signing_key
 
 PREFIX = "/api/auth"
+SIGN_IN_PAGE = "/signin"
+log = structlog.get_logger(__name__)
 
 
 def humans_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
@@ -435,4 +442,98 @@ class SigningKeyController(Controller):
         return SigningKeyRead(kid=key.kid, created_at=key.created_at)
 
 
-ROUTE_HANDLERS = [SessionController, MemberController, InviteController, ApiKeyController, SigningKeyController]
+def _sign_in_page(code: str) -> Redirect:
+    return Redirect(f"{SIGN_IN_PAGE}?{urlencode({'sso_error': code})}", status_code=302)
+
+
+class SsoController(Controller):
+    """Single sign-on with the deployment's OpenID Connect provider (when ``SDR_OIDC_ISSUER`` is set)."""
+
+    path = f"{PREFIX}/sso"
+    tags = ["auth"]
+    opt = PEOPLE_ONLY
+
+    @get("/", opt=PUBLIC, operation_id="GetSso")
+    async def sso(self, auth: NamedDependency[AuthContext]) -> SsoRead:
+        """Whether single sign-on is on, and the label of its button."""
+        settings = auth.settings
+        return SsoRead(enabled=settings.oidc_enabled, name=settings.oidc_name if settings.oidc_enabled else None)
+
+    @get("/start", opt=PUBLIC, operation_id="StartSso", status_code=302)
+    async def start(
+        self, state: State, next_path: Annotated[str | None, QueryParameter(name="next")] = None
+    ) -> Redirect:
+        """Send the browser to the provider (state, nonce and PKCE S256 kept server-side, single use).
+
+        Failures land on the sign-in page with `?sso_error=<code>`.
+        """
+        provider: OidcProvider | None = state.oidc
+        if provider is None:
+            return _sign_in_page("sso_disabled")
+        store: StateStore = state.sso_states
+        key, pending = new_pending(next_path)
+        try:
+            url = await provider.authorize_url(key, pending)
+            await store.put(key, pending)
+        except SsoFailed as exc:
+            log.warning("sso_failed", code=exc.code, reason=exc.detail)
+            return _sign_in_page(exc.code)
+        return Redirect(url, status_code=302)
+
+    @get("/callback", opt=PUBLIC, operation_id="FinishSso", status_code=302)
+    async def callback(
+        self,
+        state: State,
+        accounts: NamedDependency[AccountService],
+        client_address: NamedDependency[str],
+        code: FromQuery[str | None] = None,
+        error: FromQuery[str | None] = None,
+        state_: Annotated[str | None, QueryParameter(name="state")] = None,
+    ) -> Redirect:
+        """The provider's answer: verify it, open a session (the refresh cookie), land on `next`.
+
+        Only an existing user (by link or verified email) or an invited email signs in; every
+        failure lands on the sign-in page with `?sso_error=<code>`.
+        """
+        provider: OidcProvider | None = state.oidc
+        if provider is None:
+            return _sign_in_page("sso_disabled")
+        store: StateStore = state.sso_states
+        pending = await store.take(state_) if state_ and len(state_) <= 200 else None
+        if pending is None:
+            return _sign_in_page("state_invalid")
+        if error is not None or not code or len(code) > 4096:
+            return _sign_in_page("provider_refused")
+        try:
+            identity = await provider.exchange(code, pending)
+            session = await accounts.sso_sign_in(
+                issuer=identity.issuer,
+                subject=identity.subject,
+                email=identity.email,
+                name=identity.name,
+                address=client_address,
+            )
+        except SsoFailed as exc:
+            log.warning("sso_failed", code=exc.code, reason=exc.detail)
+            return _sign_in_page(exc.code)
+        except TooManyRequests:
+            return _sign_in_page("too_many_attempts")
+        if session is None:
+            return _sign_in_page("not_invited")
+        settings = accounts.ctx.settings
+        return Redirect(
+            pending.next_path,
+            status_code=302,
+            cookies=session_cookies(settings, session.refresh_token or "", session.refresh_expires_in),
+            headers={"cache-control": "no-store"},
+        )
+
+
+ROUTE_HANDLERS = [
+    SessionController,
+    SsoController,
+    MemberController,
+    InviteController,
+    ApiKeyController,
+    SigningKeyController,
+]

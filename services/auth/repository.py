@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from libs.db.models.auth import ApiKey, Invite, Membership, RefreshToken, User
+from libs.db.models.auth import ApiKey, Invite, Membership, OidcIdentity, RefreshToken, User
 from libs.db.models.tenancy import Organization
 from libs.pagination import keyset
 
@@ -222,3 +222,45 @@ class AuthRepository:
             .values(revoked_at=now)
         )
         return int((await self.session.exec(stmt)).rowcount)
+
+    # OpenID Connect identities
+
+    async def oidc_identity(self, *, issuer: str, subject: str) -> OidcIdentity | None:
+        """Return the link of a provider subject to its user."""
+        stmt = select(OidcIdentity).where(OidcIdentity.issuer == issuer, OidcIdentity.subject == subject)
+        return (await self.session.exec(stmt)).first()
+
+    async def oidc_identity_of(self, *, issuer: str, user_id: uuid.UUID) -> OidcIdentity | None:
+        """Return the user's link at an issuer, if any."""
+        stmt = select(OidcIdentity).where(OidcIdentity.issuer == issuer, OidcIdentity.user_id == user_id)
+        return (await self.session.exec(stmt)).first()
+
+    async def pending_invite(self, email_normalized: str, now: datetime) -> Invite | None:
+        """Return the newest pending, unexpired invite for an address (any organization)."""
+        stmt = (
+            select(Invite)
+            .where(
+                Invite.email_normalized == email_normalized,
+                col(Invite.accepted_at).is_(None),
+                col(Invite.revoked_at).is_(None),
+                col(Invite.expires_at) > now,
+            )
+            .order_by(col(Invite.created_at).desc(), col(Invite.id).desc())
+            .limit(1)
+        )
+        return (await self.session.exec(stmt)).first()
+
+    async def claim_invite_by_id(self, invite_id: uuid.UUID, now: datetime) -> Invite | None:
+        """Mark the invite ``invite_id`` accepted if still pending and return it; ``None`` otherwise."""
+        stmt = (
+            sa.update(Invite)
+            .where(
+                col(Invite.id) == invite_id,
+                col(Invite.accepted_at).is_(None),
+                col(Invite.revoked_at).is_(None),
+                col(Invite.expires_at) > now,
+            )
+            .values(accepted_at=now)
+            .returning(Invite)
+        )
+        return (await self.session.exec(stmt)).scalars().first()

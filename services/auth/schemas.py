@@ -271,3 +271,10 @@ class SigningKeyRead(BaseModel):
 
     kid: str
     created_at: datetime
+
+
+class SsoRead(BaseModel):
+    """Whether single sign-on is offered on the sign-in page, and its button's label."""
+
+    enabled: bool
+    name: str | None = Field(default=None, description="The provider's label, e.g. Google.")

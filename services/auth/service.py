@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from libs.db.base import utcnow
-from libs.db.models.auth import ApiKey, Invite, Membership, RefreshToken, User
+from libs.db.models.auth import ApiKey, Invite, Membership, OidcIdentity, RefreshToken, User
 from libs.db.models.tenancy import Organization
 from libs.db.session import Database
 from libs.errors import Forbidden, Invalid
@@ -492,6 +492,57 @@ class AccountService:
         invite.accepted_by = user.id
         self.session.add(invite)
         log.info("invite_accepted", invite_id=str(invite.id), user_id=str(user.id), org_id=str(invite.org_id))
+        return await self.tokens.session_for(user, membership)
+
+    async def sso_sign_in(
+        self, *, issuer: str, subject: str, email: str, name: str | None, address: str
+    ) -> SessionRead | None:
+        """Open a session for a verified provider identity; ``None`` when nobody may sign in with it.
+
+        The user is the one linked to (issuer, subject); else the one with this (verified) email,
+        who is then linked; else, when a pending invite names the email, a new user without a
+        password joins the inviting organization. No one else gets an account (no open sign-up).
+        """
+        throttle = self.ctx.login_throttle
+        await throttle.check(address_subject(address))
+        now = utcnow()
+        email_normalized = normalize_email(email)
+        link = await self.repo.oidc_identity(issuer=issuer, subject=subject)
+        user = await self.repo.user(link.user_id) if link is not None else None
+        membership: Membership | None = None
+        if user is None:
+            user = await self.repo.user_by_email(email_normalized)
+            if user is not None and await self.repo.oidc_identity_of(issuer=issuer, user_id=user.id) is not None:
+                user = None  # the account is linked to another subject of this provider
+        if user is None and link is None:
+            pending = await self.repo.pending_invite(email_normalized, now)
+            invite = await self.repo.claim_invite_by_id(pending.id, now) if pending is not None else None
+            if invite is not None and await self.repo.user_by_email(email_normalized) is None:
+                user = User(email=invite.email, email_normalized=invite.email_normalized, name=name)
+                await self.repo.add(user)
+                membership = Membership(org_id=invite.org_id, user_id=user.id, role=invite.role)
+                await self.repo.add(membership)
+                invite.accepted_by = user.id
+                self.session.add(invite)
+                log.info("invite_accepted", invite_id=str(invite.id), user_id=str(user.id), org_id=str(invite.org_id))
+        if user is None:
+            await throttle.record_failure(address_subject(address))
+            log.info("sso_refused", known_link=link is not None)
+            return None
+        if link is None:
+            link = OidcIdentity(user_id=user.id, issuer=issuer, subject=subject, email=email)
+        link.email = email
+        link.last_used_at = now
+        try:
+            async with self.session.begin_nested():
+                await self.repo.add(link)
+        except IntegrityError:
+            log.info("sso_refused", known_link=True)
+            return None
+        membership = membership or await self.repo.first_membership(user.id)
+        if membership is None:
+            return None
+        log.info("sso_signed_in", user_id=str(user.id), org_id=str(membership.org_id))
         return await self.tokens.session_for(user, membership)
 
     async def exchange_api_key(self, authorization: str | None) -> ApiKeyToken:

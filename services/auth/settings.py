@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from libs.settings import CommonSettings
@@ -42,3 +42,25 @@ class AuthSettings(CommonSettings):
         default_factory=lambda: ["127.0.0.1", "::1"],
         description="Peers whose X-Forwarded-For is believed (the gateway).",
     )
+
+    public_base_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="Public URL of the gateway: the OpenID Connect redirect URI is built on it.",
+    )
+    oidc_issuer: str | None = Field(
+        default=None, description="OpenID Connect issuer URL for single sign-on; unset, SSO is off."
+    )
+    oidc_client_id: str | None = Field(default=None, description="Client id registered at the OIDC provider.")
+    oidc_client_secret: SecretStr | None = Field(default=None, description="Client secret at the OIDC provider.")
+    oidc_name: str = Field(default="SSO", max_length=40, description="Label of the sign-in button.")
+    oidc_scopes: str = Field(default="openid email profile", description="Scopes asked for (space-separated).")
+    oidc_timeout: float = Field(default=10.0, gt=0, le=60, description="Seconds each call to the provider may take.")
+    oidc_state_ttl: int = Field(default=600, ge=60, le=3600, description="Seconds a sign-in may take at the provider.")
+    oidc_metadata_cache_seconds: int = Field(
+        default=3600, ge=0, description="How long the discovery document and the JWKS are reused."
+    )
+
+    @property
+    def oidc_enabled(self) -> bool:
+        """Whether single sign-on is configured (an issuer and a client id)."""
+        return bool(self.oidc_issuer and self.oidc_client_id)

@@ -123,3 +123,19 @@ class SigningKey(SQLModel, table=True):
     created_at: datetime = created_at_field()
     retired_at: datetime | None = timestamp_field()
     """When a newer key took over signing; the key stays published until its tokens expire."""
+
+
+class OidcIdentity(SQLModel, table=True):
+    """A user's identity at an OpenID Connect provider: (issuer, subject) names one user, for good."""
+
+    __tablename__ = "oidc_identities"
+    __table_args__ = (sa.UniqueConstraint("issuer", "subject"),)
+
+    id: uuid.UUID = id_field()
+    user_id: uuid.UUID = Field(foreign_key="users.id", ondelete="CASCADE", index=True, nullable=False)
+    issuer: str = Field(max_length=500)
+    subject: str = Field(max_length=255)
+    email: str = Field(max_length=320)
+    """The address the provider gave at the last sign-in (the link holds when it changes)."""
+    created_at: datetime = created_at_field()
+    last_used_at: datetime | None = timestamp_field()

@@ -15,6 +15,9 @@ PUBLIC_ROUTES = {
     "/api/auth/jwks.json",
     "/api/auth/invites/accept",
     "/api/auth/api-keys/exchange",
+    "/api/auth/sso",
+    "/api/auth/sso/start",
+    "/api/auth/sso/callback",
 }
 
 

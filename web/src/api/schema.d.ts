@@ -283,6 +283,57 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/auth/sso": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Sso */
+        get: operations["GetSso"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/sso/callback": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Callback */
+        get: operations["FinishSso"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/sso/start": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Start */
+        get: operations["StartSso"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/auth/switch": {
         parameters: {
             query?: never;
@@ -2440,6 +2491,12 @@ export interface components {
          * @enum {string}
          */
         SmtpSecurity: "starttls" | "tls" | "none";
+        /** SsoRead */
+        SsoRead: {
+            enabled: boolean;
+            /** @description The provider's label, e.g. Google. */
+            name?: string | null;
+        };
         /** StepCounts */
         StepCounts: {
             /** @default 0 */
@@ -7263,6 +7320,412 @@ export interface operations {
                      *       "status": 413,
                      *       "title": "Request Entity Too Large",
                      *       "type": "https://tidewater.dev/problems/payload-too-large"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description A field is invalid; `errors[]` names each one. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Invalid",
+                     *       "detail": "A field is invalid",
+                     *       "errors": [
+                     *         {
+                     *           "field": "email",
+                     *           "message": "value is not a valid email address",
+                     *           "source": "body"
+                     *         }
+                     *       ],
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 422,
+                     *       "title": "Invalid request",
+                     *       "type": "https://tidewater.dev/problems/invalid"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too many requests; `Retry-After` says how many seconds to wait. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "TooManyRequests",
+                     *       "detail": "Too many requests",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 429,
+                     *       "title": "Too Many Requests",
+                     *       "type": "https://tidewater.dev/problems/too-many-requests"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The service behind the gateway answered with something that is not HTTP. */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "BadGateway",
+                     *       "detail": "The service behind the gateway answered with something that is not HTTP",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 502,
+                     *       "title": "Bad Gateway",
+                     *       "type": "https://tidewater.dev/problems/bad-gateway"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description A service or dependency is down; try again later. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Unavailable",
+                     *       "detail": "A service or dependency is down",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://tidewater.dev/problems/unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The service behind the gateway did not answer in time. */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "UpstreamTimeout",
+                     *       "detail": "The service behind the gateway did not answer in time",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 504,
+                     *       "title": "Gateway Timeout",
+                     *       "type": "https://tidewater.dev/problems/upstream-timeout"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    GetSso: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SsoRead"];
+                };
+            };
+            /** @description Too many requests; `Retry-After` says how many seconds to wait. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "TooManyRequests",
+                     *       "detail": "Too many requests",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 429,
+                     *       "title": "Too Many Requests",
+                     *       "type": "https://tidewater.dev/problems/too-many-requests"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The service behind the gateway answered with something that is not HTTP. */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "BadGateway",
+                     *       "detail": "The service behind the gateway answered with something that is not HTTP",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 502,
+                     *       "title": "Bad Gateway",
+                     *       "type": "https://tidewater.dev/problems/bad-gateway"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description A service or dependency is down; try again later. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Unavailable",
+                     *       "detail": "A service or dependency is down",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://tidewater.dev/problems/unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The service behind the gateway did not answer in time. */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "UpstreamTimeout",
+                     *       "detail": "The service behind the gateway did not answer in time",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 504,
+                     *       "title": "Gateway Timeout",
+                     *       "type": "https://tidewater.dev/problems/upstream-timeout"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    FinishSso: {
+        parameters: {
+            query?: {
+                code?: string | null;
+                error?: string | null;
+                state?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Redirect Response */
+            302: {
+                headers: {
+                    /** @description target path for the redirect */
+                    location?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The request cannot be parsed (malformed JSON or form, a bad header or path value). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "BadRequest",
+                     *       "detail": "The request cannot be parsed (malformed JSON or form, a bad header or path value)",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 400,
+                     *       "title": "Bad Request",
+                     *       "type": "https://tidewater.dev/problems/bad-request"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description A field is invalid; `errors[]` names each one. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Invalid",
+                     *       "detail": "A field is invalid",
+                     *       "errors": [
+                     *         {
+                     *           "field": "email",
+                     *           "message": "value is not a valid email address",
+                     *           "source": "body"
+                     *         }
+                     *       ],
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 422,
+                     *       "title": "Invalid request",
+                     *       "type": "https://tidewater.dev/problems/invalid"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too many requests; `Retry-After` says how many seconds to wait. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "TooManyRequests",
+                     *       "detail": "Too many requests",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 429,
+                     *       "title": "Too Many Requests",
+                     *       "type": "https://tidewater.dev/problems/too-many-requests"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The service behind the gateway answered with something that is not HTTP. */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "BadGateway",
+                     *       "detail": "The service behind the gateway answered with something that is not HTTP",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 502,
+                     *       "title": "Bad Gateway",
+                     *       "type": "https://tidewater.dev/problems/bad-gateway"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description A service or dependency is down; try again later. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Unavailable",
+                     *       "detail": "A service or dependency is down",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://tidewater.dev/problems/unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The service behind the gateway did not answer in time. */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "UpstreamTimeout",
+                     *       "detail": "The service behind the gateway did not answer in time",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 504,
+                     *       "title": "Gateway Timeout",
+                     *       "type": "https://tidewater.dev/problems/upstream-timeout"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    StartSso: {
+        parameters: {
+            query?: {
+                next?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Redirect Response */
+            302: {
+                headers: {
+                    /** @description target path for the redirect */
+                    location?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The request cannot be parsed (malformed JSON or form, a bad header or path value). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "BadRequest",
+                     *       "detail": "The request cannot be parsed (malformed JSON or form, a bad header or path value)",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 400,
+                     *       "title": "Bad Request",
+                     *       "type": "https://tidewater.dev/problems/bad-request"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDetails"];

@@ -1,0 +1,230 @@
+"""A loopback OpenID Connect provider: discovery, JWKS, /authorize, /token, over real HTTP.
+
+It runs aiohttp in a thread on 127.0.0.1 with an RS256 key generated per run. ``/authorize``
+approves at once as ``server.user`` and redirects back with a code and the state; ``/token``
+checks the client's authentication (Basic or post), the code (single use), the PKCE verifier
+against the S256 challenge and the redirect URI, and answers an ID token. ``server.tamper``
+makes the next ID token wrong in one way (``nonce``, ``aud``, ``iss``, ``expired``,
+``signature``, ``unknown_kid``); ``server.user`` says who signs in (``email_verified`` too).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, urlencode
+
+import jwt
+from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+
+@dataclass
+class OidcUser:
+    """Who the provider says is signed in."""
+
+    subject: str
+    email: str
+    email_verified: bool = True
+    name: str = "Signed In"
+
+
+@dataclass
+class Grant:
+    """An authorization code the provider handed out."""
+
+    client_id: str
+    redirect_uri: str
+    challenge: str
+    challenge_method: str
+    nonce: str | None
+    user: OidcUser
+
+
+@dataclass
+class OidcProviderServer:
+    """The loopback provider; a context manager that owns its thread."""
+
+    client_id: str = "tidewater-test"
+    client_secret: str = field(default_factory=lambda: "cs-" + secrets.token_urlsafe(24))
+    auth_methods: tuple[str, ...] = ("client_secret_basic", "client_secret_post")
+    user: OidcUser = field(default_factory=lambda: OidcUser(subject="sub-1", email="someone@example.com"))
+    tamper: str | None = None
+    token_calls: list[dict[str, Any]] = field(default_factory=list)
+    token_refusals: list[str] = field(default_factory=list)
+    down: bool = False
+
+    def __post_init__(self) -> None:
+        self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self._other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.kid = "k-" + secrets.token_hex(4)
+        self._codes: dict[str, Grant] = {}
+        self._lock = threading.Lock()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="oidc-provider", daemon=True)
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self.port = int(self._sock.getsockname()[1])
+        self.issuer = f"http://127.0.0.1:{self.port}"
+        self._runner: web.AppRunner | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def start(self) -> OidcProviderServer:
+        """Start serving on loopback."""
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and join the thread."""
+        if self._thread.is_alive():
+            asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(10)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+        self._loop.close()
+
+    def __enter__(self) -> OidcProviderServer:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    async def _start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/.well-known/openid-configuration", self._discovery)
+        app.router.add_get("/jwks", self._jwks)
+        app.router.add_get("/authorize", self._authorize)
+        app.router.add_post("/token", self._token)
+        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1)
+        await self._runner.setup()
+        await web.SockSite(self._runner, self._sock).start()
+
+    async def _stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # -- handlers -------------------------------------------------------------------------
+    def _public_jwk(self, key: rsa.RSAPrivateKey, kid: str) -> dict[str, Any]:
+        jwk: dict[str, Any] = jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key(), as_dict=True)
+        return {**jwk, "kid": kid, "use": "sig", "alg": "RS256"}
+
+    async def _discovery(self, request: web.Request) -> web.StreamResponse:
+        if self.down:
+            return web.Response(status=503, text="down")
+        return web.json_response(
+            {
+                "issuer": self.issuer,
+                "authorization_endpoint": f"{self.issuer}/authorize",
+                "token_endpoint": f"{self.issuer}/token",
+                "jwks_uri": f"{self.issuer}/jwks",
+                "response_types_supported": ["code"],
+                "subject_types_supported": ["public"],
+                "id_token_signing_alg_values_supported": ["RS256"],
+                "token_endpoint_auth_methods_supported": list(self.auth_methods),
+                "code_challenge_methods_supported": ["S256"],
+            }
+        )
+
+    async def _jwks(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response({"keys": [self._public_jwk(self._key, self.kid)]})
+
+    async def _authorize(self, request: web.Request) -> web.StreamResponse:
+        q = request.query
+        if q.get("response_type") != "code" or q.get("client_id") != self.client_id or "redirect_uri" not in q:
+            return web.Response(status=400, text="bad authorization request")
+        code = secrets.token_urlsafe(24)
+        with self._lock:
+            self._codes[code] = Grant(
+                client_id=q["client_id"],
+                redirect_uri=q["redirect_uri"],
+                challenge=q.get("code_challenge", ""),
+                challenge_method=q.get("code_challenge_method", ""),
+                nonce=q.get("nonce"),
+                user=self.user,
+            )
+        back = q["redirect_uri"] + "?" + urlencode({"code": code, "state": q.get("state", "")})
+        raise web.HTTPFound(back)
+
+    def _refuse(self, reason: str) -> web.StreamResponse:
+        self.token_refusals.append(reason)
+        return web.json_response({"error": "invalid_grant", "error_description": reason}, status=400)
+
+    async def _token(self, request: web.Request) -> web.StreamResponse:
+        form = {k: v[-1] for k, v in parse_qs(await request.text()).items()}
+        self.token_calls.append({"headers": dict(request.headers), "form": form})
+        client_id, secret = form.get("client_id"), form.get("client_secret")
+        header = request.headers.get("authorization", "")
+        if header.lower().startswith("basic "):
+            client_id, _, secret = base64.b64decode(header[6:]).decode().partition(":")
+        if client_id != self.client_id or secret != self.client_secret:
+            self.token_refusals.append("client")
+            return web.json_response({"error": "invalid_client"}, status=401)
+        with self._lock:
+            grant = self._codes.pop(form.get("code", ""), None)
+        if grant is None:
+            return self._refuse("code")
+        if form.get("redirect_uri") != grant.redirect_uri:
+            return self._refuse("redirect_uri")
+        verifier = form.get("code_verifier", "")
+        digest = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+        if grant.challenge_method != "S256" or not verifier or digest != grant.challenge:
+            return self._refuse("pkce")
+        return web.json_response(
+            {
+                "access_token": secrets.token_urlsafe(24),
+                "token_type": "Bearer",
+                "expires_in": 3600,
+                "id_token": self.id_token(grant),
+            }
+        )
+
+    def id_token(self, grant: Grant) -> str:
+        """An ID token for ``grant``, made wrong as ``tamper`` says."""
+        now = int(time.time())
+        user = grant.user
+        claims: dict[str, Any] = {
+            "iss": self.issuer,
+            "sub": user.subject,
+            "aud": grant.client_id,
+            "iat": now,
+            "exp": now + 300,
+            "nonce": grant.nonce,
+            "email": user.email,
+            "email_verified": user.email_verified,
+            "name": user.name,
+        }
+        tamper, self.tamper = self.tamper, None
+        key, kid = self._key, self.kid
+        if tamper == "nonce":
+            claims["nonce"] = "not-the-nonce"
+        elif tamper == "aud":
+            claims["aud"] = "someone-else"
+        elif tamper == "iss":
+            claims["iss"] = "https://evil.example"
+        elif tamper == "expired":
+            claims["iat"], claims["exp"] = now - 7200, now - 3600
+        elif tamper == "signature":
+            key = self._other_key
+        elif tamper == "unknown_kid":
+            key, kid = self._other_key, "k-unknown"
+        return jwt.encode(claims, key, algorithm="RS256", headers={"kid": kid})
+
+
+@contextmanager
+def oidc_provider(**kwargs: Any) -> Iterator[OidcProviderServer]:
+    """Run an :class:`OidcProviderServer` for the duration of the block."""
+    server = OidcProviderServer(**kwargs)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
