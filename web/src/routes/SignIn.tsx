@@ -1,4 +1,4 @@
-import { useMutation } from "@tanstack/react-query";
+import { useMutation, useQuery } from "@tanstack/react-query";
 import { useState, type SyntheticEvent } from "react";
 import { Link, useNavigate, useSearchParams } from "react-router";
 import { formErrors } from "../api/problem";
@@ -7,6 +7,7 @@ import { sessionFrom, sessionStore } from "../auth/session";
 import { Field } from "../components/Field";
 import { FormError } from "../components/FormError";
 import { safeNext } from "./next";
+import { getSso, ssoErrorMessage, ssoKey, ssoStartHref } from "./sso";
 
 const FIELDS = ["email", "password"] as const;
 
@@ -23,6 +24,8 @@ export default function SignIn() {
     },
   });
   const errors = formErrors(mutation.error, FIELDS);
+  const sso = useQuery({ queryKey: ssoKey, queryFn: getSso, staleTime: 60_000 });
+  const ssoError = params.get("sso_error");
 
   function submit(event: SyntheticEvent<HTMLFormElement>) {
     event.preventDefault();
@@ -32,6 +35,18 @@ export default function SignIn() {
   return (
     <main id="main" className="auth-page">
       <h1>Sign in to Tidewater</h1>
+      {ssoError ? (
+        <p role="alert" className="form-error">
+          {ssoErrorMessage(ssoError)}
+        </p>
+      ) : null}
+      {sso.data?.enabled ? (
+        <p>
+          <a href={ssoStartHref(safeNext(params.get("next")))}>
+            Sign in with {sso.data.name ?? "SSO"}
+          </a>
+        </p>
+      ) : null}
       <form onSubmit={submit} noValidate aria-label="Sign in">
         <FormError errors={errors} />
         <Field
