@@ -28,7 +28,15 @@ def artifacts(tmp_path: Path, request: pytest.FixtureRequest) -> Path:
 
 
 @pytest.fixture
-def system(tmp_path: Path, pg_server_url: str, template_db: str, redis_server_url: str) -> Iterator[DevSystem]:
+def system_env() -> dict[str, str]:
+    """Extra ``SDR_*`` variables for the system; a test module overrides this fixture to add some."""
+    return {}
+
+
+@pytest.fixture
+def system(
+    tmp_path: Path, pg_server_url: str, template_db: str, redis_server_url: str, system_env: dict[str, str]
+) -> Iterator[DevSystem]:
     """``sdr dev`` on a fresh database and a flushed Redis database, green on /readyz."""
     database_url = create_database(pg_server_url, template=template_db)
     redis_url = redis_server_url.rsplit("/", 1)[0] + f"/{REDIS_TEST_DB}"
@@ -36,7 +44,10 @@ def system(tmp_path: Path, pg_server_url: str, template_db: str, redis_server_ur
     redis.flushdb()
     try:
         with run_sdr_dev(
-            tmp_path, database_url=database_url, redis_url=redis_url, extra_env={"SDR_LOG_LEVEL": "WARNING"}
+            tmp_path,
+            database_url=database_url,
+            redis_url=redis_url,
+            extra_env={"SDR_LOG_LEVEL": "WARNING", **system_env},
         ) as running:
             wait_for(lambda: readyz(running)[0] == 200, "/readyz to be green", running, timeout=180)
             yield running
