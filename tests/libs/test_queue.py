@@ -1,4 +1,4 @@
-"""libs.queue: the eviction guard services and workers run at startup (RELIABILITY R13)."""
+"""libs.queue: the eviction guard services and workers run at startup (ARCHITECTURE.md R13)."""
 
 from __future__ import annotations
 

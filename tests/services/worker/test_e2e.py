@@ -165,7 +165,7 @@ def test_kill_9_of_a_worker_mid_send_loses_nothing_and_sends_nothing_twice(
 def test_sigterm_mid_send_finishes_the_job_then_exits(
     fleet: Fleet, database_url: str, redis_url: str, smtp: SmtpServer, providers: ProviderServer
 ) -> None:
-    """RELIABILITY R4: a warm shutdown lets the send in flight finish and be recorded, then exits."""
+    """ARCHITECTURE.md R4: a warm shutdown lets the send in flight finish and be recorded, then exits."""
     engine, world = launch(database_url, smtp, 1, ("sms",))
     providers.script("messages", hang(1.5))  # answered, but only after the SIGTERM below
     fleet.start(TICKER, "ticker")
