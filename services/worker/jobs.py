@@ -64,6 +64,7 @@ from sqlalchemy.engine import Row
 from sqlmodel import Session
 
 from libs import templating
+from libs.compose import sms_text, voicemail_script
 from libs.db.base import SYSTEM_ROLE, utcnow
 from libs.db.session import make_engine, system_session
 from libs.ledger import next_step as _next_step
@@ -916,7 +917,7 @@ def _outgoing(ctx: Context, item: Item) -> Outgoing:
         )
     callback = f"{base}{STATUS_CALLBACK[row.channel]}?message_id={row.id}"
     if row.channel == "sms":
-        text = with_closing(draft.body, row.sms_signoff, row.opt_out_sms)
+        text = sms_text(draft.body, row.sms_signoff, row.opt_out_sms)
         if row.twilio_sid and row.twilio_secret:
             sms = OutgoingSms(str(row.id), row.phone, text, callback, row.phone_number, row.messaging_service_sid)
             client = ctx.twilio(row.twilio_sid, row.twilio_secret)
@@ -927,7 +928,7 @@ def _outgoing(ctx: Context, item: Item) -> Outgoing:
         str(row.id),
         row.phone,
         row.phone_number,
-        with_closing(draft.body, row.opt_out_voicemail),
+        voicemail_script(draft.body, row.opt_out_voicemail),
         callback,
         voice=row.tts_voice,
         audio_url=row.step_audio_url or row.sender_audio_url,
@@ -952,19 +953,6 @@ def _thread(row: Row[Any], domain: str) -> tuple[str, ...]:
         if ref[:-1].rpartition("@")[2].lower() == domain.lower():
             thread.append(ref)
     return tuple(thread)
-
-
-def with_closing(text: str, *closings: str | None) -> str:
-    """Append each closing (sign-off, the brand's opt-out wording) the text does not already carry.
-
-    The opt-out wording is added by code, never left to the writer: every text and voicemail
-    tells the recipient how to stop them (TCPA, CTIA; RELIABILITY C10).
-    """
-    for closing in closings:
-        closing = (closing or "").strip()
-        if closing and closing.casefold() not in text.casefold():
-            text = f"{text.rstrip()} {closing}".strip()
-    return text
 
 
 def _record(ctx: Context, row: Row[Any], attempt: int, result: SendResult, now: datetime) -> Record:

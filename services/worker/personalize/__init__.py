@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from libs.compose import LOCAL_MODEL, local_write, sign
 from services.worker.personalize.prompt import PROMPT_VERSION, build_messages, lead_data, response_format
-from services.worker.personalize.render import LOCAL_MODEL, local_write, sign
 from services.worker.personalize.validate import InvalidOutput, brand_domain, check_output
 
 if TYPE_CHECKING:
@@ -77,7 +77,7 @@ class Personalizer:
         """Write one message; on any model failure fall back to the rendered template and say why.
 
         An email's body always ends up carrying the brand's signature exactly once, whoever
-        wrote it (:func:`~services.worker.personalize.render.sign`); the channel adds none.
+        wrote it (:func:`~libs.compose.sign`); the channel adds none.
         """
         draft = self._write(request)
         if request.channel == "email" and "body" in draft.content:

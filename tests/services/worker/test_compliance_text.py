@@ -8,10 +8,10 @@ from decimal import Decimal
 import sqlalchemy as sa
 from redis import Redis
 
+from libs.compose import with_closing
 from libs.crypto import SecretBox
 from libs.db.session import system_session
 from services.worker import jobs, ledger
-from services.worker.jobs import with_closing
 from services.worker.ticker import Ticker
 from tests.services.worker.conftest import drain
 from tests.services.worker.factories import create_world

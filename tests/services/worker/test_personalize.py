@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from libs.compose import LOCAL_MODEL
 from services.worker.personalize import Personalizer, Request, make_openai_client
-from services.worker.personalize.render import LOCAL_MODEL
 from services.worker.personalize.validate import InvalidOutput, check_output
 from tests.support.providers import ProviderServer, completion, hang, http_error, invalid_json
 

@@ -1,4 +1,9 @@
-"""The deterministic local writer: the step's templates rendered by ``libs.templating``, no model involved.
+"""Message composition: a step's templates, a lead and a brand turned into what is sent, no model involved.
+
+The one composition both the worker (``services.worker``) and the campaign service's previews use:
+pure, no database or network. It renders the step's templates (subject, body, sms, script) with
+their default copy, carries the brand's email signature exactly once, and appends each closing
+(sign-off, opt-out wording) a text or voicemail script does not already carry.
 
 Rendering is ``libs.templating.render`` itself (the code the campaign service validates templates
 with), so every template it accepted (``{{ lead.first_name }}``, ``{{ brand.name }}``, the short
@@ -87,3 +92,26 @@ def local_write(
             text = text if channel == "email" else " ".join(text.split())
         out[name] = text
     return out
+
+
+def with_closing(text: str, *closings: str | None) -> str:
+    """Append each closing (sign-off, the brand's opt-out wording) the text does not already carry.
+
+    The opt-out wording is added by code, never left to the writer: every text and voicemail
+    tells the recipient how to stop them (TCPA, CTIA; RELIABILITY C10).
+    """
+    for closing in closings:
+        closing = (closing or "").strip()
+        if closing and closing.casefold() not in text.casefold():
+            text = f"{text.rstrip()} {closing}".strip()
+    return text
+
+
+def sms_text(body: str, sms_signoff: str | None, opt_out: str | None) -> str:
+    """The text an SMS carries: the written body, then the sign-off and the opt-out wording it lacks."""
+    return with_closing(body, sms_signoff, opt_out)
+
+
+def voicemail_script(script: str, opt_out: str | None) -> str:
+    """The script a voicemail drop speaks: the written script, then the opt-out wording it lacks."""
+    return with_closing(script, opt_out)
