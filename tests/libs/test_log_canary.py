@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -103,6 +103,32 @@ ROUTES = [
 ]
 
 
+def _send_bad_bodies(
+    targets: Iterable[tuple[TestClient[Any], str, str, dict[str, str]]],
+) -> dict[tuple[str, str], int]:
+    """Send every bad body to every (client, method, path, headers); no answer may echo the canary."""
+    statuses: dict[tuple[str, str], int] = {}
+    for client, method, path, headers in targets:
+        for name, body in bad_bodies().items():
+            r = client.request(
+                method, _fill(path), content=body, headers={"content-type": "application/json", **headers}
+            )
+            statuses[(path, name)] = r.status_code
+            assert CANARY not in r.text, (path, name)
+    return statuses
+
+
+def _assert_no_canary(out: str) -> None:
+    assert CANARY not in out
+    assert CANARY[:12] not in out  # not even cut short
+
+
+def _assert_refused_not_failed(statuses: dict[tuple[str, str], int]) -> None:
+    """Every bad body was refused as such: no server error, and the services' own refusals among the answers."""
+    assert {key: status for key, status in statuses.items() if status >= 500} == {}
+    assert {400, 413, 422} <= set(statuses.values())
+
+
 def _services(database_url: str, redis_url: str, signer: TokenSigner, tmp_path: Path, json_logs: bool) -> Any:
     common: dict[str, Any] = {
         "env": Environment.TEST,
@@ -143,7 +169,6 @@ def test_no_bad_body_puts_a_secret_in_the_log(
 ) -> None:
     apps = _services(database_url, redis_url, signer, tmp_path, json_logs)
     token = signer.headers(org_id=uuid.uuid4())
-    statuses: dict[tuple[str, str], int] = {}
     with TestClient(apps["auth"]) as auth, TestClient(apps["brand"]) as brand, TestClient(apps["campaign"]) as campaign:
         clients = {"auth": auth, "brand": brand, "campaign": campaign}
         r = auth.post(
@@ -158,21 +183,14 @@ def test_no_bad_body_puts_a_secret_in_the_log(
         assert r.status_code == 201, r.text
         auth_token = {"Authorization": f"Bearer {r.json()['access_token']}"}
         capsys.readouterr()
-        for service, method, path, authed in ROUTES:
-            headers = {"content-type": "application/json"}
-            if authed:
-                headers.update(auth_token if service == "auth" else token)
-            for name, body in bad_bodies().items():
-                r = clients[service].request(method, _fill(path), content=body, headers=headers)
-                statuses[(path, name)] = r.status_code
-                assert CANARY not in r.text, (path, name)
+        statuses = _send_bad_bodies(
+            (clients[service], method, path, (auth_token if service == "auth" else token) if authed else {})
+            for service, method, path, authed in ROUTES
+        )
     out = capsys.readouterr().err
     assert out.count("request") >= len(statuses)  # every request was logged, so the output was captured
-    assert CANARY not in out
-    assert CANARY[:12] not in out  # not even cut short
-    server_errors = {key: status for key, status in statuses.items() if status >= 500}
-    assert server_errors == {}
-    assert {400, 413, 422} <= set(statuses.values())
+    _assert_no_canary(out)
+    _assert_refused_not_failed(statuses)
 
 
 @FORMATS
@@ -196,23 +214,17 @@ def test_no_bad_body_sent_through_the_gateway_puts_a_secret_in_the_log(
     )
     gateway = create_gateway(settings, upstream_apps=apps, verifier=signer.verifier())
     token = signer.headers(org_id=uuid.uuid4())
-    statuses: dict[tuple[str, str], int] = {}
     with TestClient(cast(Any, gateway)) as client:  # the proxy is a plain ASGI app around Litestar
         capsys.readouterr()
-        for service, method, path, authed in ROUTES:
-            if service == "auth" and authed:
-                continue  # the auth service trusts only its own keys
-            headers = {"content-type": "application/json", **(token if authed else {})}
-            for name, body in bad_bodies().items():
-                r = client.request(method, _fill(path), content=body, headers=headers)
-                statuses[(path, name)] = r.status_code
-                assert CANARY not in r.text, (path, name)
+        statuses = _send_bad_bodies(
+            (client, method, path, token if authed else {})
+            for service, method, path, authed in ROUTES
+            if not (service == "auth" and authed)  # the auth service trusts only its own keys
+        )
     out = capsys.readouterr().err
     assert out.count("service=gateway" if not json_logs else '"service": "gateway"') >= len(statuses)
-    assert CANARY not in out
-    assert CANARY[:12] not in out
-    assert {key: status for key, status in statuses.items() if status >= 500} == {}
-    assert {400, 413, 422} <= set(statuses.values())  # the services answered, not only the gateway
+    _assert_no_canary(out)
+    _assert_refused_not_failed(statuses)  # the services answered, not only the gateway
 
 
 def _boom_app(settings: CommonSettings) -> Litestar:
@@ -248,20 +260,28 @@ class Key(BaseModel):
     api_key: str = Field(max_length=8)
 
 
+def _get_logged(
+    settings: CommonSettings, json_logs: bool, capsys: pytest.CaptureFixture[str], path: str
+) -> tuple[Any, str]:
+    """GET ``path`` of the failing app, logging in ``json_logs`` format: the answer and the log, free of the canary."""
+    app = _boom_app(settings.model_copy(update={"log_json": json_logs}))
+    with TestClient(app) as client:
+        r = client.get(path)
+    out = capsys.readouterr().err
+    _assert_no_canary(out)
+    return r, out
+
+
 @FORMATS
 @pytest.mark.usefixtures("restore_logging")
 def test_an_unhandled_error_logs_its_traceback_without_the_frames_locals(
     json_logs: bool, settings: CommonSettings, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    app = _boom_app(settings.model_copy(update={"log_json": json_logs}))
-    with TestClient(app) as client:
-        r = client.get("/boom")
+    r, out = _get_logged(settings, json_logs, capsys, "/boom")
     assert r.status_code == 500
-    out = capsys.readouterr().err
     assert "unhandled_error" in out
     assert "RuntimeError: boom after" in out.replace("\\n", "\n")  # the traceback is there
     assert 'raise RuntimeError(f"boom after' in out.replace('\\"', '"')  # with its source line
-    assert CANARY not in out
     assert out.count("RuntimeError: boom after") == 1  # logged once, by our handler, not by Litestar again
 
 
@@ -291,7 +311,7 @@ def test_twilio_request_bodies_logged_at_info_are_not_written(
     twilio.warning("twilio_warning_line")
     out = capsys.readouterr().err
     assert "twilio_warning_line" in out
-    assert CANARY not in out
+    _assert_no_canary(out)
 
 
 @FORMATS
@@ -299,15 +319,11 @@ def test_twilio_request_bodies_logged_at_info_are_not_written(
 def test_a_failed_statement_is_logged_without_its_bound_parameters(
     json_logs: bool, settings: CommonSettings, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    app = _boom_app(settings.model_copy(update={"log_json": json_logs}))
-    with TestClient(app) as client:
-        r = client.get("/query")
+    r, out = _get_logged(settings, json_logs, capsys, "/query")
     assert r.status_code == 500
-    out = capsys.readouterr().err
     assert "DataError" in out
     assert "SELECT %(value)s" in out  # the statement is kept
     assert "SQL parameters hidden" in out
-    assert CANARY not in out
 
 
 @FORMATS
@@ -315,14 +331,12 @@ def test_a_failed_statement_is_logged_without_its_bound_parameters(
 def test_a_validation_error_is_logged_without_the_input_it_refused(
     json_logs: bool, settings: CommonSettings, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    app = _boom_app(settings.model_copy(update={"log_json": json_logs}))
-    with TestClient(app) as client:
-        assert client.get("/validate").status_code == 500
-    out = capsys.readouterr().err.replace("\\n", "\n")
+    r, logged = _get_logged(settings, json_logs, capsys, "/validate")
+    assert r.status_code == 500
+    out = logged.replace("\\n", "\n")
     assert "RuntimeError: the stored key is unusable" in out
     assert "ValidationError: 1 validation error(s) for Key" in out  # the cause is kept
     assert "api_key: String should have at most 8 characters [type=string_too_long]" in out
-    assert CANARY not in out
 
 
 @FORMATS
@@ -330,12 +344,8 @@ def test_a_validation_error_is_logged_without_the_input_it_refused(
 def test_a_server_error_of_litestar_itself_is_logged_once_without_locals(
     json_logs: bool, settings: CommonSettings, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    app = _boom_app(settings.model_copy(update={"log_json": json_logs}))
-    with TestClient(app) as client:
-        r = client.get("/misconfigured")
+    r, out = _get_logged(settings, json_logs, capsys, "/misconfigured")
     assert r.status_code == 500
     assert r.json()["detail"] == "Internal Server Error"  # nothing of the error leaves
-    out = capsys.readouterr().err
     assert out.count("server_error") == 1
     assert "ImproperlyConfiguredException" in out
-    assert CANARY not in out

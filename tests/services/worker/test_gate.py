@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+import sqlalchemy as sa
 import time_machine
 from redis import Redis
 
 from libs.schedule import ScheduleError, SendWindow
+from services.worker import jobs
 from services.worker.gate import Facts, Verdict, check
 from services.worker.quiet_hours import (
     FEDERAL,
@@ -21,6 +24,9 @@ from services.worker.quiet_hours import (
     us_state,
 )
 from services.worker.ratelimit import Limit, RateLimiter
+from tests.services.worker.conftest import drain, messages
+from tests.services.worker.factories import create_world
+from tests.support.smtp import SmtpServer
 
 CONSENT = datetime(2026, 1, 1, tzinfo=UTC)
 ALWAYS = {"weekdays": [0, 1, 2, 3, 4, 5, 6], "start": "00:00", "end": "24:00"}
@@ -287,3 +293,40 @@ def test_a_paused_enrollment_is_looked_at_again_in_15_minutes() -> None:
     assert (held.verdict, held.reason) == (Verdict.HOLD, "enrollment_paused")
     assert held.not_before == now + timedelta(minutes=15)
     assert check(sms(lead_status="active"), now).verdict is Verdict.SEND
+
+
+def _only_on(weekday: int) -> dict[str, object]:
+    return {"weekdays": [weekday], "start": "00:00", "end": "24:00"}
+
+
+def test_a_steps_own_window_holds_its_message_and_schedules_the_advance_to_it(
+    ctx: jobs.Context, redis: Redis, engine: sa.Engine, smtp: SmtpServer
+) -> None:
+    ny = ZoneInfo("America/New_York")  # the factories' lead zone
+    later = (datetime.now(ny) + timedelta(days=2)).date()
+    # The campaign's window is always open; the second step keeps to a day two days from now.
+    world = create_world(engine, channels=("email", "email"), smtp=(smtp.host, smtp.port))
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE campaign_steps SET send_window = CAST(:w AS jsonb) WHERE id = :id"),
+            {"w": json.dumps(_only_on(later.weekday())), "id": world.step_ids[1]},
+        )
+    drain(ctx, redis)
+    assert [r.status for r in messages(engine, world)] == ["sent"]
+    with engine.begin() as conn:
+        due = conn.execute(
+            sa.text("SELECT next_due_at FROM enrollments WHERE id = :id"), {"id": world.enrollment_ids[0]}
+        ).scalar_one()
+    assert due.astimezone(ny).replace(tzinfo=None) == datetime.combine(later, datetime.min.time())
+
+    # A step whose own window is closed now is held by it, though the campaign's is open.
+    held = create_world(engine, channels=("email",), smtp=(smtp.host, smtp.port))
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE campaign_steps SET send_window = CAST(:w AS jsonb) WHERE id = :id"),
+            {"w": json.dumps(_only_on(later.weekday())), "id": held.step_ids[0]},
+        )
+    drain(ctx, redis)
+    [row] = messages(engine, held)
+    assert (row.status, row.hold_reason) == ("held", "send_window")
+    assert row.next_attempt_at.astimezone(ny).date() == later
