@@ -37,8 +37,8 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from libs.db.base import SYSTEM_ROLE
 from libs.db.models.leads import Lead, Suppression, SuppressionChannel, SuppressionKind, SuppressionReason
+from libs.db.session import scope_to_system
 from libs.settings import CommonSettings
 
 LEADS: sa.Table = Lead.__table__  # type: ignore[attr-defined]
@@ -167,7 +167,7 @@ def load_hash_key(conn: Connection, settings: CommonSettings) -> bytes:
 
     box = SecretBox.from_settings(settings)
     bound = ERASURE_KEY_NAME.encode()
-    conn.execute(sa.text(f"SET LOCAL ROLE {SYSTEM_ROLE}"))
+    scope_to_system(conn)
     first = box.encrypt(hash_key(settings.secret_key.get_secret_value()).hex(), associated_data=bound)
     conn.execute(
         sa.text(

@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 
 import sqlalchemy as sa
-from sqlalchemy import Engine
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy import Connection, Engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -21,6 +21,48 @@ from libs.db.base import APP_ROLE, ORG_SETTING, SYSTEM_ROLE
 from libs.settings import normalize_database_url
 
 _SET_ORG = sa.text(f"SELECT set_config('{ORG_SETTING}', :org, true)")
+_AS_APP = sa.text(f"SET LOCAL ROLE {APP_ROLE}")
+_AS_SYSTEM = sa.text(f"SET LOCAL ROLE {SYSTEM_ROLE}")
+
+
+def scope_to_system(conn: Connection) -> None:
+    """Make the rest of ``conn``'s transaction see every tenant (the system role bypasses RLS)."""
+    conn.execute(_AS_SYSTEM)
+
+
+def scope_to_tenant(conn: Connection, org_id: uuid.UUID) -> None:
+    """Make the rest of ``conn``'s transaction see only ``org_id``'s rows (the app role, RLS on)."""
+    conn.execute(_AS_APP)
+    conn.execute(_SET_ORG, {"org": str(org_id)})
+
+
+async def scope_to_system_async(conn: AsyncConnection) -> None:
+    """:func:`scope_to_system` for an async connection."""
+    await conn.execute(_AS_SYSTEM)
+
+
+async def scope_to_tenant_async(conn: AsyncConnection, org_id: uuid.UUID) -> None:
+    """:func:`scope_to_tenant` for an async connection."""
+    await conn.execute(_AS_APP)
+    await conn.execute(_SET_ORG, {"org": str(org_id)})
+
+
+@contextmanager
+def system_role(conn: Connection) -> Iterator[Connection]:
+    """Run an autocommit connection as the system role for a block, then give the role back.
+
+    For a connection that commits each statement on its own (no transaction to scope a ``SET
+    LOCAL`` to): the role is set for the session and reset after, and a connection that cannot
+    be reset is invalidated so it never returns to the pool with the system role.
+    """
+    conn.execute(sa.text(f"SET ROLE {SYSTEM_ROLE}"))
+    try:
+        yield conn
+    finally:
+        try:
+            conn.execute(sa.text("RESET ROLE"))
+        except Exception:  # a broken connection must not go back to the pool with our role
+            conn.invalidate()
 
 
 def make_async_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
@@ -57,16 +99,14 @@ class Database:
     async def tenant(self, org_id: uuid.UUID) -> AsyncIterator[AsyncSession]:
         """Open one transaction scoped to ``org_id``; commit on success, roll back on error."""
         async with self._sessions() as session, session.begin():
-            conn = await session.connection()
-            await conn.execute(sa.text(f"SET LOCAL ROLE {APP_ROLE}"))
-            await conn.execute(_SET_ORG, {"org": str(org_id)})
+            await scope_to_tenant_async(await session.connection(), org_id)
             yield session
 
     @asynccontextmanager
     async def system(self) -> AsyncIterator[AsyncSession]:
         """Open one transaction that sees every tenant (pre-auth flows, system work)."""
         async with self._sessions() as session, session.begin():
-            await (await session.connection()).execute(sa.text(f"SET LOCAL ROLE {SYSTEM_ROLE}"))
+            await scope_to_system_async(await session.connection())
             yield session
 
     async def ping(self) -> None:
@@ -79,7 +119,7 @@ class Database:
 def system_session(engine: Engine) -> Iterator[Session]:
     """Open one synchronous system transaction (workers, ticker); commit on success."""
     with Session(engine, expire_on_commit=False) as session, session.begin():
-        session.connection().execute(sa.text(f"SET LOCAL ROLE {SYSTEM_ROLE}"))
+        scope_to_system(session.connection())
         yield session
 
 
@@ -87,7 +127,5 @@ def system_session(engine: Engine) -> Iterator[Session]:
 def tenant_session(engine: Engine, org_id: uuid.UUID) -> Iterator[Session]:
     """Open one synchronous transaction scoped to ``org_id``; commit on success."""
     with Session(engine, expire_on_commit=False) as session, session.begin():
-        conn = session.connection()
-        conn.execute(sa.text(f"SET LOCAL ROLE {APP_ROLE}"))
-        conn.execute(_SET_ORG, {"org": str(org_id)})
+        scope_to_tenant(session.connection(), org_id)
         yield session

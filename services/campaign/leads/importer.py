@@ -34,8 +34,8 @@ import sqlalchemy as sa
 import structlog
 from sqlalchemy import Connection, Engine
 
-from libs.db.base import APP_ROLE, ORG_SETTING, SYSTEM_ROLE
 from libs.db.models.leads import ImportStatus
+from libs.db.session import scope_to_system, scope_to_tenant
 from libs.suppression import contact_hash, suppressed_clause
 from services.campaign.leads.contact import ContactValidator, mx_resolver
 from services.campaign.leads.csvfile import LINE_TOO_LONG, FileRejected, detect_format, open_rows
@@ -282,14 +282,13 @@ class ImportRun:
     @contextmanager
     def _system(self, conn: Connection) -> Iterator[Connection]:
         with conn.begin():
-            conn.execute(sa.text(f"SET LOCAL ROLE {SYSTEM_ROLE}"))
+            scope_to_system(conn)
             yield conn
 
     @contextmanager
     def _tenant(self, conn: Connection, org_id: uuid.UUID) -> Iterator[Connection]:
         with conn.begin():
-            conn.execute(sa.text(f"SET LOCAL ROLE {APP_ROLE}"))
-            conn.execute(sa.text(f"SELECT set_config('{ORG_SETTING}', :org, true)"), {"org": str(org_id)})
+            scope_to_tenant(conn, org_id)
             yield conn
 
     # ------------------------------------------------------------------ the run
