@@ -10,11 +10,10 @@ from typing import Annotated, Any
 
 import anyio.to_thread
 from litestar import Controller, Request, Response, delete, get, patch, post
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 from litestar.response import Stream
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from libs.db.models.leads import LeadStatus, SuppressionChannel, SuppressionKind, SuppressionReason
 from libs.errors import Invalid
@@ -22,9 +21,9 @@ from libs.openapi import multipart_body, problems, with_request_body
 from libs.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 from libs.queue import PendingJobs
 from libs.scopes import Area, scope_area
-from libs.security import Principal, Role, requires
-from services.campaign.keys import suppression_key
+from libs.security import Role, requires
 from services.campaign.leads.csvfile import FileRejected, csv_line
+from services.campaign.leads.deps import lead_dependencies
 from services.campaign.leads.repository import ImportRepository, LeadFilters, SuppressionRepository
 from services.campaign.leads.schemas import (
     ImportRead,
@@ -105,23 +104,6 @@ IdempotencyKey = Annotated[
 ]
 
 
-def _settings(request: Request[Any, Any, Any]) -> CampaignSettings:
-    settings = request.app.state.settings
-    return (
-        settings if isinstance(settings, CampaignSettings) else CampaignSettings.model_validate(settings.model_dump())
-    )
-
-
-async def provide_context(request: Request[Any, Any, Any], principal: NamedDependency[Principal]) -> Context:
-    """Dependency: the acting principal with the erasure-hash key and the default phone region."""
-    settings = _settings(request)
-    return Context(
-        principal=principal,
-        hash_key=await suppression_key(request.app.state),
-        default_region=settings.default_phone_region,
-    )
-
-
 def _csv_response(lines: AsyncIterator[str], filename: str) -> Stream:
     async def encoded() -> AsyncIterator[bytes]:
         async for line in lines:
@@ -141,13 +123,12 @@ class LeadController(Controller):
     tags = ["leads"]
     guards = [requires(Role.VIEWER)]
     opt = scope_area(Area.LEADS)
-    dependencies = {"ctx": Provide(provide_context)}
+    dependencies = lead_dependencies()
 
     @get("/", operation_id="ListLeads")
     async def list_leads(
         self,
-        session: NamedDependency[AsyncSession],
-        ctx: NamedDependency[Context],
+        leads: NamedDependency[LeadService],
         status: FromQuery[LeadStatus | None] = None,
         q: Annotated[
             str | None, QueryParameter(max_length=200, description="Search email, phone, company, names.")
@@ -172,7 +153,7 @@ class LeadController(Controller):
             created_after=created_after,
             created_before=created_before,
         )
-        return await LeadService(session, ctx).list(filters, limit=limit, cursor=cursor)
+        return await leads.list(filters, limit=limit, cursor=cursor)
 
     @post(
         "/",
@@ -180,18 +161,14 @@ class LeadController(Controller):
         responses=problems(409, s409="A lead with this email or phone exists, or the contact was erased."),
         guards=[requires(Role.MEMBER)],
     )
-    async def create_lead(
-        self, session: NamedDependency[AsyncSession], ctx: NamedDependency[Context], data: JSONBody[LeadCreate]
-    ) -> LeadRead:
+    async def create_lead(self, leads: NamedDependency[LeadService], data: JSONBody[LeadCreate]) -> LeadRead:
         """Create a lead (an email or a phone is required)."""
-        return LeadRead.of(await LeadService(session, ctx).create(data))
+        return LeadRead.of(await leads.create(data))
 
     @get("/{lead_id:uuid}", operation_id="GetLead")
-    async def get_lead(
-        self, session: NamedDependency[AsyncSession], ctx: NamedDependency[Context], lead_id: FromPath[uuid.UUID]
-    ) -> LeadRead:
+    async def get_lead(self, leads: NamedDependency[LeadService], lead_id: FromPath[uuid.UUID]) -> LeadRead:
         """Show one lead."""
-        return LeadRead.of(await LeadService(session, ctx).get(lead_id))
+        return LeadRead.of(await leads.get(lead_id))
 
     @patch(
         "/{lead_id:uuid}",
@@ -201,20 +178,17 @@ class LeadController(Controller):
     )
     async def update_lead(
         self,
-        session: NamedDependency[AsyncSession],
-        ctx: NamedDependency[Context],
+        leads: NamedDependency[LeadService],
         lead_id: FromPath[uuid.UUID],
         data: JSONBody[LeadUpdate],
     ) -> LeadRead:
         """Change the fields sent."""
-        return LeadRead.of(await LeadService(session, ctx).update(lead_id, data))
+        return LeadRead.of(await leads.update(lead_id, data))
 
     @delete("/{lead_id:uuid}", operation_id="EraseLead", guards=[requires(Role.ADMIN)])
-    async def erase_lead(
-        self, session: NamedDependency[AsyncSession], ctx: NamedDependency[Context], lead_id: FromPath[uuid.UUID]
-    ) -> None:
+    async def erase_lead(self, leads: NamedDependency[LeadService], lead_id: FromPath[uuid.UUID]) -> None:
         """Erase a lead (GDPR): personal data removed, the contact suppressed by hash for good."""
-        await LeadService(session, ctx).erase(lead_id)
+        await leads.erase(lead_id)
 
 
 class ImportController(Controller):
@@ -224,7 +198,7 @@ class ImportController(Controller):
     tags = ["leads"]
     guards = [requires(Role.VIEWER)]
     opt = scope_area(Area.LEADS)
-    dependencies = {"ctx": Provide(provide_context)}
+    dependencies = lead_dependencies()
 
     @post(
         "/",
@@ -238,7 +212,8 @@ class ImportController(Controller):
     async def create_import(
         self,
         request: Request[Any, Any, Any],
-        session: NamedDependency[AsyncSession],
+        settings: NamedDependency[CampaignSettings],
+        imports: NamedDependency[ImportService],
         ctx: NamedDependency[Context],
         jobs: NamedDependency[PendingJobs],
         idempotency_key: IdempotencyKey = None,
@@ -248,10 +223,8 @@ class ImportController(Controller):
 
         `check_mx=true` also rejects rows whose email domain accepts no mail (no MX and no
         public A/AAAA record, or a null MX); a lookup that times out does not reject."""
-        service = ImportService(session, ctx)
-        if (earlier := await service.replay(idempotency_key)) is not None:
+        if (earlier := await imports.replay(idempotency_key)) is not None:
             return Response(ImportRead.of(earlier), status_code=200, headers={"Idempotent-Replayed": "true"})
-        settings = _settings(request)
         import_id = uuid.uuid4()
         relative = f"imports/{ctx.org_id}/{import_id}.csv"
         dest = Path(settings.data_dir) / relative
@@ -265,7 +238,7 @@ class ImportController(Controller):
         try:
             form = parse_import_form(upload.fields, settings.default_phone_region)
             check_header(upload, form)
-            item, created = await service.register(
+            item, created = await imports.register(
                 import_id=import_id,
                 upload=upload,
                 form=form,
@@ -284,31 +257,28 @@ class ImportController(Controller):
     @get("/", operation_id="ListLeadImports")
     async def list_imports(
         self,
-        session: NamedDependency[AsyncSession],
-        ctx: NamedDependency[Context],
+        imports: NamedDependency[ImportService],
         limit: FromQuery[Limit] = DEFAULT_LIMIT,
         cursor: FromQuery[Cursor] = None,
     ) -> Page[ImportRead]:
         """List imports, newest first."""
-        return await ImportService(session, ctx).list(limit=limit, cursor=cursor)
+        return await imports.list(limit=limit, cursor=cursor)
 
     @get("/{import_id:uuid}", operation_id="GetLeadImport")
-    async def get_import(
-        self, session: NamedDependency[AsyncSession], ctx: NamedDependency[Context], import_id: FromPath[uuid.UUID]
-    ) -> ImportRead:
+    async def get_import(self, imports: NamedDependency[ImportService], import_id: FromPath[uuid.UUID]) -> ImportRead:
         """Show an import and its progress (rows read, imported, updated, rejected)."""
-        return ImportRead.of(await ImportService(session, ctx).get(import_id))
+        return ImportRead.of(await imports.get(import_id))
 
     @get("/{import_id:uuid}/report", operation_id="GetLeadImportReport", media_type=CSV)
     async def get_report(
         self,
         request: Request[Any, Any, Any],
-        session: NamedDependency[AsyncSession],
+        imports: NamedDependency[ImportService],
         ctx: NamedDependency[Context],
         import_id: FromPath[uuid.UUID],
     ) -> Stream:
         """Download the rejected rows as CSV: row number, reason, then the original cells."""
-        item = await ImportService(session, ctx).get(import_id)
+        item = await imports.get(import_id)
         header = ["row", "reason", *(item.options or {}).get("header", [])]
         db = request.app.state.db
         org_id = ctx.org_id
@@ -330,13 +300,12 @@ class SuppressionController(Controller):
     tags = ["suppressions"]
     guards = [requires(Role.VIEWER)]
     opt = scope_area(Area.SUPPRESSIONS)
-    dependencies = {"ctx": Provide(provide_context)}
+    dependencies = lead_dependencies()
 
     @get("/", operation_id="ListSuppressions")
     async def list_suppressions(
         self,
-        session: NamedDependency[AsyncSession],
-        ctx: NamedDependency[Context],
+        suppressions: NamedDependency[SuppressionService],
         channel: FromQuery[SuppressionChannel | None] = None,
         kind: FromQuery[SuppressionKind | None] = None,
         reason: FromQuery[SuppressionReason | None] = None,
@@ -345,7 +314,7 @@ class SuppressionController(Controller):
         cursor: FromQuery[Cursor] = None,
     ) -> Page[SuppressionRead]:
         """List entries, newest first."""
-        return await SuppressionService(session, ctx).list(
+        return await suppressions.list(
             channel=channel.value if channel else None,
             kind=kind.value if kind else None,
             reason=reason.value if reason else None,
@@ -356,21 +325,20 @@ class SuppressionController(Controller):
 
     @post("/", operation_id="CreateSuppression", guards=[requires(Role.MEMBER)])
     async def create_suppression(
-        self, session: NamedDependency[AsyncSession], ctx: NamedDependency[Context], data: JSONBody[SuppressionCreate]
+        self, suppressions: NamedDependency[SuppressionService], data: JSONBody[SuppressionCreate]
     ) -> Response[SuppressionRead]:
         """Suppress an email, phone or domain on a channel (or all); adding it again changes nothing."""
-        item, created = await SuppressionService(session, ctx).add(data)
+        item, created = await suppressions.add(data)
         return Response(SuppressionRead.of(item), status_code=201 if created else 200)
 
     @get("/{suppression_id:uuid}", operation_id="GetSuppression")
     async def get_suppression(
         self,
-        session: NamedDependency[AsyncSession],
-        ctx: NamedDependency[Context],
+        suppressions: NamedDependency[SuppressionService],
         suppression_id: FromPath[uuid.UUID],
     ) -> SuppressionRead:
         """Show one entry."""
-        return SuppressionRead.of(await SuppressionService(session, ctx).get(suppression_id))
+        return SuppressionRead.of(await suppressions.get(suppression_id))
 
     @delete(
         "/{suppression_id:uuid}",
@@ -380,12 +348,11 @@ class SuppressionController(Controller):
     )
     async def delete_suppression(
         self,
-        session: NamedDependency[AsyncSession],
-        ctx: NamedDependency[Context],
+        suppressions: NamedDependency[SuppressionService],
         suppression_id: FromPath[uuid.UUID],
     ) -> None:
         """Remove an entry (erasure entries cannot be removed)."""
-        await SuppressionService(session, ctx).remove(suppression_id)
+        await suppressions.remove(suppression_id)
 
     @post(
         "/import",
@@ -398,12 +365,12 @@ class SuppressionController(Controller):
     async def import_suppressions(
         self,
         request: Request[Any, Any, Any],
-        session: NamedDependency[AsyncSession],
+        settings: NamedDependency[CampaignSettings],
+        suppressions: NamedDependency[SuppressionService],
         ctx: NamedDependency[Context],
     ) -> SuppressionImportResult:
         """Upload a CSV of entries (multipart field `file`; columns value or email/phone/domain, and optional
         channel, reason, source; form fields `channel` and `reason` give defaults)."""
-        settings = _settings(request)
         dest = Path(settings.data_dir) / "suppression-imports" / f"{uuid.uuid4()}.csv"
         upload = await receive_file(
             request.headers.get("content-type"),
@@ -432,7 +399,7 @@ class SuppressionController(Controller):
                 raise Invalid(str(exc), errors=[{"field": "file", "message": str(exc)}]) from exc
         finally:
             discard(dest)
-        return await SuppressionService(session, ctx).import_entries(parsed)
+        return await suppressions.import_entries(parsed)
 
     @get("/export", operation_id="ExportSuppressions", media_type=CSV)
     async def export_suppressions(self, request: Request[Any, Any, Any], ctx: NamedDependency[Context]) -> Stream:
