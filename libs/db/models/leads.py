@@ -166,6 +166,17 @@ class LeadImport(SQLModel, table=True):
     finished_at: datetime | None = timestamp_field()
 
 
+class LeadImportFile(SQLModel, table=True):
+    """One chunk of an uploaded import file: the bytes live in PostgreSQL, reachable from every host."""
+
+    __tablename__ = "lead_import_files"
+
+    import_id: uuid.UUID = Field(foreign_key="lead_imports.id", primary_key=True, ondelete="CASCADE")
+    seq: int = Field(primary_key=True)
+    org_id: uuid.UUID = org_id_field()
+    data: bytes = Field(sa_type=sa.LargeBinary, nullable=False)
+
+
 class LeadImportRejection(SQLModel, table=True):
     """A row of an import that was not imported, with the reason and its original cells."""
 
