@@ -226,8 +226,8 @@ class ImportController(Controller):
         if (earlier := await imports.replay(idempotency_key)) is not None:
             return Response(ImportRead.of(earlier), status_code=200, headers={"Idempotent-Replayed": "true"})
         import_id = uuid.uuid4()
-        relative = f"imports/{ctx.org_id}/{import_id}.csv"
-        dest = Path(settings.data_dir) / relative
+        # The process's own scratch copy, there only while this request checks and stores it.
+        dest = Path(settings.data_dir) / "uploads" / f"{import_id}.csv"
         upload = await receive_file(
             request.headers.get("content-type"),
             request.stream(),
@@ -239,18 +239,11 @@ class ImportController(Controller):
             form = parse_import_form(upload.fields, settings.default_phone_region)
             check_header(upload, form)
             item, created = await imports.register(
-                import_id=import_id,
-                upload=upload,
-                form=form,
-                relative_path=relative,
-                idempotency_key=idempotency_key,
-                jobs=jobs,
+                import_id=import_id, upload=upload, form=form, idempotency_key=idempotency_key, jobs=jobs
             )
-        except BaseException:
+        finally:
             discard(dest)
-            raise
         if not created:
-            discard(dest)
             return Response(ImportRead.of(item), status_code=200, headers={"Idempotent-Replayed": "true"})
         return Response(ImportRead.of(item), status_code=202, headers={"Location": f"/api/leads/imports/{item.id}"})
 

@@ -37,6 +37,7 @@ from sqlalchemy import Connection, Engine
 from libs.db.models.leads import ImportStatus
 from libs.db.session import scope_to_system, scope_to_tenant
 from libs.suppression import contact_hash, suppressed_clause
+from services.campaign.leads import filestore
 from services.campaign.leads.contact import ContactValidator, mx_resolver
 from services.campaign.leads.csvfile import LINE_TOO_LONG, FileRejected, detect_format, open_rows
 from services.campaign.leads.rows import MAX_COLUMNS, ColumnMap, HeaderError, LeadRow, RowError, RowParser
@@ -319,10 +320,38 @@ class ImportRun:
             return "done"
         org_id: uuid.UUID = job["org_id"]
         structlog.contextvars.bind_contextvars(org_id=str(org_id), import_id=str(import_id))
-        path = self.data_dir / job["file_path"] if job["file_path"] else None
-        if path is None or not path.is_file():
+        path = self._scratch_copy(conn, job)
+        if path is None:
             self._finish(conn, job, ImportStatus.FAILED, "The uploaded file is no longer available; upload it again.")
             return "failed"
+        try:
+            return self._run_file(conn, job, path)
+        finally:
+            if path.parent == self._scratch_dir:
+                path.unlink(missing_ok=True)
+
+    @property
+    def _scratch_dir(self) -> Path:
+        return self.data_dir / "import-work"
+
+    def _scratch_copy(self, conn: Connection, job: Any) -> Path | None:
+        """This process's own copy of the import's file, from PostgreSQL; None when it is gone.
+
+        An import registered before files were kept in the database names a file under the
+        data directory instead (``file_path``); it is read there, on the host that received it.
+        """
+        for stale in self._scratch_dir.glob(f"{job['id']}-*.csv"):  # left by a run of this import that was killed
+            stale.unlink(missing_ok=True)  # (safe: this run holds the import's lock)
+        dest = self._scratch_dir / f"{job['id']}-{secrets.token_hex(4)}.csv"
+        with self._system(conn):
+            if filestore.fetch(conn, job["id"], dest):
+                return dest
+        legacy = self.data_dir / job["file_path"] if job["file_path"] else None
+        return legacy if legacy is not None and legacy.is_file() else None
+
+    def _run_file(self, conn: Connection, job: Any, path: Path) -> str:
+        org_id: uuid.UUID = job["org_id"]
+        import_id: uuid.UUID = job["id"]
         with self._tenant(conn, org_id):
             conn.execute(
                 sa.text(
@@ -350,12 +379,15 @@ class ImportRun:
             else None
         )
         self._finish(conn, job, ImportStatus.COMPLETED, note)
-        path.unlink(missing_ok=True)
+        if path.parent != self._scratch_dir:
+            path.unlink(missing_ok=True)  # a file the receiving host kept (imports from before 0013)
         log.info("lead_import_completed")
         return "done"
 
     def _finish(self, conn: Connection, job: Any, status: ImportStatus, error: str | None) -> None:
+        """Record the import's end; its stored file is no longer needed (the report is in rejections)."""
         with self._tenant(conn, job["org_id"]):
+            filestore.drop(conn, job["id"])
             conn.execute(
                 sa.text(
                     "UPDATE lead_imports SET status = :status, error = :error, finished_at = now(), updated_at = now()"

@@ -39,6 +39,7 @@ from libs.suppression import (
     guess_kind,
     normalize_value,
 )
+from services.campaign.leads import filestore
 from services.campaign.leads.contact import ContactValidator, normalize_timezone
 from services.campaign.leads.csvfile import FileRejected, detect_format, open_rows
 from services.campaign.leads.erasure import Contact, ErasureRepository
@@ -473,11 +474,14 @@ class ImportService:
         import_id: uuid.UUID,
         upload: Upload,
         form: ImportForm,
-        relative_path: str,
         idempotency_key: str | None,
         jobs: PendingJobs,
     ) -> tuple[LeadImport, bool]:
-        """Record the import and enqueue its job after the commit; return ``(import, created)``."""
+        """Record the import with its file's bytes and enqueue its job after the commit; return ``(import, created)``.
+
+        The bytes go into PostgreSQL in the same transaction (:mod:`.filestore`), so whichever
+        host runs the job finds them, and an import never exists without its file.
+        """
         item = LeadImport(
             id=import_id,
             org_id=self.ctx.org_id,
@@ -485,7 +489,6 @@ class ImportService:
             idempotency_key=idempotency_key,
             status=ImportStatus.QUEUED,
             filename=upload.filename,
-            file_path=relative_path,
             size_bytes=upload.size,
             sha256=upload.sha256,
             delimiter=form.delimiter,
@@ -500,6 +503,7 @@ class ImportService:
             if existing is None:
                 raise
             return existing, False
+        await filestore.store(self.session, self.ctx.org_id, item.id, upload.path)
         jobs.add(
             JobSpec(
                 queue=QueueName.DEFAULT,

@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
+from services.campaign.leads import filestore
 from services.campaign.settings import CampaignSettings
 from tests.conftest import ROOT
 from tests.services.campaign.leads.conftest import Actor
@@ -219,10 +220,44 @@ def test_limits_are_enforced_while_streaming(alice: Actor, campaign_settings: Ca
     assert "rows" in r.json()["detail"]
     r = alice.upload(b"email\n" + b"".join(f"r{i}@example.com\n".encode() for i in range(10)))
     assert r.status_code == 202
-    assert list((campaign_settings.data_dir / "imports" / str(alice.org_id)).iterdir()) != []
     run_jobs()
-    # The uploaded file is deleted once imported; rejected uploads never leave one behind.
-    assert list((campaign_settings.data_dir / "imports" / str(alice.org_id)).iterdir()) == []
+    # Neither the accepted upload nor the rejected ones leave a file on the receiving host.
+    assert list((campaign_settings.data_dir / "uploads").iterdir()) == []
+
+
+def stored_chunks(engine: Engine, import_id: str) -> int:
+    with engine.connect() as conn:
+        return int(
+            conn.execute(
+                sa.text("SELECT count(*) FROM lead_import_files WHERE import_id = :id"), {"id": import_id}
+            ).scalar_one()
+        )
+
+
+def test_the_import_runs_on_a_host_that_shares_no_disk_with_the_one_that_received_it(
+    alice: Actor,
+    campaign_settings: CampaignSettings,
+    run_jobs: Any,
+    engine: Engine,
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rows = 40_000
+    content = ("email,first_name\n" + "".join(f"far{i}@example.com,Farfield{i}\n" for i in range(rows))).encode()
+    assert len(content) > filestore.CHUNK_BYTES  # more than one stored chunk
+    r = alice.upload(content)
+    assert r.status_code == 202
+    import_id = r.json()["id"]
+    assert stored_chunks(engine, import_id) == -(-len(content) // filestore.CHUNK_BYTES)
+    assert list((campaign_settings.data_dir / "uploads").iterdir()) == []
+    # The worker's host has its own, empty data directory: the file reaches it through PostgreSQL.
+    worker_disk = tmp_path_factory.mktemp("worker-host")
+    monkeypatch.setenv("SDR_DATA_DIR", str(worker_disk))
+    assert run_jobs() == 1
+    done = alice.get(f"/api/leads/imports/{import_id}").json()
+    assert (done["status"], done["rows_imported"]) == ("completed", rows)
+    assert stored_chunks(engine, import_id) == 0
+    assert list((worker_disk / "import-work").iterdir()) == []
 
 
 def test_idempotency_key_replays_the_first_import(alice: Actor, bob: Actor, run_jobs: Any) -> None:
