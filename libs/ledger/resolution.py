@@ -41,6 +41,7 @@ import sqlalchemy as sa
 import structlog
 
 from libs.db.base import utcnow
+from libs.ledger.states import CAMPAIGN_FINISHED
 from libs.queue import JobSpec, QueueName, enqueue_many
 from libs.schedule import Delay, ScheduleError, SendWindow, channel_window, next_send_time, zone
 
@@ -296,7 +297,7 @@ def _resend_refusal(row: Any) -> Refusal | None:
         return Refusal.ALREADY_RESENT
     if row.enrollment_status == "stopped":
         return Refusal.ENROLLMENT_STOPPED
-    if row.campaign_status in ("completed", "archived"):
+    if row.campaign_status in CAMPAIGN_FINISHED:
         return Refusal.CAMPAIGN_FINISHED
     if row.enrollment_status == "completed" and (row.later_step or row.next_step_position != row.position + 1):
         return Refusal.SEQUENCE_FINISHED
