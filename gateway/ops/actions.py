@@ -1,7 +1,8 @@
 """Operator actions on the fleet: requeue failed jobs, pause and resume a campaign's in-flight work.
 
 PostgreSQL stays the truth: pausing marks the campaign and its active enrollments paused in
-one transaction (as the campaign service's own pause does) and then cancels the RQ jobs that
+one transaction (:mod:`libs.ledger.enrollments`' statements, the enrollments' the very ones the
+campaign service's own pause runs) and then cancels the RQ jobs that
 carry only that campaign's queued messages. A cancelled job's messages stay ``queued`` in the
 ledger; the ticker's repair pass enqueues them again and the worker's gate holds them while
 the campaign is paused. Jobs that also carry other campaigns' messages are left alone (the
@@ -24,12 +25,11 @@ from rq.serializers import JSONSerializer
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from libs.errors import Conflict, NotFound
+from libs.ledger import enrollments as ledger
 from libs.queue import ALL_QUEUES
 
 log = structlog.get_logger("gateway.ops")
 
-JOB_MARKER = "tw:job-of:{}"
-"""The key the ticker writes for each queued message, naming the RQ job that carries it."""
 _CANCELLABLE = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 
 
@@ -62,18 +62,6 @@ def requeue_failed(redis: Redis, job_ids: list[str] | None, queues: list[str] | 
     return Requeued(requeued=done, missing=missing)
 
 
-_PAUSE = sa.text(
-    "UPDATE campaigns SET status = 'paused', paused_at = now(), updated_at = now(), version = version + 1 "
-    "WHERE id = :id AND status = 'active' RETURNING org_id"
-)
-_RESUME = sa.text(
-    "UPDATE campaigns SET status = 'active', paused_at = NULL, updated_at = now(), version = version + 1 "
-    "WHERE id = :id AND status = 'paused' RETURNING org_id"
-)
-_ENROLLMENTS = sa.text(
-    "UPDATE enrollments SET status = :to, updated_at = now(){due} "
-    "WHERE org_id = :org AND campaign_id = :id AND status = :from"
-)
 _STATUS = sa.text("SELECT status FROM campaigns WHERE id = :id")
 _QUEUED = sa.text("SELECT id FROM messages WHERE campaign_id = :id AND org_id = :org AND status = 'queued'")
 
@@ -81,7 +69,8 @@ _QUEUED = sa.text("SELECT id FROM messages WHERE campaign_id = :id AND org_id = 
 async def set_paused(session: AsyncSession, campaign_id: uuid.UUID, *, paused: bool) -> tuple[uuid.UUID, list[str]]:
     """Pause or resume the campaign in the ledger; return its org and its queued message ids."""
     conn = await session.connection()
-    moved = (await conn.execute(_PAUSE if paused else _RESUME, {"id": campaign_id})).first()
+    statement = ledger.PAUSE_CAMPAIGN if paused else ledger.RESUME_CAMPAIGN
+    moved = (await conn.execute(statement, {"id": campaign_id})).first()
     if moved is None:
         current = (await conn.execute(_STATUS, {"id": campaign_id})).scalar()
         if current is None:
@@ -89,16 +78,8 @@ async def set_paused(session: AsyncSession, campaign_id: uuid.UUID, *, paused: b
         wanted, verb = ("active", "paused") if paused else ("paused", "resumed")
         raise Conflict(f"The campaign is {current}; only an {wanted} campaign can be {verb}.")
     org_id: uuid.UUID = moved[0]
-    due = "" if paused else ", next_due_at = GREATEST(next_due_at, now())"
-    await conn.execute(
-        sa.text(_ENROLLMENTS.text.format(due=due)),
-        {
-            "to": "paused" if paused else "active",
-            "from": "active" if paused else "paused",
-            "org": org_id,
-            "id": campaign_id,
-        },
-    )
+    move = ledger.pause_enrollments if paused else ledger.resume_enrollments
+    await conn.execute(move(org_id=org_id, campaign_id=campaign_id))
     queued = [str(r[0]) for r in (await conn.execute(_QUEUED, {"id": campaign_id, "org": org_id})).all()]
     return org_id, queued
 
@@ -109,7 +90,7 @@ def cancel_jobs(redis: Redis, message_ids: list[str]) -> dict[str, Any]:
         return {"cancelled": 0, "kept": 0}
     with redis.pipeline(transaction=False) as pipe:
         for message_id in message_ids:
-            pipe.get(JOB_MARKER.format(message_id))
+            pipe.get(ledger.job_of_key(message_id))
         job_ids = {raw.decode() for raw in pipe.execute() if raw}
     ours = set(message_ids)
     cancelled = kept = 0

@@ -1,12 +1,13 @@
-"""Every statement on the message ledger the worker and the ticker run; conditional updates only.
+"""The worker's and the ticker's reads of the message ledger, and the statements that touch no status.
 
-State machine: queued -> sending -> sent | failed | bounced | unknown, plus held
-(waiting for a time, with ``next_attempt_at``) and skipped. The worker claims straight from
-``queued`` (or a due ``held``) to ``sending``; ``rendering`` is not used by it any more. While
-a row is ``sending`` its ``next_attempt_at`` is the claim's lease, which the claiming process
-renews while it lives: past it, the claimer is presumed dead and the row becomes ``unknown``
-(never resent). A late record of the real outcome by a claimer that was only slow still wins
-(the record accepts ``unknown`` of the same attempt).
+The statements that change a message's or an enrollment's status live in :mod:`libs.ledger`
+(:mod:`libs.ledger.messages`: ``DISPATCH_DUE``, ``SETTLE``, ``STEP``, ``LOST_CLAIMS``;
+:mod:`libs.ledger.enrollments`: ``CLAIM_DUE_ENROLLMENTS``, ``RELEASE_HELD``, ``STOP``), with the
+states' sets (:mod:`libs.ledger.states`: ``TERMINAL``); they are re-exported here, so the worker
+and the ticker name every statement they run as ``ledger.X``. What stays here loads a batch
+(``LOAD``, ``FROZEN``), freezes its content (``FREEZE``), renews claims' leases (``RENEW``) and
+finds the work the ticker repairs (``STALE``, ``TOUCH``, ``QUEUED_OF``, ``HELD_ON_UNKNOWN``,
+``DUE_WEBHOOKS``).
 """
 
 from __future__ import annotations
@@ -19,58 +20,30 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Row
 from sqlmodel import Session
 
-TERMINAL = ("sent", "delivered", "failed", "bounced", "unknown", "skipped")
+from libs.ledger.enrollments import CLAIM_DUE_ENROLLMENTS, RELEASE_HELD, STOP
+from libs.ledger.messages import DISPATCH_DUE, LOST_CLAIMS, SETTLE, STEP
+from libs.ledger.states import TERMINAL
 
-CLAIM_DUE_ENROLLMENTS = sa.text(
-    """
-    WITH due AS (
-        SELECT e.id, e.org_id, e.campaign_id, e.lead_id, e.next_step_position, e.next_due_at
-        FROM enrollments e
-        JOIN campaigns c ON c.id = e.campaign_id
-        WHERE e.status = 'active' AND e.next_due_at IS NOT NULL AND e.next_due_at <= :now
-          AND c.status = 'active'
-        ORDER BY e.next_due_at
-        LIMIT :batch
-        FOR UPDATE OF e SKIP LOCKED
-    ), stepped AS (
-        SELECT d.*, s.id AS step_id, s.channel
-        FROM due d
-        LEFT JOIN campaign_steps s ON s.campaign_id = d.campaign_id AND s.position = d.next_step_position
-    ), inserted AS (
-        INSERT INTO messages (id, org_id, enrollment_id, step_id, campaign_id, lead_id, channel, status,
-                              attempt, due_at, created_at, updated_at)
-        SELECT gen_random_uuid(), org_id, id, step_id, campaign_id, lead_id, channel, 'queued', 0,
-               next_due_at, :now, :now
-        FROM stepped WHERE step_id IS NOT NULL
-        ON CONFLICT (enrollment_id, step_id) DO NOTHING
-        RETURNING id, channel
-    ), advanced AS (
-        UPDATE enrollments e
-        SET next_due_at = NULL,
-            status = CASE WHEN st.step_id IS NULL THEN 'completed' ELSE e.status END,
-            completed_at = CASE WHEN st.step_id IS NULL THEN :now ELSE e.completed_at END,
-            updated_at = :now
-        FROM stepped st WHERE e.id = st.id
-        RETURNING e.id
-    )
-    SELECT id, channel, (SELECT count(*) FROM advanced) AS claimed FROM inserted
-    """
-)
-
-DISPATCH_DUE = sa.text(
-    """
-    UPDATE messages m
-    SET status = 'queued', next_attempt_at = NULL, hold_reason = NULL, updated_at = :now
-    WHERE m.id IN (
-        SELECT id FROM messages
-        WHERE status IN ('queued', 'held') AND next_attempt_at IS NOT NULL AND next_attempt_at <= :now
-        ORDER BY next_attempt_at
-        LIMIT :batch
-        FOR UPDATE SKIP LOCKED
-    )
-    RETURNING m.id, m.channel
-    """
-)
+__all__ = [
+    "CLAIM_DUE_ENROLLMENTS",
+    "DISPATCH_DUE",
+    "DUE_WEBHOOKS",
+    "FREEZE",
+    "FROZEN",
+    "HELD_ON_UNKNOWN",
+    "LOAD",
+    "LOST_CLAIMS",
+    "QUEUED_OF",
+    "RELEASE_HELD",
+    "RENEW",
+    "SETTLE",
+    "STALE",
+    "STEP",
+    "STOP",
+    "TERMINAL",
+    "TOUCH",
+    "load_many",
+]
 
 STALE = sa.text(
     """
@@ -176,45 +149,6 @@ FROZEN = sa.text(
     """
 )
 
-SETTLE = sa.text(
-    """
-    WITH v AS (
-        SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:statuses AS varchar[]), CAST(:reasons AS varchar[]),
-                             CAST(:next_at AS timestamptz[]), CAST(:event_ids AS uuid[]), CAST(:event_data AS text[]),
-                             CAST(:actions AS varchar[]), CAST(:positions AS integer[]), CAST(:due AS timestamptz[]))
-            AS v(id, status, reason, next_at, event_id, event_data, action, position, due)
-    ), settled AS (
-        UPDATE messages m
-        SET status = v.status, hold_reason = v.reason, next_attempt_at = v.next_at, updated_at = :now
-        FROM v
-        WHERE m.id = v.id AND m.status IN ('queued', 'held')
-        RETURNING m.id, m.org_id, m.lead_id, m.campaign_id, m.enrollment_id, v.status, v.reason, v.event_id,
-                  v.event_data, v.action, v.position, v.due
-    ), held_events AS (
-        INSERT INTO message_events (id, org_id, message_id, lead_id, campaign_id, type, occurred_at, data)
-        SELECT event_id, org_id, id, lead_id, campaign_id, status, :now, CAST(event_data AS jsonb)
-        FROM settled WHERE status IN ('held', 'failed')
-    ), advanced AS (
-        UPDATE enrollments e
-        SET next_step_position = st.position + 1,
-            next_due_at = st.due,
-            status = CASE WHEN st.action = 'complete' THEN 'completed' ELSE e.status END,
-            completed_at = CASE WHEN st.action = 'complete' THEN :now ELSE e.completed_at END,
-            updated_at = :now
-        FROM settled st
-        WHERE e.id = st.enrollment_id AND st.action IN ('advance', 'complete')
-          AND e.next_step_position = st.position AND e.status IN ('active', 'paused')
-    ), stopped AS (
-        UPDATE enrollments e
-        SET status = 'stopped', stopped_reason = substr(st.reason, 9), next_due_at = NULL, updated_at = :now
-        FROM settled st
-        WHERE e.id = st.enrollment_id AND st.action = 'stop' AND e.status IN ('active', 'paused')
-    )
-    SELECT id, status FROM settled
-    """
-)
-"""Skip, hold or fail many messages at once: state, ``held``/``failed`` events, the enrollment advanced or stopped."""
-
 FREEZE = sa.text(
     """
     WITH sendable AS (
@@ -247,63 +181,6 @@ FREEZE = sa.text(
 )
 """Freeze the content (and audit trail) of many messages; a concurrent execution's row wins a conflict."""
 
-STEP = sa.text(
-    """
-    WITH recorded AS (
-        UPDATE messages
-        SET status = CAST(:r_status AS varchar),
-            provider_message_id = COALESCE(CAST(:r_provider AS varchar), provider_message_id),
-            sent_at = CASE WHEN CAST(:r_status AS varchar) = 'sent' THEN :now ELSE sent_at END,
-            error_code = CAST(:r_code AS varchar), error_detail = CAST(:r_detail AS text),
-            next_attempt_at = CAST(:r_next_attempt AS timestamptz), hold_reason = NULL, updated_at = :now
-        WHERE id = CAST(:r_id AS uuid) AND attempt = CAST(:r_attempt AS integer) AND status IN ('sending', 'unknown')
-        RETURNING id, org_id, lead_id, campaign_id, enrollment_id
-    ), recorded_event AS (
-        INSERT INTO message_events (id, org_id, message_id, lead_id, campaign_id, type, occurred_at, data)
-        SELECT CAST(:r_event_id AS uuid), org_id, id, lead_id, campaign_id, CAST(:r_event AS varchar), :now,
-               CAST(:r_event_data AS jsonb)
-        FROM recorded WHERE CAST(:r_event AS varchar) IS NOT NULL
-        RETURNING id, org_id
-    ), advanced AS (
-        UPDATE enrollments e
-        SET next_step_position = CAST(:r_position AS integer) + 1,
-            next_due_at = CAST(:r_due AS timestamptz),
-            status = CASE WHEN CAST(:r_action AS varchar) = 'complete' THEN 'completed' ELSE e.status END,
-            completed_at = CASE WHEN CAST(:r_action AS varchar) = 'complete' THEN :now ELSE e.completed_at END,
-            updated_at = :now
-        FROM recorded r
-        WHERE e.id = r.enrollment_id AND CAST(:r_action AS varchar) IN ('advance', 'complete')
-          AND e.next_step_position = CAST(:r_position AS integer) AND e.status IN ('active', 'paused')
-    ), claimed AS (
-        UPDATE messages m
-        SET status = 'sending', attempt = m.attempt + 1, next_attempt_at = :c_lease,
-            subject = CAST(:c_subject AS text), body = CAST(:c_body AS text), variant = CAST(:c_variant AS varchar),
-            hold_reason = NULL, updated_at = :now
-        WHERE m.id = CAST(:c_id AS uuid) AND m.status IN ('queued', 'held')
-          AND COALESCE(m.next_attempt_at, '-infinity') <= :now
-          AND EXISTS (SELECT 1 FROM enrollments e JOIN campaigns c ON c.id = e.campaign_id
-                      WHERE e.id = m.enrollment_id AND e.status = 'active' AND c.status = 'active')
-        RETURNING m.id, m.org_id, m.attempt
-    ), links AS (
-        INSERT INTO message_links (message_id, position, org_id, url, created_at)
-        SELECT c.id, u.n - 1, c.org_id, u.url, :now
-        FROM claimed c, unnest(CAST(:c_urls AS text[])) WITH ORDINALITY AS u(url, n)
-        ON CONFLICT (message_id, position) DO NOTHING
-    )
-    SELECT (SELECT count(*) FROM recorded) AS recorded,
-           (SELECT attempt FROM claimed) AS claimed_attempt,
-           (SELECT EXISTS (SELECT 1 FROM webhook_endpoints w, recorded_event ev
-                           WHERE w.org_id = ev.org_id AND w.active AND w.event_types ? CAST(:r_event AS varchar)))
-               AS webhook
-    """
-)
-"""One durable step of a batch: record the previous send (ledger, event, next step) and claim the next message.
-
-Either half may be empty (NULL ids). The claim takes only ``queued`` or due ``held`` rows of a
-live enrollment and campaign, so a message the inbound side skipped (reply, opt-out) or one
-another execution holds can never be claimed; the tracked links go in with the frozen body.
-"""
-
 RENEW = sa.text(
     """
     UPDATE messages m SET next_attempt_at = :lease
@@ -313,26 +190,6 @@ RENEW = sa.text(
     """
 )
 """Extend the leases of claims the calling process still holds (same attempt, still ``sending``)."""
-
-LOST_CLAIMS = sa.text(
-    """
-    UPDATE messages m
-    SET status = 'unknown', error_code = 'claim_lost', error_detail = 'found in sending after its claim expired',
-        next_attempt_at = NULL, hold_reason = NULL, updated_at = :now
-    WHERE m.id IN (
-        SELECT id FROM messages
-        WHERE status = 'sending' AND next_attempt_at < :now
-        ORDER BY next_attempt_at
-        LIMIT :batch
-        FOR UPDATE SKIP LOCKED
-    )
-    RETURNING m.id, m.org_id, m.campaign_id, m.channel
-    """
-)
-"""Claims whose lease ran out (their holder died): ``unknown``, never resent; the enrollment stays on the step.
-
-A claimer that was only slow still records the real outcome over it (the record accepts ``unknown``).
-"""
 
 HELD_ON_UNKNOWN = sa.text(
     """
@@ -347,22 +204,6 @@ HELD_ON_UNKNOWN = sa.text(
 )
 """Unknown messages older than the hold whose enrollment still waits on their step."""
 
-RELEASE_HELD = sa.text(
-    """
-    UPDATE enrollments e
-    SET next_step_position = v.position + 1,
-        next_due_at = v.due,
-        status = CASE WHEN v.action = 'complete' THEN 'completed' ELSE e.status END,
-        completed_at = CASE WHEN v.action = 'complete' THEN :now ELSE e.completed_at END,
-        updated_at = :now
-    FROM unnest(CAST(:ids AS uuid[]), CAST(:positions AS integer[]), CAST(:actions AS varchar[]),
-                CAST(:due AS timestamptz[])) AS v(id, position, action, due)
-    WHERE e.id = v.id AND e.status = 'active' AND e.next_due_at IS NULL AND e.next_step_position = v.position
-    RETURNING e.id
-    """
-)
-"""Move held enrollments on past their unknown step, as a send would (only if still held on it)."""
-
 QUEUED_OF = sa.text(
     """
     SELECT id, channel FROM messages
@@ -370,13 +211,6 @@ QUEUED_OF = sa.text(
     """
 )
 """The messages of a dead worker's job still waiting to go (its claim, if any, runs out by its lease)."""
-
-STOP = sa.text(
-    """
-    UPDATE enrollments SET status = 'stopped', stopped_reason = :reason, next_due_at = NULL, updated_at = :now
-    WHERE id = :id AND status IN ('active', 'paused')
-    """
-)
 
 
 def load_many(session: Session, message_ids: Sequence[uuid.UUID], prompt_version: str) -> list[Row[Any]]:

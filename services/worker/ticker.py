@@ -46,6 +46,7 @@ from sqlalchemy import Engine
 from libs import ledger as resolution
 from libs.db.base import utcnow
 from libs.db.session import system_session
+from libs.ledger.enrollments import job_of_key
 from libs.queue import JobSpec, QueueName, enqueue_many
 from services.worker import ledger
 from services.worker.jobs import QUEUE_OF, Announcements, announce, job_for
@@ -78,7 +79,7 @@ def alive_key(worker_name: str) -> str:
 
 def marker_key(message_id: uuid.UUID | str) -> str:
     """The Redis key naming the job that carries a message."""
-    return f"tw:job-of:{message_id}"
+    return job_of_key(message_id)
 
 
 @dataclass

@@ -25,6 +25,7 @@ from libs.db.models.campaign import (
     MessageEvent,
 )
 from libs.db.models.worker import Personalization
+from libs.ledger import enrollments as ledger
 from libs.pagination import keyset
 from libs.suppression import LEADS, suppressed_clause
 
@@ -339,27 +340,13 @@ class CampaignRepository:
 
     async def schedule_waiting(self, campaign: Campaign, first_delay_minutes: int) -> int:
         """At launch: activate enrollments not started yet and give each its first due time per pacing."""
-        pacing = " + make_interval(days => ((w.rn - 1) / :pacing)::int)"
-        sql = f"""
-        WITH w AS (
-            SELECT id, row_number() OVER (ORDER BY created_at, id) AS rn FROM enrollments
-            WHERE org_id = :org AND campaign_id = :campaign AND status = 'paused' AND next_step_position = 1
+        statement = ledger.launch_waiting(
+            org_id=self.org_id,
+            campaign_id=campaign.id,
+            first_delay_minutes=first_delay_minutes,
+            pacing_per_day=campaign.pacing_per_day,
         )
-        UPDATE enrollments e
-        SET status = 'active', updated_at = now(),
-            next_due_at = COALESCE(e.next_due_at, now() + make_interval(mins => :delay)
-                                   {pacing if campaign.pacing_per_day else ""})
-        FROM w WHERE e.id = w.id
-        """  # noqa: S608
-        result = await self._sql(
-            sa.text(sql),
-            {
-                "org": self.org_id,
-                "campaign": campaign.id,
-                "delay": first_delay_minutes,
-                "pacing": campaign.pacing_per_day or 1,
-            },
-        )
+        result = await self._sql(statement)
         return int(getattr(result, "rowcount", 0) or 0)
 
     async def set_enrollment_status(
@@ -372,21 +359,15 @@ class CampaignRepository:
         not_before_now: bool = False,
     ) -> int:
         """Move every enrollment of the campaign in ``from_statuses`` to ``to``; return how many."""
-        due = ", next_due_at = GREATEST(next_due_at, now())" if not_before_now else ""
-        result = await self._sql(
-            sa.text(
-                f"UPDATE enrollments SET status = :to, stopped_reason = COALESCE(:reason, stopped_reason), "  # noqa: S608
-                f"updated_at = now(){due} "
-                "WHERE org_id = :org AND campaign_id = :campaign AND status = ANY(CAST(:from AS text[]))"
-            ),
-            {
-                "to": to.value,
-                "reason": reason,
-                "org": self.org_id,
-                "campaign": campaign_id,
-                "from": list(from_statuses),
-            },
+        statement = ledger.campaign_enrollments(
+            org_id=self.org_id,
+            campaign_id=campaign_id,
+            from_statuses=from_statuses,
+            to=to,
+            reason=reason,
+            not_before_now=not_before_now,
         )
+        result = await self._sql(statement)
         return int(getattr(result, "rowcount", 0) or 0)
 
     async def enrollments(

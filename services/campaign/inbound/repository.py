@@ -25,6 +25,9 @@ from libs.db.models.inbound import (
     WebhookEndpoint,
 )
 from libs.db.models.leads import Lead, Suppression
+from libs.ledger import enrollments as ledger_enrollments
+from libs.ledger import messages as ledger_messages
+from libs.ledger import states
 
 EVENTS: sa.Table = InboundEvent.__table__  # type: ignore[attr-defined]
 MESSAGES: sa.Table = Message.__table__  # type: ignore[attr-defined]
@@ -41,7 +44,7 @@ CREDENTIALS: sa.Table = ProviderCredential.__table__  # type: ignore[attr-define
 SENDERS: sa.Table = Sender.__table__  # type: ignore[attr-defined]
 BRANDS: sa.Table = Brand.__table__  # type: ignore[attr-defined]
 
-UNSENT = ("queued", "held")
+UNSENT = states.UNSENT
 """Ledger states of a message nobody has claimed yet: stopping its enrollment means it never goes."""
 
 
@@ -186,16 +189,13 @@ def advance_message(
     error_detail: str | None = None,
 ) -> bool:
     """Move a message to ``to_status`` only from one of ``from_statuses``; return whether it moved."""
-    values: dict[str, Any] = {"status": to_status, "updated_at": now}
-    if error_code is not None:
-        values["error_code"] = error_code[:64]
-    if error_detail is not None:
-        values["error_detail"] = error_detail[:2000]
-    stmt = (
-        sa.update(MESSAGES)
-        .where(MESSAGES.c.id == message_id, MESSAGES.c.status.in_(list(from_statuses)))
-        .values(**values)
-        .returning(MESSAGES.c.id)
+    stmt = ledger_messages.advance(
+        message_id=message_id,
+        to_status=to_status,
+        from_statuses=from_statuses,
+        now=now,
+        error_code=error_code,
+        error_detail=error_detail,
     )
     return session.execute(stmt).first() is not None
 
@@ -348,35 +348,18 @@ def stop_enrollments(
     """
     if not lead_ids:
         return []
-    conditions = [
-        ENROLLMENTS.c.org_id == org_id,
-        ENROLLMENTS.c.lead_id.in_(list(lead_ids)),
-        ENROLLMENTS.c.status.in_(("active", "paused")),
-    ]
-    if campaign_id is not None:
-        conditions.append(ENROLLMENTS.c.campaign_id == campaign_id)
-    if rule is not None:
-        flag = sa.func.coalesce(CAMPAIGNS.c.stop_rules[rule].as_boolean(), sa.literal(rule_default))
-        conditions.append(
-            ENROLLMENTS.c.campaign_id.in_(sa.select(CAMPAIGNS.c.id).where(CAMPAIGNS.c.org_id == org_id, flag))
-        )
-    stmt = (
-        sa.update(ENROLLMENTS)
-        .where(*conditions)
-        .values(status="stopped", stopped_reason=reason[:64], next_due_at=None, updated_at=now)
-        .returning(ENROLLMENTS.c.id)
+    stmt = ledger_enrollments.stop_leads(
+        org_id=org_id,
+        lead_ids=lead_ids,
+        reason=reason,
+        now=now,
+        rule=rule,
+        rule_default=rule_default,
+        campaign_id=campaign_id,
     )
     stopped = list(session.execute(stmt).scalars())
     if stopped:
-        session.execute(
-            sa.update(MESSAGES)
-            .where(
-                MESSAGES.c.org_id == org_id,
-                MESSAGES.c.enrollment_id.in_(stopped),
-                MESSAGES.c.status.in_(UNSENT),
-            )
-            .values(status="skipped", hold_reason=reason[:64], next_attempt_at=None, updated_at=now)
-        )
+        session.execute(ledger_messages.skip_unsent(org_id=org_id, enrollment_ids=stopped, reason=reason, now=now))
     return stopped
 
 

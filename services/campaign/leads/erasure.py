@@ -26,11 +26,14 @@ import phonenumbers
 import sqlalchemy as sa
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from libs.ledger import enrollments as ledger_enrollments
+from libs.ledger import messages as ledger_messages
+from libs.ledger import states
 from services.campaign.leads.repository import execute
 
 ERASED_REASON = "erased"
 """``enrollments.stopped_reason`` and ``messages.hold_reason`` of what an erasure stopped."""
-UNSENT = ("queued", "held", "rendering")
+UNSENT = states.UNSENT
 """Ledger states nobody has handed to a provider yet: an erasure skips them."""
 EVENT_KEYS = ("channel", "scope", "one_click", "position", "hard", "provider_id", "code", "reason", "until")
 """``message_events.data`` keys kept on a tombstone (ids, enums, numbers, times: never text from or about a person)."""
@@ -99,33 +102,7 @@ def _kept(column: str, keys_param: str) -> str:
 
 LEAD_MESSAGES = "SELECT id FROM messages WHERE org_id = :org AND lead_id = :lead"
 
-STOP_ENROLLMENTS = sa.text(
-    """
-    UPDATE enrollments
-    SET status = 'stopped', stopped_reason = :reason, next_due_at = NULL, updated_at = :now
-    WHERE org_id = :org AND lead_id = :lead AND status IN ('active', 'paused')
-    """
-)
-
-TOMBSTONE_MESSAGES = sa.text(
-    """
-    WITH target AS (
-        SELECT id, status = ANY(CAST(:unsent AS text[])) AS unsent FROM messages
-        WHERE org_id = :org AND lead_id = :lead
-        FOR UPDATE
-    ), tombstoned AS (
-        UPDATE messages m
-        SET status = CASE WHEN t.unsent THEN 'skipped' ELSE m.status END,
-            hold_reason = CASE WHEN t.unsent THEN :reason ELSE m.hold_reason END,
-            next_attempt_at = CASE WHEN t.unsent THEN NULL ELSE m.next_attempt_at END,
-            subject = NULL, body = NULL, error_detail = NULL, updated_at = :now
-        FROM target t
-        WHERE m.id = t.id AND m.org_id = :org
-        RETURNING t.unsent
-    )
-    SELECT count(*) AS tombstoned, count(*) FILTER (WHERE unsent) AS skipped FROM tombstoned
-    """
-)
+TOMBSTONE_MESSAGES = ledger_messages.TOMBSTONE
 """Skip what has not gone (no claim can take a ``skipped`` row) and null the text of every message."""
 
 TOMBSTONE_EVENTS = sa.text(
@@ -246,8 +223,9 @@ class ErasureRepository:
         email_pattern = contact.email_pattern if contact else None
         phone_pattern = contact.phone_pattern if contact else None
         out = Erased()
-        out.add("enrollments", await self._run(STOP_ENROLLMENTS, reason=ERASED_REASON, now=now, **base))
-        row = (await self._run(TOMBSTONE_MESSAGES, unsent=list(UNSENT), reason=ERASED_REASON, now=now, **base)).one()
+        stop = ledger_enrollments.stop_leads(org_id=self.org_id, lead_ids=[lead_id], reason=ERASED_REASON, now=now)
+        out.counts["enrollments"] = len((await execute(self.session, stop)).all())
+        row = (await self._run(TOMBSTONE_MESSAGES, reason=ERASED_REASON, now=now, **base)).one()
         out.counts["messages"], out.counts["messages_skipped"] = int(row.tombstoned), int(row.skipped)
         out.add("message_events", await self._run(TOMBSTONE_EVENTS, event_keys=list(EVENT_KEYS), **base))
         out.add("personalizations", await self._run(CLEAR_PERSONALIZATIONS, **base))

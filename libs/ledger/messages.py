@@ -1,0 +1,234 @@
+"""Every statement that changes a message's status; conditional updates only.
+
+One ``messages`` row per (enrollment, step). Each statement moves a message only from the
+states named in its ``WHERE status IN (...)``: the statement that wins is the transition, any
+other finds no row. The sets those lists spell are :mod:`libs.ledger.states`'.
+
+- the ticker: :data:`DISPATCH_DUE` (a due retry or hold back to ``queued``), :data:`LOST_CLAIMS`
+  (a claim whose holder died becomes ``unknown``, never resent);
+- the worker: :data:`SETTLE` (the gate's skip, hold or failure, the enrollment advanced or
+  stopped) and :data:`STEP` (record the previous hand-off's outcome and advance its enrollment,
+  then claim the next message to ``sending``);
+- the inbound side: :func:`advance` (a provider's callback, forward only) and :func:`skip_unsent`
+  (the unsent messages of enrollments it stopped);
+- an erasure: :data:`TOMBSTONE` (unsent messages skipped, every message's text nulled);
+- operators: :data:`libs.ledger.resolution.RESOLVE`.
+
+While a row is ``sending`` its ``next_attempt_at`` is the claim's lease, which the claiming
+process renews while it lives: past it, the claimer is presumed dead and the row becomes
+``unknown`` (never resent). A late record of the real outcome by a claimer that was only slow
+still wins (the record accepts ``unknown`` of the same attempt).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from libs.db.models.campaign import Message, MessageStatus
+from libs.ledger.states import UNSENT, advance_from
+
+MESSAGES: sa.Table = Message.__table__  # type: ignore[attr-defined]
+
+DISPATCH_DUE = sa.text(
+    """
+    UPDATE messages m
+    SET status = 'queued', next_attempt_at = NULL, hold_reason = NULL, updated_at = :now
+    WHERE m.id IN (
+        SELECT id FROM messages
+        WHERE status IN ('queued', 'held') AND next_attempt_at IS NOT NULL AND next_attempt_at <= :now
+        ORDER BY next_attempt_at
+        LIMIT :batch
+        FOR UPDATE SKIP LOCKED
+    )
+    RETURNING m.id, m.channel
+    """
+)
+"""The ticker: ``queued`` or ``held`` messages whose retry or hold time is reached go (back) to ``queued``."""
+
+SETTLE = sa.text(
+    """
+    WITH v AS (
+        SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:statuses AS varchar[]), CAST(:reasons AS varchar[]),
+                             CAST(:next_at AS timestamptz[]), CAST(:event_ids AS uuid[]), CAST(:event_data AS text[]),
+                             CAST(:actions AS varchar[]), CAST(:positions AS integer[]), CAST(:due AS timestamptz[]))
+            AS v(id, status, reason, next_at, event_id, event_data, action, position, due)
+    ), settled AS (
+        UPDATE messages m
+        SET status = v.status, hold_reason = v.reason, next_attempt_at = v.next_at, updated_at = :now
+        FROM v
+        WHERE m.id = v.id AND m.status IN ('queued', 'held')
+        RETURNING m.id, m.org_id, m.lead_id, m.campaign_id, m.enrollment_id, v.status, v.reason, v.event_id,
+                  v.event_data, v.action, v.position, v.due
+    ), held_events AS (
+        INSERT INTO message_events (id, org_id, message_id, lead_id, campaign_id, type, occurred_at, data)
+        SELECT event_id, org_id, id, lead_id, campaign_id, status, :now, CAST(event_data AS jsonb)
+        FROM settled WHERE status IN ('held', 'failed')
+    ), advanced AS (
+        UPDATE enrollments e
+        SET next_step_position = st.position + 1,
+            next_due_at = st.due,
+            status = CASE WHEN st.action = 'complete' THEN 'completed' ELSE e.status END,
+            completed_at = CASE WHEN st.action = 'complete' THEN :now ELSE e.completed_at END,
+            updated_at = :now
+        FROM settled st
+        WHERE e.id = st.enrollment_id AND st.action IN ('advance', 'complete')
+          AND e.next_step_position = st.position AND e.status IN ('active', 'paused')
+    ), stopped AS (
+        UPDATE enrollments e
+        SET status = 'stopped', stopped_reason = substr(st.reason, 9), next_due_at = NULL, updated_at = :now
+        FROM settled st
+        WHERE e.id = st.enrollment_id AND st.action = 'stop' AND e.status IN ('active', 'paused')
+    )
+    SELECT id, status FROM settled
+    """
+)
+"""Skip, hold or fail many messages at once: state, ``held``/``failed`` events, the enrollment advanced or stopped."""
+
+STEP = sa.text(
+    """
+    WITH recorded AS (
+        UPDATE messages
+        SET status = CAST(:r_status AS varchar),
+            provider_message_id = COALESCE(CAST(:r_provider AS varchar), provider_message_id),
+            sent_at = CASE WHEN CAST(:r_status AS varchar) = 'sent' THEN :now ELSE sent_at END,
+            error_code = CAST(:r_code AS varchar), error_detail = CAST(:r_detail AS text),
+            next_attempt_at = CAST(:r_next_attempt AS timestamptz), hold_reason = NULL, updated_at = :now
+        WHERE id = CAST(:r_id AS uuid) AND attempt = CAST(:r_attempt AS integer) AND status IN ('sending', 'unknown')
+        RETURNING id, org_id, lead_id, campaign_id, enrollment_id
+    ), recorded_event AS (
+        INSERT INTO message_events (id, org_id, message_id, lead_id, campaign_id, type, occurred_at, data)
+        SELECT CAST(:r_event_id AS uuid), org_id, id, lead_id, campaign_id, CAST(:r_event AS varchar), :now,
+               CAST(:r_event_data AS jsonb)
+        FROM recorded WHERE CAST(:r_event AS varchar) IS NOT NULL
+        RETURNING id, org_id
+    ), advanced AS (
+        UPDATE enrollments e
+        SET next_step_position = CAST(:r_position AS integer) + 1,
+            next_due_at = CAST(:r_due AS timestamptz),
+            status = CASE WHEN CAST(:r_action AS varchar) = 'complete' THEN 'completed' ELSE e.status END,
+            completed_at = CASE WHEN CAST(:r_action AS varchar) = 'complete' THEN :now ELSE e.completed_at END,
+            updated_at = :now
+        FROM recorded r
+        WHERE e.id = r.enrollment_id AND CAST(:r_action AS varchar) IN ('advance', 'complete')
+          AND e.next_step_position = CAST(:r_position AS integer) AND e.status IN ('active', 'paused')
+    ), claimed AS (
+        UPDATE messages m
+        SET status = 'sending', attempt = m.attempt + 1, next_attempt_at = :c_lease,
+            subject = CAST(:c_subject AS text), body = CAST(:c_body AS text), variant = CAST(:c_variant AS varchar),
+            hold_reason = NULL, updated_at = :now
+        WHERE m.id = CAST(:c_id AS uuid) AND m.status IN ('queued', 'held')
+          AND COALESCE(m.next_attempt_at, '-infinity') <= :now
+          AND EXISTS (SELECT 1 FROM enrollments e JOIN campaigns c ON c.id = e.campaign_id
+                      WHERE e.id = m.enrollment_id AND e.status = 'active' AND c.status = 'active')
+        RETURNING m.id, m.org_id, m.attempt
+    ), links AS (
+        INSERT INTO message_links (message_id, position, org_id, url, created_at)
+        SELECT c.id, u.n - 1, c.org_id, u.url, :now
+        FROM claimed c, unnest(CAST(:c_urls AS text[])) WITH ORDINALITY AS u(url, n)
+        ON CONFLICT (message_id, position) DO NOTHING
+    )
+    SELECT (SELECT count(*) FROM recorded) AS recorded,
+           (SELECT attempt FROM claimed) AS claimed_attempt,
+           (SELECT EXISTS (SELECT 1 FROM webhook_endpoints w, recorded_event ev
+                           WHERE w.org_id = ev.org_id AND w.active AND w.event_types ? CAST(:r_event AS varchar)))
+               AS webhook
+    """
+)
+"""One durable step of a batch: record the previous send (ledger, event, next step) and claim the next message.
+
+Either half may be empty (NULL ids). The claim takes only ``queued`` or due ``held`` rows of a
+live enrollment and campaign, so a message the inbound side skipped (reply, opt-out) or one
+another execution holds can never be claimed; the tracked links go in with the frozen body.
+"""
+
+LOST_CLAIMS = sa.text(
+    """
+    UPDATE messages m
+    SET status = 'unknown', error_code = 'claim_lost', error_detail = 'found in sending after its claim expired',
+        next_attempt_at = NULL, hold_reason = NULL, updated_at = :now
+    WHERE m.id IN (
+        SELECT id FROM messages
+        WHERE status = 'sending' AND next_attempt_at < :now
+        ORDER BY next_attempt_at
+        LIMIT :batch
+        FOR UPDATE SKIP LOCKED
+    )
+    RETURNING m.id, m.org_id, m.campaign_id, m.channel
+    """
+)
+"""Claims whose lease ran out (their holder died): ``unknown``, never resent; the enrollment stays on the step.
+
+A claimer that was only slow still records the real outcome over it (the record accepts ``unknown``).
+"""
+
+
+def advance(
+    *,
+    message_id: uuid.UUID,
+    to_status: str,
+    now: datetime,
+    from_statuses: Iterable[str] | None = None,
+    error_code: str | None = None,
+    error_detail: str | None = None,
+) -> sa.Update:
+    """A provider's callback: move a message to ``to_status`` only from ``from_statuses``, ``RETURNING`` its id.
+
+    ``from_statuses`` defaults to :func:`libs.ledger.states.advance_from` (forward only, never
+    out of a settled state); no row comes back when the message was elsewhere.
+    """
+    sources = advance_from(to_status) if from_statuses is None else from_statuses
+    values: dict[str, Any] = {"status": to_status, "updated_at": now}
+    if error_code is not None:
+        values["error_code"] = error_code[:64]
+    if error_detail is not None:
+        values["error_detail"] = error_detail[:2000]
+    return (
+        sa.update(MESSAGES)
+        .where(MESSAGES.c.id == message_id, MESSAGES.c.status.in_(sorted(sources)))
+        .values(**values)
+        .returning(MESSAGES.c.id)
+    )
+
+
+def skip_unsent(*, org_id: uuid.UUID, enrollment_ids: Sequence[uuid.UUID], reason: str, now: datetime) -> sa.Update:
+    """The unsent messages (:data:`~libs.ledger.states.UNSENT`) of stopped enrollments become ``skipped``.
+
+    In the transaction that stopped them, so the worker's conditional claim never picks them up.
+    """
+    return (
+        sa.update(MESSAGES)
+        .where(
+            MESSAGES.c.org_id == org_id,
+            MESSAGES.c.enrollment_id.in_(list(enrollment_ids)),
+            MESSAGES.c.status.in_(sorted(UNSENT)),
+        )
+        .values(status=MessageStatus.SKIPPED.value, hold_reason=reason[:64], next_attempt_at=None, updated_at=now)
+    )
+
+
+TOMBSTONE = sa.text(
+    """
+    WITH target AS (
+        SELECT id, status = ANY(CAST(:unsent AS text[])) AS unsent FROM messages
+        WHERE org_id = :org AND lead_id = :lead
+        FOR UPDATE
+    ), tombstoned AS (
+        UPDATE messages m
+        SET status = CASE WHEN t.unsent THEN 'skipped' ELSE m.status END,
+            hold_reason = CASE WHEN t.unsent THEN :reason ELSE m.hold_reason END,
+            next_attempt_at = CASE WHEN t.unsent THEN NULL ELSE m.next_attempt_at END,
+            subject = NULL, body = NULL, error_detail = NULL, updated_at = :now
+        FROM target t
+        WHERE m.id = t.id AND m.org_id = :org
+        RETURNING t.unsent
+    )
+    SELECT count(*) AS tombstoned, count(*) FILTER (WHERE unsent) AS skipped FROM tombstoned
+    """
+).bindparams(sa.bindparam("unsent", sorted(UNSENT)))
+"""An erasure: skip what has not gone (no claim can take a ``skipped`` row) and null the text of
+every message of the lead (``:org``, ``:lead``, ``:reason``, ``:now``); counts what it touched."""
