@@ -85,3 +85,12 @@ def test_rq_queue_keys_are_the_lists_rq_pushes_jobs_to() -> None:
     from rq import Queue
 
     assert rq_queue_key("email") == f"{Queue.redis_queue_namespace_prefix}email" == "rq:queue:email"
+
+
+def test_no_file_under_infra_names_a_variable_sdr_does_not_read() -> None:
+    from tests.infra.support import INFRA, sdr_variables
+
+    for path in INFRA.rglob("*"):
+        if path.is_file():
+            unread = sdr_variables(path.read_text()) - every_setting()
+            assert not unread, f"{path.relative_to(INFRA)} names {sorted(unread)}, which no settings class reads"
