@@ -186,6 +186,8 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self.owner.data_delay:
+            await asyncio.sleep(self.owner.data_delay)
         scripted = self.owner._take("DATA")
         if scripted:
             return scripted
@@ -234,7 +236,13 @@ class SmtpServer:
         auth_required: bool = False,
         security: Security = "none",
         hostname: str = "smtp.loopback.test",
+        host: str | None = None,
+        data_delay: float = 0.0,
     ) -> None:
+        if host is not None:
+            self.host = host  # e.g. a bridge address other network namespaces reach
+        self.data_delay = data_delay
+        """Seconds each DATA waits before it is accepted (a slow provider, to catch a send in flight)."""
         self.credentials = dict(credentials or {})
         self.refuse_logins = refuse_logins
         self.security = security
