@@ -49,12 +49,13 @@ from libs.dev.state import (
 )
 from libs.dev.supervisor import ChildSpec, Supervisor
 from libs.logging import configure_logging
+from libs.processes import APPS, PUBLIC
 from libs.queue import ALL_QUEUES
 from libs.settings import Environment
 from libs.webbuild import WebBuildError, ensure_built
 
-SERVICES = ("auth", "brand", "campaign")
-"""The services ``sdr dev`` runs behind the gateway, in start order."""
+SERVICES: tuple[str, ...] = tuple(p.name for p in APPS if p.name != PUBLIC)
+"""The services ``sdr dev`` runs behind the gateway, in start order (the process table's: auth, brand, campaign)."""
 
 MAIL_FOLDER = "mail"
 """The SMTP sink's maildir under the data dir (``services.worker.sinks.MAIL_FOLDER``)."""

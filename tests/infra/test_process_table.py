@@ -94,3 +94,15 @@ def test_no_file_under_infra_names_a_variable_sdr_does_not_read() -> None:
         if path.is_file():
             unread = sdr_variables(path.read_text()) - every_setting()
             assert not unread, f"{path.relative_to(INFRA)} names {sorted(unread)}, which no settings class reads"
+
+
+def test_sdr_dev_runs_the_same_processes_on_one_machine() -> None:
+    from libs.dev.system import app_children
+
+    children = app_children(DevSettings(), {})
+    commands = {tuple(child.argv[3:5]) if child.argv[3] == "serve" else (child.argv[3],) for child in children}
+    table = {tuple(p.args[:2]) if p.subcommand == "serve" else (p.subcommand,) for p in PROCESSES}
+    # sdr dev migrates in-process before its children start, and adds the development mail sink.
+    assert commands == (table - {("migrate",)}) | {("sink",)}
+    worker = next(child for child in children if child.argv[3] == "worker")
+    assert sorted(worker.argv[-1].split(",")) == sorted(q for w in WORKERS for q in w.queues)
