@@ -81,6 +81,11 @@ PEOPLE_ONLY: Final[Mapping[str, str]] = {SCOPE_AREA: _PEOPLE_ONLY}
 """Route ``opt``: no scoped (API-key) token may call it, whatever its scopes."""
 
 
+READS_ONLY: Final[Mapping[str, bool]] = {"scope_reads_only": True}
+"""Handler ``opt``: the route writes nothing though its method is not ``GET`` (a preview that
+posts a draft to render), so a token needs only its area's ``read`` scope."""
+
+
 def scope_area(area: Area) -> dict[str, Any]:
     """Route or controller ``opt`` declaring that its routes belong to ``area``."""
     return {SCOPE_AREA: area}
@@ -109,7 +114,8 @@ def required_scope(opt: Mapping[str, Any], method: str) -> str | Requirement:
     if value == _ANY:
         return Requirement.NONE
     if isinstance(value, Area):
-        return value.read if method.upper() in ("GET", "HEAD", "OPTIONS") else value.write
+        reads = method.upper() in ("GET", "HEAD", "OPTIONS") or opt.get("scope_reads_only") is True
+        return value.read if reads else value.write
     return Requirement.PERSON
 
 

@@ -15,7 +15,7 @@ from libs.db.models.campaign import CampaignStatus, Channel, EnrollmentStatus, M
 from libs.errors import Invalid
 from libs.openapi import problems
 from libs.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, make_page
-from libs.scopes import Area, scope_area
+from libs.scopes import READS_ONLY, Area, scope_area
 from libs.security import Role, requires
 from services.campaign.campaigns.analytics import campaign_analytics
 from services.campaign.campaigns.brand_client import BrandClient
@@ -41,6 +41,8 @@ from services.campaign.campaigns.schemas import (
     SchedulePreview,
     StepCreate,
     StepOrder,
+    StepPreview,
+    StepPreviewRequest,
     StepRead,
     StepUpdate,
     Timeline,
@@ -298,6 +300,27 @@ class StepController(Controller):
     ) -> StepRead:
         """Change a step (once launched: its copy, AI instructions and variants only)."""
         return StepRead.of(await campaigns.update_step(campaign_id, step_id, data))
+
+    @post(
+        "/{step_id:uuid}/preview",
+        operation_id="PreviewStep",
+        responses=problems(404, s404="No such campaign, step or lead in this organization."),
+        opt=dict(READS_ONLY),
+        status_code=HTTP_200_OK,
+    )
+    async def preview_step(
+        self,
+        campaign_id: FromPath[uuid.UUID],
+        step_id: FromPath[uuid.UUID],
+        data: JSONBody[StepPreviewRequest],
+        campaigns: NamedDependency[CampaignService],
+    ) -> StepPreview:
+        """Render the step (or unsaved copy of it) for a lead as the worker composes it; no AI runs, nothing is saved.
+
+        Viewers may call it, and API keys with ``campaigns:read``. A template that does not
+        compile, names an unknown variable or exceeds a render bound answers 422 naming the field.
+        """
+        return await campaigns.preview_step(campaign_id, step_id, data)
 
     @delete(
         "/{step_id:uuid}",

@@ -510,6 +510,44 @@ class CampaignRepository:
         return (await self.session.exec(query)).first()
 
 
+    # --- message preview ------------------------------------------------------------------------
+
+    async def preview_lead(self, lead_id: uuid.UUID) -> dict[str, Any] | None:
+        """Return the lead columns a message is written from (the ones the worker reads), if this org's."""
+        row = (
+            await self._sql(
+                sa.text(
+                    "SELECT id, first_name, last_name, company, title, timezone, email, phone, custom_fields "
+                    "FROM leads WHERE org_id = :org AND id = :id"
+                ),
+                {"org": self.org_id, "id": lead_id},
+            )
+        ).first()
+        return dict(row._mapping) if row else None
+
+    async def preview_brand(self, brand_id: uuid.UUID, channel: str) -> dict[str, Any] | None:
+        """Return the brand columns a message is written from, the channel's sender name and whether OpenAI is set.
+
+        The sender is the one the worker picks for the channel (verified first, then the oldest).
+        """
+        row = (
+            await self._sql(
+                sa.text(
+                    "SELECT b.name, b.website, b.description, b.value_proposition, b.target_audience, "
+                    "b.tone_of_voice, b.proof_points, b.forbidden_claims, b.email_signature, b.sms_signoff, "
+                    "b.postal_address, b.opt_out_email, b.opt_out_sms, b.opt_out_voicemail, "
+                    "(SELECT x.from_name FROM senders x WHERE x.org_id = b.org_id AND x.brand_id = b.id "
+                    "AND x.kind = :kind ORDER BY x.verified_at IS NULL, x.created_at, x.id LIMIT 1) AS from_name, "
+                    "EXISTS (SELECT 1 FROM provider_credentials oa WHERE oa.org_id = b.org_id "
+                    "AND oa.provider = 'openai') AS has_openai "
+                    "FROM brands b WHERE b.id = :id AND b.org_id = :org"
+                ),
+                {"id": brand_id, "org": self.org_id, "kind": "voice" if channel == "voicemail" else channel},
+            )
+        ).first()
+        return dict(row._mapping) if row else None
+
+
 def touch(row: Any) -> None:
     """Set ``updated_at`` (and bump ``version`` where there is one)."""
     row.updated_at = utcnow()

@@ -359,6 +359,56 @@ class SchedulePreview(BaseModel):
     steps: list[ScheduledStep]
 
 
+# --- step preview -----------------------------------------------------------------------------
+
+
+class StepPreviewRequest(Strict):
+    """A lead to render a step for, and optionally the editor's unsaved copy.
+
+    Each template field given (even ``null``) stands in for the saved one; omitted fields keep
+    the saved step's. ``variant`` picks one of the step's A/B variants by key (its copy then
+    overrides the step's, as at send time); omitted, the step's own copy is rendered.
+    """
+
+    lead_id: uuid.UUID
+    variant: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_\-]{1,32}$")
+    channel: Channel | None = Field(default=None, description="An unsaved channel; default: the step's.")
+    subject_template: str | None = Field(default=None, max_length=1000)
+    body_template: str | None = Field(default=None, max_length=50_000)
+    sms_template: str | None = Field(default=None, max_length=1600)
+    script_template: str | None = Field(default=None, max_length=5000)
+    variants: list[VariantIn] | None = Field(default=None, max_length=10, description="Unsaved A/B variants.")
+
+    @field_validator("variants")
+    @classmethod
+    def _unique_keys(cls, value: list[VariantIn] | None) -> list[VariantIn] | None:
+        if value is not None and len({v.key for v in value}) != len(value):
+            raise ValueError("variant keys must be unique")
+        return value
+
+
+class StepPreview(BaseModel):
+    """A step rendered for one lead exactly as the worker composes it when no model rewrites it."""
+
+    step_id: uuid.UUID
+    lead_id: uuid.UUID
+    channel: Channel
+    variant: str | None = Field(description="The A/B variant rendered; null: the step's own copy.")
+    subject: str | None = Field(description="The email subject; null for SMS and voicemail.")
+    body: str = Field(
+        description="The email body with the brand's signature, the SMS text with sign-off and opt-out "
+        "wording, or the voicemail script with opt-out wording."
+    )
+    default_copy: list[str] = Field(
+        description="Template fields that rendered empty or were missing, so the default copy stands in."
+    )
+    personalized: bool = Field(default=False, description="Always false: a preview never runs AI personalization.")
+    would_personalize: bool = Field(
+        description="Whether the worker would have OpenAI rewrite this draft at send time (AI enabled, key set)."
+    )
+    note: str | None = Field(description="What differs at send time, if anything.")
+
+
 # --- messages ---------------------------------------------------------------------------------
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import anyio.to_thread
 import structlog
 
+from libs import compose, templating
 from libs.compliance_hours import Recipient, allowance, lead_zone
 from libs.db.base import utcnow
 from libs.db.models.campaign import (
@@ -51,6 +52,8 @@ from services.campaign.campaigns.schemas import (
     SchedulePreview,
     SkippedLead,
     StepCreate,
+    StepPreview,
+    StepPreviewRequest,
     StepUpdate,
     delay_minutes,
 )
@@ -71,6 +74,12 @@ RUNNING = frozenset({CampaignStatus.ACTIVE, CampaignStatus.PAUSED})
 REQUIRED_COPY = {
     Channel.EMAIL: (("subject_template", "body_template"), "an email step needs a subject and a body"),
     Channel.SMS: (("sms_template",), "an SMS step needs a message"),
+}
+PREVIEW_TEMPLATES = {
+    "subject": "subject_template",
+    "body": "body_template",
+    "sms": "sms_template",
+    "script": "script_template",
 }
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
@@ -151,6 +160,71 @@ def filter_selector(f: LeadFilter) -> tuple[str, dict[str, Any]]:
         conditions.append("l.custom_fields @> CAST(:f_custom AS jsonb)")
         params["f_custom"] = json.dumps(f.custom)
     return " AND ".join(conditions), params
+
+
+def preview_lead(row: dict[str, Any]) -> dict[str, Any]:
+    """The lead as the worker hands it to the writer (``services.worker.jobs._request``)."""
+    return {
+        "first_name": row["first_name"],
+        "last_name": row["last_name"],
+        "company": row["company"],
+        "title": row["title"],
+        "timezone": row["timezone"],
+        "email": row["email"],
+        "phone": row["phone"],
+        "custom_fields": row["custom_fields"] or {},
+    }
+
+
+def preview_brand(row: dict[str, Any]) -> dict[str, Any]:
+    """The brand as the worker hands it to the writer (``services.worker.jobs._request``)."""
+    return {
+        "name": row["name"],
+        "website": row["website"],
+        "description": row["description"],
+        "value_proposition": row["value_proposition"],
+        "target_audience": row["target_audience"],
+        "tone_of_voice": row["tone_of_voice"],
+        "proof_points": row["proof_points"] or [],
+        "forbidden_claims": row["forbidden_claims"] or [],
+        "email_signature": row["email_signature"],
+        "sms_signoff": row["sms_signoff"],
+        "postal_address": row["postal_address"],
+    }
+
+
+def compose_preview(
+    channel: str,
+    templates: dict[str, str | None],
+    fields: dict[str, str],
+    lead: dict[str, Any],
+    brand: dict[str, Any],
+    sender_name: str | None,
+    opt_out: str | None,
+) -> tuple[str | None, str, list[str]]:
+    """Compose a message the way the worker's local writer and channel do: (subject, body, defaulted fields).
+
+    ``libs.compose.local_write`` fills the templates (default copy where one renders empty), the
+    email body is signed with :func:`libs.compose.sign`, an SMS gets :func:`libs.compose.sms_text`
+    and a voicemail :func:`libs.compose.voicemail_script`, as ``services.worker`` does at send time.
+    A render over a ``libs.templating`` bound raises :class:`libs.errors.Invalid` naming ``fields``' field.
+    """
+    defaulted: list[str] = []
+    for _, template in compose.FIELDS[channel]:
+        try:
+            if not compose.render(templates.get(template), lead, brand, sender_name):
+                defaulted.append(fields[template])
+        except templating.RenderLimitExceeded as exc:
+            raise Invalid(
+                "The template cannot render for this lead.", errors=[{"field": fields[template], "message": str(exc)}]
+            ) from exc
+    content = compose.local_write(channel, templates, lead, brand, sender_name)
+    if channel == "email":
+        body = compose.sign(content["body"], brand.get("email_signature"))
+        return content["subject"] or brand["name"], body, defaulted
+    if channel == "sms":
+        return None, compose.sms_text(content["text"], brand.get("sms_signoff"), opt_out), defaulted
+    return None, compose.voicemail_script(content["script"], opt_out), defaulted
 
 
 class CampaignService:
@@ -537,6 +611,75 @@ class CampaignService:
                 )
                 for s, at in zip(steps, times, strict=True)
             ],
+        )
+
+    # --- step preview -----------------------------------------------------------------------------
+
+    async def preview_step(self, campaign_id: uuid.UUID, step_id: uuid.UUID, data: StepPreviewRequest) -> StepPreview:
+        """Render a step (or the editor's unsaved copy of it) for one lead exactly as the worker composes it.
+
+        No model runs: the answer is the draft the worker sends when it does not personalize, and
+        says whether it would. Template problems answer 422 naming the field, as a step save does.
+        """
+        campaign = await self.get(campaign_id)
+        step = await self.step(campaign_id, step_id)
+        given = data.model_dump(mode="json", include=data.model_fields_set - {"lead_id", "variant"})
+        values = {**step.model_dump(include={*TEMPLATE_FIELDS, "variants", "channel"}, mode="json"), **given}
+        values["variants"] = values.get("variants") or []
+        if errors := await checked_templates(values):
+            raise Invalid("A template is not valid.", errors=errors)
+        channel = str(values["channel"])
+        templates = {key: values.get(name) for key, name in PREVIEW_TEMPLATES.items()}
+        fields = dict(PREVIEW_TEMPLATES)
+        if data.variant is not None:
+            found = [(i, v) for i, v in enumerate(values["variants"]) if v.get("key") == data.variant]
+            if not found:
+                raise Invalid(errors=[{"field": "variant", "message": "the step has no variant with this key"}])
+            index, variant = found[0]
+            for key, name in PREVIEW_TEMPLATES.items():
+                if variant.get(name):  # the worker's rule: a variant's copy, else the step's
+                    templates[key] = variant[name]
+                    fields[key] = f"variants[{index}].{name}"
+        lead_row = await self.repo.preview_lead(data.lead_id)
+        if lead_row is None:
+            raise LeadNotFound(
+                "No such lead.", errors=[{"field": "lead_id", "message": "no such lead in this organization"}]
+            )
+        brand_row = await self.repo.preview_brand(campaign.brand_id, channel)
+        if brand_row is None:
+            raise Invalid(errors=[{"field": "brand_id", "message": "the campaign's brand is gone"}])
+        subject, body, defaulted = await anyio.to_thread.run_sync(
+            compose_preview,
+            channel,
+            templates,
+            fields,
+            preview_lead(lead_row),
+            preview_brand(brand_row),
+            brand_row["from_name"],
+            brand_row[f"opt_out_{channel}"],
+        )
+        would = bool(brand_row["has_openai"]) and (campaign.ai or {}).get("enabled") is not False
+        notes = []
+        if would:
+            notes.append(
+                "At send time OpenAI rewrites this draft for the lead (checked against the brand's rules; "
+                "the draft is sent if the model fails); the preview does not run the model."
+            )
+        if channel == "email":
+            notes.append("Links are tracked and the postal address and unsubscribe link are added when it is sent.")
+        elif channel == "voicemail" and step.audio_url:
+            notes.append("The step has a recording: it is played instead of reading the script.")
+        return StepPreview(
+            step_id=step.id,
+            lead_id=data.lead_id,
+            channel=Channel(channel),
+            variant=data.variant,
+            subject=subject,
+            body=body,
+            default_copy=defaulted,
+            personalized=False,
+            would_personalize=would,
+            note=" ".join(notes) or None,
         )
 
     # --- messages ---------------------------------------------------------------------------------

@@ -705,6 +705,23 @@ export interface paths {
         patch: operations["UpdateStep"];
         trace?: never;
     };
+    "/api/campaigns/{campaign_id}/steps/{step_id}/preview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** PreviewStep */
+        post: operations["PreviewStep"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/campaigns/{campaign_id}/stream": {
         parameters: {
             query?: never;
@@ -2549,6 +2566,45 @@ export interface components {
         /** StepOrder */
         StepOrder: {
             step_ids: string[];
+        };
+        /** StepPreview */
+        StepPreview: {
+            /** @description The email body with the brand's signature, the SMS text with sign-off and opt-out wording, or the voicemail script with opt-out wording. */
+            body: string;
+            channel: components["schemas"]["Channel"];
+            /** @description Template fields that rendered empty or were missing, so the default copy stands in. */
+            default_copy: string[];
+            /** Format: uuid */
+            lead_id: string;
+            /** @description What differs at send time, if anything. */
+            note: string | null;
+            /**
+             * @description Always false: a preview never runs AI personalization.
+             * @default false
+             */
+            personalized: boolean;
+            /** Format: uuid */
+            step_id: string;
+            /** @description The email subject; null for SMS and voicemail. */
+            subject: string | null;
+            /** @description The A/B variant rendered; null: the step's own copy. */
+            variant: string | null;
+            /** @description Whether the worker would have OpenAI rewrite this draft at send time (AI enabled, key set). */
+            would_personalize: boolean;
+        };
+        /** StepPreviewRequest */
+        StepPreviewRequest: {
+            body_template?: string | null;
+            /** @description An unsaved channel; default: the step's. */
+            channel?: components["schemas"]["Channel"] | null;
+            /** Format: uuid */
+            lead_id: string;
+            script_template?: string | null;
+            sms_template?: string | null;
+            subject_template?: string | null;
+            variant?: string | null;
+            /** @description Unsaved A/B variants. */
+            variants?: components["schemas"]["VariantIn"][] | null;
         };
         /** StepRead */
         StepRead: {
@@ -15764,6 +15820,244 @@ export interface operations {
                      *       "status": 409,
                      *       "title": "Conflict",
                      *       "type": "https://tidewater.dev/problems/conflict"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The body is larger than this route accepts. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "PayloadTooLarge",
+                     *       "detail": "The body is larger than this route accepts",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 413,
+                     *       "title": "Request Entity Too Large",
+                     *       "type": "https://tidewater.dev/problems/payload-too-large"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description A field is invalid; `errors[]` names each one. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Invalid",
+                     *       "detail": "A field is invalid",
+                     *       "errors": [
+                     *         {
+                     *           "field": "email",
+                     *           "message": "value is not a valid email address",
+                     *           "source": "body"
+                     *         }
+                     *       ],
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 422,
+                     *       "title": "Invalid request",
+                     *       "type": "https://tidewater.dev/problems/invalid"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too many requests; `Retry-After` says how many seconds to wait. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "TooManyRequests",
+                     *       "detail": "Too many requests",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 429,
+                     *       "title": "Too Many Requests",
+                     *       "type": "https://tidewater.dev/problems/too-many-requests"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The service behind the gateway answered with something that is not HTTP. */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "BadGateway",
+                     *       "detail": "The service behind the gateway answered with something that is not HTTP",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 502,
+                     *       "title": "Bad Gateway",
+                     *       "type": "https://tidewater.dev/problems/bad-gateway"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description A service or dependency is down; try again later. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Unavailable",
+                     *       "detail": "A service or dependency is down",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://tidewater.dev/problems/unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The service behind the gateway did not answer in time. */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "UpstreamTimeout",
+                     *       "detail": "The service behind the gateway did not answer in time",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 504,
+                     *       "title": "Gateway Timeout",
+                     *       "type": "https://tidewater.dev/problems/upstream-timeout"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    PreviewStep: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                campaign_id: string;
+                step_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["StepPreviewRequest"];
+            };
+        };
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StepPreview"];
+                };
+            };
+            /** @description The request cannot be parsed (malformed JSON or form, a bad header or path value). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "BadRequest",
+                     *       "detail": "The request cannot be parsed (malformed JSON or form, a bad header or path value)",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 400,
+                     *       "title": "Bad Request",
+                     *       "type": "https://tidewater.dev/problems/bad-request"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description No valid access token or API key was presented. */
+            401: {
+                headers: {
+                    /** @description `Bearer` */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Unauthorized",
+                     *       "detail": "No valid access token or API key was presented",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "https://tidewater.dev/problems/unauthorized"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The caller's role, key scope or organization does not allow this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Forbidden",
+                     *       "detail": "The caller's role, key scope or organization does not allow this",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "https://tidewater.dev/problems/forbidden"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description No such campaign, step or lead in this organization. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "NotFound",
+                     *       "detail": "No such campaign, step or lead in this organization",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 404,
+                     *       "title": "Not Found",
+                     *       "type": "https://tidewater.dev/problems/not-found"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDetails"];
