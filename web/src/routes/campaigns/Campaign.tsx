@@ -294,8 +294,9 @@ export default function Campaign() {
           ) : null}
           <p className="field__hint">
             The server checks every template when a step is saved and names each unknown variable or syntax
-            error under its field. It has no preview renderer: the message a lead receives is written when it
-            goes out (see a message's page once sent).
+            error under its field. Each saved step's preview renders its copy, as you type it, for a lead you
+            pick, exactly as the worker composes it (signature, sign-off and opt-out wording included); AI
+            personalization, when on, rewrites it only when it goes out (see a message's page once sent).
           </p>
         </section>
         <div>

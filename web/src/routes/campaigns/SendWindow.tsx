@@ -1,3 +1,4 @@
+import { useId } from "react";
 import { Field } from "../../components/Field";
 
 export const WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
@@ -22,7 +23,9 @@ export function SendWindowFields({
   value,
   onChange,
   errors,
+  legend = "Send window",
 }: {
+  legend?: string;
   value: WindowForm;
   onChange: (next: WindowForm) => void;
   errors: Partial<Record<string, string>>;
@@ -34,9 +37,10 @@ export function SendWindowFields({
     onChange({ ...value, weekdays });
   };
   const windowError = errors.send_window ?? errors["send_window.weekdays"];
+  const errorId = `${useId()}-send-window-error`;
   return (
-    <fieldset aria-describedby={windowError ? "send-window-error" : undefined}>
-      <legend>Send window</legend>
+    <fieldset aria-describedby={windowError ? errorId : undefined}>
+      <legend>{legend}</legend>
       <div className="checks">
         {WEEKDAYS.map((name, day) => (
           <label key={name}>
@@ -46,7 +50,7 @@ export function SendWindowFields({
         ))}
       </div>
       {windowError ? (
-        <p id="send-window-error" className="field__error" role="alert">
+        <p id={errorId} className="field__error" role="alert">
           {windowError}
         </p>
       ) : null}

@@ -1,5 +1,5 @@
 import { useMutation, useQueryClient } from "@tanstack/react-query";
-import { useEffect, useRef, useState, type SyntheticEvent } from "react";
+import { useCallback, useEffect, useRef, useState, type SyntheticEvent } from "react";
 import { formErrors } from "../../api/problem";
 import { Field, SelectField } from "../../components/Field";
 import { FormError } from "../../components/FormError";
@@ -14,6 +14,8 @@ import {
   type StepRead,
   type VariantIn,
 } from "./api";
+import { SendWindowFields, windowOf, type WindowForm } from "./SendWindow";
+import { StepPreview } from "./StepPreview";
 import { TemplateField } from "./TemplateField";
 
 type Copy = "subject_template" | "body_template" | "sms_template" | "script_template";
@@ -41,6 +43,9 @@ interface StepForm {
   business_days: boolean;
   copy: Partial<Record<Copy, string>>;
   variants: VariantForm[];
+  /** Whether the step keeps to its own send window rather than the campaign's. */
+  ownWindow: boolean;
+  window: WindowForm;
 }
 
 function formOf(step: StepRead | undefined, first: boolean): StepForm {
@@ -52,6 +57,8 @@ function formOf(step: StepRead | undefined, first: boolean): StepForm {
       business_days: false,
       copy: {},
       variants: [],
+      ownWindow: false,
+      window: windowOf(undefined),
     };
   }
   const copy: Partial<Record<Copy, string>> = {};
@@ -74,6 +81,8 @@ function formOf(step: StepRead | undefined, first: boolean): StepForm {
     business_days: step.business_days,
     copy,
     variants,
+    ownWindow: Boolean(step.send_window),
+    window: windowOf(step.send_window ?? undefined),
   };
 }
 
@@ -95,6 +104,7 @@ function bodyOf(form: StepForm): StepCreate {
     business_days: form.business_days,
     ...copy,
     variants,
+    send_window: form.ownWindow ? form.window : null,
   };
 }
 
@@ -103,7 +113,10 @@ export const CHECK_AFTER_MS = 800;
 
 /** The names a step's problem may point at (`variants[0].key` and `variants.0.key` alike). */
 function knownFields(form: StepForm): string[] {
-  const names = ["channel", "delay", "delay_unit", "business_days", "variants", "subject_template", "body_template", "sms_template", "script_template"];
+  const names = [
+    "channel", "delay", "delay_unit", "business_days", "variants", "subject_template", "body_template", "sms_template", "script_template",
+    "send_window", "send_window.weekdays", "send_window.start", "send_window.end",
+  ];
   form.variants.forEach((_, i) => {
     for (const f of ["key", "weight", "subject_template", "body_template", "sms_template", "script_template"]) {
       names.push(`variants[${String(i)}].${f}`, `variants.${String(i)}.${f}`);
@@ -146,7 +159,8 @@ export function StepEditor({ campaignId, step, draft, readOnly, first }: Props) 
     },
   });
   // A saved step's copy is checked live: once typing rests, the server validates (and keeps) the
-  // templates and variants, and its errors show under their fields. There is no dry-run renderer.
+  // templates and variants, and its errors show under their fields. The preview below renders the
+  // unsaved copy for a chosen lead without saving it.
   const check = useMutation({
     mutationFn: (body: StepCreate) =>
       updateStep(campaignId, step?.id ?? "", {
@@ -168,7 +182,19 @@ export function StepEditor({ campaignId, step, draft, readOnly, first }: Props) 
     return () => { clearTimeout(timer); };
   }, [live, form.copy, form.variants, checkMutate]); // eslint-disable-line react-hooks/exhaustive-deps
   const errors = formErrors(save.error ?? check.error ?? remove.error, knownFields(form));
-  const err = (name: string) => errors.fields[name];
+  // The preview's 422 names fields too; the save's or check's own errors win when both speak.
+  const [previewErrors, setPreviewErrors] = useState<Record<string, string>>({});
+  const onPreviewErrors = useCallback((next: Record<string, string>) => { setPreviewErrors(next); }, []);
+  const err = (name: string) => errors.fields[name] ?? previewErrors[name];
+  const draftBody = bodyOf(form);
+  const previewFields = {
+    channel: draftBody.channel,
+    subject_template: draftBody.subject_template ?? null,
+    body_template: draftBody.body_template ?? null,
+    sms_template: draftBody.sms_template ?? null,
+    script_template: draftBody.script_template ?? null,
+    variants: draftBody.variants ?? [],
+  };
   const title = step ? `Step ${String(step.position)}` : "Add a step";
   const set = (patch: Partial<StepForm>) => { setForm((f) => ({ ...f, ...patch })); setSaved(null); };
   const setCopy = (name: Copy, text: string) => { edited.current = true; set({ copy: { ...form.copy, [name]: text } }); };
@@ -242,7 +268,38 @@ export function StepEditor({ campaignId, step, draft, readOnly, first }: Props) 
             Count business days only
           </label>
         </div>
-        <p className="field__hint">Steps go out within the campaign's send window, in the lead's time zone.</p>
+        <fieldset>
+          <legend>When {step ? `step ${String(step.position)}` : "this step"} may go out</legend>
+          <div className="checks" role="radiogroup" aria-label={`Send window of ${title.toLowerCase()}`}>
+            <label>
+              <input
+                type="radio"
+                name={`window-${step?.id ?? "new"}`}
+                checked={!form.ownWindow}
+                onChange={() => { set({ ownWindow: false }); }}
+              />
+              The campaign's send window
+            </label>
+            <label>
+              <input
+                type="radio"
+                name={`window-${step?.id ?? "new"}`}
+                checked={form.ownWindow}
+                onChange={() => { set({ ownWindow: true }); }}
+              />
+              Its own send window
+            </label>
+          </div>
+          {form.ownWindow ? (
+            <SendWindowFields
+              legend={`${title} send window`}
+              value={form.window}
+              onChange={(next) => { set({ window: next }); }}
+              errors={errors.fields}
+            />
+          ) : null}
+          <p className="field__hint">Steps go out within their send window, in the lead's time zone.</p>
+        </fieldset>
         {COPY_OF[form.channel].map(({ name, label, rows }) => (
           <TemplateField
             key={name}
@@ -318,6 +375,17 @@ export function StepEditor({ campaignId, step, draft, readOnly, first }: Props) 
           )}
         </fieldset>
       </fieldset>
+      {step ? (
+        <StepPreview
+          campaignId={campaignId}
+          stepId={step.id}
+          fields={previewFields}
+          variantKeys={form.variants.map((v) => v.key.trim()).filter(Boolean)}
+          onFieldErrors={onPreviewErrors}
+        />
+      ) : (
+        <p className="field__hint">Add the step to preview it for a lead.</p>
+      )}
       {readOnly ? null : (
         <div className="actions">
           <button type="submit" disabled={save.isPending}>

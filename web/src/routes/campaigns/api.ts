@@ -78,3 +78,15 @@ export const getMessage = (id: string) =>
   unwrap(api.GET("/api/messages/{message_id}", { params: { path: { message_id: id } } }));
 
 export const listLeadChoices = () => unwrap(api.GET("/api/leads", { params: { query: { limit: 100 } } }));
+
+export type StepPreview = S["StepPreview"];
+export type StepPreviewRequest = S["StepPreviewRequest"];
+export const previewStep = (id: string, stepId: string, body: StepPreviewRequest) =>
+  unwrap(
+    api.POST("/api/campaigns/{campaign_id}/steps/{step_id}/preview", {
+      params: { path: { campaign_id: id, step_id: stepId } },
+      body,
+    }),
+  );
+export const searchLeads = (q: string) =>
+  unwrap(api.GET("/api/leads", { params: { query: q ? { q, limit: 10 } : { limit: 10 } } }));
