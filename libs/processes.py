@@ -141,7 +141,6 @@ WORKER_SETTINGS: tuple[str, ...] = (
 WORKER_GROUPS: dict[str, tuple[QueueName, ...]] = {
     "worker-email": (QueueName.EMAIL,),
     "worker-phone": (QueueName.SMS, QueueName.VOICEMAIL),
-    "worker-personalize": (QueueName.PERSONALIZE,),
     "worker-inbound": (QueueName.INBOUND, QueueName.DEFAULT),
 }
 """Workers split by queue: each group scales on its own queues' depth; together they take every queue."""

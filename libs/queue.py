@@ -15,9 +15,12 @@ from rq.serializers import JSONSerializer
 
 
 class QueueName(StrEnum):
-    """The RQ queues: one per outbound channel, one for personalization, one for inbound events."""
+    """The RQ queues: one per outbound channel, one for inbound events, the default one for imports.
 
-    PERSONALIZE = "personalize"
+    The AI writes each message inside the send job of its channel (the personalization is a
+    stage of that job, not a queue of its own), so a slow model never holds another channel.
+    """
+
     EMAIL = "email"
     SMS = "sms"
     VOICEMAIL = "voicemail"
