@@ -3,7 +3,8 @@
 An owner (brand, verified email sender on the local SMTP sink and a lead made through the API, for
 speed) signs in through the UI, adds a webhook endpoint (its secret shown once), builds a two-step
 email campaign with an A/B variant (a template error shows under its field; variables go in at the
-cursor), sees a launch refused with what is missing, previews the lead's schedule, enrolls it,
+cursor) after seeing a launch refused with what is missing, previews step 1 for the lead as it is
+typed and gives it its own send window (kept after a reload), previews the lead's schedule, enrolls it,
 launches, watches the live view count the sends, finds the email in the sink and opens the
 message's page; the webhook's delivery log shows the sends. A viewer sees no launch button and the
 API refuses their launch. axe checks every screen.
@@ -271,6 +272,48 @@ def test_an_owner_builds_launches_and_watches_a_campaign_and_a_viewer_cannot_lau
                 assert fits(page), "the builder scrolls sideways at 390 px"
 
             evidence.step("steps", build_steps)
+
+            def preview_and_own_window() -> None:
+                first = page.get_by_role("list", name="Steps").get_by_role("form", name="Step 1")
+                preview = first.get_by_role("region", name="Preview")
+                expect(preview).to_contain_text("Pick a lead")
+                preview.get_by_label("Find a lead to preview").fill("Grace")
+                preview.get_by_label("Preview for lead").select_option(made["lead"])
+                rendered = preview.get_by_role("article", name="Rendered message")
+                expect(rendered.get_by_test_id("preview-subject")).to_have_text("Grace, a note from us")
+                expect(rendered.get_by_test_id("preview-body")).to_contain_text("Hi Grace,")
+                expect(rendered.get_by_test_id("preview-body")).to_contain_text("How is everything at Hopper?")
+                preview.get_by_label("Preview variant").select_option("A")
+                expect(rendered.get_by_test_id("preview-subject")).to_have_text("Grace: a question")
+                preview.get_by_label("Preview variant").select_option("")
+                # The preview follows the copy as it is typed, and names a bad variable under its field.
+                body = first.get_by_label("Body", exact=True)
+                good = body.input_value()
+                body.fill(good + " See you soon.")
+                expect(rendered.get_by_test_id("preview-body")).to_contain_text("See you soon.")
+                body.fill(good)
+                expect(rendered.get_by_test_id("preview-body")).not_to_contain_text("See you soon.")
+                expect(first.get_by_role("status")).to_contain_text("checked and saved")
+                assert_accessible(page, "campaign builder (step preview)")
+                # Step 1 keeps to its own window (every day, all day), which survives a reload.
+                first.get_by_label("Its own send window").check()
+                own = first.get_by_role("group", name="Step 1 send window")
+                for day in ("Saturday", "Sunday"):
+                    own.get_by_label(day).check()
+                own.get_by_label("Start (local time)").fill("00:00")
+                own.get_by_label("End (local time)").fill("24:00")
+                first.get_by_role("button", name="Save step 1").click()
+                expect(first.get_by_role("status")).to_contain_text("Step 1 saved.")
+                _open(page, page.url)
+                first = page.get_by_role("list", name="Steps").get_by_role("form", name="Step 1")
+                expect(first.get_by_label("Its own send window")).to_be_checked()
+                own = first.get_by_role("group", name="Step 1 send window")
+                expect(own.get_by_label("Sunday")).to_be_checked()
+                expect(own.get_by_label("End (local time)")).to_have_value("24:00")
+                second = page.get_by_role("list", name="Steps").get_by_role("form", name="Step 2")
+                expect(second.get_by_label("The campaign's send window")).to_be_checked()
+
+            evidence.step("preview-window", preview_and_own_window)
 
             def schedule_and_enroll() -> None:
                 preview = page.get_by_role("form", name="Preview a lead's schedule")
