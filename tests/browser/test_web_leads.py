@@ -2,6 +2,8 @@
 column mapping previewed and changed, the progress bar polled to done, the rejected-rows report
 downloaded; the cursor-paged lead list searched; a lead's timeline and erasure; the suppression
 list (add one, import a CSV, search, export). axe runs on every screen, at 390 px, then 1280 px.
+A second test pages through 1,000 leads (written straight into the table): next and previous show
+other leads and come back to the same ones, the page label follows, and a filter pages to its end.
 
 The team signs up through the API (quicker); the browser then signs in through the UI, since the
 session lives in the page's memory only.
@@ -283,5 +285,152 @@ def test_leads_are_imported_searched_erased_and_suppressed_in_the_browser(
 
             evidence.step("wide", wide)
             assert [text for text in problems if "Content Security Policy" in text] == [], problems
+        finally:
+            browser.close()
+
+
+PAGING_LEADS = 1_000
+
+
+def _seed_leads(database_url: str, count: int) -> None:
+    """``count`` leads for the only organization, straight into the table (one INSERT … SELECT).
+
+    Lead n is n seconds old, so the list (newest first) shows lead0001 … lead0100 on page 1; the odd
+    ones are at Alpha Co, the even ones at Beta Co.
+    """
+    import sqlalchemy as sa
+
+    from libs.settings import normalize_database_url
+
+    engine = sa.create_engine(normalize_database_url(database_url), poolclass=sa.NullPool)
+    try:
+        with engine.begin() as conn:
+            org = conn.execute(sa.text("SELECT id FROM organizations")).scalar_one()
+            conn.execute(
+                sa.text(
+                    """
+                    INSERT INTO leads (id, org_id, email, email_normalized, first_name, company, custom_fields,
+                                       status, created_at, updated_at)
+                    SELECT gen_random_uuid(), :org, 'lead' || lpad(n::text, 4, '0') || '@paging.example',
+                           'lead' || lpad(n::text, 4, '0') || '@paging.example', 'Lead' || n,
+                           CASE WHEN n % 2 = 1 THEN 'Alpha Co' ELSE 'Beta Co' END, '{}', 'active',
+                           now() - n * interval '1 second', now()
+                    FROM generate_series(1, :count) AS n
+                    """
+                ),
+                {"org": org, "count": count},
+            )
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.timeout(600)
+def test_the_lead_list_pages_through_a_thousand_leads_and_keeps_its_filters(
+    built: None,
+    system: DevSystem,
+    artifacts: Path,
+) -> None:
+    executable = chromium_or_skip()
+    from playwright.sync_api import expect, sync_playwright
+
+    gateway = system.gateway
+    signed_up = httpx.post(
+        f"{gateway}/api/auth/signup",
+        json={"organization_name": "Paging Co", "name": "Ada", "email": EMAIL, "password": PASSWORD},
+        timeout=30,
+    )
+    assert signed_up.status_code == 201, signed_up.text
+    _seed_leads(system.env["SDR_DATABASE_URL"], PAGING_LEADS)
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(executable), headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
+            page.set_default_timeout(PAGE_TIMEOUT_MS)
+            problems: list[str] = []
+            page.on("pageerror", lambda e: problems.append(str(e)))
+            evidence = Evidence(artifacts, [page])
+            table = page.get_by_role("table", name="Leads")
+            rows = table.locator("tbody tr")
+            label = page.get_by_role("status").filter(has_text=re.compile(r"^Page \d+:"))
+            pager = page.get_by_role("navigation", name="Pages of leads")
+            search = page.get_by_role("search", name="Search leads")
+
+            def emails() -> list[str]:
+                return [str(text) for text in rows.locator("td:first-child").all_inner_texts()]
+
+            def sign_in() -> None:
+                page.goto(f"{gateway}/leads")
+                page.wait_for_url(re.compile(r"/signin\?next=%2Fleads$"))
+                page.get_by_label("Email").fill(EMAIL)
+                page.get_by_label("Password").fill(PASSWORD)
+                page.get_by_role("button", name="Sign in").click()
+                page.wait_for_url(re.compile(r"/leads$"))
+
+            evidence.step("sign-in", sign_in)
+
+            def next_and_back() -> None:
+                expect(label).to_have_text("Page 1: 100 leads")
+                expect(rows).to_have_count(100)
+                expect(rows.first).to_contain_text("lead0001@paging.example")  # newest first
+                first = emails()
+                expect(pager.get_by_role("button", name="Previous page")).to_be_disabled()
+                pager.get_by_role("button", name="Next page").click()
+                expect(label).to_have_text("Page 2: 100 leads")
+                expect(rows.first).to_contain_text("lead0101@paging.example")
+                second = emails()
+                assert len(second) == 100, len(second)
+                assert not set(first) & set(second), (first[:3], second[:3])
+                pager.get_by_role("button", name="Next page").click()
+                expect(label).to_have_text("Page 3: 100 leads")
+                expect(rows.first).to_contain_text("lead0201@paging.example")
+                pager.get_by_role("button", name="Previous page").click()
+                expect(label).to_have_text("Page 2: 100 leads")
+                assert emails() == second
+                pager.get_by_role("button", name="Previous page").click()
+                expect(label).to_have_text("Page 1: 100 leads")
+                assert emails() == first
+                expect(pager.get_by_role("button", name="Previous page")).to_be_disabled()
+                assert_accessible(page, "leads (1,000, page 1)")
+
+            evidence.step("pages", next_and_back)
+
+            def filtered_pages() -> None:
+                pager.get_by_role("button", name="Next page").click()
+                expect(label).to_have_text("Page 2: 100 leads")
+                search.get_by_label("Company").fill("Beta Co")
+                search.get_by_role("button", name="Search").click()
+                page.wait_for_url(re.compile(r"/leads\?company=Beta\+Co$"))
+                expect(label).to_have_text("Page 1: 100 leads")  # a new filter starts at page 1
+                expect(rows.first).to_contain_text("lead0002@paging.example")
+                seen: list[str] = []
+                for number in range(1, 6):  # 500 Beta Co leads: five full pages, then no next
+                    expect(label).to_have_text(f"Page {number}: 100 leads")
+                    page_emails = emails()
+                    companies = set(rows.locator("td:nth-child(4)").all_inner_texts())
+                    assert companies == {"Beta Co"}, (number, companies)
+                    assert not set(seen) & set(page_emails), number
+                    seen += page_emails
+                    if number < 5:
+                        pager.get_by_role("button", name="Next page").click()
+                assert len(seen) == PAGING_LEADS // 2
+                assert seen[-1] == "lead1000@paging.example", seen[-1]
+                expect(pager.get_by_role("button", name="Next page")).to_be_disabled()
+                pager.get_by_role("button", name="Previous page").click()
+                expect(label).to_have_text("Page 4: 100 leads")
+                assert set(rows.locator("td:nth-child(4)").all_inner_texts()) == {"Beta Co"}
+                search.get_by_label("Search").fill("lead0999")
+                search.get_by_label("Search").press("Enter")
+                expect(page.get_by_text("No lead matches.")).to_be_visible()  # 999 is at Alpha Co
+                search.get_by_label("Company").fill("")
+                search.get_by_label("Search").press("Enter")
+                expect(label).to_have_text("Page 1: 1 lead")
+                expect(rows).to_have_count(1)
+                expect(rows.first).to_contain_text("lead0999@paging.example")
+                expect(pager.get_by_role("button", name="Next page")).to_be_disabled()
+                assert_accessible(page, "leads (1,000, filtered)")
+
+            evidence.step("filters", filtered_pages)
+            assert problems == [], problems
         finally:
             browser.close()
