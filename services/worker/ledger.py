@@ -48,7 +48,7 @@ __all__ = [
 STALE = sa.text(
     """
     SELECT id, channel, status, updated_at FROM messages
-    WHERE (status IN ('queued', 'rendering') AND next_attempt_at IS NULL AND updated_at < :cutoff)
+    WHERE (status = 'queued' AND next_attempt_at IS NULL AND updated_at < :cutoff)
        OR (status = 'sending' AND next_attempt_at < :now)
     ORDER BY updated_at
     LIMIT :batch
@@ -72,7 +72,7 @@ DUE_WEBHOOKS = sa.text(
 )
 """Customer webhook deliveries whose next attempt is due (or whose first job went missing), leased."""
 
-TOUCH = sa.text("UPDATE messages SET updated_at = :now WHERE id = ANY(:ids) AND status IN ('queued', 'rendering')")
+TOUCH = sa.text("UPDATE messages SET updated_at = :now WHERE id = ANY(:ids) AND status = 'queued'")
 
 LOAD = sa.text(
     """
@@ -207,7 +207,7 @@ HELD_ON_UNKNOWN = sa.text(
 QUEUED_OF = sa.text(
     """
     SELECT id, channel FROM messages
-    WHERE id = ANY(CAST(:ids AS uuid[])) AND status IN ('queued', 'rendering') AND next_attempt_at IS NULL
+    WHERE id = ANY(CAST(:ids AS uuid[])) AND status = 'queued' AND next_attempt_at IS NULL
     """
 )
 """The messages of a dead worker's job still waiting to go (its claim, if any, runs out by its lease)."""

@@ -58,7 +58,6 @@ class MessageStatus(StrEnum):
     """The ledger's state machine (README, "Guarantees")."""
 
     QUEUED = "queued"
-    RENDERING = "rendering"
     SENDING = "sending"
     SENT = "sent"
     DELIVERED = "delivered"

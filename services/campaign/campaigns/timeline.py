@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from libs.compliance_hours import Recipient, Verdict, allowance
 from libs.db.base import utcnow
 from libs.db.models.campaign import Campaign, CampaignStatus, CampaignStep, Channel, Enrollment, MessageStatus
+from libs.ledger import states
 from libs.schedule import ScheduleError, zone
 from libs.suppression import InvalidContact
 from services.campaign.campaigns.errors import LeadNotFound
@@ -23,7 +24,7 @@ from services.campaign.campaigns.schemas import (
 )
 from services.campaign.leads.contact import ContactValidator
 
-IN_FLIGHT = frozenset({MessageStatus.QUEUED, MessageStatus.RENDERING, MessageStatus.SENDING})
+IN_FLIGHT = states.IN_FLIGHT
 _PHONES = ContactValidator()
 
 

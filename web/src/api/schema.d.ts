@@ -2119,7 +2119,7 @@ export interface components {
          * @description The ledger's state machine (README, "Guarantees").
          * @enum {string}
          */
-        MessageStatus: "queued" | "rendering" | "sending" | "sent" | "delivered" | "failed" | "bounced" | "unknown" | "held" | "skipped";
+        MessageStatus: "queued" | "sending" | "sent" | "delivered" | "failed" | "bounced" | "unknown" | "held" | "skipped";
         /** OrganizationRead */
         OrganizationRead: {
             /** Format: uuid */

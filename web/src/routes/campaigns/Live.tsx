@@ -8,7 +8,7 @@ import { initialLive, liveReducer, total } from "./counts";
 import { readStream } from "./stream";
 import "./campaigns.css";
 
-const STATES = ["queued", "rendering", "sending", "sent", "delivered", "held", "skipped", "failed", "bounced", "unknown"];
+const STATES = ["queued", "sending", "sent", "delivered", "held", "skipped", "failed", "bounced", "unknown"];
 const RETRY_MS = 3000;
 
 /** The live campaign view: message counts by state from the stream, and the latest messages. */

@@ -48,8 +48,8 @@ export function liveReducer(state: LiveState, item: StreamItem): LiveState {
   const status = STATUS_OF[event.kind];
   if (!status) return { ...state, latest };
   const counts = { ...state.counts, [status]: (state.counts[status] ?? 0) + 1 };
-  // The message came from a state before it (queued, rendering or sending): take it from there.
-  for (const before of ["sending", "rendering", "queued"]) {
+  // The message came from a state before it (queued or sending): take it from there.
+  for (const before of ["sending", "queued"]) {
     if ((counts[before] ?? 0) > 0) {
       counts[before] = (counts[before] ?? 0) - 1;
       break;
