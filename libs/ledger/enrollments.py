@@ -13,7 +13,8 @@ from, so of two writers racing on one enrollment the first wins and the other fi
   campaign's enrollments (:func:`pause_enrollments`, :func:`resume_enrollments`,
   :func:`launch_waiting`, :func:`stop_campaign_enrollments`), the gateway with the campaign row
   itself (:data:`PAUSE_CAMPAIGN`, :data:`RESUME_CAMPAIGN`);
-- the inbound side and an erasure stop a lead's enrollments (:func:`stop_leads`).
+- the inbound side and an erasure stop a lead's enrollments (:func:`stop_leads`), the campaign
+  service one enrollment (:func:`stop_enrollment`).
 
 The statements are plain SQLAlchemy Core, so async sessions (campaign service, gateway) and sync
 sessions (worker, ticker, inbound jobs) run the very same SQL.
@@ -144,6 +145,20 @@ def stop_leads(
     return (
         sa.update(ENROLLMENTS)
         .where(*conditions)
+        .values(status=EnrollmentStatus.STOPPED.value, stopped_reason=reason[:64], next_due_at=None, updated_at=now)
+        .returning(ENROLLMENTS.c.id)
+    )
+
+
+def stop_enrollment(*, org_id: uuid.UUID, enrollment_id: uuid.UUID, reason: str, now: datetime) -> sa.Update:
+    """Take one lead out of a campaign (an enrollment's removal): stopped if still live, ``RETURNING`` its id."""
+    return (
+        sa.update(ENROLLMENTS)
+        .where(
+            ENROLLMENTS.c.org_id == org_id,
+            ENROLLMENTS.c.id == enrollment_id,
+            ENROLLMENTS.c.status.in_(sorted(ENROLLMENT_LIVE)),
+        )
         .values(status=EnrollmentStatus.STOPPED.value, stopped_reason=reason[:64], next_due_at=None, updated_at=now)
         .returning(ENROLLMENTS.c.id)
     )

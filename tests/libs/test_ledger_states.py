@@ -1,11 +1,14 @@
-"""libs.ledger.states: the named sets of the ledger's states agree with each other and with the enums."""
+"""libs.ledger.states: the named sets agree with each other and the enums; only libs/ledger writes status."""
 
 from __future__ import annotations
+
+import re
+from pathlib import Path
 
 from libs.db.models.campaign import EnrollmentStatus, MessageStatus
 from libs.ledger import states
 
-MESSAGE_STATES = {s.value for s in MessageStatus} - {"rendering"}  # dead, no set names it; being dropped
+MESSAGE_STATES = {s.value for s in MessageStatus}
 
 
 def test_every_message_status_is_ranked() -> None:
@@ -51,3 +54,51 @@ def test_callbacks_only_move_forward() -> None:
     assert states.advance_from(MessageStatus.SENT) == {"sending", "unknown"}
     assert states.advance_from(MessageStatus.DELIVERED) == {"sending", "unknown", "sent"}
     assert states.advance_from(MessageStatus.BOUNCED) == {"sending", "unknown", "sent", "delivered"}
+
+
+# --------------------------------------------------------------------------- one home for status writes
+
+ROOT = Path(__file__).resolve().parents[2]
+SOURCES = ("gateway", "services", "libs", "bench")
+HOME = ROOT / "libs" / "ledger"
+MIGRATIONS = ROOT / "libs" / "db" / "migrations"
+
+_SQL_UPDATE = re.compile(
+    r"\bUPDATE\s+(enrollments|messages)\b(?:\s+(?!SET\b)\w+)?\s+SET\b(?P<set>.*?)(?:\bFROM\b|\bWHERE\b|\bRETURNING\b|\Z)",
+    re.IGNORECASE | re.DOTALL,
+)
+_CORE_UPDATE = re.compile(
+    r"\b(?:sa\.)?update\(\s*(ENROLLMENTS|MESSAGES|Enrollment|Message)\b\s*\)(?P<rest>[^;]*?)\.values\((?P<set>[^)]*)\)",
+    re.DOTALL,
+)
+_ORM_WRITE = re.compile(r"\.status\s*=\s*(?:EnrollmentStatus|MessageStatus)\.")
+_STATUS = re.compile(r"\bstatus\s*=", re.IGNORECASE)
+
+
+def status_writes(text: str) -> list[str]:
+    """Each statement in ``text`` that writes an enrollment's or a message's status (a short excerpt)."""
+    found = [m.group(0)[:80] for m in _SQL_UPDATE.finditer(text) if _STATUS.search(m.group("set"))]
+    found += [m.group(0)[:80] for m in _CORE_UPDATE.finditer(text) if _STATUS.search(m.group("set"))]
+    found += [m.group(0) for m in _ORM_WRITE.finditer(text)]
+    return found
+
+
+def test_the_detector_finds_every_spelling() -> None:
+    assert status_writes("UPDATE enrollments SET status = 'stopped' WHERE id = :id")
+    assert status_writes("UPDATE messages m\n SET hold_reason = NULL,\n  status = v.status FROM v")
+    assert status_writes("sa.update(MESSAGES).where(MESSAGES.c.id == i).values(status='skipped', x=1)")
+    assert status_writes("enrollment.status = EnrollmentStatus.STOPPED.value")
+    assert not status_writes("UPDATE messages SET updated_at = :now WHERE status IN ('queued')")
+    assert not status_writes("UPDATE messages m SET next_attempt_at = :lease FROM v WHERE m.status = 'sending'")
+    assert not status_writes("UPDATE campaigns SET status = 'paused' WHERE id = :id")
+
+
+def test_no_module_outside_libs_ledger_writes_enrollment_or_message_status() -> None:
+    offenders: list[str] = []
+    for top in SOURCES:
+        for path in sorted((ROOT / top).rglob("*.py")):
+            if path.is_relative_to(HOME) or path.is_relative_to(MIGRATIONS):
+                continue
+            for excerpt in status_writes(path.read_text("utf-8")):
+                offenders.append(f"{path.relative_to(ROOT)}: {' '.join(excerpt.split())}")
+    assert offenders == [], "status is written outside libs/ledger:\n" + "\n".join(offenders)

@@ -370,6 +370,11 @@ class CampaignRepository:
         result = await self._sql(statement)
         return int(getattr(result, "rowcount", 0) or 0)
 
+    async def stop_enrollment(self, enrollment_id: uuid.UUID, *, reason: str) -> bool:
+        """Stop one live enrollment of this organization; return whether it was live."""
+        statement = ledger.stop_enrollment(org_id=self.org_id, enrollment_id=enrollment_id, reason=reason, now=utcnow())
+        return (await self._sql(statement)).first() is not None
+
     async def enrollments(
         self, campaign_id: uuid.UUID, *, limit: int, cursor: str | None, status: str | None, lead_id: uuid.UUID | None
     ) -> Sequence[Enrollment]:
@@ -508,7 +513,6 @@ class CampaignRepository:
             Message.org_id == self.org_id, Message.enrollment_id == enrollment_id, Message.step_id == step_id
         )
         return (await self.session.exec(query)).first()
-
 
     # --- message preview ------------------------------------------------------------------------
 

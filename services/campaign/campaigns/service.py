@@ -559,12 +559,8 @@ class CampaignService:
     async def stop_enrollment(self, campaign_id: uuid.UUID, enrollment_id: uuid.UUID) -> Enrollment:
         """Take a lead out of a campaign: nothing more is sent; its history stays."""
         enrollment = await self.enrollment(campaign_id, enrollment_id)
-        if enrollment.status in (EnrollmentStatus.ACTIVE, EnrollmentStatus.PAUSED):
-            enrollment.status = EnrollmentStatus.STOPPED.value
-            enrollment.stopped_reason = "removed"
-            enrollment.next_due_at = None
-            touch(enrollment)
-            await self.repo.add(enrollment)
+        if await self.repo.stop_enrollment(enrollment.id, reason="removed"):
+            await self.repo.session.refresh(enrollment)
         return enrollment
 
     # --- schedule preview -------------------------------------------------------------------------
