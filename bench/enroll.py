@@ -29,7 +29,7 @@ from libs.db.migrate import upgrade  # noqa: E402
 from libs.db.session import Database  # noqa: E402
 from libs.settings import normalize_database_url  # noqa: E402
 from libs.suppression import hash_key  # noqa: E402
-from services.campaign.campaigns.repository import CampaignRepository  # noqa: E402
+from services.campaign.campaigns.repository import Repositories  # noqa: E402
 from services.campaign.campaigns.schemas import EnrollRequest, LeadFilter  # noqa: E402
 from services.campaign.campaigns.service import CampaignService  # noqa: E402
 from tests.support.servers import create_database, drop_database  # noqa: E402
@@ -99,7 +99,7 @@ async def enroll(url: str, org: uuid.UUID, campaign: uuid.UUID) -> tuple[float, 
     try:
         started = time.perf_counter()
         async with db.tenant(org) as session:
-            service = CampaignService(CampaignRepository(session, org, suppression_key=hash_key("bench")))
+            service = CampaignService(Repositories.for_org(session, org, suppression_key=hash_key("bench")))
             result = await service.enroll(campaign, EnrollRequest(filter=LeadFilter()))
         return time.perf_counter() - started, result.enrolled, result.skipped
     finally:

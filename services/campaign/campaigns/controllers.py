@@ -80,7 +80,7 @@ class CampaignController(Controller):
         """List campaigns, newest first, filtered by status, brand or part of the name."""
         if name is not None and len(name) > 200:
             raise Invalid(errors=[{"field": "name", "message": "at most 200 characters", "source": "query"}])
-        rows = await campaigns.repo.list(
+        rows = await campaigns.repos.campaigns.list(
             limit=limit, cursor=cursor, status=status.value if status else None, brand_id=brand_id, name=name
         )
         return make_page(rows, limit, CampaignRead.model_validate)
@@ -223,9 +223,9 @@ class CampaignController(Controller):
         if since and until and since >= until:
             raise Invalid(errors=[{"field": "until", "message": "must be after since", "source": "query"}])
         campaign = await campaigns.get(campaign_id)
-        steps = await campaigns.repo.steps(campaign.id)
+        steps = await campaigns.repos.steps.of_campaign(campaign.id)
         return await campaign_analytics(
-            campaigns.repo.session,
+            campaigns.repos.session,
             org_id=campaigns.org_id,
             campaign_id=campaign.id,
             positions={s.id: (s.position, s.channel) for s in steps},
@@ -428,7 +428,7 @@ class MessageController(Controller):
         channel: FromQuery[Channel | None] = None,
     ) -> Page[MessageRead]:
         """List messages, newest first, by campaign, lead, step, status or channel."""
-        rows = await campaigns.repo.messages(
+        rows = await campaigns.repos.messages.list(
             limit=limit,
             cursor=cursor,
             campaign_id=campaign_id,

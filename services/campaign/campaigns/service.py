@@ -40,7 +40,7 @@ from services.campaign.campaigns.errors import (
     NotReadyToLaunch,
     StepNotFound,
 )
-from services.campaign.campaigns.repository import CampaignRepository, touch
+from services.campaign.campaigns.repository import Repositories, touch
 from services.campaign.campaigns.schemas import (
     TEMPLATE_FIELDS,
     CampaignCreate,
@@ -230,25 +230,25 @@ def compose_preview(
 class CampaignService:
     """Campaigns, steps and enrollments of one organization."""
 
-    def __init__(self, repo: CampaignRepository) -> None:
-        self.repo = repo
+    def __init__(self, repos: Repositories) -> None:
+        self.repos = repos
 
     @property
     def org_id(self) -> uuid.UUID:
         """The organization every call acts in."""
-        return self.repo.org_id
+        return self.repos.campaigns.org_id
 
     # --- campaigns ------------------------------------------------------------------------------
 
     async def get(self, campaign_id: uuid.UUID, *, for_update: bool = False) -> Campaign:
         """Return the campaign; raise CampaignNotFound."""
-        campaign = await self.repo.get(campaign_id, for_update=for_update)
+        campaign = await self.repos.campaigns.get(campaign_id, for_update=for_update)
         if campaign is None:
             raise CampaignNotFound("No such campaign.")
         return campaign
 
     async def _check_brand(self, brand_id: uuid.UUID) -> None:
-        brand = await self.repo.brand(brand_id)
+        brand = await self.repos.campaigns.brand(brand_id)
         if brand is None:
             raise Invalid(errors=[{"field": "brand_id", "message": "no such brand in this organization"}])
         if brand["archived_at"] is not None:
@@ -268,7 +268,7 @@ class CampaignService:
             pacing_per_day=data.pacing_per_day,
             ai=data.ai.model_dump(),
         )
-        await self.repo.add(campaign)
+        await self.repos.campaigns.add(campaign)
         log.info("campaign_created", campaign_id=str(campaign.id))
         return campaign
 
@@ -288,15 +288,15 @@ class CampaignService:
         for key, value in changes.items():
             setattr(campaign, key, value)
         touch(campaign)
-        await self.repo.add(campaign)
+        await self.repos.campaigns.add(campaign)
         return campaign
 
     async def delete(self, campaign_id: uuid.UUID) -> None:
         """Delete a draft that never sent anything; others are archived instead."""
         campaign = await self.get(campaign_id, for_update=True)
-        if campaign.status != CampaignStatus.DRAFT or await self.repo.has_messages(campaign.id):
+        if campaign.status != CampaignStatus.DRAFT or await self.repos.campaigns.has_messages(campaign.id):
             raise CampaignLocked("Only a draft that never sent can be deleted; archive this campaign instead.")
-        await self.repo.delete(campaign)
+        await self.repos.campaigns.delete(campaign)
 
     async def clone(self, campaign_id: uuid.UUID, name: str | None) -> Campaign:
         """Copy a campaign and its steps into a new draft (no leads, no history)."""
@@ -313,11 +313,11 @@ class CampaignService:
             ai=dict(source.ai),
             cloned_from_id=source.id,
         )
-        await self.repo.add(copy)
-        for step in await self.repo.steps(source.id):
+        await self.repos.campaigns.add(copy)
+        for step in await self.repos.steps.of_campaign(source.id):
             fields = step.model_dump(exclude={"id", "campaign_id", "created_at", "updated_at"})
-            self.repo.session.add(CampaignStep(**{**fields, "campaign_id": copy.id}))
-        await self.repo.session.flush()
+            self.repos.session.add(CampaignStep(**{**fields, "campaign_id": copy.id}))
+        await self.repos.session.flush()
         return copy
 
     async def transition(
@@ -329,26 +329,26 @@ class CampaignService:
         now = utcnow()
         if action == "launch":
             assert brands is not None
-            steps = await self.repo.steps(campaign.id)
+            steps = await self.repos.steps.of_campaign(campaign.id)
             await self._check_launchable(campaign, steps, brands, authorization)
             campaign.launched_at = now
-            await self.repo.schedule_waiting(campaign, steps[0].delay_minutes)
+            await self.repos.enrollments.schedule_waiting(campaign, steps[0].delay_minutes)
         elif action == "pause":
             campaign.paused_at = now
-            await self.repo.set_enrollment_status(campaign.id, from_statuses=["active"], to=EnrollmentStatus.PAUSED)
+            await self.repos.enrollments.set_status(campaign.id, from_statuses=["active"], to=EnrollmentStatus.PAUSED)
         elif action == "resume":
             campaign.paused_at = None
-            await self.repo.set_enrollment_status(
+            await self.repos.enrollments.set_status(
                 campaign.id, from_statuses=["paused"], to=EnrollmentStatus.ACTIVE, not_before_now=True
             )
         elif action == "archive":
             campaign.archived_at = now
-            await self.repo.set_enrollment_status(
+            await self.repos.enrollments.set_status(
                 campaign.id, from_statuses=["active", "paused"], to=EnrollmentStatus.STOPPED, reason="campaign_archived"
             )
         campaign.status = target.value
         touch(campaign)
-        await self.repo.add(campaign)
+        await self.repos.campaigns.add(campaign)
         log.info("campaign_" + {"launch": "launched", "pause": "paused", "resume": "resumed"}.get(action, "archived"))
         return campaign
 
@@ -370,7 +370,7 @@ class CampaignService:
                     {"field": prefix + "script_template", "message": "a voicemail step needs a script or audio"}
                 )
             errors.extend(await checked_templates(step.model_dump(), prefix))
-        brand = await self.repo.brand(campaign.brand_id)
+        brand = await self.repos.campaigns.brand(campaign.brand_id)
         if brand is None or brand["archived_at"] is not None:
             errors.append({"field": "brand_id", "message": "the brand is archived or gone"})
         elif steps:
@@ -387,12 +387,12 @@ class CampaignService:
     async def steps(self, campaign_id: uuid.UUID) -> Sequence[CampaignStep]:
         """Return the campaign's steps in order."""
         await self.get(campaign_id)
-        return await self.repo.steps(campaign_id)
+        return await self.repos.steps.of_campaign(campaign_id)
 
     async def step(self, campaign_id: uuid.UUID, step_id: uuid.UUID) -> CampaignStep:
         """Return one step; raise StepNotFound."""
         await self.get(campaign_id)
-        step = await self.repo.step(campaign_id, step_id)
+        step = await self.repos.steps.get(campaign_id, step_id)
         if step is None:
             raise StepNotFound("No such step.")
         return step
@@ -405,7 +405,7 @@ class CampaignService:
         values = data.model_dump(exclude={"position", "delay"}, mode="json")
         if errors := await checked_templates(values):
             raise Invalid("A template is not valid.", errors=errors)
-        steps = list(await self.repo.steps(campaign.id))
+        steps = list(await self.repos.steps.of_campaign(campaign.id))
         last = len(steps) + 1
         position = data.position or last
         if position > last:
@@ -431,12 +431,12 @@ class CampaignService:
             variants=values.get("variants") or [],
             send_window=values.get("send_window"),
         )
-        await self.repo.add(step)
+        await self.repos.campaigns.add(step)
         if position != last:
             order.insert(position - 1, step.id)
         else:
             order = [s.id for s in steps] + [step.id]
-        await self.repo.set_positions(campaign.id, order)
+        await self.repos.steps.set_positions(campaign.id, order)
         touch(campaign)
         return await self.step(campaign.id, step.id)
 
@@ -480,7 +480,7 @@ class CampaignService:
         step.channel = channel
         step.delay_minutes, step.delay_unit, step.business_days = minutes, unit.value, business
         touch(step)
-        await self.repo.add(step)
+        await self.repos.campaigns.add(step)
         return step
 
     async def delete_step(self, campaign_id: uuid.UUID, step_id: uuid.UUID) -> None:
@@ -489,22 +489,22 @@ class CampaignService:
         step = await self.step(campaign_id, step_id)
         if campaign.status != CampaignStatus.DRAFT:
             raise CampaignLocked("Steps can only be deleted while the campaign is a draft.")
-        if await self.repo.step_has_messages(step.id):
+        if await self.repos.steps.has_messages(step.id):
             raise CampaignLocked("The step has messages; it cannot be deleted.")
-        await self.repo.delete(step)
-        remaining = [s.id for s in await self.repo.steps(campaign.id)]
-        await self.repo.set_positions(campaign.id, remaining)
+        await self.repos.campaigns.delete(step)
+        remaining = [s.id for s in await self.repos.steps.of_campaign(campaign.id)]
+        await self.repos.steps.set_positions(campaign.id, remaining)
 
     async def reorder_steps(self, campaign_id: uuid.UUID, step_ids: Sequence[uuid.UUID]) -> Sequence[CampaignStep]:
         """Put a draft's steps in a new order."""
         campaign = await self.get(campaign_id, for_update=True)
         if campaign.status != CampaignStatus.DRAFT:
             raise CampaignLocked("Steps can only be reordered while the campaign is a draft.")
-        current = {s.id for s in await self.repo.steps(campaign.id)}
+        current = {s.id for s in await self.repos.steps.of_campaign(campaign.id)}
         if set(step_ids) != current or len(step_ids) != len(current):
             raise Invalid(errors=[{"field": "step_ids", "message": "list every step of the campaign exactly once"}])
-        await self.repo.set_positions(campaign.id, step_ids)
-        return await self.repo.steps(campaign.id)
+        await self.repos.steps.set_positions(campaign.id, step_ids)
+        return await self.repos.steps.of_campaign(campaign.id)
 
     # --- enrollment -------------------------------------------------------------------------------
 
@@ -513,14 +513,14 @@ class CampaignService:
         campaign = await self.get(campaign_id, for_update=True)
         if CampaignStatus(campaign.status) in ENDED:
             raise CampaignLocked(f"A {campaign.status} campaign takes no new leads.")
-        steps = await self.repo.steps(campaign.id)
+        steps = await self.repos.steps.of_campaign(campaign.id)
         if not steps:
             raise Invalid(errors=[{"field": "steps", "message": "add steps before enrolling leads"}])
-        if request.import_id is not None and not await self.repo.import_exists(request.import_id):
+        if request.import_id is not None and not await self.repos.enrollments.import_exists(request.import_id):
             raise Invalid(errors=[{"field": "import_id", "message": "no such import in this organization"}])
         selector, params = lead_selector(request)
         status = EnrollmentStatus.ACTIVE if campaign.status == CampaignStatus.ACTIVE else EnrollmentStatus.PAUSED
-        outcome = await self.repo.enroll(
+        outcome = await self.repos.enrollments.enroll(
             campaign=campaign,
             channels={s.channel for s in steps},
             selector=selector,
@@ -533,7 +533,7 @@ class CampaignService:
         examples = [SkippedLead(lead_id=i, reason=r) for i, r in outcome.examples]
         if request.lead_ids is not None:
             unique = list(dict.fromkeys(request.lead_ids))
-            found = await self.repo.existing_lead_ids(unique)
+            found = await self.repos.enrollments.existing_lead_ids(unique)
             missing = [i for i in unique if i not in found]
             if missing:
                 skipped["not_found"] = len(missing)
@@ -546,12 +546,14 @@ class CampaignService:
     ) -> Sequence[Enrollment]:
         """Return a page of the campaign's enrollments."""
         await self.get(campaign_id)
-        return await self.repo.enrollments(campaign_id, limit=limit, cursor=cursor, status=status, lead_id=lead_id)
+        return await self.repos.enrollments.list(
+            campaign_id, limit=limit, cursor=cursor, status=status, lead_id=lead_id
+        )
 
     async def enrollment(self, campaign_id: uuid.UUID, enrollment_id: uuid.UUID) -> Enrollment:
         """Return one enrollment; raise EnrollmentNotFound."""
         await self.get(campaign_id)
-        enrollment = await self.repo.enrollment(campaign_id, enrollment_id)
+        enrollment = await self.repos.enrollments.get(campaign_id, enrollment_id)
         if enrollment is None:
             raise EnrollmentNotFound("No such enrollment.")
         return enrollment
@@ -559,8 +561,8 @@ class CampaignService:
     async def stop_enrollment(self, campaign_id: uuid.UUID, enrollment_id: uuid.UUID) -> Enrollment:
         """Take a lead out of a campaign: nothing more is sent; its history stays."""
         enrollment = await self.enrollment(campaign_id, enrollment_id)
-        if await self.repo.stop_enrollment(enrollment.id, reason="removed"):
-            await self.repo.session.refresh(enrollment)
+        if await self.repos.enrollments.stop(enrollment.id, reason="removed"):
+            await self.repos.session.refresh(enrollment)
         return enrollment
 
     # --- schedule preview -------------------------------------------------------------------------
@@ -572,12 +574,12 @@ class CampaignService:
         campaign = await self.get(campaign_id)
         recipient = Recipient(campaign_timezone=campaign.timezone or "UTC")
         if lead_id is not None:
-            lead = await self.repo.lead(lead_id)
+            lead = await self.repos.leads.get(lead_id)
             if lead is None:
                 raise LeadNotFound("No such lead.")
             recipient = Recipient(lead.timezone, lead.phone, campaign.timezone or "UTC")
         tz = lead_zone(recipient)
-        steps = await self.repo.steps(campaign.id)
+        steps = await self.repos.steps.of_campaign(campaign.id)
         starts_at = start or utcnow()
         times = []
         at = starts_at
@@ -636,12 +638,12 @@ class CampaignService:
                 if variant.get(name):  # the worker's rule: a variant's copy, else the step's
                     templates[key] = variant[name]
                     fields[key] = f"variants[{index}].{name}"
-        lead_row = await self.repo.preview_lead(data.lead_id)
+        lead_row = await self.repos.leads.preview(data.lead_id)
         if lead_row is None:
             raise LeadNotFound(
                 "No such lead.", errors=[{"field": "lead_id", "message": "no such lead in this organization"}]
             )
-        brand_row = await self.repo.preview_brand(campaign.brand_id, channel)
+        brand_row = await self.repos.campaigns.preview_brand(campaign.brand_id, channel)
         if brand_row is None:
             raise Invalid(errors=[{"field": "brand_id", "message": "the campaign's brand is gone"}])
         subject, body, defaulted = await anyio.to_thread.run_sync(
@@ -682,7 +684,11 @@ class CampaignService:
 
     async def message(self, message_id: uuid.UUID) -> tuple[Message, Sequence[MessageEvent], Personalization | None]:
         """Return a message, its events and how its content was written; raise MessageNotFound."""
-        message = await self.repo.message(message_id)
+        message = await self.repos.messages.get(message_id)
         if message is None:
             raise MessageNotFound("No such message.")
-        return message, await self.repo.events_of_messages([message.id]), await self.repo.personalization(message.id)
+        return (
+            message,
+            await self.repos.messages.events_of_messages([message.id]),
+            await self.repos.messages.personalization(message.id),
+        )

@@ -14,7 +14,7 @@ from libs.ledger import states
 from libs.schedule import ScheduleError, zone
 from libs.suppression import InvalidContact
 from services.campaign.campaigns.errors import LeadNotFound
-from services.campaign.campaigns.repository import CampaignRepository, LeadRow
+from services.campaign.campaigns.repository import LeadRow, Repositories
 from services.campaign.campaigns.schemas import (
     EventRead,
     Timeline,
@@ -121,21 +121,21 @@ def window_reason(
 class TimelineService:
     """Build lead timelines for one organization."""
 
-    def __init__(self, repo: CampaignRepository) -> None:
-        self.repo = repo
+    def __init__(self, repos: Repositories) -> None:
+        self.repos = repos
 
     async def timeline(self, lead_id: uuid.UUID) -> Timeline:
         """Return the lead's timeline; raise LeadNotFound."""
-        lead = await self.repo.lead(lead_id)
+        lead = await self.repos.leads.get(lead_id)
         if lead is None:
             raise LeadNotFound("No such lead.")
-        messages = await self.repo.lead_messages(lead_id)
-        events = await self.repo.lead_events(lead_id)
+        messages = await self.repos.messages.lead_messages(lead_id)
+        events = await self.repos.messages.lead_events(lead_id)
         by_message: dict[uuid.UUID, list[EventRead]] = {}
         for event in events:
             if event.message_id is not None:
                 by_message.setdefault(event.message_id, []).append(EventRead.model_validate(event))
-        rows = await self.repo.lead_enrollments(lead_id)
+        rows = await self.repos.enrollments.of_lead(lead_id)
         enrollments = [await self._enrollment(lead, enrollment, campaign) for enrollment, campaign in rows]
         # The campaign a lead without a zone of its own is scheduled by: the one it is in now, else the latest.
         current = next((c for e, c in rows if e.status in ("active", "paused")), rows[0][1] if rows else None)
@@ -150,7 +150,7 @@ class TimelineService:
         )
 
     async def _enrollment(self, lead: LeadRow, enrollment: Enrollment, campaign: Campaign) -> TimelineEnrollment:
-        steps: Sequence[CampaignStep] = await self.repo.steps(campaign.id)
+        steps: Sequence[CampaignStep] = await self.repos.steps.of_campaign(campaign.id)
         step = next((s for s in steps if s.position == enrollment.next_step_position), None)
         waiting = None
         if enrollment.status in ("active", "paused") and step is not None:
@@ -177,11 +177,11 @@ class TimelineService:
             return Waiting(reason="campaign_not_launched", detail="The campaign has not been launched.")
         if campaign.status == CampaignStatus.PAUSED or enrollment.status == "paused":
             return Waiting(reason="campaign_paused", detail="The campaign is paused.")
-        if await self.repo.lead_suppressed_on(lead.id, step.channel):
+        if await self.repos.leads.suppressed_on(lead.id, step.channel):
             return Waiting(reason="suppressed", detail=f"The lead is on the suppression list for {step.channel}.")
         if missing := _missing_contact(lead, step.channel):
             return missing
-        message = await self.repo.message_for(enrollment.id, step.id)
+        message = await self.repos.messages.message_for(enrollment.id, step.id)
         if message is not None:
             if message.status == MessageStatus.UNKNOWN:
                 return Waiting(
