@@ -1,4 +1,4 @@
-"""Queues: names, the Redis connection, and jobs enqueued only after the commit."""
+"""Queues: names, the Redis connection, the job entry type, and jobs enqueued only after the commit."""
 
 from __future__ import annotations
 
@@ -71,17 +71,75 @@ def get_queue(name: QueueName | str, connection: Redis) -> Queue:
     return Queue(str(name), connection=connection, serializer=JSONSerializer)
 
 
+DEFAULT_TIMEOUT = 60
+"""Seconds RQ lets a job run before it raises in it, unless the entry says otherwise."""
+DEFAULT_RESULT_TTL = 60
+"""Seconds RQ keeps a finished job's result, unless the entry says otherwise."""
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A registered job: its name, the dotted path RQ imports, its queue, timeout and result TTL.
+
+    ``libs.jobs`` holds every one; the type lives here so :class:`JobSpec` can name it.
+    """
+
+    name: str
+    target: str
+    queue: QueueName
+    timeout: int = DEFAULT_TIMEOUT
+    result_ttl: int = DEFAULT_RESULT_TTL
+
+    @property
+    def module(self) -> str:
+        """The module that defines the job function."""
+        return self.target.rpartition(".")[0]
+
+    @property
+    def function(self) -> str:
+        """The job function's name in its module."""
+        return self.target.rpartition(".")[2]
+
+    def spec(
+        self,
+        *args: Any,
+        job_id: str | None = None,
+        timeout: int | None = None,
+        result_ttl: int | None = None,
+        **kwargs: Any,
+    ) -> JobSpec:
+        """A job to enqueue with JSON-safe ``args``; the entry's queue, its timeout unless ``timeout`` is given."""
+        return JobSpec(
+            queue=self.queue,
+            func=self,
+            args=args,
+            job_id=job_id,
+            timeout=self.timeout if timeout is None else timeout,
+            result_ttl=self.result_ttl if result_ttl is None else result_ttl,
+            kwargs=kwargs,
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class JobSpec:
-    """A job to enqueue: a dotted function path and JSON-safe arguments."""
+    """A job to enqueue: its registry entry (``libs.jobs``) and JSON-safe arguments.
+
+    ``Job.spec`` builds one with the entry's queue and timeout. ``func`` also takes a dotted
+    path, for tests and benchmarks that enqueue functions of their own.
+    """
 
     queue: QueueName
-    func: str
+    func: Job | str
     args: tuple[Any, ...] = ()
     job_id: str | None = None
     timeout: int = 60
     result_ttl: int = 60
     kwargs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def target(self) -> str:
+        """The dotted path of the job function, as RQ stores it."""
+        return self.func if isinstance(self.func, str) else self.func.target
 
 
 @dataclass
@@ -115,7 +173,7 @@ def enqueue_many(connection: Redis, jobs: Sequence[JobSpec] | Iterable[JobSpec])
         queue = get_queue(name, connection)
         datas = [
             Queue.prepare_data(
-                spec.func,
+                spec.target,
                 args=spec.args,
                 kwargs=spec.kwargs,
                 job_id=spec.job_id,

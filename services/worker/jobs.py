@@ -63,6 +63,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.engine import Row
 from sqlmodel import Session
 
+from libs import jobs as registry
 from libs import templating
 from libs.compose import sms_text, voicemail_script
 from libs.db.base import SYSTEM_ROLE, utcnow
@@ -101,10 +102,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-SEND_FUNC = "services.worker.jobs.send_messages"
-PUBLISH_FUNC = "services.campaign.inbound.jobs.publish_message_event"
-"""The inbound queue's job owing a recorded event to customer endpoints (named, never imported)."""
-QUEUE_OF = {"email": QueueName.EMAIL, "sms": QueueName.SMS, "voicemail": QueueName.VOICEMAIL}
+QUEUE_OF: dict[str, QueueName] = {channel: job.queue for channel, job in registry.SEND.items()}
 RECHECK_AFTER = timedelta(seconds=5)
 """A batch older than this re-checks send windows and calling hours right before each claim."""
 STATUS_CALLBACK = {"sms": "/hooks/twilio/messages/status", "voicemail": "/hooks/twilio/calls/status"}
@@ -287,14 +285,7 @@ def job_for(message_ids: Sequence[uuid.UUID | str], channel: str, settings: Work
     """The RQ job that sends ``message_ids``: ids only, deterministic id, explicit timeout."""
     ids = [str(i) for i in message_ids]
     lease = settings.job_timeout * max(1, len(ids))
-    return JobSpec(
-        queue=QUEUE_OF[channel],
-        func=SEND_FUNC,
-        args=(ids,),
-        job_id=f"msg_{ids[0]}_{len(ids)}_{tag}",
-        timeout=lease,
-        result_ttl=60,
-    )
+    return registry.SEND[channel].spec(ids, job_id=f"msg_{ids[0]}_{len(ids)}_{tag}", timeout=lease)
 
 
 # --------------------------------------------------------------------------- after-commit announcements
@@ -325,12 +316,12 @@ def announce(redis: Redis, done: Announcements) -> None:
     """Publish committed events: live events (``libs.events``) and customer webhooks (``inbound`` queue).
 
     Called only after the commit that recorded them; never raises (a Redis hiccup must not fail
-    a job whose sends already happened). Webhook jobs are named by their dotted path: the worker
-    never imports the campaign service.
+    a job whose sends already happened). Webhook jobs are named by their registry entry
+    (``libs.jobs``): the worker never imports the campaign service.
     """
     if done.webhooks:
         specs = [
-            JobSpec(queue=QueueName.INBOUND, func=PUBLISH_FUNC, args=(str(event_id),), job_id=f"publish-{event_id}")
+            registry.PUBLISH_MESSAGE_EVENT.spec(str(event_id), job_id=f"publish-{event_id}")
             for event_id in done.webhooks
         ]
         try:

@@ -43,11 +43,12 @@ from rq.registry import FailedJobRegistry, StartedJobRegistry
 from rq.serializers import JSONSerializer
 from sqlalchemy import Engine
 
+from libs import jobs as registry
 from libs import ledger as resolution
 from libs.db.base import utcnow
 from libs.db.session import system_session
 from libs.ledger.enrollments import job_of_key
-from libs.queue import JobSpec, QueueName, enqueue_many
+from libs.queue import JobSpec, enqueue_many
 from services.worker import ledger
 from services.worker.jobs import QUEUE_OF, Announcements, announce, job_for
 from services.worker.settings import WorkerSettings
@@ -64,8 +65,6 @@ WAITING = {b"queued", b"deferred", b"scheduled"}
 SENTINEL = "tw:ticker:sentinel"
 """A key the ticker keeps in Redis: its absence means Redis lost its data (flushed, restarted empty)."""
 REPAIR_BATCH = 5000
-DELIVER_WEBHOOK = "services.campaign.inbound.jobs.deliver_webhook"
-"""The inbound queue's job making one webhook attempt (named, never imported)."""
 WEBHOOK_LEASE = timedelta(minutes=5)
 """A dispatched attempt is not dispatched again for this long (the job re-schedules or finishes it)."""
 WEBHOOK_INTERVAL = 5.0
@@ -197,14 +196,7 @@ class Ticker:
         with system_session(self.engine) as session:
             due = session.execute(ledger.DUE_WEBHOOKS, params).all()
         specs = [
-            JobSpec(
-                queue=QueueName.INBOUND,
-                func=DELIVER_WEBHOOK,
-                args=(str(row.id),),
-                job_id=f"webhook-{row.id}-{row.attempts + 1}",
-                timeout=60,
-            )
-            for row in due
+            registry.DELIVER_WEBHOOK.spec(str(row.id), job_id=f"webhook-{row.id}-{row.attempts + 1}") for row in due
         ]
         return enqueue_many(self.redis, specs) if specs else 0
 

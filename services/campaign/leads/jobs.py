@@ -12,9 +12,6 @@ from services.campaign.leads.contact import mx_resolver
 from services.campaign.leads.importer import ImportRun
 from services.campaign.settings import CampaignSettings
 
-RUN_IMPORT = "services.campaign.leads.jobs.run_import"
-IMPORT_JOB_TIMEOUT = 3 * 3600
-
 _engines: dict[str, Engine] = {}
 
 

@@ -16,6 +16,7 @@ import structlog
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from libs import jobs as registry
 from libs.db.base import utcnow
 from libs.db.models.leads import (
     ImportStatus,
@@ -29,7 +30,7 @@ from libs.db.models.leads import (
 )
 from libs.errors import Invalid
 from libs.pagination import Page, make_page
-from libs.queue import JobSpec, PendingJobs, QueueName
+from libs.queue import PendingJobs
 from libs.security import Principal
 from libs.suppression import (
     SUPPRESSIONS,
@@ -52,7 +53,6 @@ from services.campaign.leads.errors import (
     SuppressionLocked,
     SuppressionNotFound,
 )
-from services.campaign.leads.jobs import IMPORT_JOB_TIMEOUT, RUN_IMPORT
 from services.campaign.leads.repository import (
     ImportRepository,
     LeadFilters,
@@ -504,16 +504,7 @@ class ImportService:
                 raise
             return existing, False
         await filestore.store(self.session, self.ctx.org_id, item.id, upload.path)
-        jobs.add(
-            JobSpec(
-                queue=QueueName.DEFAULT,
-                func=RUN_IMPORT,
-                args=(str(item.id),),
-                job_id=f"lead-import-{item.id}",
-                timeout=IMPORT_JOB_TIMEOUT,
-                result_ttl=3600,
-            )
-        )
+        jobs.add(registry.RUN_IMPORT.spec(str(item.id), job_id=f"lead-import-{item.id}"))
         log.info("lead_import_queued", import_id=str(item.id), size_bytes=upload.size)
         return item, True
 
