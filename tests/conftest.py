@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
+from libs import runtime
 from libs.db.migrate import upgrade
 from libs.settings import CommonSettings, Environment
 from tests.support.servers import create_database, drop_database, postgres_server, redis_server
@@ -48,6 +49,7 @@ def database_url(pg_server_url: str, template_db: str) -> Iterator[str]:
     """A fresh migrated database for this test alone."""
     url = create_database(pg_server_url, template=template_db)
     yield url
+    runtime.close()  # jobs run in-process keep engines and settings in the process's runtime
     drop_database(pg_server_url, url)
 
 

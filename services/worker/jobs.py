@@ -64,7 +64,7 @@ from sqlalchemy.engine import Row
 from sqlmodel import Session
 
 from libs import jobs as registry
-from libs import templating
+from libs import runtime, templating
 from libs.compose import sms_text, voicemail_script
 from libs.db.base import SYSTEM_ROLE, utcnow
 from libs.db.session import make_engine, system_session
@@ -136,6 +136,8 @@ class Context:
     _claims_lock: threading.Lock = field(default_factory=threading.Lock)
     _lease_keeper: threading.Thread | None = None
     _lease_stop: threading.Event = field(default_factory=threading.Event)
+    _owns_pools: bool = True
+    """Whether :meth:`close` disposes the engine and Redis client (not when the process's runtime owns them)."""
 
     def erasure_key(self) -> bytes:
         """The key of erasure hashes (``libs.suppression.load_hash_key``), loaded on first need.
@@ -163,10 +165,12 @@ class Context:
         return self._box
 
     @classmethod
-    def create(cls, settings: WorkerSettings) -> Context:
-        """Build the process's context from ``settings``."""
-        redis = redis_from_url(settings.redis_url)
-        engine = make_engine(settings.database_url, pool_size=2)
+    def create(cls, settings: WorkerSettings, process: runtime.Runtime | None = None) -> Context:
+        """Build a context from ``settings``: on ``process``'s engine and Redis, else on pools of its own."""
+        if process is None:
+            redis, engine = redis_from_url(settings.redis_url), make_engine(settings.database_url, pool_size=2)
+        else:
+            redis, engine = process.redis(settings.redis_url), process.engine(settings.database_url)
         return cls(
             settings=settings,
             engine=engine,
@@ -174,6 +178,7 @@ class Context:
             smtp=SmtpTransport(timeout=settings.smtp_timeout),
             limiter=RateLimiter(redis),
             recorder=LocalRecorder(settings.data_dir),
+            _owns_pools=process is None,
         )
 
     def now(self) -> datetime:
@@ -236,7 +241,9 @@ class Context:
         if self._steps is not None:
             self._steps.shutdown()
             self._steps = None
-        self.engine.dispose()
+        if self._owns_pools:
+            self.engine.dispose()
+            self.redis.close()
 
     def personalizer(self, encrypted_key: str | None) -> Personalizer:
         """The organization's writer: OpenAI with its key, else the local writer."""
@@ -264,21 +271,19 @@ class Context:
         return self.twilio_clients[key]
 
 
-_context: Context | None = None
+CONTEXT = "worker.context"
+"""The key of the process's send context in its runtime (``libs.runtime``)."""
 
 
 def install(context: Context | None) -> None:
-    """Set the process's context (the worker's main does, before it starts taking jobs)."""
-    global _context
-    _context = context
+    """Hold ``context`` as the process's send context (the worker's main does, before it takes jobs)."""
+    runtime.current().install(CONTEXT, context)
 
 
 def context() -> Context:
-    """The process's context, created from the environment on first use."""
-    global _context
-    if _context is None:
-        _context = Context.create(WorkerSettings())
-    return _context
+    """The process's send context, built on first use on the runtime's settings, engine and Redis."""
+    process = runtime.current()
+    return process.resource(CONTEXT, lambda: Context.create(process.settings(WorkerSettings), process))
 
 
 def job_for(message_ids: Sequence[uuid.UUID | str], channel: str, settings: WorkerSettings, tag: str) -> JobSpec:

@@ -32,6 +32,7 @@ from rq.serializers import JSONSerializer
 from rq.utils import now as rq_now
 from rq.worker import BaseWorker
 
+from libs import runtime
 from libs.db.session import make_engine
 from libs.logging import configure_logging
 from libs.queue import ALL_QUEUES, get_queue, redis_from_url, require_noeviction
@@ -104,9 +105,11 @@ def run_worker(
     """Run one non-forking RQ worker over ``queues`` until stopped (or until empty with ``burst``)."""
     settings = settings or load_settings()
     configure_logging(service="worker", level=settings.log_level, json=settings.json_logs)
-    connection = redis_from_url(settings.redis_url)
+    process = runtime.current()
+    process.install_settings(settings)
+    connection = process.redis(settings.redis_url)
     require_noeviction(connection)
-    jobs.install(jobs.Context.create(settings))
+    jobs.install(jobs.Context.create(settings, process))
     worker = SimpleWorker([get_queue(q, connection) for q in queues], connection=connection, serializer=JSONSerializer)
     stop = threading.Event()
     heartbeat = threading.Thread(target=_keep_alive, args=(settings, worker, stop), daemon=True)
@@ -117,8 +120,7 @@ def run_worker(
     finally:
         stop.set()
         heartbeat.join(5)
-        jobs.context().close()
-        jobs.install(None)
+        runtime.close()  # the send context, then every engine and Redis client of the process
 
 
 def run_ticker(settings: WorkerSettings | None = None) -> None:

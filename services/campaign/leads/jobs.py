@@ -4,22 +4,11 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import Engine
-
-from libs.db.session import make_engine
+from libs import runtime
 from libs.suppression import stored_hash_key
 from services.campaign.leads.contact import mx_resolver
 from services.campaign.leads.importer import ImportRun
 from services.campaign.settings import CampaignSettings
-
-_engines: dict[str, Engine] = {}
-
-
-def _engine(url: str) -> Engine:
-    engine = _engines.get(url)
-    if engine is None:
-        engine = _engines[url] = make_engine(url, pool_size=2)
-    return engine
 
 
 def run_import(import_id: str) -> str:
@@ -28,8 +17,9 @@ def run_import(import_id: str) -> str:
     Delivery: at least once is safe. A finished import returns at once; a run that died
     resumes after the last committed chunk; a concurrent second run returns ``busy``.
     """
-    settings = CampaignSettings()
-    engine = _engine(settings.database_url)
+    process = runtime.current()
+    settings = process.settings(CampaignSettings)
+    engine = process.engine(settings.database_url)
     runner = ImportRun(
         engine,
         data_dir=settings.data_dir,
