@@ -39,19 +39,19 @@ Live events and customer webhook jobs are announced only after the commit that r
 
 The package keeps ``services.worker.jobs.<function>`` valid for jobs already in Redis (the
 paths are in ``libs.jobs``). ``context.py`` holds the process's send context (pools, provider
-clients, held claims); ``announce.py`` the after-commit announcements; this module the batch.
+clients, held claims); ``outgoing.py`` what goes out on each channel; ``announce.py`` the
+after-commit announcements; this module the batch.
 """
 
 from __future__ import annotations
 
 import json
 import random
-import re
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent import futures
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import partial
@@ -64,10 +64,8 @@ from sqlalchemy.engine import Row
 from sqlmodel import Session
 
 from libs import templating
-from libs.compose import sms_text, voicemail_script
 from libs.db.session import system_role, system_session
 from libs.ledger import next_step as _next_step
-from libs.links import open_url, track_links, unsubscribe_url
 from libs.suppression import (
     find_suppressed_sync,
     has_erasure_hashes,
@@ -75,18 +73,15 @@ from libs.suppression import (
     suppress_statement,
 )
 from services.worker import ledger
-from services.worker.channels.email import OutgoingEmail, SmtpAccount, build_email
 from services.worker.channels.outcome import Outcome, SendResult
 from services.worker.channels.twilio import (
     OPTED_OUT_CODES,
-    OutgoingSms,
-    OutgoingVoicemail,
-    send_sms,
-    send_voicemail,
 )
 from services.worker.gate import Decision, Facts, Verdict, check, check_time
+from services.worker.jobs import outgoing
 from services.worker.jobs.announce import LIVE_KIND, Announcements, announce
 from services.worker.jobs.context import CONTEXT, QUEUE_OF, Context, context, install, job_for
+from services.worker.jobs.outgoing import Handoff, Outgoing
 from services.worker.personalize import Draft, Personalizer, Request
 from services.worker.personalize.prompt import PROMPT_VERSION
 from services.worker.ratelimit import DAY, HOUR, MINUTE, Limit
@@ -111,10 +106,7 @@ log = structlog.get_logger(__name__)
 
 RECHECK_AFTER = timedelta(seconds=5)
 """A batch older than this re-checks send windows and calling hours right before each claim."""
-STATUS_CALLBACK = {"sms": "/hooks/twilio/messages/status", "voicemail": "/hooks/twilio/calls/status"}
-"""The campaign service's Twilio status routes; ``?message_id=`` finds a message whose sid is not recorded yet."""
 WEBHOOK_EVENTS = frozenset({"sent", "delivered", "failed", "bounced"})
-_MESSAGE_ID = re.compile(r"<[^<>@\s]+@[^<>@\s]+>")
 
 
 # --------------------------------------------------------------------------- the batch
@@ -494,19 +486,6 @@ def _freeze(session: Session, items: Sequence[Item], now: datetime) -> None:
 # --------------------------------------------------------------------------- step by step
 
 
-@dataclass
-class Outgoing:
-    """A message ready to hand off: what the claim writes and what the provider gets."""
-
-    subject: str | None
-    body: str
-    variant: str | None
-    urls: list[str]
-    send: Callable[[], SendResult]
-    begin: Callable[[], Handoff | SendResult] | None = None
-    """Email: the part of the send before the hand-off (SMTP up to DATA), run while the claim commits."""
-
-
 @contextmanager
 def _autocommit(ctx: Context) -> Iterator[Connection]:
     """One pooled connection for a batch's steps: each step is one statement, committed on its own."""
@@ -586,17 +565,11 @@ def _deliver_on(
     _step(ctx, conn, pending, None, done)
 
 
-@dataclass
-class Handoff:
-    """A send opened up to its hand-off: ``finish`` hands the message to the provider, ``abort`` gives it up."""
-
-    finish: Callable[[], SendResult]
-    abort: Callable[[], None] = lambda: None
-
-    @classmethod
-    def failed(cls, result: SendResult) -> Handoff:
-        """A send that failed before any hand-off (connection refused, SMTP 4xx/5xx to the envelope)."""
-        return cls(lambda: result)
+def _outgoing(ctx: Context, item: Item) -> Outgoing:
+    """Build what goes out for ``item`` on its channel (``outgoing.build``)."""
+    assert item.draft is not None
+    variant = str(item.variant["key"])[:32] if item.variant and item.variant.get("key") else None
+    return outgoing.build(ctx, item.row, item.draft, variant)
 
 
 def _claim_while_opening(
@@ -635,92 +608,6 @@ def _claim_while_opening(
 
 def _reraise(error: BaseException) -> SendResult:
     raise error
-
-
-def _outgoing(ctx: Context, item: Item) -> Outgoing:
-    """Build what goes out for ``item`` (tracked links, unsubscribe and open URLs, status callbacks)."""
-    settings = ctx.settings
-    row, draft = item.row, item.draft
-    assert draft is not None
-    base = settings.public_base_url.rstrip("/")
-    secret = settings.secret_key.get_secret_value()
-    variant = str(item.variant["key"])[:32] if item.variant and item.variant.get("key") else None
-    if row.channel == "email":
-        tracked, urls = track_links(secret, base, row.id, draft.body)
-        email = OutgoingEmail(
-            message_id=str(row.id),
-            from_address=row.from_address,
-            from_name=row.from_name,
-            reply_to=row.reply_to,
-            to_address=row.email,
-            subject=draft.subject or row.brand_name,
-            body=tracked,
-            postal_address=row.postal_address or "",
-            unsubscribe_url=unsubscribe_url(secret, base, row.id),
-            open_url=open_url(secret, base, row.id),
-            brand_name=row.brand_name,
-            opt_out_text=row.opt_out_email,
-        )
-        email = replace(email, references=_thread(row, email.domain))
-        if row.smtp_host:
-            password = ctx.box.decrypt(row.smtp_password_encrypted) if row.smtp_password_encrypted else None
-            account = SmtpAccount(
-                row.smtp_host, row.smtp_port or 587, row.smtp_security or "starttls", row.smtp_username, password
-            )
-        else:
-            account = SmtpAccount(settings.smtp_sink_host, settings.smtp_sink_port)
-        message = build_email(email)
-
-        def begin() -> Handoff | SendResult:
-            opened = ctx.smtp.begin(account, mail_from=row.from_address, rcpt_to=row.email)
-            return opened if isinstance(opened, SendResult) else Handoff(lambda: opened.finish(message), opened.abort)
-
-        return Outgoing(
-            draft.subject,
-            draft.body,
-            variant,
-            urls,
-            lambda: ctx.smtp.send(account, message, mail_from=row.from_address, rcpt_to=row.email),
-            begin,
-        )
-    callback = f"{base}{STATUS_CALLBACK[row.channel]}?message_id={row.id}"
-    if row.channel == "sms":
-        text = sms_text(draft.body, row.sms_signoff, row.opt_out_sms)
-        if row.twilio_sid and row.twilio_secret:
-            sms = OutgoingSms(str(row.id), row.phone, text, callback, row.phone_number, row.messaging_service_sid)
-            client = ctx.twilio(row.twilio_sid, row.twilio_secret)
-            return Outgoing(None, text, variant, [], lambda: send_sms(client, sms))
-        payload = {"to": row.phone, "from": row.phone_number, "body": text}
-        return Outgoing(None, text, variant, [], lambda: ctx.recorder.record("sms", str(row.id), payload))
-    drop = OutgoingVoicemail(
-        str(row.id),
-        row.phone,
-        row.phone_number,
-        voicemail_script(draft.body, row.opt_out_voicemail),
-        callback,
-        voice=row.tts_voice,
-        audio_url=row.step_audio_url or row.sender_audio_url,
-    )
-    if row.twilio_sid and row.twilio_secret:
-        client = ctx.twilio(row.twilio_sid, row.twilio_secret)
-        return Outgoing(None, drop.script, variant, [], lambda: send_voicemail(client, drop))
-    script = {"to": row.phone, "from": row.phone_number, "script": drop.script}
-    return Outgoing(None, drop.script, variant, [], lambda: ctx.recorder.record("voicemail", str(row.id), script))
-
-
-def _thread(row: Row[Any], domain: str) -> tuple[str, ...]:
-    """The Message-IDs a follow-up threads on: the enrollment's earlier emails sent from this sender's domain.
-
-    Every email goes out as ``<{ledger id}@{sender domain}>`` and the ledger keeps that id; a row
-    recorded before it did (or resolved by hand) holds no id, and gets the one it was sent with.
-    An earlier email from another domain was another sender's: it is no part of this thread.
-    """
-    thread: list[str] = []
-    for message_id, provider_id in zip(row.thread_message_ids or (), row.thread_provider_ids or (), strict=True):
-        ref = provider_id if provider_id and _MESSAGE_ID.fullmatch(provider_id) else f"<{message_id}@{domain}>"
-        if ref[:-1].rpartition("@")[2].lower() == domain.lower():
-            thread.append(ref)
-    return tuple(thread)
 
 
 def _record(ctx: Context, row: Row[Any], attempt: int, result: SendResult, now: datetime) -> Record:
