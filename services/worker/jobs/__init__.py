@@ -178,70 +178,14 @@ def _load_and_gate(
 ) -> list[Item]:
     """Load, gate, skip or hold, and freeze the content of a batch; return what may be sent."""
     now = ctx.now()
-    later: list[Item] = []
     with system_session(ctx.engine) as session:
         rows = ledger.load_many(session, message_ids, PROMPT_VERSION)
-        candidates: list[Row[Any]] = []
-        for row in rows:
-            if row.status in ledger.TERMINAL:
-                results[row.id] = "done"
-            elif row.status == "sending":
-                if row.next_attempt_at is not None and row.next_attempt_at > now:
-                    results[row.id] = "in_flight"  # another execution holds the claim
-                else:
-                    results[row.id] = _orphaned(ctx, session, row, now, done)
-            elif row.next_attempt_at is not None and row.next_attempt_at > now:
-                results[row.id] = "not_due"
-            else:
-                candidates.append(row)
-        suppressed = _suppressed(ctx, session, candidates)
-        settle: list[tuple[Row[Any], Decision]] = []
-        sendable: list[tuple[Row[Any], Facts]] = []
-        for row in candidates:
-            facts = _facts(row, row.id in suppressed)
-            try:
-                decision = _stop_rules(row) or check(facts, now)
-            except Exception as exc:  # one broken message must not block the rest of the batch
-                log.exception("message_gate_failed", message_id=str(row.id), error=type(exc).__name__)
-                results[row.id] = "error"
-                continue
-            if decision.verdict is Verdict.SEND:
-                sendable.append((row, facts))
-            else:
-                settle.append((row, decision))
-        if sendable:
-            taken = ctx.limiter.take_many([_limits(ctx.settings, row) for row, _ in sendable], now)
-            allowed: list[tuple[Row[Any], Facts]] = []
-            for (row, facts), verdict in zip(sendable, taken, strict=True):
-                if verdict.allowed:
-                    allowed.append((row, facts))
-                else:
-                    assert verdict.limit is not None
-                    assert verdict.retry_at is not None
-                    name = verdict.limit.name
-                    settle.append(
-                        (row, Decision.hold(f"cap_{name.split(':')[0]}_{name.rsplit(':', 1)[1]}", verdict.retry_at))
-                    )
-            sendable = allowed
+        candidates = _triage(ctx, session, rows, now, results, done)
+        settle, sendable = _gate(ctx, session, candidates, now, results)
+        sendable = _take_caps(ctx, sendable, now, settle)
         if settle:
             _settle(session, settle, now, results, done)
-        items: list[Item] = []
-        refused: list[tuple[Row[Any], Decision]] = []
-        for row, facts in sendable:
-            item = Item(
-                row,
-                facts,
-                _writer(ctx, row),
-                templating.choose_variant(row.enrollment_id, row.step_id, row.variants or []),
-            )
-            if row.cached_content is not None:
-                item.draft = Draft(row.channel, dict(row.cached_content), row.cached_source, "cached")
-                items.append(item)
-            elif item.writer.client is None:
-                if _write(item, results, refused):
-                    items.append(item)
-            else:
-                later.append(item)
+        items, later, refused = _items(ctx, sendable, results)
         if refused:
             _settle(session, refused, now, results, done)
         _freeze(session, [i for i in items if i.row.cached_content is None], now)
@@ -254,6 +198,100 @@ def _load_and_gate(
             _freeze(session, written, ctx.now())
         items.extend(written)
     return items
+
+
+def _triage(
+    ctx: Context,
+    session: Session,
+    rows: Sequence[Row[Any]],
+    now: datetime,
+    results: dict[uuid.UUID, str],
+    done: Announcements,
+) -> list[Row[Any]]:
+    """Answer at once for rows that are done, in flight, orphaned or not due; return the rest."""
+    candidates: list[Row[Any]] = []
+    for row in rows:
+        if row.status in ledger.TERMINAL:
+            results[row.id] = "done"
+        elif row.status == "sending":
+            if row.next_attempt_at is not None and row.next_attempt_at > now:
+                results[row.id] = "in_flight"  # another execution holds the claim
+            else:
+                results[row.id] = _orphaned(ctx, session, row, now, done)
+        elif row.next_attempt_at is not None and row.next_attempt_at > now:
+            results[row.id] = "not_due"
+        else:
+            candidates.append(row)
+    return candidates
+
+
+def _gate(
+    ctx: Context, session: Session, candidates: list[Row[Any]], now: datetime, results: dict[uuid.UUID, str]
+) -> tuple[list[tuple[Row[Any], Decision]], list[tuple[Row[Any], Facts]]]:
+    """The gate's decision on each candidate: ``(to settle, sendable)``."""
+    suppressed = _suppressed(ctx, session, candidates)
+    settle: list[tuple[Row[Any], Decision]] = []
+    sendable: list[tuple[Row[Any], Facts]] = []
+    for row in candidates:
+        facts = _facts(row, row.id in suppressed)
+        try:
+            decision = _stop_rules(row) or check(facts, now)
+        except Exception as exc:  # one broken message must not block the rest of the batch
+            log.exception("message_gate_failed", message_id=str(row.id), error=type(exc).__name__)
+            results[row.id] = "error"
+            continue
+        if decision.verdict is Verdict.SEND:
+            sendable.append((row, facts))
+        else:
+            settle.append((row, decision))
+    return settle, sendable
+
+
+def _take_caps(
+    ctx: Context,
+    sendable: list[tuple[Row[Any], Facts]],
+    now: datetime,
+    settle: list[tuple[Row[Any], Decision]],
+) -> list[tuple[Row[Any], Facts]]:
+    """Take the Redis caps of the sendable rows in one pipeline; a row over a cap is held (added to ``settle``)."""
+    if not sendable:
+        return sendable
+    taken = ctx.limiter.take_many([_limits(ctx.settings, row) for row, _ in sendable], now)
+    allowed: list[tuple[Row[Any], Facts]] = []
+    for (row, facts), verdict in zip(sendable, taken, strict=True):
+        if verdict.allowed:
+            allowed.append((row, facts))
+        else:
+            assert verdict.limit is not None
+            assert verdict.retry_at is not None
+            name = verdict.limit.name
+            settle.append((row, Decision.hold(f"cap_{name.split(':')[0]}_{name.rsplit(':', 1)[1]}", verdict.retry_at)))
+    return allowed
+
+
+def _items(
+    ctx: Context, sendable: list[tuple[Row[Any], Facts]], results: dict[uuid.UUID, str]
+) -> tuple[list[Item], list[Item], list[tuple[Row[Any], Decision]]]:
+    """The items to send: ``(written now, to write with the model outside the transaction, refused)``."""
+    items: list[Item] = []
+    later: list[Item] = []
+    refused: list[tuple[Row[Any], Decision]] = []
+    for row, facts in sendable:
+        item = Item(
+            row,
+            facts,
+            _writer(ctx, row),
+            templating.choose_variant(row.enrollment_id, row.step_id, row.variants or []),
+        )
+        if row.cached_content is not None:
+            item.draft = Draft(row.channel, dict(row.cached_content), row.cached_source, "cached")
+            items.append(item)
+        elif item.writer.client is None:
+            if _write(item, results, refused):
+                items.append(item)
+        else:
+            later.append(item)
+    return items, later, refused
 
 
 def _write(item: Item, results: dict[uuid.UUID, str], refused: list[tuple[Row[Any], Decision]]) -> bool:
