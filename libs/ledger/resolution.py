@@ -40,9 +40,10 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 import structlog
 
+from libs import jobs
 from libs.db.base import utcnow
 from libs.ledger.states import CAMPAIGN_FINISHED
-from libs.queue import JobSpec, QueueName, enqueue_many
+from libs.queue import enqueue_many
 from libs.schedule import Delay, ScheduleError, SendWindow, channel_window, next_send_time, zone
 
 if TYPE_CHECKING:
@@ -56,8 +57,6 @@ MAX_BATCH = 500
 """The most messages one decision may resolve."""
 NOTE_MAX = 1000
 """The longest note an operator may attach to a decision."""
-PUBLISH_FUNC = "services.campaign.inbound.jobs.publish_message_event"
-"""The inbound queue's job owing a recorded event to customer endpoints (named, never imported)."""
 RESEND_REASON = "operator_resend"
 
 
@@ -452,7 +451,7 @@ def announce(redis: Redis, batch: Batch) -> None:
     """
     if batch.webhook_events:
         specs = [
-            JobSpec(queue=QueueName.INBOUND, func=PUBLISH_FUNC, args=(str(event_id),), job_id=f"publish-{event_id}")
+            jobs.PUBLISH_MESSAGE_EVENT.spec(str(event_id), job_id=f"publish-{event_id}")
             for event_id in batch.webhook_events
         ]
         try:
