@@ -13,6 +13,7 @@ from services.campaign.inbound.controllers import INBOUND_CONTROLLERS
 from services.campaign.keys import suppression_key
 from services.campaign.leads.controllers import CONTROLLERS as LEAD_CONTROLLERS
 from services.campaign.settings import CampaignSettings
+from services.campaign.webhooks.controllers import WEBHOOK_CONTROLLERS
 
 
 def create_app(
@@ -36,7 +37,7 @@ def create_app(
         name="campaign",
         title="Tidewater campaign service",
         settings=settings,
-        route_handlers=[*CAMPAIGN_CONTROLLERS, *LEAD_CONTROLLERS, *INBOUND_CONTROLLERS],
+        route_handlers=[*CAMPAIGN_CONTROLLERS, *LEAD_CONTROLLERS, *INBOUND_CONTROLLERS, *WEBHOOK_CONTROLLERS],
         state=state,
         on_startup=[load_suppression_key],
         **overrides,

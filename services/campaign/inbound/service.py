@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from libs.crypto import SecretBox
 from libs.db.base import utcnow
 from libs.db.models.campaign import EventType, MessageStatus
-from libs.db.models.inbound import InboundStatus, WebhookEventType
+from libs.db.models.inbound import InboundStatus
 from libs.db.models.leads import SuppressionChannel, SuppressionKind, SuppressionReason
 from libs.optout import Classification, Intent, classify
 from libs.queue import JobSpec, QueueName
@@ -34,6 +34,7 @@ from services.campaign.inbound import erased
 from services.campaign.inbound import repository as repo
 from services.campaign.inbound.mail import InboundMail, MailKind
 from services.campaign.inbound.settings import InboundSettings
+from services.campaign.webhooks.outbox import WEBHOOK_TYPES, fan_out
 
 log = structlog.get_logger(__name__)
 
@@ -57,26 +58,13 @@ CALL_PROGRESS = frozenset({"initiated", "ringing", "in-progress", "answered"})
 CALL_FAILED = frozenset({"busy", "no-answer", "canceled", "failed"})
 CARRIER_OPTED_OUT = "21610"
 _DSN_STATUS = re.compile(r"[245]\.\d{1,3}\.\d{1,3}")
-WEBHOOK_TYPES = frozenset(t.value for t in WebhookEventType)
 
 
 @dataclass
 class Effects:
-    """What a unit of work asks for after its commit: jobs to enqueue."""
+    """What a unit of work asks for after its commit: jobs to enqueue (webhook deliveries among them)."""
 
     jobs: list[JobSpec] = field(default_factory=list)
-
-    def webhook(self, delivery_id: uuid.UUID) -> None:
-        """Deliver one customer webhook after the commit."""
-        self.jobs.append(
-            JobSpec(
-                queue=QueueName.INBOUND,
-                func=f"{JOBS}.deliver_webhook",
-                args=(str(delivery_id),),
-                job_id=f"webhook-{delivery_id}-1",
-                timeout=60,
-            )
-        )
 
 
 @dataclass(frozen=True)
@@ -132,7 +120,7 @@ def emit(
         channel = message.channel if message is not None else (data or {}).get("channel")
         fan_out(
             session,
-            effects,
+            effects.jobs,
             org_id=org_id,
             event_id=event_id,
             event_type=type_.value,
@@ -146,34 +134,6 @@ def emit(
             },
         )
     return event_id
-
-
-def fan_out(
-    session: Session,
-    effects: Effects,
-    *,
-    org_id: uuid.UUID,
-    event_id: uuid.UUID,
-    event_type: str,
-    occurred_at: datetime,
-    body: dict[str, Any],
-) -> list[uuid.UUID]:
-    """Create one delivery per endpoint subscribed to ``event_type`` (idempotent per event)."""
-    payload = {"id": str(event_id), "type": event_type, "created_at": occurred_at.isoformat(), "data": body}
-    created: list[uuid.UUID] = []
-    for endpoint in repo.subscribed_endpoints(session, org_id=org_id, event_type=event_type):
-        delivery_id = repo.insert_delivery(
-            session,
-            org_id=org_id,
-            endpoint_id=endpoint.id,
-            event_id=event_id,
-            event_type=event_type,
-            payload=payload,
-        )
-        if delivery_id is not None:
-            created.append(delivery_id)
-            effects.webhook(delivery_id)
-    return created
 
 
 def suppress(
@@ -887,30 +847,3 @@ def resolve_click(session: Session, effects: Effects, *, message_id: uuid.UUID, 
         )
         repo.finish_event(session, event_id, status="processed", outcome="clicked", processed_at=now)
     return url
-
-
-def publish(session: Session, effects: Effects, *, event_id: uuid.UUID) -> int:
-    """Owe an existing message event (e.g. ``sent`` recorded by the worker) to subscribed endpoints."""
-    row = repo.message_event(session, event_id)
-    if row is None or row.type not in WEBHOOK_TYPES:
-        return 0
-    if repo.lead_erased(session, org_id=row.org_id, lead_id=row.lead_id):
-        return 0
-    body = {
-        "lead_id": str(row.lead_id),
-        "message_id": str(row.message_id) if row.message_id else None,
-        "campaign_id": str(row.campaign_id) if row.campaign_id else None,
-        "channel": row.channel,
-        **(row.data or {}),
-    }
-    return len(
-        fan_out(
-            session,
-            effects,
-            org_id=row.org_id,
-            event_id=row.id,
-            event_type=row.type,
-            occurred_at=row.occurred_at,
-            body=body,
-        )
-    )

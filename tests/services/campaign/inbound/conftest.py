@@ -20,6 +20,7 @@ from libs.settings import Environment
 from services.campaign.inbound import jobs
 from services.campaign.inbound.controllers import INBOUND_CONTROLLERS
 from services.campaign.inbound.settings import InboundSettings
+from services.campaign.webhooks.controllers import WEBHOOK_CONTROLLERS
 from tests.support.tokens import TokenSigner
 
 EMAIL_SECRET = "inbound-mail-secret"
@@ -76,7 +77,7 @@ def make_client(inbound_settings: InboundSettings, signer: TokenSigner) -> Itera
             name="campaign",
             title="inbound test",
             settings=settings,
-            route_handlers=INBOUND_CONTROLLERS,
+            route_handlers=[*INBOUND_CONTROLLERS, *WEBHOOK_CONTROLLERS],
             verifier=signer.verifier(),
             state={"inbound_settings": settings},
         )

@@ -7,12 +7,18 @@ from litestar.handlers import HTTPRouteHandler
 from libs.app import create_service_app
 from libs.settings import CommonSettings
 from services.campaign.inbound.controllers import INBOUND_CONTROLLERS
+from services.campaign.webhooks.controllers import WEBHOOK_CONTROLLERS
 
 PUBLIC_PREFIXES = ("/hooks/twilio/", "/hooks/email/", "/u/", "/o/", "/c/")
 
 
 def test_every_inbound_route_is_either_public_and_verified_or_guarded() -> None:
-    app = create_service_app(name="campaign", title="t", settings=CommonSettings(), route_handlers=INBOUND_CONTROLLERS)
+    app = create_service_app(
+        name="campaign",
+        title="t",
+        settings=CommonSettings(),
+        route_handlers=[*INBOUND_CONTROLLERS, *WEBHOOK_CONTROLLERS],
+    )
     seen = 0
     for route in app.routes:
         for handler in getattr(route, "route_handlers", []):

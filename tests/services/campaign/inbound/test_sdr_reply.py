@@ -28,6 +28,7 @@ from libs.dev.state import LOCK_FILE, DevState, write_state
 from services.campaign.inbound import jobs
 from services.campaign.inbound.controllers import INBOUND_CONTROLLERS
 from services.campaign.inbound.settings import InboundSettings
+from services.campaign.webhooks.controllers import WEBHOOK_CONTROLLERS
 from services.worker.channels.email import OutgoingEmail, build_email
 from services.worker.sinks import mail_folder, sink_server
 from tests.services.campaign.inbound.conftest import EMAIL_SECRET
@@ -63,7 +64,7 @@ def gateway(inbound_settings: InboundSettings, signer: TokenSigner) -> Iterator[
         name="campaign",
         title="inbound test",
         settings=inbound_settings,
-        route_handlers=INBOUND_CONTROLLERS,
+        route_handlers=[*INBOUND_CONTROLLERS, *WEBHOOK_CONTROLLERS],
         verifier=signer.verifier(),
         state={"inbound_settings": inbound_settings},
     )

@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 
 from libs.crypto import SecretBox
 from libs.security import Role
-from services.campaign.inbound.webhooks import UnsafeUrl, check_url
+from services.campaign.webhooks.signing import UnsafeUrl, check_url
 from tests.services.campaign.inbound.factories import create_world, one
 from tests.support.tokens import TokenSigner
 

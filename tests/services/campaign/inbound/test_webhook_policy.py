@@ -20,7 +20,8 @@ from libs.security import Role
 from libs.settings import Environment
 from services.campaign.inbound.controllers import INBOUND_CONTROLLERS
 from services.campaign.inbound.settings import InboundSettings
-from services.campaign.inbound.webhooks import UnsafeUrl, check_url
+from services.campaign.webhooks.controllers import WEBHOOK_CONTROLLERS
+from services.campaign.webhooks.signing import UnsafeUrl, check_url
 from tests.services.campaign.inbound.factories import add_message, create_world, one
 from tests.services.campaign.inbound.receiver import Receiver, receiver
 from tests.support.tokens import TokenSigner
@@ -80,7 +81,7 @@ def client_for(settings: InboundSettings, signer: TokenSigner) -> TestClient:  #
         name="campaign",
         title="inbound test",
         settings=settings,
-        route_handlers=INBOUND_CONTROLLERS,
+        route_handlers=[*INBOUND_CONTROLLERS, *WEBHOOK_CONTROLLERS],
         verifier=signer.verifier(),
         state={"inbound_settings": settings},
     )

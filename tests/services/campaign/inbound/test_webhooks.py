@@ -19,7 +19,7 @@ from libs.crypto import SecretBox
 from libs.db.session import system_session
 from libs.queue import JobSpec, QueueName, enqueue_many
 from libs.security import Role
-from services.campaign.inbound.webhooks import verify
+from services.campaign.webhooks.signing import verify
 from tests.services.campaign.inbound.factories import add_message, create_world, one
 from tests.services.campaign.inbound.receiver import Receiver, receiver
 from tests.support.tokens import TokenSigner
