@@ -91,11 +91,5 @@ def test_the_scan_finds_a_job_named_by_a_string(tmp_path: Path) -> None:
     assert len(found) == 3, found
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="still named by strings until their boxes convert to libs.jobs: libs/ledger/resolution.py PUBLISH_FUNC"
-    " (its package's helper), services/campaign/inbound/{service,controllers,jobs}.py f'{JOBS}.…' and"
-    " f'{__name__}.deliver_webhook' (the inbound split)",
-)
 def test_no_module_names_a_job_by_a_string_outside_the_registry() -> None:
     assert _all_offenders() == []

@@ -19,11 +19,12 @@ from litestar.response import Redirect
 from sqlalchemy.orm import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from libs import jobs as registry
 from libs.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge
 from libs.links import InvalidLink, LinkClaims, LinkKind, verify_link
 from libs.openapi import problems
 from libs.optout import as_sentence
-from libs.queue import JobSpec, PendingJobs, QueueName
+from libs.queue import PendingJobs
 from libs.security import PUBLIC
 from services.campaign.inbound import erased, service
 from services.campaign.inbound import repository as repo
@@ -43,7 +44,6 @@ from services.campaign.keys import suppression_key
 
 log = structlog.get_logger(__name__)
 
-JOBS = "services.campaign.inbound.jobs"
 TWIML = "application/xml"
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 PIXEL = (
@@ -181,14 +181,7 @@ class TwilioHooksController(Controller):
         if is_erased:
             log.info("twilio_callback_erased_lead", event_id=str(event_id) if event_id else None, source=source)
         if event_id is not None:
-            jobs.add(
-                JobSpec(
-                    queue=QueueName.INBOUND,
-                    func=f"{JOBS}.process_twilio_status",
-                    args=(str(event_id),),
-                    job_id=f"inbound-{event_id}",
-                )
-            )
+            jobs.add(registry.PROCESS_TWILIO_STATUS.spec(str(event_id), job_id=f"inbound-{event_id}"))
         return Response(EMPTY_TWIML, media_type=TWIML)
 
     @post(
@@ -357,14 +350,7 @@ class EmailHooksController(Controller):
             log.info("email_inbound_erased_lead", event_id=str(event_id) if event_id else None, kind=mail.kind.value)
         if event_id is None:
             return {"status": "duplicate", "kind": mail.kind.value}
-        jobs.add(
-            JobSpec(
-                queue=QueueName.INBOUND,
-                func=f"{JOBS}.process_inbound_email",
-                args=(str(event_id),),
-                job_id=f"inbound-{event_id}",
-            )
-        )
+        jobs.add(registry.PROCESS_INBOUND_EMAIL.spec(str(event_id), job_id=f"inbound-{event_id}"))
         return {"status": "accepted", "kind": mail.kind.value, "event_id": str(event_id)}
 
 

@@ -17,13 +17,14 @@ from typing import Any
 import structlog
 from sqlalchemy.orm import Session
 
+from libs import jobs as registry
 from libs.crypto import SecretBox
 from libs.db.base import utcnow
 from libs.db.models.campaign import EventType, MessageStatus
 from libs.db.models.inbound import InboundStatus
 from libs.db.models.leads import SuppressionChannel, SuppressionKind, SuppressionReason
 from libs.optout import Classification, Intent, classify
-from libs.queue import JobSpec, QueueName
+from libs.queue import JobSpec
 from libs.suppression import (
     InvalidContact,
     normalize_email,
@@ -37,8 +38,6 @@ from services.campaign.inbound.settings import InboundSettings
 from services.campaign.webhooks.outbox import WEBHOOK_TYPES, fan_out
 
 log = structlog.get_logger(__name__)
-
-JOBS = "services.campaign.inbound.jobs"
 
 # Ledger order for callbacks: a callback may only move a message forward, never back, and
 # never out of a terminal state (a later contrary callback is kept on the inbound event).
@@ -344,14 +343,7 @@ def handle_sms(
     params: dict[str, Any] = event.payload.get("params", {})
     intent = classify(str(params.get("Body") or ""))
     if intent.intent is Intent.REPLY:
-        effects.jobs.append(
-            JobSpec(
-                queue=QueueName.INBOUND,
-                func=f"{JOBS}.process_inbound_sms",
-                args=(str(event_id),),
-                job_id=f"inbound-{event_id}",
-            )
-        )
+        effects.jobs.append(registry.PROCESS_INBOUND_SMS.spec(str(event_id), job_id=f"inbound-{event_id}"))
         return SmsAnswer("reply", deferred=True)
     return apply_sms(session, ctx, effects, event=event, intent=intent)
 

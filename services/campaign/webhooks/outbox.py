@@ -12,8 +12,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from libs import jobs as registry
 from libs.db.models.inbound import WebhookEventType
-from libs.queue import JobSpec, QueueName
+from libs.queue import JobSpec
 
 # The webhook statements still live in the inbound repository (its status statements are being
 # moved to libs.ledger); they move here once that is done.
@@ -21,19 +22,11 @@ from services.campaign.inbound import repository as repo
 
 WEBHOOK_TYPES = frozenset(t.value for t in WebhookEventType)
 """The message event types a customer may subscribe to."""
-DELIVER_WEBHOOK = "services.campaign.inbound.jobs.deliver_webhook"
-"""The delivery job's import path as RQ stores it (``services.campaign.inbound.jobs`` re-exports it)."""
 
 
 def delivery_job(delivery_id: uuid.UUID, attempt: int = 1) -> JobSpec:
     """The job that makes attempt ``attempt`` of a delivery."""
-    return JobSpec(
-        queue=QueueName.INBOUND,
-        func=DELIVER_WEBHOOK,
-        args=(str(delivery_id),),
-        job_id=f"webhook-{delivery_id}-{attempt}",
-        timeout=60,
-    )
+    return registry.DELIVER_WEBHOOK.spec(str(delivery_id), job_id=f"webhook-{delivery_id}-{attempt}")
 
 
 def fan_out(
