@@ -23,6 +23,7 @@ from libs.db.base import utcnow
 from libs.db.models.campaign import EventType, MessageStatus
 from libs.db.models.inbound import InboundStatus
 from libs.db.models.leads import SuppressionChannel, SuppressionKind, SuppressionReason
+from libs.ledger import states
 from libs.optout import Classification, Intent, classify
 from libs.queue import JobSpec
 from libs.suppression import (
@@ -39,10 +40,6 @@ from services.campaign.webhooks.outbox import WEBHOOK_TYPES, fan_out
 
 log = structlog.get_logger(__name__)
 
-# Ledger order for callbacks: a callback may only move a message forward, never back, and
-# never out of a terminal state (a later contrary callback is kept on the inbound event).
-_RANK = {"queued": 0, "held": 0, "rendering": 1, "sending": 2, "unknown": 2, "sent": 3}
-TERMINAL = ("delivered", "failed", "bounced", "skipped")
 
 SMS_STATUS = {
     "sending": MessageStatus.SENT,
@@ -168,12 +165,7 @@ def advance(
     error_detail: str | None = None,
 ) -> bool:
     """Move ``message`` forward to ``target`` if the ledger order allows it; return whether it moved."""
-    if target is MessageStatus.SENT:
-        allowed = [s for s, rank in _RANK.items() if rank < _RANK["sent"] and s not in ("queued", "held")]
-    else:
-        allowed = ["rendering", "sending", "unknown", "sent"]
-    if target is MessageStatus.BOUNCED:
-        allowed.append("delivered")
+    allowed = sorted(states.advance_from(target.value))
     return repo.advance_message(
         session,
         message_id=message.id,
@@ -265,7 +257,7 @@ def process_status(session: Session, ctx: Context, effects: Effects, event_id: u
                     message=message,
                     data=data,
                 )
-        elif message.status in TERMINAL:
+        elif message.status in states.SETTLED:
             outcome = f"kept_{message.status}"
     if effective_at is not None:
         outcome = "carrier_opt_out" if outcome == "no_change" else f"{outcome}+opt_out"
