@@ -26,6 +26,7 @@ from libs.processes import BY_NAME, Process
 from tests.support.netns import Host, Network, Target, relays
 from tests.support.servers import free_port
 from tests.support.smtp import SmtpServer
+from tests.test_journey import local_noon_zone, ok, readme_first_session
 
 APP_PROCESSES = ("auth", "brand", "campaign", "gateway")
 WORKER_PROCESSES = ("worker-email", "worker-inbound", "ticker")
@@ -167,20 +168,6 @@ def deployment(
             yield built
 
 
-def _ok(response: httpx.Response, *expected: int) -> Any:
-    good = response.status_code in expected if expected else response.is_success
-    assert good, f"{response.request.method} {response.request.url} -> {response.status_code}: {response.text}"
-    return response.json() if response.content else None
-
-
-def _noon_zone() -> str:
-    """An IANA zone where it is early afternoon now (inside every channel's calling hours)."""
-    from datetime import UTC, datetime
-
-    offset = 13 - datetime.now(UTC).hour
-    return "Etc/GMT" if offset == 0 else f"Etc/GMT{-offset:+d}"
-
-
 @dataclass
 class Customer:
     """A signed-up organization with a brand and a verified email sender, driving one gateway."""
@@ -193,15 +180,13 @@ class Customer:
     @classmethod
     def sign_up(cls, gateway: str, cluster: Cluster) -> Customer:
         """Sign up, describe the brand, add the cluster's SMTP server as a sender and verify it live."""
-        from tests.test_journey import readme_first_session
-
         signup_body, brand_body = readme_first_session()
         with httpx.Client(base_url=gateway, timeout=30) as anonymous:
-            session = _ok(anonymous.post("/api/auth/signup", json=signup_body), 201)
+            session = ok(anonymous.post("/api/auth/signup", json=signup_body), 201)
         auth = {"Authorization": f"Bearer {session['access_token']}"}
         api = httpx.Client(base_url=gateway, timeout=60, headers=auth)
-        brand = _ok(api.post("/api/brands", json=brand_body), 201)
-        sender = _ok(
+        brand = ok(api.post("/api/brands", json=brand_body), 201)
+        sender = ok(
             api.post(
                 f"/api/brands/{brand['id']}/senders",
                 json={
@@ -217,21 +202,21 @@ class Customer:
             ),
             201,
         )
-        _ok(api.post(f"/api/brands/{brand['id']}/senders/{sender['id']}/verify"), 200)
+        ok(api.post(f"/api/brands/{brand['id']}/senders/{sender['id']}/verify"), 200)
         return cls(api, auth, brand["id"], cluster)
 
     def upload(self, emails: list[str], *, start: int = 0) -> str:
         """Upload a CSV of ``emails`` (first names ``Lead<n>`` from ``start``); return the import's id."""
-        zone = _noon_zone()
+        zone = local_noon_zone()
         csv = "first_name,email,timezone\n" + "".join(f"Lead{start + i},{e},{zone}\n" for i, e in enumerate(emails))
         files = {"file": ("leads.csv", csv.encode(), "text/csv")}
-        return str(_ok(self.api.post("/api/leads/imports", files=files), 202)["id"])
+        return str(ok(self.api.post("/api/leads/imports", files=files), 202)["id"])
 
     def finished_import(self, import_id: str, *, timeout: float) -> dict[str, Any]:
         """Wait until the import has completed or failed; return it."""
 
         def finished() -> dict[str, Any] | None:
-            item: dict[str, Any] = _ok(self.api.get(f"/api/leads/imports/{import_id}"))
+            item: dict[str, Any] = ok(self.api.get(f"/api/leads/imports/{import_id}"))
             return item if item["status"] in ("completed", "failed") else None
 
         result: dict[str, Any] = wait_until(finished, "the import to finish", self.cluster, timeout)
@@ -243,7 +228,7 @@ class Customer:
 
     def launch_email_campaign(self, steps: int) -> str:
         """A campaign of ``steps`` email steps without delays, open all week, every lead enrolled, launched."""
-        campaign = _ok(
+        campaign = ok(
             self.api.post(
                 "/api/campaigns",
                 json={
@@ -256,7 +241,7 @@ class Customer:
             201,
         )
         for step in range(1, steps + 1):
-            _ok(
+            ok(
                 self.api.post(
                     f"/api/campaigns/{campaign['id']}/steps",
                     json={
@@ -269,6 +254,6 @@ class Customer:
                 ),
                 201,
             )
-        _ok(self.api.post(f"/api/campaigns/{campaign['id']}/enrollments", json={"filter": {}}))
-        _ok(self.api.post(f"/api/campaigns/{campaign['id']}/launch"))
+        ok(self.api.post(f"/api/campaigns/{campaign['id']}/enrollments", json={"filter": {}}))
+        ok(self.api.post(f"/api/campaigns/{campaign['id']}/launch"))
         return str(campaign["id"])
