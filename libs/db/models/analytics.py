@@ -1,0 +1,3 @@
+"""Analytics rollups: counters kept as events land."""
+
+from __future__ import annotations

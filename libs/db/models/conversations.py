@@ -1,0 +1,3 @@
+"""The inbox: each lead's conversation, its read state and assignment."""
+
+from __future__ import annotations
