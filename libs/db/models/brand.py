@@ -1,4 +1,4 @@
-"""Tables the brand box owns: brands, senders and provider credentials.
+"""Tables the brand box owns: brands, senders, the cursors of their mailboxes and provider credentials.
 
 Secrets never sit here in clear: ``*_encrypted`` columns hold ``libs.crypto.SecretBox``
 ciphertext and ``*_last4`` the last four characters shown back to the user.
@@ -32,6 +32,21 @@ class SmtpSecurity(StrEnum):
     STARTTLS = "starttls"
     TLS = "tls"
     NONE = "none"
+
+
+class ImapTls(StrEnum):
+    """How an IMAP connection is protected."""
+
+    TLS = "tls"
+    STARTTLS = "starttls"
+    NONE = "none"
+
+
+class MailboxState(StrEnum):
+    """Whether a mailbox is read: ``paused`` after a refused login, until a member resumes it."""
+
+    ACTIVE = "active"
+    PAUSED = "paused"
 
 
 class Provider(StrEnum):
@@ -89,6 +104,7 @@ class Sender(SQLModel, table=True):
         sa.CheckConstraint(
             "smtp_security IS NULL OR smtp_security IN ('starttls', 'tls', 'none')", name="smtp_security"
         ),
+        sa.CheckConstraint("imap_tls IS NULL OR imap_tls IN ('tls', 'starttls', 'none')", name="imap_tls"),
         sa.Index("ix_senders_brand_id_created_at_id", "brand_id", "created_at", "id"),
     )
 
@@ -108,6 +124,14 @@ class Sender(SQLModel, table=True):
     smtp_password_encrypted: str | None = Field(default=None, sa_type=sa.Text)
     smtp_password_last4: str | None = Field(default=None, max_length=4)
     hourly_limit: int | None = Field(default=None)
+    # the mailbox replies and bounces arrive in (read over IMAP when imap_host is set)
+    imap_host: str | None = Field(default=None, max_length=255)
+    imap_port: int | None = Field(default=None)
+    imap_tls: str | None = Field(default=None, max_length=16)
+    imap_username: str | None = Field(default=None, max_length=320)
+    imap_password_encrypted: str | None = Field(default=None, sa_type=sa.Text)
+    imap_password_last4: str | None = Field(default=None, max_length=4)
+    imap_folder: str | None = Field(default=None, max_length=255)
     # sms (phone_number or messaging_service_sid) and voice (phone_number is the caller id)
     phone_number: str | None = Field(default=None, max_length=16)
     messaging_service_sid: str | None = Field(default=None, max_length=34)
@@ -117,6 +141,39 @@ class Sender(SQLModel, table=True):
     verified_at: datetime | None = timestamp_field()
     last_verification: dict[str, Any] | None = Field(default=None, sa_type=JSONB, nullable=True)
     version: int = _version_field()
+    created_at: datetime = created_at_field()
+    updated_at: datetime = now_field()
+
+
+class Mailbox(SQLModel, table=True):
+    """Where the reading of an email sender's IMAP folder stands: one row per sender.
+
+    ``uidvalidity`` and ``last_uid`` are the cursor: every message up to ``last_uid`` of that
+    UIDVALIDITY was handed to the inbound path in the transaction that moved the cursor past it.
+    ``lease_owner`` / ``lease_expires_at`` say which poller process reads it now; another
+    process takes it over only once the lease has expired.
+    """
+
+    __tablename__ = "mailboxes"
+    __table_args__ = (
+        sa.UniqueConstraint("sender_id"),
+        sa.CheckConstraint("state IN ('active', 'paused')", name="state"),
+        sa.Index("ix_mailboxes_state_lease_expires_at", "state", "lease_expires_at"),
+    )
+
+    id: uuid.UUID = id_field()
+    org_id: uuid.UUID = org_id_field()
+    sender_id: uuid.UUID = Field(foreign_key="senders.id", nullable=False, ondelete="CASCADE")
+    folder: str = Field(default="INBOX", max_length=255)
+    uidvalidity: int | None = Field(default=None, sa_type=sa.BigInteger)
+    last_uid: int = Field(default=0, sa_type=sa.BigInteger, sa_column_kwargs={"server_default": sa.text("0")})
+    state: str = Field(default=MailboxState.ACTIVE.value, max_length=16, sa_column_kwargs={"server_default": "active"})
+    paused_reason: str | None = Field(default=None, max_length=500)
+    paused_at: datetime | None = timestamp_field()
+    last_polled_at: datetime | None = timestamp_field()
+    last_error: str | None = Field(default=None, max_length=500)
+    lease_owner: str | None = Field(default=None, max_length=200)
+    lease_expires_at: datetime | None = timestamp_field()
     created_at: datetime = created_at_field()
     updated_at: datetime = now_field()
 
