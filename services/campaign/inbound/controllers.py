@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import html
-import time
 import uuid
 from typing import Any
 
 import sqlalchemy as sa
 import structlog
 from litestar import Controller, Request, Response, get, post
-from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath
 from litestar.response import Redirect
@@ -20,7 +16,7 @@ from sqlalchemy.orm import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from libs import jobs as registry
-from libs.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge
+from libs.errors import BadRequest, Forbidden, NotFound
 from libs.links import InvalidLink, LinkClaims, LinkKind, verify_link
 from libs.openapi import problems
 from libs.optout import as_sentence
@@ -28,9 +24,9 @@ from libs.queue import PendingJobs
 from libs.security import PUBLIC
 from services.campaign.inbound import erased, service
 from services.campaign.inbound import repository as repo
-from services.campaign.inbound.mail import InboundMail, MalformedMail, read
-from services.campaign.inbound.service import Context, Effects
-from services.campaign.inbound.settings import inbound_settings_from
+from services.campaign.inbound.deps import provide_inbound, push
+from services.campaign.inbound.email.controllers import EmailHooksController
+from services.campaign.inbound.events import Context, Effects
 from services.campaign.inbound.twilio import (
     IDEMPOTENCY_HEADER,
     SIGNATURE_HEADER,
@@ -40,7 +36,6 @@ from services.campaign.inbound.twilio import (
     parse_form,
     public_url,
 )
-from services.campaign.keys import suppression_key
 
 log = structlog.get_logger(__name__)
 
@@ -52,21 +47,6 @@ PIXEL = (
 )
 ONE_CLICK = "List-Unsubscribe=One-Click"
 NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
-
-
-async def provide_inbound(state: State) -> Context:
-    """Dependency: settings and keys of the inbound routes (built once per app)."""
-    ctx = state.get("inbound_context")
-    if ctx is None:
-        settings = state.get("inbound_settings") or inbound_settings_from(state.settings)
-        ctx = Context.from_settings(settings, suppression_key=await suppression_key(state))
-        state.inbound_context = ctx
-    return ctx
-
-
-def _push(jobs: PendingJobs, effects: Effects) -> None:
-    for job in effects.jobs:
-        jobs.add(job)
 
 
 def _twiml(message: str | None) -> Response[str]:
@@ -257,109 +237,9 @@ class TwilioHooksController(Controller):
         answer = await system_session.run_sync(
             lambda s: service.handle_sms(s, inbound, effects, event_id=event_id, org_id=org_id)
         )
-        _push(jobs, effects)
+        push(jobs, effects)
         log.info("sms_inbound", event_id=str(event_id), outcome=answer.outcome)
         return _twiml(answer.reply)
-
-
-# --------------------------------------------------------------------------- email
-
-
-def _email_authorized(request: Request[Any, Any, Any], body: bytes, ctx: Context) -> bool:
-    secret = ctx.settings.inbound_email_secret
-    if secret is None:
-        return False
-    key = secret.get_secret_value()
-    shared = request.headers.get("x-inbound-secret")
-    if shared is not None:
-        return hmac.compare_digest(shared.encode(), key.encode())
-    signature = request.headers.get("x-inbound-signature", "")
-    fields = dict(part.strip().partition("=")[::2] for part in signature.split(",") if "=" in part)
-    timestamp, given = fields.get("t", ""), fields.get("v1", "")
-    if not timestamp.isdigit() or not given:
-        return False
-    if abs(time.time() - int(timestamp)) > ctx.settings.inbound_signature_tolerance:
-        return False
-    expected = hmac.new(key.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, given)
-
-
-class EmailHooksController(Controller):
-    """Raw MIME from the mail system: replies, bounces and auto-replies."""
-
-    path = "/hooks/email"
-    opt = PUBLIC
-    tags = ["inbound"]
-    dependencies = {"inbound": Provide(provide_inbound)}
-
-    @post(
-        "/inbound",
-        operation_id="ReceiveInboundEmail",
-        responses=problems(400, 403, 413, s403="The inbound secret or signature is missing or wrong."),
-        status_code=202,
-    )
-    async def inbound_email(
-        self,
-        request: Request[Any, Any, Any],
-        system_session: NamedDependency[AsyncSession],
-        jobs: NamedDependency[PendingJobs],
-        inbound: NamedDependency[Context],
-    ) -> dict[str, str]:
-        """Accept one raw email (message/rfc822), authenticated by the shared secret or its HMAC."""
-        body = await request.body()
-        if len(body) > inbound.settings.inbound_email_max_bytes:
-            raise PayloadTooLarge("The email is too large.")
-        if not _email_authorized(request, body, inbound):
-            raise Forbidden("The inbound email secret or signature is missing or wrong.")
-        try:
-            mail = read(body)
-        except MalformedMail as exc:
-            raise BadRequest(f"Not a readable email: {exc}") from exc
-        message = await system_session.run_sync(lambda s: _first_message(s, mail))
-        if message is None:
-            log.info("email_inbound_unmatched", kind=mail.kind.value)
-            return {"status": "ignored", "kind": mail.kind.value}
-        dedupe = f"{mail.mail_message_id or hashlib.sha256(body).hexdigest()}:{message.id}"
-        payload: dict[str, Any] = {"kind": mail.kind.value, "subject": mail.subject, "status": mail.status}
-        raw: bytes | None = body
-        is_erased = await system_session.run_sync(
-            lambda s: erased.email_erased(
-                s,
-                inbound.suppression_key,
-                org_id=message.org_id,
-                lead_id=message.lead_id,
-                addresses=[mail.sender, mail.recipient],
-            )
-        )
-        if is_erased:
-            # Stored as the lead's erasure leaves its emails: kind and DSN status, hashed dedupe key, no MIME.
-            dedupe, payload, raw = erased.hashed_key(dedupe), erased.email_payload(mail.kind.value, mail.status), None
-        event_id = await system_session.run_sync(
-            lambda s: repo.insert_event(
-                s,
-                org_id=message.org_id,
-                source="email",
-                dedupe_key=dedupe,
-                payload=payload,
-                raw=raw,
-                message_id=message.id,
-                lead_id=message.lead_id,
-            )
-        )
-        if is_erased:
-            log.info("email_inbound_erased_lead", event_id=str(event_id) if event_id else None, kind=mail.kind.value)
-        if event_id is None:
-            return {"status": "duplicate", "kind": mail.kind.value}
-        jobs.add(registry.PROCESS_INBOUND_EMAIL.spec(str(event_id), job_id=f"inbound-{event_id}"))
-        return {"status": "accepted", "kind": mail.kind.value, "event_id": str(event_id)}
-
-
-def _first_message(session: Session, mail: InboundMail) -> Any:
-    for message_id in mail.message_ids:
-        message = repo.message_by_id(session, message_id=message_id)
-        if message is not None and message.channel == "email":
-            return message
-    return None
 
 
 # --------------------------------------------------------------------------- links
@@ -440,7 +320,7 @@ class LinksController(Controller):
         )
         if not found:
             raise NotFound("This link is not valid.")
-        _push(jobs, effects)
+        push(jobs, effects)
         recipient = await system_session.run_sync(lambda s: _recipient(s, claims.message_id))
         brand = recipient[1] if recipient is not None else ""
         return _page("Unsubscribed", f"<h1>You are unsubscribed</h1><p>{_no_longer(brand)}</p>")
@@ -459,7 +339,7 @@ class LinksController(Controller):
         found = await system_session.run_sync(lambda s: service.record_open(s, effects, message_id=claims.message_id))
         if not found:
             raise NotFound("This link is not valid.")
-        _push(jobs, effects)
+        push(jobs, effects)
         return Response(PIXEL, media_type="image/gif", headers=NO_STORE)
 
     @get("/c/{token:str}", operation_id="FollowLink", status_code=302)
@@ -481,7 +361,7 @@ class LinksController(Controller):
         )
         if url is None:
             raise NotFound("This link is not valid.")
-        _push(jobs, effects)
+        push(jobs, effects)
         return Redirect(url, status_code=302, headers=NO_STORE)
 
 

@@ -14,14 +14,11 @@ from typing import TypeVar
 import structlog
 from sqlalchemy.orm import Session
 
-from libs.db.base import utcnow
 from libs.db.session import system_session
 from libs.queue import enqueue_many
 from libs.suppression import stored_hash_key
-from services.campaign.inbound import erased, service
-from services.campaign.inbound import repository as repo
-from services.campaign.inbound.mail import MalformedMail, read
-from services.campaign.inbound.service import Context, Effects
+from services.campaign.inbound import email, service
+from services.campaign.inbound.events import Context, Effects
 from services.campaign.inbound.settings import InboundSettings
 from services.campaign.webhooks.jobs import deliver_webhook, dispose, engine_for, publish_message_event, redis_for
 
@@ -67,23 +64,4 @@ def process_inbound_email(event_id: str) -> str:
 
     An email about an erased person is stored without its MIME: only its kind and DSN status are acted on.
     """
-
-    def work(session: Session, ctx: Context, effects: Effects) -> str:
-        event = repo.get_event(session, uuid.UUID(event_id))
-        if event is None:
-            return "missing"
-        if event.raw is None:
-            # Stored without its content because it is about an erased person (or erased since it came).
-            if event.payload.get(erased.ERASED):
-                return service.process_erased_email(session, effects, event.id)
-            return "missing"
-        try:
-            mail = read(bytes(event.raw))
-        except MalformedMail as exc:
-            repo.finish_event(
-                session, event.id, status="failed", outcome="malformed", processed_at=utcnow(), error=str(exc)
-            )
-            return "malformed"
-        return service.process_email(session, ctx, effects, event.id, mail)
-
-    return _run(work)
+    return _run(lambda s, ctx, fx: email.process(s, ctx, fx, uuid.UUID(event_id)))

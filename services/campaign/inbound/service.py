@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -18,25 +17,18 @@ import structlog
 from sqlalchemy.orm import Session
 
 from libs import jobs as registry
-from libs.crypto import SecretBox
 from libs.db.base import utcnow
 from libs.db.models.campaign import EventType, MessageStatus
 from libs.db.models.inbound import InboundStatus
 from libs.db.models.leads import SuppressionChannel, SuppressionKind, SuppressionReason
 from libs.ledger import states
 from libs.optout import Classification, Intent, classify
-from libs.queue import JobSpec
 from libs.suppression import (
-    InvalidContact,
-    normalize_email,
     refresh_lead_status_statement,
-    suppress_statement,
 )
 from services.campaign.inbound import erased
 from services.campaign.inbound import repository as repo
-from services.campaign.inbound.mail import InboundMail, MailKind
-from services.campaign.inbound.settings import InboundSettings
-from services.campaign.webhooks.outbox import WEBHOOK_TYPES, fan_out
+from services.campaign.inbound.events import Context, Effects, Stop, advance, emit, record_once, suppress
 
 log = structlog.get_logger(__name__)
 
@@ -54,127 +46,6 @@ CALL_PROGRESS = frozenset({"initiated", "ringing", "in-progress", "answered"})
 CALL_FAILED = frozenset({"busy", "no-answer", "canceled", "failed"})
 CARRIER_OPTED_OUT = "21610"
 _DSN_STATUS = re.compile(r"[245]\.\d{1,3}\.\d{1,3}")
-
-
-@dataclass
-class Effects:
-    """What a unit of work asks for after its commit: jobs to enqueue (webhook deliveries among them)."""
-
-    jobs: list[JobSpec] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Context:
-    """What the rules need besides the session."""
-
-    settings: InboundSettings
-    box: SecretBox
-    suppression_key: bytes
-
-    @classmethod
-    def from_settings(cls, settings: InboundSettings, *, suppression_key: bytes) -> Context:
-        """Build the context from settings and the stored erasure-hash key (``libs.suppression.stored_hash_key``)."""
-        return cls(settings=settings, box=SecretBox.from_settings(settings), suppression_key=suppression_key)
-
-
-# --------------------------------------------------------------------------- shared steps
-
-
-def emit(
-    session: Session,
-    effects: Effects,
-    *,
-    org_id: uuid.UUID,
-    lead_id: uuid.UUID,
-    type_: EventType,
-    now: datetime,
-    message: Any = None,
-    campaign_id: uuid.UUID | None = None,
-    data: dict[str, Any] | None = None,
-) -> uuid.UUID:
-    """Record a message event and owe it to every subscribed customer endpoint.
-
-    An erased lead's event keeps only ids, enums and numbers and is owed to no endpoint: its
-    ledger stays whole for statistics, and no customer receives data about the person again.
-    """
-    message_id = message.id if message is not None else None
-    campaign_id = campaign_id or (message.campaign_id if message is not None else None)
-    lead_erased = repo.lead_erased(session, org_id=org_id, lead_id=lead_id)
-    if lead_erased:
-        data = erased.event_data(data)
-    event_id = repo.add_message_event(
-        session,
-        org_id=org_id,
-        lead_id=lead_id,
-        type_=type_.value,
-        occurred_at=now,
-        message_id=message_id,
-        campaign_id=campaign_id,
-        data=data,
-    )
-    if type_.value in WEBHOOK_TYPES and not lead_erased:
-        channel = message.channel if message is not None else (data or {}).get("channel")
-        fan_out(
-            session,
-            effects.jobs,
-            org_id=org_id,
-            event_id=event_id,
-            event_type=type_.value,
-            occurred_at=now,
-            body={
-                "lead_id": str(lead_id),
-                "message_id": str(message_id) if message_id else None,
-                "campaign_id": str(campaign_id) if campaign_id else None,
-                "channel": channel,
-                **(data or {}),
-            },
-        )
-    return event_id
-
-
-def suppress(
-    session: Session,
-    ctx: Context,
-    *,
-    org_id: uuid.UUID,
-    kind: SuppressionKind,
-    value: str,
-    channels: Sequence[SuppressionChannel],
-    reason: SuppressionReason,
-    source: str,
-    lead_ids: Sequence[uuid.UUID] = (),
-) -> int:
-    """Suppress a contact on ``channels`` (idempotent) and refresh the leads' status; return new rows."""
-    added = 0
-    for channel in channels:
-        stmt = suppress_statement(org_id=org_id, channel=channel, kind=kind, value=value, reason=reason, source=source)
-        if session.execute(stmt).scalar_one_or_none() is not None:
-            added += 1
-    if lead_ids:
-        session.execute(refresh_lead_status_statement(org_id=org_id, key=ctx.suppression_key, lead_ids=lead_ids))
-    return added
-
-
-def advance(
-    session: Session,
-    message: Any,
-    target: MessageStatus,
-    *,
-    now: datetime,
-    error_code: str | None = None,
-    error_detail: str | None = None,
-) -> bool:
-    """Move ``message`` forward to ``target`` if the ledger order allows it; return whether it moved."""
-    allowed = sorted(states.advance_from(target.value))
-    return repo.advance_message(
-        session,
-        message_id=message.id,
-        to_status=target.value,
-        from_statuses=allowed,
-        now=now,
-        error_code=error_code,
-        error_detail=error_detail,
-    )
 
 
 # --------------------------------------------------------------------------- twilio status callbacks
@@ -507,199 +378,6 @@ def process_sms_event(session: Session, ctx: Context, effects: Effects, event_id
     return apply_sms(session, ctx, effects, event=event, intent=intent).outcome
 
 
-# --------------------------------------------------------------------------- email
-
-
-def process_email(session: Session, ctx: Context, effects: Effects, event_id: uuid.UUID, mail: InboundMail) -> str:
-    """Apply a parsed inbound email: bounce, auto-reply, reply (or opt-out written as a reply)."""
-    event = repo.get_event(session, event_id, lock=True)
-    if event is None or event.status != InboundStatus.RECEIVED.value:
-        return "already_processed" if event is not None else "missing"
-    now = utcnow()
-    message = (
-        repo.message_by_id(session, message_id=event.message_id, org_id=event.org_id) if event.message_id else None
-    )
-    if message is None:
-        repo.finish_event(session, event_id, status="ignored", outcome="unknown_message", processed_at=now)
-        return "unknown_message"
-    lead = repo.lead_by_id(session, org_id=message.org_id, lead_id=message.lead_id)
-    effective_at: datetime | None = None
-    outcome = mail.kind.value
-    if mail.kind is MailKind.HARD_BOUNCE:
-        advance(
-            session,
-            message,
-            MessageStatus.BOUNCED,
-            now=now,
-            error_code=f"dsn_{mail.status}",
-            error_detail=mail.diagnostic,
-        )
-        address = _normalized(mail.recipient) or (lead.email_normalized if lead is not None else None)
-        if address:
-            suppress(
-                session,
-                ctx,
-                org_id=message.org_id,
-                kind=SuppressionKind.EMAIL,
-                value=address,
-                channels=(SuppressionChannel.EMAIL,),
-                reason=SuppressionReason.BOUNCE,
-                source=f"dsn {mail.status}",
-                lead_ids=[message.lead_id],
-            )
-            effective_at = utcnow()
-        _record_hard_bounce(
-            session,
-            effects,
-            message,
-            now=now,
-            data={"status": mail.status, "hard": True, "diagnostic": mail.diagnostic},
-        )
-    elif mail.kind is MailKind.SOFT_BOUNCE:
-        log.info("email_soft_bounce", message_id=str(message.id), status=mail.status)
-    elif mail.kind is MailKind.AUTO_REPLY:
-        log.info("email_auto_reply", message_id=str(message.id))
-    elif mail.kind is MailKind.REPLY:
-        intent = classify(mail.text)
-        if intent.is_opt_out and lead is not None:
-            everywhere = intent.intent is Intent.OPT_OUT_ALL
-            source = f"email reply {intent.matched}"[:200]
-            if lead.email_normalized:
-                suppress(
-                    session,
-                    ctx,
-                    org_id=message.org_id,
-                    kind=SuppressionKind.EMAIL,
-                    value=lead.email_normalized,
-                    channels=(SuppressionChannel.ALL if everywhere else SuppressionChannel.EMAIL,),
-                    reason=SuppressionReason.UNSUBSCRIBE,
-                    source=source,
-                    lead_ids=[lead.id],
-                )
-            if everywhere and lead.phone:
-                suppress(
-                    session,
-                    ctx,
-                    org_id=message.org_id,
-                    kind=SuppressionKind.PHONE,
-                    value=lead.phone,
-                    channels=(SuppressionChannel.ALL,),
-                    reason=SuppressionReason.STOP,
-                    source=source,
-                    lead_ids=[lead.id],
-                )
-            repo.stop_enrollments(session, org_id=message.org_id, lead_ids=[lead.id], reason="opted_out", now=now)
-            effective_at = utcnow()
-            emit(
-                session,
-                effects,
-                org_id=message.org_id,
-                lead_id=lead.id,
-                type_=EventType.UNSUBSCRIBED,
-                now=now,
-                message=message,
-                data={"scope": "all" if everywhere else "email", "phrase": intent.matched},
-            )
-            outcome = intent.intent.value
-        else:
-            emit(
-                session,
-                effects,
-                org_id=message.org_id,
-                lead_id=message.lead_id,
-                type_=EventType.REPLIED,
-                now=now,
-                message=message,
-                data={"subject": mail.subject, "text": mail.text[:2000]},
-            )
-            repo.stop_enrollments(
-                session, org_id=message.org_id, lead_ids=[message.lead_id], reason="replied", now=now, rule="on_reply"
-            )
-    repo.finish_event(
-        session,
-        event_id,
-        status="processed",
-        outcome=outcome,
-        processed_at=utcnow(),
-        effective_at=effective_at,
-        message_id=message.id,
-        lead_id=message.lead_id,
-    )
-    return outcome
-
-
-def process_erased_email(session: Session, effects: Effects, event_id: uuid.UUID) -> str:
-    """Apply an email about an erased person, stored without its content: a hard bounce still marks its message.
-
-    The bounced address needs no suppression of its own (the erasure's hash covers it on
-    every channel) and the diagnostic, which names it, is not kept; replies and auto-replies
-    are not recorded at all.
-    """
-    event = repo.get_event(session, event_id, lock=True)
-    if event is None or event.status != InboundStatus.RECEIVED.value:
-        return "already_processed" if event is not None else "missing"
-    now = utcnow()
-    message = (
-        repo.message_by_id(session, message_id=event.message_id, org_id=event.org_id) if event.message_id else None
-    )
-    if message is None:
-        repo.finish_event(session, event_id, status="ignored", outcome="unknown_message", processed_at=now)
-        return "unknown_message"
-    outcome = erased.ERASED
-    if event.payload.get("kind") == MailKind.HARD_BOUNCE.value:
-        status = event.payload.get("status")
-        code = str(status) if isinstance(status, str) and _DSN_STATUS.fullmatch(status) else None
-        bounced = advance(session, message, MessageStatus.BOUNCED, now=now, error_code=f"dsn_{code or 'bounce'}")
-        _record_hard_bounce(session, effects, message, now=now, data={"hard": True, "code": code} if bounced else None)
-        outcome = MailKind.HARD_BOUNCE.value
-    repo.finish_event(
-        session,
-        event_id,
-        status="processed" if outcome != erased.ERASED else "ignored",
-        outcome=outcome,
-        processed_at=utcnow(),
-        message_id=message.id,
-        lead_id=message.lead_id,
-    )
-    return outcome
-
-
-def _record_hard_bounce(
-    session: Session, effects: Effects, message: Any, *, now: datetime, data: dict[str, Any] | None
-) -> None:
-    """Record a hard bounce of ``message`` (``data`` None: its event is already recorded) and stop its lead's
-    enrollments where the campaign stops on bounces."""
-    if data is not None:
-        emit(
-            session,
-            effects,
-            org_id=message.org_id,
-            lead_id=message.lead_id,
-            type_=EventType.BOUNCED,
-            now=now,
-            message=message,
-            data=data,
-        )
-    repo.stop_enrollments(
-        session,
-        org_id=message.org_id,
-        lead_ids=[message.lead_id],
-        reason="bounced",
-        now=now,
-        rule="on_bounce",
-        rule_default=False,
-    )
-
-
-def _normalized(address: str | None) -> str | None:
-    if not address:
-        return None
-    try:
-        return normalize_email(address)
-    except InvalidContact:
-        return None
-
-
 # --------------------------------------------------------------------------- links
 
 
@@ -708,18 +386,7 @@ def unsubscribe(session: Session, ctx: Context, effects: Effects, *, message_id:
     message = repo.message_by_id(session, message_id=message_id)
     if message is None:
         return False
-    now = utcnow()
     lead = repo.lead_by_id(session, org_id=message.org_id, lead_id=message.lead_id)
-    event_id = repo.insert_event(
-        session,
-        org_id=message.org_id,
-        source="unsubscribe",
-        dedupe_key=str(message.id),
-        payload={"one_click": one_click},
-        message_id=message.id,
-        lead_id=message.lead_id,
-        received_at=now,
-    )
     if lead is not None and lead.email_normalized:
         suppress(
             session,
@@ -732,29 +399,18 @@ def unsubscribe(session: Session, ctx: Context, effects: Effects, *, message_id:
             source=f"list-unsubscribe {message.id}",
             lead_ids=[lead.id],
         )
-    if event_id is None:
-        return True
-    repo.stop_enrollments(
-        session,
-        org_id=message.org_id,
-        lead_ids=[message.lead_id],
-        reason="unsubscribed",
-        now=now,
-        rule="on_unsubscribe",
-        campaign_id=message.campaign_id,
-    )
-    emit(
+    record_once(
         session,
         effects,
-        org_id=message.org_id,
-        lead_id=message.lead_id,
+        message,
+        source="unsubscribe",
+        dedupe_key=str(message.id),
+        payload={"one_click": one_click},
         type_=EventType.UNSUBSCRIBED,
-        now=now,
-        message=message,
+        outcome="unsubscribed",
         data={"scope": "email", "one_click": one_click},
-    )
-    repo.finish_event(
-        session, event_id, status="processed", outcome="unsubscribed", processed_at=utcnow(), effective_at=utcnow()
+        stops=Stop("unsubscribed", rule="on_unsubscribe", this_campaign=True),
+        effective=True,
     )
     return True
 
@@ -764,28 +420,16 @@ def record_open(session: Session, effects: Effects, *, message_id: uuid.UUID) ->
     message = repo.message_by_id(session, message_id=message_id)
     if message is None:
         return False
-    now = utcnow()
-    event_id = repo.insert_event(
+    record_once(
         session,
-        org_id=message.org_id,
+        effects,
+        message,
         source="open",
         dedupe_key=str(message.id),
         payload={},
-        message_id=message.id,
-        lead_id=message.lead_id,
-        received_at=now,
+        type_=EventType.OPENED,
+        outcome="opened",
     )
-    if event_id is not None:
-        emit(
-            session,
-            effects,
-            org_id=message.org_id,
-            lead_id=message.lead_id,
-            type_=EventType.OPENED,
-            now=now,
-            message=message,
-        )
-        repo.finish_event(session, event_id, status="processed", outcome="opened", processed_at=now)
     return True
 
 
@@ -797,37 +441,16 @@ def resolve_click(session: Session, effects: Effects, *, message_id: uuid.UUID, 
     url = repo.message_link(session, message_id=message.id, position=position)
     if url is None or not url.lower().startswith(("http://", "https://")):
         return None
-    now = utcnow()
-    event_id = repo.insert_event(
+    record_once(
         session,
-        org_id=message.org_id,
+        effects,
+        message,
         source="click",
         dedupe_key=f"{message.id}:{position}",
         payload={"position": position},
-        message_id=message.id,
-        lead_id=message.lead_id,
-        received_at=now,
+        type_=EventType.CLICKED,
+        outcome="clicked",
+        data={"url": url, "position": position},
+        stops=Stop("clicked", rule="on_click", rule_default=False, this_campaign=True),
     )
-    if event_id is not None:
-        emit(
-            session,
-            effects,
-            org_id=message.org_id,
-            lead_id=message.lead_id,
-            type_=EventType.CLICKED,
-            now=now,
-            message=message,
-            data={"url": url, "position": position},
-        )
-        repo.stop_enrollments(
-            session,
-            org_id=message.org_id,
-            lead_ids=[message.lead_id],
-            reason="clicked",
-            now=now,
-            rule="on_click",
-            rule_default=False,
-            campaign_id=message.campaign_id,
-        )
-        repo.finish_event(session, event_id, status="processed", outcome="clicked", processed_at=now)
     return url
