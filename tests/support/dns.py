@@ -1,9 +1,10 @@
-"""A loopback DNS server (UDP) answering from a table, for the import's MX check.
+"""A loopback DNS server (UDP) answering from a table, for the import's MX check and the DNS preflight.
 
 ``zone`` maps a domain to what the server says about it: a list of ``(type, rdata)``
-records (``("MX", "10 mx.example.net.")``, ``("A", "93.184.216.34")``), ``[]`` for a name
-that exists with no records of the type asked, ``None`` for NXDOMAIN; a name missing from
-the table gets no answer at all (the client times out). Queries are counted per name.
+records (``("MX", "10 mx.example.net.")``, ``("A", "93.184.216.34")``, ``txt("v=spf1 -all")``),
+``[]`` for a name that exists with no records of the type asked, ``None`` for NXDOMAIN; a name
+missing from the table gets no answer at all (the client times out). Queries are counted per
+name. :meth:`DnsServer.set` changes a name while the server runs.
 """
 
 from __future__ import annotations
@@ -20,6 +21,12 @@ import dns.rdatatype
 import dns.rrset
 
 Zone = dict[str, list[tuple[str, str]] | None]
+
+
+def txt(value: str) -> tuple[str, str]:
+    """A TXT record holding ``value``, cut into the 255-octet strings DNS carries (a DKIM key is longer)."""
+    chunks = [value[i : i + 255] for i in range(0, len(value), 255)] or [""]
+    return ("TXT", " ".join('"' + c.replace("\\", "\\\\").replace('"', '\\"') + '"' for c in chunks))
 
 
 class DnsServer:
@@ -58,6 +65,10 @@ class DnsServer:
                     if kind == wanted:
                         response.answer.append(dns.rrset.from_text(question.name, 300, "IN", kind, rdata))
             self._sock.sendto(response.to_wire(), peer)
+
+    def set(self, name: str, records: list[tuple[str, str]] | None) -> None:
+        """Answer ``records`` for ``name`` from now on (``None``: NXDOMAIN)."""
+        self.zone[name.rstrip(".").lower()] = records
 
     def close(self) -> None:
         self._stop.set()

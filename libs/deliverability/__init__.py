@@ -1,0 +1,1 @@
+"""Deliverability: DKIM keys and signatures, and the DNS preflight of a sending domain."""
