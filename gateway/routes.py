@@ -11,6 +11,7 @@ DEFAULT_ROUTES: dict[str, str] = {
     "/api/brands": "brand",
     "/api/credentials": "brand",
     "/api/campaigns": "campaign",
+    "/api/conversations": "campaign",
     "/api/leads": "campaign",
     "/api/messages": "campaign",
     "/api/suppressions": "campaign",

@@ -9,6 +9,7 @@ from litestar import Litestar
 from libs.app import create_service_app
 from services.campaign.campaigns.brand_client import BrandClient
 from services.campaign.campaigns.controllers import CONTROLLERS as CAMPAIGN_CONTROLLERS
+from services.campaign.conversations.controllers import CONVERSATION_CONTROLLERS
 from services.campaign.inbound.controllers import INBOUND_CONTROLLERS
 from services.campaign.keys import suppression_key
 from services.campaign.leads.controllers import CONTROLLERS as LEAD_CONTROLLERS
@@ -37,7 +38,13 @@ def create_app(
         name="campaign",
         title="Tidewater campaign service",
         settings=settings,
-        route_handlers=[*CAMPAIGN_CONTROLLERS, *LEAD_CONTROLLERS, *INBOUND_CONTROLLERS, *WEBHOOK_CONTROLLERS],
+        route_handlers=[
+            *CAMPAIGN_CONTROLLERS,
+            *CONVERSATION_CONTROLLERS,
+            *LEAD_CONTROLLERS,
+            *INBOUND_CONTROLLERS,
+            *WEBHOOK_CONTROLLERS,
+        ],
         state=state,
         on_startup=[load_suppression_key],
         **overrides,
