@@ -5,12 +5,14 @@ we acted on, deduplicated per organization by ``(source, dedupe_key)`` and by Tw
 ``I-Twilio-Idempotency-Token``; ``received_at`` / ``effective_at`` say when an opt-out came in
 and when it took effect. ``message_links`` holds the URLs a message carried, by position: a
 click token names a position, so a click can only ever redirect to a URL of that message.
+``reply_classifications`` records how each inbound reply was understood (``libs.replies``).
 """
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
@@ -19,6 +21,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 from libs.db.base import created_at_field, id_field, in_enum, now_field, org_id_field, timestamp_field
+from libs.replies.intents import Intent as ReplyIntent
 
 
 class InboundSource(StrEnum):
@@ -178,3 +181,39 @@ class WebhookAttempt(SQLModel, table=True):
     status_code: int | None = Field(default=None)
     error: str | None = Field(default=None, max_length=500)
     response_excerpt: str | None = Field(default=None, max_length=500)
+
+
+class ReplyClassificationRecord(SQLModel, table=True):
+    """How one inbound reply was understood: intent, fields read out, and who decided at what cost.
+
+    ``source`` is ``openai`` only when the model's answer was used; a local decision (no key,
+    opt-out words, or a model failure named in ``fallback_reason``) is ``local``.
+    """
+
+    __tablename__ = "reply_classifications"
+    __table_args__ = (
+        sa.Index("ix_reply_classifications_org_id_created_at", "org_id", "created_at"),
+        sa.CheckConstraint(in_enum("intent", ReplyIntent), name="intent"),
+        sa.CheckConstraint("source IN ('openai', 'local')", name="source"),
+        sa.CheckConstraint("confidence >= 0 AND confidence <= 1", name="confidence"),
+    )
+
+    id: uuid.UUID = id_field()
+    org_id: uuid.UUID = org_id_field()
+    inbound_event_id: uuid.UUID = Field(foreign_key="inbound_events.id", nullable=False, index=True, ondelete="CASCADE")
+    message_id: uuid.UUID | None = Field(default=None, foreign_key="messages.id", ondelete="SET NULL")
+    intent: str = Field(max_length=32)
+    confidence: Decimal = Field(sa_type=sa.Numeric(4, 3), nullable=False)
+    source: str = Field(max_length=16)
+    fields: dict[str, Any] = Field(
+        default_factory=dict, sa_type=JSONB, nullable=False, sa_column_kwargs={"server_default": sa.text("'{}'")}
+    )
+    matched: str | None = Field(default=None, max_length=200)
+    fallback_reason: str | None = Field(default=None, max_length=200)
+    prompt_version: str = Field(max_length=32)
+    model: str = Field(max_length=100)
+    tokens_in: int = Field(default=0, nullable=False)
+    tokens_out: int = Field(default=0, nullable=False)
+    cost_usd: Decimal = Field(default=Decimal(0), sa_type=sa.Numeric(12, 6), nullable=False)
+    latency_ms: int = Field(default=0, nullable=False)
+    created_at: datetime = created_at_field()
