@@ -16,7 +16,7 @@ from libs.errors import Invalid
 from libs.openapi import problems
 from libs.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, make_page
 from libs.scopes import READS_ONLY, Area, scope_area
-from libs.security import Role, requires
+from libs.security import Principal, Role, requires
 from services.campaign.campaigns.analytics import campaign_analytics
 from services.campaign.campaigns.brand_client import BrandClient
 from services.campaign.campaigns.deps import (
@@ -35,6 +35,7 @@ from services.campaign.campaigns.schemas import (
     EnrollRequest,
     EnrollResult,
     EventRead,
+    MessageAudit,
     MessageDetail,
     MessageRead,
     PersonalizationRead,
@@ -441,15 +442,24 @@ class MessageController(Controller):
 
     @get("/{message_id:uuid}", operation_id="GetMessage")
     async def get_message(
-        self, message_id: FromPath[uuid.UUID], campaigns: NamedDependency[CampaignService]
+        self,
+        message_id: FromPath[uuid.UUID],
+        campaigns: NamedDependency[CampaignService],
+        principal: NamedDependency[Principal],
     ) -> MessageDetail:
-        """Read a message with its events, oldest first, and how its content was written (its audit trail)."""
+        """Read a message with its events, oldest first, and how its content was written (its audit trail).
+
+        Admins and owners also get ``audit``: the prompt, the input fields, the output and each
+        guardrail result the worker stored; other roles get ``audit: null``.
+        """
         message, events, personalization = await campaigns.message(message_id)
+        audit = personalization is not None and principal.role.at_least(Role.ADMIN)
         return MessageDetail.model_validate(
             {
                 **message.model_dump(),
                 "events": [EventRead.model_validate(e) for e in events],
                 "personalization": PersonalizationRead.model_validate(personalization) if personalization else None,
+                "audit": MessageAudit.of(personalization) if audit else None,
             }
         )
 

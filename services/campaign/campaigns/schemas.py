@@ -463,12 +463,68 @@ class PersonalizationRead(Read):
     created_at: datetime
 
 
+class GuardrailResult(BaseModel):
+    """One check the worker ran on what the model wrote, as it recorded the outcome."""
+
+    check: Literal["output", "model_response"] = Field(
+        description="`output`: the written message's checks (schema, length, placeholders, links, claims); "
+        "`model_response`: whether the model answered at all (timeouts, refusals, bad JSON)."
+    )
+    passed: bool
+    reason: str | None = Field(description="The stable code of the failure (`foreign_link`, `openai_timeout`...).")
+
+
+OUTPUT_FAILURE = "invalid_output:"
+"""The worker's ``fallback_reason`` prefix for an answer the output checks refused."""
+
+
+def guardrail_results(source: str, fallback_reason: str | None) -> list[GuardrailResult]:
+    """The checks a personalization went through, from what the worker stored (the local writer has none)."""
+    if source == "openai":
+        return [GuardrailResult(check="output", passed=True, reason=None)]
+    if source != "fallback" or not fallback_reason:
+        return []
+    if fallback_reason.startswith(OUTPUT_FAILURE):
+        reason = fallback_reason.removeprefix(OUTPUT_FAILURE)
+        return [
+            GuardrailResult(check="model_response", passed=True, reason=None),
+            GuardrailResult(check="output", passed=False, reason=reason),
+        ]
+    return [GuardrailResult(check="model_response", passed=False, reason=fallback_reason)]
+
+
+class MessageAudit(BaseModel):
+    """What the writer was asked and answered for a message, and the checks its answer went through."""
+
+    prompt: list[dict[str, Any]] = Field(description="The messages sent to the model (empty for the local writer).")
+    input: dict[str, Any] = Field(description="The lead fields the content was written from.")
+    output: dict[str, Any] | None = Field(description="What the model answered (null when it answered nothing).")
+    content: dict[str, Any] = Field(description="The content that was used, after the checks.")
+    guardrails: list[GuardrailResult]
+
+    @classmethod
+    def of(cls, personalization: Any) -> Self:
+        """The audit of a stored personalization."""
+        return cls(
+            prompt=personalization.prompt,
+            input=personalization.input,
+            output=personalization.output,
+            content=personalization.content,
+            guardrails=guardrail_results(personalization.source, personalization.fallback_reason),
+        )
+
+
 class MessageDetail(MessageRead):
     """A message with its events, oldest first, and how its content was written: its audit trail."""
 
     events: list[EventRead]
     personalization: PersonalizationRead | None = Field(
         default=None, description="The worker's record of how the content was written (null before it was)."
+    )
+    audit: MessageAudit | None = Field(
+        default=None,
+        description="Admins and owners only: the prompt, the input fields, the output and each guardrail result "
+        "(null for other roles, and before the content was written).",
     )
 
 
