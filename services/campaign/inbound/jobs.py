@@ -17,9 +17,10 @@ from sqlalchemy.orm import Session
 from libs.db.session import system_session
 from libs.queue import enqueue_many
 from libs.suppression import stored_hash_key
-from services.campaign.inbound import email, service
+from services.campaign.inbound import email
 from services.campaign.inbound.events import Context, Effects
 from services.campaign.inbound.settings import InboundSettings
+from services.campaign.inbound.twilio import sms, status
 from services.campaign.webhooks.jobs import deliver_webhook, dispose, engine_for, publish_message_event, redis_for
 
 __all__ = [
@@ -51,12 +52,12 @@ def _run(work: Callable[[Session, Context, Effects], T]) -> T:
 
 def process_twilio_status(event_id: str) -> str:
     """Apply a stored Twilio message or call status callback (at least once; a second run is a no-op)."""
-    return _run(lambda s, ctx, fx: service.process_status(s, ctx, fx, uuid.UUID(event_id)))
+    return _run(lambda s, ctx, fx: status.process(s, ctx, fx, uuid.UUID(event_id)))
 
 
 def process_inbound_sms(event_id: str) -> str:
     """Apply a stored inbound text that is a plain reply (at least once; a second run is a no-op)."""
-    return _run(lambda s, ctx, fx: service.process_sms_event(s, ctx, fx, uuid.UUID(event_id)))
+    return _run(lambda s, ctx, fx: sms.process(s, ctx, fx, uuid.UUID(event_id)))
 
 
 def process_inbound_email(event_id: str) -> str:

@@ -283,6 +283,21 @@ def latest_message(session: Session, *, org_id: uuid.UUID, lead_id: uuid.UUID, c
     return session.execute(stmt).first()
 
 
+def recipient(session: Session, *, message_id: uuid.UUID) -> tuple[str, str] | None:
+    """The address a message went to and the name of the brand that sent it ("" when gone), or None."""
+    stmt = (
+        sa.select(LEADS.c.email, BRANDS.c.name)
+        .select_from(
+            MESSAGES.outerjoin(LEADS, (LEADS.c.id == MESSAGES.c.lead_id) & (LEADS.c.org_id == MESSAGES.c.org_id))
+            .outerjoin(CAMPAIGNS, CAMPAIGNS.c.id == MESSAGES.c.campaign_id)
+            .outerjoin(BRANDS, (BRANDS.c.id == CAMPAIGNS.c.brand_id) & (BRANDS.c.org_id == MESSAGES.c.org_id))
+        )
+        .where(MESSAGES.c.id == message_id)
+    )
+    row = session.execute(stmt).first()
+    return None if row is None else (row.email or "", row.name or "")
+
+
 def message_link(session: Session, *, message_id: uuid.UUID, position: int) -> str | None:
     """The URL at ``position`` of a message, or ``None``."""
     stmt = sa.select(LINKS.c.url).where(LINKS.c.message_id == message_id, LINKS.c.position == position)

@@ -4,6 +4,7 @@
 else that holds a raw email (a mailbox poller); :func:`process` is the ``inbound`` job's side.
 """
 
+from services.campaign.inbound.email.mail import InboundMail, MailKind, MalformedMail
 from services.campaign.inbound.email.service import EmailOutcome, process, receive
 
-__all__ = ["EmailOutcome", "process", "receive"]
+__all__ = ["EmailOutcome", "InboundMail", "MailKind", "MalformedMail", "process", "receive"]

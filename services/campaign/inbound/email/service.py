@@ -21,6 +21,7 @@ from libs.optout import Intent, classify
 from libs.suppression import InvalidContact, normalize_email
 from services.campaign.inbound import erased
 from services.campaign.inbound import repository as repo
+from services.campaign.inbound.email.mail import InboundMail, MailKind, MalformedMail, read
 from services.campaign.inbound.events import (
     Context,
     Effects,
@@ -34,7 +35,6 @@ from services.campaign.inbound.events import (
     stop,
     suppress,
 )
-from services.campaign.inbound.mail import InboundMail, MailKind, MalformedMail, read
 
 log = structlog.get_logger(__name__)
 
