@@ -29,6 +29,7 @@ TARGETS: dict[str, str] = {
     "worker": "services.worker.main:run_worker",
     "ticker": "services.worker.main:run_ticker",
     "sink": "services.worker.sinks:run_sink",
+    "mail": "services.campaign.mailbox.runner:run_mail",
     "create-operator": "services.auth.cli:create_operator",
     "resolve": "gateway.ops.cli:resolve_messages",
     "unknown": "gateway.ops.cli:list_unknown",
@@ -232,6 +233,12 @@ def ticker() -> None:
 
 
 @main.command()
+def mail() -> None:
+    """Read the senders' mailboxes over IMAP (IDLE or polling) and feed new mail to the inbound path."""
+    require("mail", "the mailbox poller")()
+
+
+@main.command()
 @click.option("--host", default=None, help="Bind address (SDR_SMTP_SINK_HOST, default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port (SDR_SMTP_SINK_PORT, default 1025).")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None, help="SDR_DATA_DIR.")
@@ -405,6 +412,39 @@ def list_unknown(limit: int, database_url: str | None) -> None:
     """List the messages whose send outcome is unknown, oldest first (resolve them with sdr resolve)."""
     target = require("unknown", "listing unknown messages", process=False)
     target(database_url=database_url or DevSettings().database_url, limit=limit)
+
+
+@main.group()
+def analytics() -> None:
+    """Campaign analytics' rollups."""
+
+
+@analytics.command("rebuild")
+@click.option("--campaign", "campaign_id", type=click.UUID, default=None, help="Only this campaign (default: all).")
+@click.option("--database-url", envvar="SDR_DATABASE_URL", help="Defaults to SDR_DATABASE_URL.")
+def analytics_rebuild(campaign_id: Any, database_url: str | None) -> None:
+    """Recompute the rollups from the raw events and enrollments, one transaction per campaign."""
+    import sqlalchemy as sa
+
+    from libs.db.models.analytics import rebuild
+    from libs.db.session import make_engine, system_session
+
+    engine = make_engine(database_url or DevSettings().database_url, pool_size=1)
+    try:
+        with system_session(engine) as session:
+            found = session.execute(
+                sa.text("SELECT id FROM campaigns WHERE CAST(:c AS uuid) IS NULL OR id = CAST(:c AS uuid) ORDER BY id"),
+                {"c": campaign_id},
+            )
+            ids = list(found.scalars())
+        if campaign_id is not None and not ids:
+            raise click.ClickException(f"no campaign {campaign_id}")
+        for one in ids:
+            with system_session(engine) as session:
+                rebuild(session.connection(), one)
+            click.echo(f"rebuilt {one}")
+    finally:
+        engine.dispose()
 
 
 @main.command()

@@ -1,21 +1,30 @@
-"""Campaign analytics, computed by SQL from the event rows (no counters that can drift).
+"""Campaign analytics, read from the rollups (``campaign_rollups``, kept by triggers as events land).
 
-A message counts once per event type, at the first time it had that event (two opens of one
-email are one opened message); events without a message count once each. Totals, steps,
-variants, channels and hours come from one ``GROUPING SETS`` query over those first events,
-which reads only the campaign's entries of one covering index (``bench/analytics.py`` times it
-at 1,000,000 events).
+A message counts once per event type, in the UTC hour of the first time it had that event (two
+opens of one email are one opened message); events without a message count once each;
+enrollments count in the hour they were created. Requests read only the rollups: a few
+thousand counters per campaign whatever its number of events (``bench/analytics.py`` times
+it at 10,000 and 1,000,000 events).
+
+Windows are whole UTC hours, the rollups' granularity: ``since`` and ``until`` must fall on an
+hour (``10:00:00Z``, ``11:00:00+05:30`` is not one), otherwise the request is refused naming the
+field. A window counts the messages whose *first* event of a type falls inside it.
+
+:func:`events_sql` and :func:`count_sql` keep the computation from the raw events: the
+reference the tests compare the rollups with, and the benchmark's baseline.
 """
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from libs.db.models.analytics import ENROLLED
+from libs.errors import Invalid
 from services.campaign.campaigns.schemas import (
     METRICS,
     Analytics,
@@ -27,6 +36,9 @@ from services.campaign.campaigns.schemas import (
 )
 
 _COUNTS = ",\n".join(f"coalesce(sum(f.n) FILTER (WHERE f.type = '{m}'), 0) AS {m}" for m in METRICS)
+_ROLLUP_COUNTS = ",\n".join(
+    f"coalesce(sum(r.count) FILTER (WHERE r.metric = '{m}'), 0) AS {m}" for m in (*METRICS, ENROLLED)
+)
 
 
 _EVENTS_WHERE = "e.org_id = :org AND e.campaign_id = :campaign AND e.type = ANY(CAST(:types AS text[]))"
@@ -36,6 +48,32 @@ def _window(column: str, since: datetime | None, until: datetime | None) -> str:
     """The time bounds actually given, written out (a generic plan cannot skip ``:since IS NULL OR``)."""
     lower = f" AND {column} >= :since" if since is not None else ""
     return lower + (f" AND {column} < :until" if until is not None else "")
+
+
+def check_window(since: datetime | None, until: datetime | None) -> None:
+    """Refuse bounds that are not whole UTC hours (the rollups' granularity), naming the field."""
+    errors = [
+        {"field": name, "message": "must be a whole hour (analytics are kept per UTC hour)", "source": "query"}
+        for name, value in (("since", since), ("until", until))
+        if value is not None
+        and (value.tzinfo is None or value.astimezone(UTC).replace(minute=0, second=0, microsecond=0) != value)
+    ]
+    if errors:
+        raise Invalid(errors=errors)
+
+
+def rollups_sql(since: datetime | None = None, until: datetime | None = None) -> str:
+    """Counts per step, variant, channel and hour summed from the campaign's counters."""
+    return f"""
+SELECT
+    GROUPING(r.step_id) AS g_step, GROUPING(r.variant) AS g_variant, GROUPING(r.channel) AS g_channel,
+    GROUPING(r.hour) AS g_hour,
+    r.step_id, r.variant, r.channel, r.hour,
+    {_ROLLUP_COUNTS}
+FROM campaign_rollups r
+WHERE r.org_id = :org AND r.campaign_id = :campaign{_window("r.hour", since, until)}
+GROUP BY GROUPING SETS ((), (r.step_id), (r.step_id, r.variant), (r.channel), (r.hour))
+"""  # noqa: S608
 
 
 def count_sql(since: datetime | None = None, until: datetime | None = None) -> str:
@@ -90,22 +128,15 @@ def _counts(row: Any) -> dict[str, int]:
     return {m: int(getattr(row, m)) for m in METRICS}
 
 
-async def campaign_analytics(
-    session: AsyncSession,
-    *,
-    org_id: uuid.UUID,
+def _assemble(
     campaign_id: uuid.UUID,
     positions: dict[uuid.UUID, tuple[int, str]],
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: datetime | None,
+    until: datetime | None,
+    rows: list[Any],
+    enrolled_by_hour: dict[datetime, int],
 ) -> Analytics:
-    """Return the campaign's counts per campaign, step, variant, channel and hour."""
-    params = analytics_params(org_id, campaign_id, since, until)
-    conn = await session.connection()
-    rows = (await conn.execute(sa.text(events_sql(since, until)), params)).all()
-    enrolled_rows = (await conn.execute(sa.text(enrolled_sql(since, until)), params)).all()
-
-    enrolled_by_hour = {r.hour: int(r.n) for r in enrolled_rows}
+    """The response from ``GROUPING SETS`` rows (totals, step, variant, channel, hour) and enrollments per hour."""
     totals = Totals(enrolled=sum(enrolled_by_hour.values()))
     by_step: list[StepCounts] = []
     by_variant: list[VariantCounts] = []
@@ -125,7 +156,7 @@ async def campaign_analytics(
         elif not row.g_channel:
             if row.channel is not None:
                 by_channel.append(ChannelCounts(channel=row.channel, **counts))
-        elif not row.g_hour and row.hour is not None:
+        elif not row.g_hour and row.hour is not None and (any(counts.values()) or row.hour in hourly):
             current = hourly.get(row.hour)
             hourly[row.hour] = HourCounts(hour=row.hour, enrolled=current.enrolled if current else 0, **counts)
     by_step.sort(key=lambda s: (s.position or 0, str(s.step_id)))
@@ -141,3 +172,36 @@ async def campaign_analytics(
         by_channel=by_channel,
         hourly=[hourly[h] for h in sorted(hourly)],
     )
+
+
+async def campaign_analytics(
+    session: AsyncSession,
+    *,
+    org_id: uuid.UUID,
+    campaign_id: uuid.UUID,
+    positions: dict[uuid.UUID, tuple[int, str]],
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> Analytics:
+    """Return the campaign's counts per campaign, step, variant, channel and hour, from the rollups only."""
+    check_window(since, until)
+    conn = await session.connection()
+    params = analytics_params(org_id, campaign_id, since, until)
+    rows = (await conn.execute(sa.text(rollups_sql(since, until)), params)).all()
+    enrolled = {r.hour: int(r.enrolled) for r in rows if not r.g_hour and r.g_step and r.enrolled}
+    return _assemble(campaign_id, positions, since, until, list(rows), enrolled)
+
+
+async def campaign_analytics_from_events(
+    session: AsyncSession,
+    *,
+    org_id: uuid.UUID,
+    campaign_id: uuid.UUID,
+    positions: dict[uuid.UUID, tuple[int, str]],
+) -> Analytics:
+    """The same figures computed from the raw events and enrollments (the rollups' reference; whole campaign)."""
+    params = analytics_params(org_id, campaign_id, None, None)
+    conn = await session.connection()
+    rows = (await conn.execute(sa.text(events_sql()), params)).all()
+    enrolled_rows = (await conn.execute(sa.text(enrolled_sql()), params)).all()
+    return _assemble(campaign_id, positions, None, None, list(rows), {r.hour: int(r.n) for r in enrolled_rows})

@@ -1,4 +1,11 @@
-"""Analytics from rollups: counters per campaign, step, variant, channel and hour.
+"""Analytics from rollups: counters per campaign, step, variant, channel, sender and hour.
+
+``campaign_rollups`` and ``message_firsts`` (see ``libs/db/models/analytics.py``) are kept by
+row triggers on ``message_events`` and ``enrollments``, so every writer (worker, inbound, ops,
+a bulk load) maintains them without knowing. The triggers run as the writer (no SECURITY
+DEFINER): a tenant session writes its own organization's counters under row-level security,
+system work bypasses it. Deletions (a lead erased, a campaign removed) take their counts back.
+The existing rows are backfilled by the same recomputation ``sdr analytics rebuild`` runs.
 
 Revision ID: 0018
 Revises: 0017
@@ -7,15 +14,215 @@ Create Date: 2026-12-03 12:30:00
 
 from __future__ import annotations
 
+import sqlalchemy as sa
+from alembic import op
+
+from libs.db.models.analytics import ENROLLED, METRICS, ROLLUP_KEY, rebuild
+from libs.db.rls import disable_tenant_rls, enable_tenant_rls
+
 revision = "0018"
 down_revision = "0017"
 branch_labels = None
 depends_on = None
 
+TABLES = ("campaign_rollups", "message_firsts")
+KEY = ", ".join(ROLLUP_KEY)
+MATCH = (
+    "campaign_id = p_campaign AND hour = date_trunc('hour', p_hour, 'UTC') AND metric = p_metric"
+    " AND step_id IS NOT DISTINCT FROM p_step AND variant IS NOT DISTINCT FROM p_variant"
+    " AND channel IS NOT DISTINCT FROM p_channel AND sender_id IS NOT DISTINCT FROM p_sender"
+)
+METRICS_ARRAY = "ARRAY[" + ", ".join(f"'{m}'" for m in METRICS) + "]"
+
+FUNCTIONS = f"""
+CREATE FUNCTION rollup_sender(data jsonb) RETURNS uuid LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN data->>'sender_id' ~* '^[0-9a-f]{{8}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{12}}$'
+                THEN CAST(data->>'sender_id' AS uuid) END
+$$;
+
+CREATE FUNCTION rollup_add(p_org uuid, p_campaign uuid, p_step uuid, p_variant varchar, p_channel varchar,
+                           p_sender uuid, p_hour timestamptz, p_metric varchar, p_n bigint) RETURNS void
+LANGUAGE sql AS $$
+    INSERT INTO campaign_rollups AS r (org_id, campaign_id, step_id, variant, channel, sender_id, hour, metric, count)
+    VALUES (p_org, p_campaign, p_step, p_variant, p_channel, p_sender, date_trunc('hour', p_hour, 'UTC'), p_metric, p_n)
+    ON CONFLICT ({KEY}) DO UPDATE SET count = r.count + EXCLUDED.count
+$$;
+
+-- Taking a count back only updates (never inserts): inside a cascade the campaign may be going.
+-- A counter back at zero goes, so a campaign's counters are exactly its non-empty buckets.
+CREATE FUNCTION rollup_sub(p_campaign uuid, p_step uuid, p_variant varchar, p_channel varchar,
+                           p_sender uuid, p_hour timestamptz, p_metric varchar) RETURNS void
+LANGUAGE sql AS $$
+    UPDATE campaign_rollups SET count = count - 1 WHERE {MATCH};
+    DELETE FROM campaign_rollups WHERE {MATCH} AND count = 0;
+$$;
+
+CREATE FUNCTION message_events_rollup_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    v_sender uuid := rollup_sender(NEW.data);
+    v_inserted integer;
+    m record;
+    f record;
+BEGIN
+    IF NEW.campaign_id IS NULL OR NOT (NEW.type = ANY({METRICS_ARRAY})) THEN
+        RETURN NULL;
+    END IF;
+    IF NEW.message_id IS NULL THEN
+        PERFORM rollup_add(NEW.org_id, NEW.campaign_id, NULL, NULL, NULL, v_sender, NEW.occurred_at, NEW.type, 1);
+        RETURN NULL;
+    END IF;
+    SELECT step_id, variant, channel INTO m FROM messages WHERE id = NEW.message_id AND campaign_id = NEW.campaign_id;
+    INSERT INTO message_firsts (message_id, metric, org_id, campaign_id, event_id, occurred_at, step_id, variant,
+                                channel, sender_id)
+    VALUES (NEW.message_id, NEW.type, NEW.org_id, NEW.campaign_id, NEW.id, NEW.occurred_at, m.step_id, m.variant,
+            m.channel, v_sender)
+    ON CONFLICT (message_id, metric) DO NOTHING;
+    GET DIAGNOSTICS v_inserted = ROW_COUNT;
+    IF v_inserted = 1 THEN
+        PERFORM rollup_add(NEW.org_id, NEW.campaign_id, m.step_id, m.variant, m.channel, v_sender, NEW.occurred_at,
+                           NEW.type, 1);
+        RETURN NULL;
+    END IF;
+    SELECT * INTO f FROM message_firsts WHERE message_id = NEW.message_id AND metric = NEW.type FOR UPDATE;
+    IF (NEW.occurred_at, NEW.id) < (f.occurred_at, f.event_id) THEN
+        -- A late event older than the first one known: the message's count moves to its hour.
+        UPDATE message_firsts
+        SET event_id = NEW.id, occurred_at = NEW.occurred_at, step_id = m.step_id, variant = m.variant,
+            channel = m.channel, sender_id = v_sender
+        WHERE message_id = NEW.message_id AND metric = NEW.type;
+        PERFORM rollup_sub(f.campaign_id, f.step_id, f.variant, f.channel, f.sender_id, f.occurred_at, f.metric);
+        PERFORM rollup_add(NEW.org_id, NEW.campaign_id, m.step_id, m.variant, m.channel, v_sender, NEW.occurred_at,
+                           NEW.type, 1);
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE FUNCTION message_events_rollup_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    f record;
+    nxt record;
+BEGIN
+    IF OLD.campaign_id IS NULL OR NOT (OLD.type = ANY({METRICS_ARRAY})) THEN
+        RETURN NULL;
+    END IF;
+    IF OLD.message_id IS NULL THEN
+        PERFORM rollup_sub(OLD.campaign_id, NULL, NULL, NULL, rollup_sender(OLD.data), OLD.occurred_at, OLD.type);
+        RETURN NULL;
+    END IF;
+    SELECT * INTO f FROM message_firsts WHERE message_id = OLD.message_id AND metric = OLD.type FOR UPDATE;
+    IF NOT FOUND OR f.event_id <> OLD.id THEN
+        RETURN NULL;
+    END IF;
+    PERFORM rollup_sub(f.campaign_id, f.step_id, f.variant, f.channel, f.sender_id, f.occurred_at, f.metric);
+    SELECT e.id, e.occurred_at, rollup_sender(e.data) AS sender_id INTO nxt
+    FROM message_events e
+    WHERE e.message_id = OLD.message_id AND e.type = OLD.type AND e.campaign_id = OLD.campaign_id AND e.id <> OLD.id
+    ORDER BY e.occurred_at, e.id LIMIT 1;
+    IF FOUND AND EXISTS (SELECT 1 FROM messages WHERE id = OLD.message_id) THEN
+        UPDATE message_firsts SET event_id = nxt.id, occurred_at = nxt.occurred_at, sender_id = nxt.sender_id
+        WHERE message_id = OLD.message_id AND metric = OLD.type;
+        PERFORM rollup_add(f.org_id, f.campaign_id, f.step_id, f.variant, f.channel, nxt.sender_id, nxt.occurred_at,
+                           f.metric, 1);
+    ELSE
+        DELETE FROM message_firsts WHERE message_id = OLD.message_id AND metric = OLD.type;
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE FUNCTION enrollments_rollup() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        PERFORM rollup_add(NEW.org_id, NEW.campaign_id, NULL, NULL, NULL, NULL, NEW.created_at, '{ENROLLED}', 1);
+    ELSE
+        PERFORM rollup_sub(OLD.campaign_id, NULL, NULL, NULL, NULL, OLD.created_at, '{ENROLLED}');
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER message_events_rollup_insert AFTER INSERT ON message_events
+    FOR EACH ROW EXECUTE FUNCTION message_events_rollup_insert();
+CREATE TRIGGER message_events_rollup_delete AFTER DELETE ON message_events
+    FOR EACH ROW EXECUTE FUNCTION message_events_rollup_delete();
+CREATE TRIGGER enrollments_rollup AFTER INSERT OR DELETE ON enrollments
+    FOR EACH ROW EXECUTE FUNCTION enrollments_rollup();
+"""
+
 
 def upgrade() -> None:
-    pass
+    op.create_table(
+        "campaign_rollups",
+        sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
+        sa.Column("org_id", sa.Uuid(), nullable=False),
+        sa.Column("campaign_id", sa.Uuid(), nullable=False),
+        sa.Column("step_id", sa.Uuid(), nullable=True),
+        sa.Column("variant", sa.String(length=32), nullable=True),
+        sa.Column("channel", sa.String(length=16), nullable=True),
+        sa.Column("sender_id", sa.Uuid(), nullable=True),
+        sa.Column("hour", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("metric", sa.String(length=16), nullable=False),
+        sa.Column("count", sa.BigInteger(), nullable=False),
+        sa.CheckConstraint(
+            f"metric IN ({', '.join(repr(m) for m in (*METRICS, ENROLLED))})", name=op.f("ck_campaign_rollups_metric")
+        ),
+        sa.ForeignKeyConstraint(
+            ["campaign_id"],
+            ["campaigns.id"],
+            name=op.f("fk_campaign_rollups_campaign_id_campaigns"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["org_id"], ["organizations.id"], name=op.f("fk_campaign_rollups_org_id_organizations"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_campaign_rollups")),
+    )
+    op.create_index(op.f("ix_campaign_rollups_org_id"), "campaign_rollups", ["org_id"], unique=False)
+    op.create_index(
+        "uq_campaign_rollups_key", "campaign_rollups", list(ROLLUP_KEY), unique=True, postgresql_nulls_not_distinct=True
+    )
+    op.create_table(
+        "message_firsts",
+        sa.Column("message_id", sa.Uuid(), nullable=False),
+        sa.Column("metric", sa.String(length=16), nullable=False),
+        sa.Column("org_id", sa.Uuid(), nullable=False),
+        sa.Column("campaign_id", sa.Uuid(), nullable=False),
+        sa.Column("event_id", sa.Uuid(), nullable=False),
+        sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("step_id", sa.Uuid(), nullable=True),
+        sa.Column("variant", sa.String(length=32), nullable=True),
+        sa.Column("channel", sa.String(length=16), nullable=True),
+        sa.Column("sender_id", sa.Uuid(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["campaign_id"], ["campaigns.id"], name=op.f("fk_message_firsts_campaign_id_campaigns"), ondelete="CASCADE"
+        ),
+        sa.ForeignKeyConstraint(
+            ["org_id"], ["organizations.id"], name=op.f("fk_message_firsts_org_id_organizations"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("message_id", "metric", name=op.f("pk_message_firsts")),
+    )
+    op.create_index(op.f("ix_message_firsts_org_id"), "message_firsts", ["org_id"], unique=False)
+    op.create_index("ix_message_firsts_campaign_id", "message_firsts", ["campaign_id"], unique=False)
+    for table in TABLES:
+        enable_tenant_rls(table)
+    op.execute(FUNCTIONS)
+    rebuild(op.get_bind())
 
 
 def downgrade() -> None:
-    pass
+    op.execute("DROP TRIGGER IF EXISTS enrollments_rollup ON enrollments")
+    op.execute("DROP TRIGGER IF EXISTS message_events_rollup_delete ON message_events")
+    op.execute("DROP TRIGGER IF EXISTS message_events_rollup_insert ON message_events")
+    for fn in (
+        "enrollments_rollup()",
+        "message_events_rollup_delete()",
+        "message_events_rollup_insert()",
+        "rollup_sub(uuid, uuid, varchar, varchar, uuid, timestamptz, varchar)",
+        "rollup_add(uuid, uuid, uuid, varchar, varchar, uuid, timestamptz, varchar, bigint)",
+        "rollup_sender(jsonb)",
+    ):
+        op.execute(f"DROP FUNCTION IF EXISTS {fn}")
+    for table in reversed(TABLES):
+        disable_tenant_rls(table)
+        op.drop_table(table)

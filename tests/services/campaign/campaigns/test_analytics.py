@@ -1,4 +1,4 @@
-"""Analytics from event rows: exact counts per campaign, step, variant, channel and hour."""
+"""Analytics from the rollups: exact counts per campaign, step, variant, channel and hour."""
 
 from __future__ import annotations
 
@@ -114,6 +114,14 @@ def test_analytics_counts_exactly(world: World) -> None:
     assert counts(window["totals"]) == (14, 12, 0, 0, 0, 0, 0, 0)
     bad = world.a.get(f"/api/campaigns/{c['id']}/analytics", params={"since": H2, "until": H1})
     assert bad.status_code == 422
+    hour = world.a.get(
+        f"/api/campaigns/{c['id']}/analytics", params={"since": H1, "until": "2026-03-02T13:00:00+02:00"}
+    )
+    assert counts(hour.json()["totals"]) == (14, 12, 0, 0, 0, 0, 0, 0)  # 10:00Z to 10:00Z+1h: any offset on an hour
+    for params in ({"since": "2026-03-02T10:30:00Z"}, {"until": "2026-03-02T11:00:00+05:30"}):
+        unaligned = world.a.get(f"/api/campaigns/{c['id']}/analytics", params=params)
+        assert unaligned.status_code == 422, unaligned.text
+        assert unaligned.json()["errors"][0]["field"] == next(iter(params)), unaligned.text
 
 
 def test_analytics_of_an_empty_campaign_are_zero(world: World) -> None:
