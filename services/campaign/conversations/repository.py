@@ -21,7 +21,7 @@ from libs.db.base import utcnow
 from libs.db.models.auth import Membership
 from libs.db.models.campaign import Message
 from libs.db.models.conversations import Conversation
-from libs.db.models.inbound import InboundEvent
+from libs.db.models.inbound import InboundEvent, ReplyClassificationRecord
 from libs.db.models.leads import Lead
 
 MESSAGES: sa.Table = Message.__table__  # type: ignore[attr-defined]
@@ -29,6 +29,7 @@ EVENTS: sa.Table = InboundEvent.__table__  # type: ignore[attr-defined]
 CONVERSATIONS: sa.Table = Conversation.__table__  # type: ignore[attr-defined]
 LEADS: sa.Table = Lead.__table__  # type: ignore[attr-defined]
 MEMBERSHIPS: sa.Table = Membership.__table__  # type: ignore[attr-defined]
+CLASSIFICATIONS: sa.Table = ReplyClassificationRecord.__table__  # type: ignore[attr-defined]
 
 INTENTS = ("reply", "opt_out", "opt_out_all", "opt_in", "help", "auto_reply")
 """The outcomes of an inbound text or email that name what the lead meant (others give no intent)."""
@@ -84,10 +85,22 @@ def _activity(org_id: uuid.UUID, lead_id: uuid.UUID | None) -> sa.Subquery:
     )
 
 
+def _event_intent(event_id: Any, outcome: Any) -> sa.ColumnElement[Any]:
+    """What an inbound event meant: its latest reply classification, else its outcome when that names an intent."""
+    classified = (
+        sa.select(CLASSIFICATIONS.c.intent)
+        .where(CLASSIFICATIONS.c.inbound_event_id == event_id)
+        .order_by(CLASSIFICATIONS.c.created_at.desc(), CLASSIFICATIONS.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    return sa.func.coalesce(classified, sa.case((outcome.in_(INTENTS), outcome), else_=sa.null()))
+
+
 def _intent(org_id: uuid.UUID, lead_id: Any) -> sa.ScalarSelect[Any]:
-    """The intent of the lead's latest inbound text or email (NULL when its outcome names none)."""
+    """The intent of the lead's latest inbound text or email (NULL when nothing names one)."""
     return (
-        sa.select(sa.case((EVENTS.c.outcome.in_(INTENTS), EVENTS.c.outcome), else_=sa.null()))
+        sa.select(_event_intent(EVENTS.c.id, EVENTS.c.outcome))
         .where(_inbound(org_id), EVENTS.c.lead_id == lead_id)
         .order_by(EVENTS.c.received_at.desc(), EVENTS.c.id.desc())
         .limit(1)
@@ -206,7 +219,7 @@ class ConversationRepository:
                 EVENTS.c.status,
                 EVENTS.c.payload["subject"].astext.label("subject"),
                 EVENTS.c.payload["params"]["Body"].astext.label("body"),
-                sa.case((EVENTS.c.outcome.in_(INTENTS), EVENTS.c.outcome), else_=sa.null()).label("intent"),
+                _event_intent(EVENTS.c.id, EVENTS.c.outcome).label("intent"),
                 sa.case((EVENTS.c.source == "email", EVENTS.c.raw), else_=sa.null()).label("raw"),
             )
             .select_from(EVENTS.outerjoin(replied_to, replied_to.c.id == EVENTS.c.message_id))

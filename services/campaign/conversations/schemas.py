@@ -11,14 +11,25 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class ConversationIntent(StrEnum):
-    """What the lead's latest text or email meant."""
+    """What the lead's text or email meant: its reply classification, else what the inbound handling made of it."""
 
+    INTERESTED = "interested"
+    MEETING_REQUEST = "meeting_request"
+    QUESTION = "question"
+    OBJECTION = "objection"
+    NOT_NOW = "not_now"
+    OUT_OF_OFFICE = "out_of_office"
+    REFERRAL = "referral"
+    WRONG_PERSON = "wrong_person"
+    NOT_INTERESTED = "not_interested"
+    UNSUBSCRIBE = "unsubscribe"
+    AUTO_REPLY = "auto_reply"
+    OTHER = "other"
     REPLY = "reply"
     OPT_OUT = "opt_out"
     OPT_OUT_ALL = "opt_out_all"
     OPT_IN = "opt_in"
     HELP = "help"
-    AUTO_REPLY = "auto_reply"
 
 
 class Read(BaseModel):

@@ -121,6 +121,18 @@ class Seeder:
             )
         return event_id
 
+    def classify(self, event_id: uuid.UUID, intent: str) -> None:
+        """A reply classification of the inbound event, as the reply classifier records it."""
+        with self.db.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO reply_classifications (id, org_id, inbound_event_id, intent, confidence, source, "
+                    "fields, prompt_version, model, tokens_in, tokens_out, cost_usd, latency_ms, created_at) VALUES "
+                    "(gen_random_uuid(), :o, :e, :i, 0.9, 'local', '{}'::jsonb, 'v1', 'local', 0, 0, 0, 0, now())"
+                ),
+                {"o": self.org_id, "e": event_id, "i": intent},
+            )
+
     def member(self, role: str = "member") -> uuid.UUID:
         """A user who is a member of the organization."""
         user_id = uuid.uuid4()

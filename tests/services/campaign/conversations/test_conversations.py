@@ -8,7 +8,9 @@ from email.message import EmailMessage
 
 import pytest
 
+from libs.replies.intents import Intent as ReplyIntent
 from libs.security import Role
+from services.campaign.conversations.schemas import ConversationIntent
 from tests.services.campaign.conversations.conftest import Seeder, World, seed_lead
 
 T0 = datetime(2026, 11, 2, 9, tzinfo=UTC)
@@ -141,6 +143,31 @@ def test_intent_comes_from_the_latest_text_or_email_and_filters(world: World, se
     r = world.a.get("/api/conversations", params={"intent": "maybe"})
     assert r.status_code == 400 or r.status_code == 422
     assert "intent" in r.text
+
+
+def test_a_reply_classification_names_the_intent_before_the_events_outcome(world: World, seed: Seeder) -> None:
+    campaign = seed.campaign("sms")
+    lead, plain = seed_lead(world.db, world.a.org_id), seed_lead(world.db, world.a.org_id)
+    seed.sent(lead, campaign, T0)
+    seed.sent(plain, campaign, T0)
+    seed.inbound(plain, T0 + timedelta(minutes=1), outcome="reply")
+    older = seed.inbound(lead, T0 + timedelta(minutes=2), outcome="reply")
+    seed.classify(older, "not_interested")
+    latest = seed.inbound(lead, T0 + timedelta(minutes=3), outcome="reply", payload={"params": {"Body": "Tuesday?"}})
+    seed.classify(latest, "meeting_request")
+
+    got = world.a.get("/api/conversations", params={"intent": "meeting_request"}).json()["items"]
+    assert [c["lead_id"] for c in got] == [str(lead)]
+    assert got[0]["intent"] == "meeting_request"
+    assert world.a.get("/api/conversations", params={"intent": "not_interested"}).json()["items"] == []
+    plain_row = world.a.get("/api/conversations", params={"intent": "reply"}).json()["items"]
+    assert [c["lead_id"] for c in plain_row] == [str(plain)]
+    thread = world.a.get(f"/api/conversations/{lead}").json()["items"]
+    assert [i["intent"] for i in thread] == ["meeting_request", "not_interested", None]
+
+
+def test_every_reply_intent_is_a_conversation_intent() -> None:
+    assert {i.value for i in ReplyIntent} <= {i.value for i in ConversationIntent}
 
 
 def test_the_campaign_filter_keeps_leads_the_campaign_wrote_to(world: World, seed: Seeder) -> None:
