@@ -149,7 +149,8 @@ class Mailbox(SQLModel, table=True):
     """Where the reading of an email sender's IMAP folder stands: one row per sender.
 
     ``uidvalidity`` and ``last_uid`` are the cursor: every message up to ``last_uid`` of that
-    UIDVALIDITY was handed to the inbound path in the transaction that moved the cursor past it.
+    UIDVALIDITY was handed to the inbound path in the transaction that moved the cursor past it;
+    ``last_event_id`` is the event that transaction stored, whose job a restart enqueues again.
     ``lease_owner`` / ``lease_expires_at`` say which poller process reads it now; another
     process takes it over only once the lease has expired.
     """
@@ -167,6 +168,7 @@ class Mailbox(SQLModel, table=True):
     folder: str = Field(default="INBOX", max_length=255)
     uidvalidity: int | None = Field(default=None, sa_type=sa.BigInteger)
     last_uid: int = Field(default=0, sa_type=sa.BigInteger, sa_column_kwargs={"server_default": sa.text("0")})
+    last_event_id: uuid.UUID | None = Field(default=None)
     state: str = Field(default=MailboxState.ACTIVE.value, max_length=16, sa_column_kwargs={"server_default": "active"})
     paused_reason: str | None = Field(default=None, max_length=500)
     paused_at: datetime | None = timestamp_field()

@@ -47,6 +47,7 @@ def upgrade() -> None:
         sa.Column("folder", sa.String(length=255), nullable=False),
         sa.Column("uidvalidity", sa.BigInteger(), nullable=True),
         sa.Column("last_uid", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column("last_event_id", sa.Uuid(), nullable=True),
         sa.Column("state", sa.String(length=16), server_default="active", nullable=False),
         sa.Column("paused_reason", sa.String(length=500), nullable=True),
         sa.Column("paused_at", sa.DateTime(timezone=True), nullable=True),
