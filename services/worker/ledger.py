@@ -5,16 +5,18 @@ The statements that change a message's or an enrollment's status live in :mod:`l
 :mod:`libs.ledger.enrollments`: ``CLAIM_DUE_ENROLLMENTS``, ``RELEASE_HELD``, ``STOP``), with the
 states' sets (:mod:`libs.ledger.states`: ``TERMINAL``); they are re-exported here, so the worker
 and the ticker name every statement they run as ``ledger.X``. What stays here loads a batch
-(``LOAD``, ``FROZEN``), freezes its content (``FREEZE``), renews claims' leases (``RENEW``) and
-finds the work the ticker repairs (``STALE``, ``TOUCH``, ``QUEUED_OF``, ``HELD_ON_UNKNOWN``,
-``DUE_WEBHOOKS``).
+(``LOAD``, which ``load_many`` returns as typed :class:`LoadedRow` copies; ``FROZEN``), freezes
+its content (``FREEZE``), renews claims' leases (``RENEW``) and finds the work the ticker
+repairs (``STALE``, ``TOUCH``, ``QUEUED_OF``, ``HELD_ON_UNKNOWN``, ``DUE_WEBHOOKS``).
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any, Self
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Row
@@ -42,6 +44,7 @@ __all__ = [
     "STOP",
     "TERMINAL",
     "TOUCH",
+    "LoadedRow",
     "load_many",
 ]
 
@@ -84,7 +87,7 @@ LOAD = sa.text(
     )
     SELECT m.id, m.org_id, m.enrollment_id, m.step_id, m.campaign_id, m.lead_id, m.channel, m.status,
            m.attempt, m.next_attempt_at,
-           e.status AS enrollment_status, e.next_step_position,
+           e.status AS enrollment_status,
            c.status AS campaign_status, c.timezone AS campaign_timezone, c.stop_rules, c.ai,
            COALESCE(s.send_window, c.send_window) AS send_window,
            COALESCE(ns.send_window, c.send_window) AS next_send_window,
@@ -213,6 +216,121 @@ QUEUED_OF = sa.text(
 """The messages of a dead worker's job still waiting to go (its claim, if any, runs out by its lease)."""
 
 
-def load_many(session: Session, message_ids: Sequence[uuid.UUID], prompt_version: str) -> list[Row[Any]]:
-    """Everything a batch of messages needs, in one round trip."""
-    return list(session.execute(LOAD, {"ids": list(message_ids), "prompt_version": prompt_version}))
+@dataclass(frozen=True, slots=True)
+class LoadedRow:
+    """One message of a batch as :data:`LOAD` reads it: one field per column, in the statement's order.
+
+    Built once per message (:meth:`of`) and read by every stage of the job: the gate's facts, the
+    writer's request, the outgoing message, the claim and the record. Columns of left joins (the
+    next step, the sender, credentials, frozen content, the thread) are ``None`` when absent, and
+    so is a JSON column holding ``null`` (the stages read those with a default).
+    """
+
+    # the message
+    id: uuid.UUID
+    org_id: uuid.UUID
+    enrollment_id: uuid.UUID
+    step_id: uuid.UUID
+    campaign_id: uuid.UUID
+    lead_id: uuid.UUID
+    channel: str
+    status: str
+    attempt: int
+    next_attempt_at: datetime | None
+    # its enrollment and campaign
+    enrollment_status: str
+    campaign_status: str
+    campaign_timezone: str
+    stop_rules: dict[str, Any] | None
+    ai: dict[str, Any] | None
+    send_window: dict[str, Any] | None
+    """The step's own window, else the campaign's."""
+    next_send_window: dict[str, Any] | None
+    """The next step's own window, else the campaign's."""
+    # its step
+    position: int
+    subject_template: str | None
+    body_template: str | None
+    sms_template: str | None
+    script_template: str | None
+    step_audio_url: str | None
+    ai_instructions: str | None
+    variants: list[dict[str, Any]] | None
+    # the next step (None when this step is the last)
+    next_step_id: uuid.UUID | None
+    next_channel: str | None
+    next_delay_minutes: int | None
+    next_delay_unit: str | None
+    next_business_days: bool | None
+    # the lead
+    email: str | None
+    email_normalized: str | None
+    phone: str | None
+    first_name: str | None
+    last_name: str | None
+    company: str | None
+    title: str | None
+    lead_timezone: str | None
+    custom_fields: dict[str, Any] | None
+    consent_sms_at: datetime | None
+    consent_voice_at: datetime | None
+    lead_status: str
+    # the brand
+    brand_name: str
+    website: str | None
+    description: str | None
+    value_proposition: str | None
+    target_audience: str | None
+    tone_of_voice: str | None
+    proof_points: list[str] | None
+    forbidden_claims: list[str] | None
+    email_signature: str | None
+    sms_signoff: str | None
+    postal_address: str | None
+    opt_out_email: str | None
+    opt_out_sms: str | None
+    opt_out_voicemail: str | None
+    # the brand's first sender of the channel's kind (None: the gate skips with no_sender)
+    sender_id: uuid.UUID | None
+    from_name: str | None
+    from_address: str | None
+    reply_to: str | None
+    smtp_host: str | None
+    smtp_port: int | None
+    smtp_security: str | None
+    smtp_username: str | None
+    smtp_password_encrypted: str | None
+    hourly_limit: int | None
+    daily_limit: int | None
+    phone_number: str | None
+    messaging_service_sid: str | None
+    tts_voice: str | None
+    sender_audio_url: str | None
+    # the organization's provider credentials (encrypted)
+    twilio_sid: str | None
+    twilio_secret: str | None
+    openai_secret: str | None
+    # the content frozen for this step, if any
+    cached_content: dict[str, str] | None
+    cached_source: str | None
+    # an email's thread: the enrollment's earlier emails that went out, in step order
+    thread_message_ids: list[uuid.UUID] | None
+    thread_provider_ids: list[str | None] | None
+    stop_events: list[str] | None
+    """The lead's replied, unsubscribed, bounced and clicked events in this campaign."""
+
+    @classmethod
+    def of(cls, row: Row[Any]) -> Self:
+        """The typed copy of one :data:`LOAD` row (a column missing from the statement raises ``KeyError``)."""
+        mapping = row._mapping
+        return cls(**{name: mapping[name] for name in LOADED_COLUMNS})
+
+
+LOADED_COLUMNS = tuple(f.name for f in fields(LoadedRow))
+"""The columns :data:`LOAD` returns, in order: the fields of :class:`LoadedRow`."""
+
+
+def load_many(session: Session, message_ids: Sequence[uuid.UUID], prompt_version: str) -> list[LoadedRow]:
+    """Everything a batch of messages needs, in one round trip, one typed row per message found."""
+    rows = session.execute(LOAD, {"ids": list(message_ids), "prompt_version": prompt_version})
+    return [LoadedRow.of(row) for row in rows]

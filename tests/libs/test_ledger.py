@@ -23,6 +23,7 @@ from libs.db.models.inbound import WebhookEndpoint
 from libs.db.session import make_engine, system_session
 from libs.settings import Environment
 from services.worker import jobs
+from services.worker.jobs import prepare, record
 from services.worker.settings import WorkerSettings
 from tests.services.worker.conftest import drain, messages, noon_in_new_york_offset
 from tests.services.worker.factories import create_world
@@ -177,7 +178,8 @@ def test_delivered_marks_it_sent_and_the_enrollment_moves_on_as_the_worker_sched
         c=world.campaign_id,
         lead=world.lead_ids[0],
     )
-    assert vars(jobs)["_next_step"] is ledger.next_step  # the worker schedules with this very function
+    # the worker schedules with this very function, after a send (record) and after a skip (prepare)
+    assert vars(record)["next_step"] is vars(prepare)["next_step"] is ledger.next_step
     assert ledger.next_step(facts, batch.decided_at) == ("advance", batch.decided_at + timedelta(minutes=90))
     state = enrollment(engine, world.enrollment_ids[0])
     assert (state.status, state.next_step_position) == ("active", 2)

@@ -52,7 +52,8 @@ class OutgoingVoicemail:
 
     message_id: str
     to: str
-    from_number: str
+    from_number: str | None
+    """The sender's caller id (``None`` as the sender row has it: Twilio refuses the call)."""
     script: str
     status_callback: str
     voice: str | None = None

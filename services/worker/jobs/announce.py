@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from redis import Redis
-from sqlalchemy.engine import Row
 
 from libs import jobs as registry
 from libs.queue import enqueue_many
@@ -16,6 +15,21 @@ from libs.queue import enqueue_many
 log = structlog.get_logger(__name__)
 
 LIVE_KIND = {"sent": "sent", "failed": "failed", "bounced": "failed", "unknown": "unknown", "held": "held"}
+WEBHOOK_EVENTS = frozenset({"sent", "delivered", "failed", "bounced"})
+"""The outcomes owed to customer webhooks (when an endpoint of the organization subscribes to them)."""
+
+
+class Message(Protocol):
+    """What a live event names of a message: a batch's ``LoadedRow``, or a row the ticker found lost."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def org_id(self) -> uuid.UUID: ...
+    @property
+    def campaign_id(self) -> uuid.UUID: ...
+    @property
+    def channel(self) -> str: ...
 
 
 @dataclass
@@ -25,7 +39,7 @@ class Announcements:
     live: list[dict[str, Any]] = field(default_factory=list)
     webhooks: list[uuid.UUID] = field(default_factory=list)
 
-    def event(self, kind: str, row: Row[Any], reason: str | None = None) -> None:
+    def event(self, kind: str, row: Message, reason: str | None = None) -> None:
         """Owe a live event about ``row``'s message."""
         self.live.append(
             {

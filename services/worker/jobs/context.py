@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from redis import Redis
 from sqlalchemy import Engine
-from sqlalchemy.engine import Row
 
 from libs import jobs as registry
 from libs import runtime
@@ -57,9 +56,9 @@ class Context:
     recorder: LocalRecorder
     twilio_clients: dict[tuple[str, str], Any] = field(default_factory=dict)
     personalizers: dict[str, Personalizer] = field(default_factory=dict)
-    before_send: Callable[[Row[Any]], None] | None = None
+    before_send: Callable[[ledger.LoadedRow], None] | None = None
     """Test hook called right before the provider call (fault injection), never set in production."""
-    before_claim: Callable[[Row[Any]], None] | None = None
+    before_claim: Callable[[ledger.LoadedRow], None] | None = None
     """Test hook called after the gate and right before the claim (races), never set in production."""
     _box: SecretBox | None = None
     _erasure_key: bytes | None = None

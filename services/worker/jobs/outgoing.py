@@ -12,9 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
-
-from sqlalchemy.engine import Row
+from typing import cast
 
 from libs.compose import sms_text, voicemail_script
 from libs.links import open_url, track_links, unsubscribe_url
@@ -22,6 +20,7 @@ from services.worker.channels.email import OutgoingEmail, SmtpAccount, build_ema
 from services.worker.channels.outcome import SendResult
 from services.worker.channels.twilio import OutgoingSms, OutgoingVoicemail, send_sms, send_voicemail
 from services.worker.jobs.context import Context
+from services.worker.ledger import LoadedRow
 from services.worker.personalize import Draft
 
 STATUS_CALLBACK = {"sms": "/hooks/twilio/messages/status", "voicemail": "/hooks/twilio/calls/status"}
@@ -55,7 +54,7 @@ class Handoff:
         return cls(lambda: result)
 
 
-def build(ctx: Context, row: Row[Any], draft: Draft, variant: str | None) -> Outgoing:
+def build(ctx: Context, row: LoadedRow, draft: Draft, variant: str | None) -> Outgoing:
     """Build what goes out for ``row`` on its channel."""
     builders = {"email": email, "sms": sms}
     return builders.get(row.channel, voicemail)(ctx, row, draft, variant)
@@ -65,17 +64,17 @@ def _urls(ctx: Context) -> tuple[str, str]:
     return ctx.settings.public_base_url.rstrip("/"), ctx.settings.secret_key.get_secret_value()
 
 
-def email(ctx: Context, row: Row[Any], draft: Draft, variant: str | None) -> Outgoing:
+def email(ctx: Context, row: LoadedRow, draft: Draft, variant: str | None) -> Outgoing:
     """An email with tracked links, unsubscribe and open URLs, threaded on the enrollment's earlier emails."""
     settings = ctx.settings
     base, secret = _urls(ctx)
     tracked, urls = track_links(secret, base, row.id, draft.body)
     mail = OutgoingEmail(
         message_id=str(row.id),
-        from_address=row.from_address,
+        from_address=cast(str, row.from_address),  # as the sender has it (the channel cleans a missing one)
         from_name=row.from_name,
         reply_to=row.reply_to,
-        to_address=row.email,
+        to_address=_gated(row.email),
         subject=draft.subject or row.brand_name,
         body=tracked,
         postal_address=row.postal_address or "",
@@ -95,7 +94,7 @@ def email(ctx: Context, row: Row[Any], draft: Draft, variant: str | None) -> Out
     message = build_email(mail)
 
     def begin() -> Handoff | SendResult:
-        opened = ctx.smtp.begin(account, mail_from=row.from_address, rcpt_to=row.email)
+        opened = ctx.smtp.begin(account, mail_from=mail.from_address, rcpt_to=mail.to_address)
         return opened if isinstance(opened, SendResult) else Handoff(lambda: opened.finish(message), opened.abort)
 
     return Outgoing(
@@ -103,31 +102,32 @@ def email(ctx: Context, row: Row[Any], draft: Draft, variant: str | None) -> Out
         draft.body,
         variant,
         urls,
-        lambda: ctx.smtp.send(account, message, mail_from=row.from_address, rcpt_to=row.email),
+        lambda: ctx.smtp.send(account, message, mail_from=mail.from_address, rcpt_to=mail.to_address),
         begin,
     )
 
 
-def sms(ctx: Context, row: Row[Any], draft: Draft, variant: str | None) -> Outgoing:
+def sms(ctx: Context, row: LoadedRow, draft: Draft, variant: str | None) -> Outgoing:
     """A text with the sender's sign-off and opt-out, and its status callback."""
     base, _ = _urls(ctx)
     callback = f"{base}{STATUS_CALLBACK[row.channel]}?message_id={row.id}"
     text = sms_text(draft.body, row.sms_signoff, row.opt_out_sms)
     if row.twilio_sid and row.twilio_secret:
-        outgoing = OutgoingSms(str(row.id), row.phone, text, callback, row.phone_number, row.messaging_service_sid)
+        to = _gated(row.phone)
+        outgoing = OutgoingSms(str(row.id), to, text, callback, row.phone_number, row.messaging_service_sid)
         client = ctx.twilio(row.twilio_sid, row.twilio_secret)
         return Outgoing(None, text, variant, [], lambda: send_sms(client, outgoing))
     payload = {"to": row.phone, "from": row.phone_number, "body": text}
     return Outgoing(None, text, variant, [], lambda: ctx.recorder.record("sms", str(row.id), payload))
 
 
-def voicemail(ctx: Context, row: Row[Any], draft: Draft, variant: str | None) -> Outgoing:
+def voicemail(ctx: Context, row: LoadedRow, draft: Draft, variant: str | None) -> Outgoing:
     """A voicemail drop: the script (or the recorded audio) and its status callback."""
     base, _ = _urls(ctx)
     callback = f"{base}{STATUS_CALLBACK[row.channel]}?message_id={row.id}"
     drop = OutgoingVoicemail(
         str(row.id),
-        row.phone,
+        _gated(row.phone),
         row.phone_number,
         voicemail_script(draft.body, row.opt_out_voicemail),
         callback,
@@ -141,7 +141,13 @@ def voicemail(ctx: Context, row: Row[Any], draft: Draft, variant: str | None) ->
     return Outgoing(None, drop.script, variant, [], lambda: ctx.recorder.record("voicemail", str(row.id), script))
 
 
-def _thread(row: Row[Any], domain: str) -> tuple[str, ...]:
+def _gated(value: str | None) -> str:
+    """A recipient the gate made sure of (an email's address, a text's or a call's number) before any build."""
+    assert value, "the gate skips a message without a recipient"
+    return value
+
+
+def _thread(row: LoadedRow, domain: str) -> tuple[str, ...]:
     """The Message-IDs a follow-up threads on: the enrollment's earlier emails sent from this sender's domain.
 
     Every email goes out as ``<{ledger id}@{sender domain}>`` and the ledger keeps that id; a row
