@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Controller, get, post, put
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 from litestar.status_codes import HTTP_200_OK
 
 from libs.openapi import problems
@@ -16,8 +16,8 @@ from libs.scopes import Area, scope_area
 from libs.security import Role, requires
 from services.campaign.conversations.deps import provide_conversation_service
 from services.campaign.conversations.schemas import (
+    INTENT,
     AssignmentUpdate,
-    ConversationIntent,
     ConversationRead,
     ThreadItem,
 )
@@ -43,7 +43,7 @@ class ConversationController(Controller):
         conversations: NamedDependency[ConversationService],
         cursor: FromQuery[Cursor] = None,
         limit: FromQuery[Limit] = DEFAULT_LIMIT,
-        intent: FromQuery[ConversationIntent | None] = None,
+        intent: FromQuery[Annotated[str | None, Parameter(max_length=32, description=INTENT)]] = None,
         campaign_id: FromQuery[uuid.UUID | None] = None,
         unread: FromQuery[bool | None] = None,
         assigned_to: FromQuery[uuid.UUID | None] = None,
@@ -52,7 +52,7 @@ class ConversationController(Controller):
         return await conversations.list(
             limit=limit,
             cursor=cursor,
-            intent=intent.value if intent else None,
+            intent=intent,
             campaign_id=campaign_id,
             unread=unread,
             assigned_to=assigned_to,

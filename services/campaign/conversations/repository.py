@@ -23,6 +23,7 @@ from libs.db.models.campaign import Message
 from libs.db.models.conversations import Conversation
 from libs.db.models.inbound import InboundEvent, ReplyClassificationRecord
 from libs.db.models.leads import Lead
+from libs.replies.intents import Intent as ReplyIntent
 
 MESSAGES: sa.Table = Message.__table__  # type: ignore[attr-defined]
 EVENTS: sa.Table = InboundEvent.__table__  # type: ignore[attr-defined]
@@ -33,6 +34,8 @@ CLASSIFICATIONS: sa.Table = ReplyClassificationRecord.__table__  # type: ignore[
 
 INTENTS = ("reply", "opt_out", "opt_out_all", "opt_in", "help", "auto_reply")
 """The outcomes of an inbound text or email that name what the lead meant (others give no intent)."""
+KNOWN_INTENTS = frozenset({*INTENTS, *ReplyIntent})
+"""Every intent a conversation may have: the reply classifier's and the inbound outcomes above."""
 EMAIL_FROM_LEAD = ("reply", "auto_reply")
 """Kinds of inbound email the lead wrote (bounces are the mail system's, not the lead's)."""
 EMAIL_TEXT_MAX = 4000

@@ -4,32 +4,16 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from enum import StrEnum
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-
-class ConversationIntent(StrEnum):
-    """What the lead's text or email meant: its reply classification, else what the inbound handling made of it."""
-
-    INTERESTED = "interested"
-    MEETING_REQUEST = "meeting_request"
-    QUESTION = "question"
-    OBJECTION = "objection"
-    NOT_NOW = "not_now"
-    OUT_OF_OFFICE = "out_of_office"
-    REFERRAL = "referral"
-    WRONG_PERSON = "wrong_person"
-    NOT_INTERESTED = "not_interested"
-    UNSUBSCRIBE = "unsubscribe"
-    AUTO_REPLY = "auto_reply"
-    OTHER = "other"
-    REPLY = "reply"
-    OPT_OUT = "opt_out"
-    OPT_OUT_ALL = "opt_out_all"
-    OPT_IN = "opt_in"
-    HELP = "help"
+INTENT = (
+    "One of the reply classifier's intents (`interested`, `meeting_request`, `question`, `objection`, "
+    "`not_now`, `out_of_office`, `referral`, `wrong_person`, `not_interested`, `unsubscribe`, `auto_reply`, "
+    "`other`) or, for a text or email not classified, what its handling made of it (`reply`, `opt_out`, "
+    "`opt_out_all`, `opt_in`, `help`, `auto_reply`)."
+)
 
 
 class Read(BaseModel):
@@ -57,7 +41,7 @@ class ConversationRead(Read):
     last_inbound_at: datetime | None = Field(description="The latest text or email from the lead (null: none yet).")
     read_at: datetime | None = Field(description="When the conversation was last marked read (null: never).")
     unread: bool = Field(description="Whether the lead wrote after the conversation was last read.")
-    intent: ConversationIntent | None = Field(description="What the lead's latest text or email meant, if known.")
+    intent: str | None = Field(description=f"What the lead's latest text or email meant, if known: {INTENT}")
     assigned_member_id: uuid.UUID | None = Field(description="The member (user id) it is assigned to, if any.")
 
 
@@ -73,7 +57,7 @@ class ThreadItem(Read):
     status: str = Field(description="The message's ledger status (out) or the event's processing status (in).")
     subject: str | None
     body: str | None
-    intent: ConversationIntent | None = Field(description="What a text/email in meant (null for messages out).")
+    intent: str | None = Field(description=f"What a text/email in meant (null for messages out): {INTENT}")
 
 
 class AssignmentUpdate(BaseModel):

@@ -13,7 +13,7 @@ from typing import Any
 from libs.db.base import utcnow
 from libs.errors import Invalid, NotFound
 from libs.pagination import Page, decode_cursor, encode_cursor
-from services.campaign.conversations.repository import EMAIL_TEXT_MAX, ConversationRepository
+from services.campaign.conversations.repository import EMAIL_TEXT_MAX, KNOWN_INTENTS, ConversationRepository
 from services.campaign.conversations.schemas import ConversationLead, ConversationRead, ThreadItem
 
 
@@ -83,6 +83,8 @@ class ConversationService:
         assigned_to: uuid.UUID | None,
     ) -> Page[ConversationRead]:
         """Conversations with any activity, latest first, filtered."""
+        if intent is not None and intent not in KNOWN_INTENTS:
+            raise Invalid(errors=[{"field": "intent", "message": "not a known intent", "source": "query"}])
         rows = await self.repo.list(
             limit=limit,
             after=decode_cursor(cursor),
