@@ -9,6 +9,10 @@ from litestar.di import Provide
 
 from libs.app import create_service_app
 from libs.crypto import SecretBox
+from libs.deliverability import sending_domain
+from libs.deliverability.dns_preflight import DnsConfig
+from libs.settings import Environment
+from services.brand import deliverability
 from services.brand.controllers import CONTROLLERS
 from services.brand.deps import provide_box, smtp_check_settings
 from services.brand.service import SmtpCheckSettings
@@ -20,10 +24,21 @@ def create_app(
     *,
     smtp_check: SmtpCheckSettings | None = None,
     box: SecretBox | None = None,
+    dns: DnsConfig | None = None,
     **overrides: Any,
 ) -> Litestar:
-    """Build the brand service; ``overrides`` replace the database, Redis or verifier in tests."""
+    """Build the brand service; ``overrides`` replace the database, Redis or verifier in tests.
+
+    ``dns``: where the DNS preflight asks (readiness then checks DNS too); by default
+    ``SDR_DNS_*`` say (readiness checks DNS in production only).
+    """
     settings = settings or BrandSettings()
+    dns_settings = sending_domain.DnsSettings()
+    production = settings.env is Environment.PRODUCTION
+    sending_domain.configure(
+        dns or dns_settings.config(),
+        in_readiness=dns is not None or dns_settings.in_readiness(production=production),
+    )
     state = {
         "box": box or SecretBox.from_settings(settings),
         "smtp_check": smtp_check or smtp_check_settings(settings),
@@ -34,7 +49,7 @@ def create_app(
         name="brand",
         title="Tidewater brand service",
         settings=settings,
-        route_handlers=CONTROLLERS,
+        route_handlers=[*CONTROLLERS, *deliverability.CONTROLLERS],
         dependencies={"box": Provide(provide_box), **overrides.pop("dependencies", {})},
         state=state,
         **overrides,

@@ -15,6 +15,7 @@ from libs.crypto import SecretBox, last4
 from libs.db.base import utcnow
 from libs.db.models.brand import Brand, Provider, ProviderCredential, Sender, SenderKind, SmtpSecurity
 from libs.db.session import Database
+from libs.deliverability.sending_domain import readiness_gaps
 from libs.errors import Invalid
 from libs.pagination import Page, make_page
 from services.brand.errors import (
@@ -391,6 +392,9 @@ class BrandService:
             )
             for channel in Channel
         }
+        # The sending domain's SPF, DKIM, DMARC and MX, as warnings (none unless this process checks DNS).
+        dns_gaps = await readiness_gaps(self.repo.session, self.org_id, senders)
+        channels[Channel.EMAIL].warnings.extend(_gap(code, message) for code, message in dns_gaps)
         return Readiness(
             brand_id=brand.id,
             ready=all(c.ready for c in channels.values()),
