@@ -216,27 +216,68 @@ def stop(session: Session, message: MessageRow, rule: Stop, *, now: datetime) ->
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Opt:
+    """Where a contact is suppressed, why, and what the suppression says it came from."""
+
+    channels: tuple[SuppressionChannel, ...]
+    reason: SuppressionReason
+    source: str
+
+
 def suppress(
     session: Session,
     ctx: Context,
-    *,
     org_id: uuid.UUID,
     kind: SuppressionKind,
     value: str,
-    channels: Sequence[SuppressionChannel],
-    reason: SuppressionReason,
-    source: str,
+    why: Opt,
     lead_ids: Sequence[uuid.UUID] = (),
 ) -> int:
-    """Suppress a contact on ``channels`` (idempotent) and refresh the leads' status; return new rows."""
+    """Suppress a contact on ``why.channels`` (idempotent) and refresh the leads' status; return new rows."""
     added = 0
-    for channel in channels:
-        stmt = suppress_statement(org_id=org_id, channel=channel, kind=kind, value=value, reason=reason, source=source)
+    for channel in why.channels:
+        stmt = suppress_statement(
+            org_id=org_id, channel=channel, kind=kind, value=value, reason=why.reason, source=why.source
+        )
         if session.execute(stmt).scalar_one_or_none() is not None:
             added += 1
     if lead_ids:
         session.execute(refresh_lead_status_statement(org_id=org_id, key=ctx.suppression_key, lead_ids=lead_ids))
     return added
+
+
+def suppress_lead(
+    session: Session, ctx: Context, org_id: uuid.UUID, lead: LeadRow | None, kind: SuppressionKind, why: Opt
+) -> bool:
+    """Suppress the lead's own address (``EMAIL``) or number (``PHONE``); return whether it has one."""
+    value = None if lead is None else lead.email_normalized if kind is SuppressionKind.EMAIL else lead.phone
+    if lead is None or not value:
+        return False
+    suppress(session, ctx, org_id, kind, value, why, lead_ids=[lead.id])
+    return True
+
+
+def finish_about(
+    session: Session,
+    event_id: uuid.UUID,
+    message: MessageRow,
+    outcome: str,
+    *,
+    status: str = "processed",
+    effective_at: datetime | None = None,
+) -> None:
+    """Record how the inbound event about ``message`` was handled (and tie it to the message and its lead)."""
+    repo.finish_event(
+        session,
+        event_id,
+        status=status,
+        outcome=outcome,
+        processed_at=utcnow(),
+        effective_at=effective_at,
+        message_id=message.id,
+        lead_id=message.lead_id,
+    )
 
 
 def advance(

@@ -17,7 +17,7 @@ from libs import jobs as registry
 from libs.db.base import utcnow
 from libs.db.models.campaign import EventType, MessageStatus
 from libs.db.models.leads import SuppressionChannel, SuppressionKind, SuppressionReason
-from libs.optout import Intent, classify
+from libs.optout import Classification, Intent, classify
 from libs.suppression import InvalidContact, normalize_email
 from services.campaign.inbound import erased
 from services.campaign.inbound import repository as repo
@@ -28,12 +28,15 @@ from services.campaign.inbound.events import (
     EventRow,
     LeadRow,
     MessageRow,
+    Opt,
     Stop,
     advance,
     emit_for,
+    finish_about,
     received,
     stop,
     suppress,
+    suppress_lead,
 )
 
 log = structlog.get_logger(__name__)
@@ -164,35 +167,7 @@ def _apply(session: Session, ctx: Context, effects: Effects, event_id: uuid.UUID
     effective_at = None
     outcome = mail.kind.value
     if mail.kind is MailKind.HARD_BOUNCE:
-        advance(
-            session,
-            message,
-            MessageStatus.BOUNCED,
-            now=now,
-            error_code=f"dsn_{mail.status}",
-            error_detail=mail.diagnostic,
-        )
-        address = _normalized(mail.recipient) or (lead.email_normalized if lead is not None else None)
-        if address:
-            suppress(
-                session,
-                ctx,
-                org_id=message.org_id,
-                kind=SuppressionKind.EMAIL,
-                value=address,
-                channels=(SuppressionChannel.EMAIL,),
-                reason=SuppressionReason.BOUNCE,
-                source=f"dsn {mail.status}",
-                lead_ids=[message.lead_id],
-            )
-            effective_at = utcnow()
-        _record_hard_bounce(
-            session,
-            effects,
-            message,
-            now=now,
-            data={"status": mail.status, "hard": True, "diagnostic": mail.diagnostic},
-        )
+        effective_at = _hard_bounce(session, ctx, effects, message, lead, mail, now=now)
     elif mail.kind is MailKind.SOFT_BOUNCE:
         log.info("email_soft_bounce", message_id=str(message.id), status=mail.status)
     elif mail.kind is MailKind.AUTO_REPLY:
@@ -200,72 +175,63 @@ def _apply(session: Session, ctx: Context, effects: Effects, event_id: uuid.UUID
     elif mail.kind is MailKind.REPLY:
         intent = classify(mail.text)
         if intent.is_opt_out and lead is not None:
-            everywhere = intent.intent is Intent.OPT_OUT_ALL
-            _opt_out(
-                session,
-                ctx,
-                message,
-                lead,
-                now=now,
-                everywhere=everywhere,
-                source=f"email reply {intent.matched}"[:200],
-            )
+            _opt_out(session, ctx, effects, message, lead, intent, now=now)
             effective_at = utcnow()
-            data = {"scope": "all" if everywhere else "email", "phrase": intent.matched}
-            emit_for(session, effects, message, EventType.UNSUBSCRIBED, now=now, data=data)
             outcome = intent.intent.value
         else:
-            emit_for(
-                session,
-                effects,
-                message,
-                EventType.REPLIED,
-                now=now,
-                data={"subject": mail.subject, "text": mail.text[:2000]},
-            )
+            data = {"subject": mail.subject, "text": mail.text[:2000]}
+            emit_for(session, effects, message, EventType.REPLIED, now=now, data=data)
             stop(session, message, ON_REPLY, now=now)
-    repo.finish_event(
-        session,
-        event_id,
-        status="processed",
-        outcome=outcome,
-        processed_at=utcnow(),
-        effective_at=effective_at,
-        message_id=message.id,
-        lead_id=message.lead_id,
-    )
+    finish_about(session, event_id, message, outcome, effective_at=effective_at)
     return outcome
 
 
+def _hard_bounce(
+    session: Session,
+    ctx: Context,
+    effects: Effects,
+    message: MessageRow,
+    lead: LeadRow | None,
+    mail: InboundMail,
+    *,
+    now: datetime,
+) -> datetime | None:
+    """Mark the message bounced, suppress the bounced address, record it; return when the suppression took effect."""
+    code, detail = f"dsn_{mail.status}", mail.diagnostic
+    advance(session, message, MessageStatus.BOUNCED, now=now, error_code=code, error_detail=detail)
+    address = _normalized(mail.recipient) or (lead.email_normalized if lead is not None else None)
+    effective_at = None
+    if address:
+        why = Opt((SuppressionChannel.EMAIL,), SuppressionReason.BOUNCE, f"dsn {mail.status}")
+        suppress(session, ctx, message.org_id, SuppressionKind.EMAIL, address, why, lead_ids=[message.lead_id])
+        effective_at = utcnow()
+    data = {"status": mail.status, "hard": True, "diagnostic": mail.diagnostic}
+    _record_hard_bounce(session, effects, message, now=now, data=data)
+    return effective_at
+
+
 def _opt_out(
-    session: Session, ctx: Context, message: MessageRow, lead: LeadRow, *, now: datetime, everywhere: bool, source: str
+    session: Session,
+    ctx: Context,
+    effects: Effects,
+    message: MessageRow,
+    lead: LeadRow,
+    intent: Classification,
+    *,
+    now: datetime,
 ) -> None:
-    """Suppress the lead's address (and number, ``everywhere``) and stop its enrollments: an opt-out by reply."""
-    if lead.email_normalized:
-        suppress(
-            session,
-            ctx,
-            org_id=message.org_id,
-            kind=SuppressionKind.EMAIL,
-            value=lead.email_normalized,
-            channels=(SuppressionChannel.ALL if everywhere else SuppressionChannel.EMAIL,),
-            reason=SuppressionReason.UNSUBSCRIBE,
-            source=source,
-            lead_ids=[lead.id],
-        )
-    if everywhere and lead.phone:
-        suppress(
-            session,
-            ctx,
-            org_id=message.org_id,
-            kind=SuppressionKind.PHONE,
-            value=lead.phone,
-            channels=(SuppressionChannel.ALL,),
-            reason=SuppressionReason.STOP,
-            source=source,
-            lead_ids=[lead.id],
-        )
+    """An opt-out written as a reply: suppress the lead's address (and number, for all) and stop its enrollments."""
+    everywhere = intent.intent is Intent.OPT_OUT_ALL
+    source = f"email reply {intent.matched}"[:200]
+    channel = SuppressionChannel.ALL if everywhere else SuppressionChannel.EMAIL
+    unsubscribed = Opt((channel,), SuppressionReason.UNSUBSCRIBE, source)
+    suppress_lead(session, ctx, message.org_id, lead, SuppressionKind.EMAIL, unsubscribed)
+    if everywhere:
+        stopped = Opt((SuppressionChannel.ALL,), SuppressionReason.STOP, source)
+        suppress_lead(session, ctx, message.org_id, lead, SuppressionKind.PHONE, stopped)
     stop(session, message, OPTED_OUT, now=now)
+    data = {"scope": "all" if everywhere else "email", "phrase": intent.matched}
+    emit_for(session, effects, message, EventType.UNSUBSCRIBED, now=now, data=data)
 
 
 def _apply_erased(session: Session, effects: Effects, event_id: uuid.UUID) -> str:
@@ -287,15 +253,7 @@ def _apply_erased(session: Session, effects: Effects, event_id: uuid.UUID) -> st
         bounced = advance(session, message, MessageStatus.BOUNCED, now=now, error_code=f"dsn_{code or 'bounce'}")
         _record_hard_bounce(session, effects, message, now=now, data={"hard": True, "code": code} if bounced else None)
         outcome = MailKind.HARD_BOUNCE.value
-    repo.finish_event(
-        session,
-        event_id,
-        status="processed" if outcome != erased.ERASED else "ignored",
-        outcome=outcome,
-        processed_at=utcnow(),
-        message_id=message.id,
-        lead_id=message.lead_id,
-    )
+    finish_about(session, event_id, message, outcome, status="processed" if outcome != erased.ERASED else "ignored")
     return outcome
 
 

@@ -10,7 +10,16 @@ from sqlalchemy.orm import Session
 from libs.db.models.campaign import EventType
 from libs.db.models.leads import SuppressionChannel, SuppressionKind, SuppressionReason
 from services.campaign.inbound import repository as repo
-from services.campaign.inbound.events import Context, Effects, LeadRow, MessageRow, Stop, record_once, suppress
+from services.campaign.inbound.events import (
+    Context,
+    Effects,
+    LeadRow,
+    MessageRow,
+    Opt,
+    Stop,
+    record_once,
+    suppress_lead,
+)
 
 ON_UNSUBSCRIBE = Stop("unsubscribed", rule="on_unsubscribe", this_campaign=True)
 ON_CLICK = Stop("clicked", rule="on_click", rule_default=False, this_campaign=True)
@@ -39,18 +48,8 @@ def unsubscribe(
     if message is None:
         return None
     lead: LeadRow | None = repo.lead_by_id(session, org_id=message.org_id, lead_id=message.lead_id)
-    if lead is not None and lead.email_normalized:
-        suppress(
-            session,
-            ctx,
-            org_id=message.org_id,
-            kind=SuppressionKind.EMAIL,
-            value=lead.email_normalized,
-            channels=(SuppressionChannel.EMAIL,),
-            reason=SuppressionReason.UNSUBSCRIBE,
-            source=f"list-unsubscribe {message.id}",
-            lead_ids=[lead.id],
-        )
+    why = Opt((SuppressionChannel.EMAIL,), SuppressionReason.UNSUBSCRIBE, f"list-unsubscribe {message.id}")
+    suppress_lead(session, ctx, message.org_id, lead, SuppressionKind.EMAIL, why)
     record_once(
         session,
         effects,

@@ -27,9 +27,11 @@ from services.campaign.inbound.events import (
     EventRow,
     LeadRow,
     MessageRow,
+    Opt,
     emit,
     received,
     suppress,
+    suppress_lead,
 )
 from services.campaign.inbound.twilio.hook import TwilioHook, signing_org, store
 
@@ -153,30 +155,11 @@ def _opt_out(session: Session, ctx: Context, effects: Effects, text: _Text, inte
     source = f"sms {intent.matched or intent.intent.value}"[:200]
     channels = (SuppressionChannel.ALL,) if everywhere else (SuppressionChannel.SMS, SuppressionChannel.VOICEMAIL)
     if text.phone:
-        suppress(
-            session,
-            ctx,
-            org_id=text.org_id,
-            kind=SuppressionKind.PHONE,
-            value=text.phone,
-            channels=channels,
-            reason=SuppressionReason.STOP,
-            source=source,
-            lead_ids=text.lead_ids,
-        )
+        stopped = Opt(channels, SuppressionReason.STOP, source)
+        suppress(session, ctx, text.org_id, SuppressionKind.PHONE, text.phone, stopped, text.lead_ids)
+    everywhere_stopped = Opt((SuppressionChannel.ALL,), SuppressionReason.STOP, source)
     for lead in text.leads if everywhere else ():
-        if lead.email_normalized:
-            suppress(
-                session,
-                ctx,
-                org_id=text.org_id,
-                kind=SuppressionKind.EMAIL,
-                value=lead.email_normalized,
-                channels=(SuppressionChannel.ALL,),
-                reason=SuppressionReason.STOP,
-                source=source,
-                lead_ids=[lead.id],
-            )
+        suppress_lead(session, ctx, text.org_id, lead, SuppressionKind.EMAIL, everywhere_stopped)
     repo.stop_enrollments(session, org_id=text.org_id, lead_ids=text.lead_ids, reason="opted_out", now=text.now)
     scope = "all" if everywhere else "sms_voicemail"
     _emit_each(

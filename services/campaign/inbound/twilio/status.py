@@ -27,8 +27,10 @@ from services.campaign.inbound.events import (
     Effects,
     LeadRow,
     MessageRow,
+    Opt,
     advance,
     emit_for,
+    finish_about,
     received,
     suppress,
 )
@@ -98,16 +100,7 @@ def process(session: Session, ctx: Context, effects: Effects, event_id: uuid.UUI
     outcome = _move(session, effects, message, params, is_call=is_call, error_code=error_code, now=now)
     if effective_at is not None:
         outcome = "carrier_opt_out" if outcome == "no_change" else f"{outcome}+opt_out"
-    repo.finish_event(
-        session,
-        event_id,
-        status="processed",
-        outcome=outcome,
-        processed_at=now,
-        effective_at=effective_at,
-        message_id=message.id,
-        lead_id=message.lead_id,
-    )
+    finish_about(session, event_id, message, outcome, effective_at=effective_at)
     return outcome
 
 
@@ -187,15 +180,6 @@ def _carrier_opt_out(session: Session, ctx: Context, message: MessageRow) -> dat
     if lead is None or not lead.phone:
         return None
     leads: list[LeadRow] = list(repo.leads_by_phone(session, org_id=message.org_id, phone=lead.phone))
-    suppress(
-        session,
-        ctx,
-        org_id=message.org_id,
-        kind=SuppressionKind.PHONE,
-        value=lead.phone,
-        channels=(SuppressionChannel.SMS, SuppressionChannel.VOICEMAIL),
-        reason=SuppressionReason.STOP,
-        source="twilio error 21610",
-        lead_ids=[row.id for row in leads],
-    )
+    why = Opt((SuppressionChannel.SMS, SuppressionChannel.VOICEMAIL), SuppressionReason.STOP, "twilio error 21610")
+    suppress(session, ctx, message.org_id, SuppressionKind.PHONE, lead.phone, why, [row.id for row in leads])
     return utcnow()
