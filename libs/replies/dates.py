@@ -1,10 +1,10 @@
 """Dates in replies, English and Spanish, resolved against the time the reply was received.
 
 Every phrase resolves to the first day it can mean that is not before the reply:
-"12/15" and "el 3 de marzo" to that day (next year once passed), "next Monday" / "el lunes" to
+"12/15", "el 3 de marzo" and "the 15th" to that day (next year once passed), "next Monday" / "el lunes" to
 the next such weekday, "next week" to its Monday, "in March" / "next month" to the 1st, "Q3" /
-"el tercer trimestre" to the quarter's first day, "in two weeks" / "en dos semanas" by adding,
-"after the holidays" to early January when said in the last quarter. Numeric dates are
+"el tercer trimestre" to the quarter's first day ("after Q1" to the next one's), "in two weeks" /
+"en dos semanas" by adding, "after the holidays" to early January when said in the last quarter. Numeric dates are
 month-first in English and day-first in Spanish (and whenever the first number exceeds 12).
 The text is expected folded (:func:`libs.replies.text.fold`: lower case, no accents).
 """
@@ -45,6 +45,7 @@ _MONTH = "|".join(sorted(MONTHS, key=len, reverse=True))
 _WEEKDAY = "|".join(sorted(WEEKDAYS, key=len, reverse=True))
 _NUMBER = r"\d{1,2}|" + "|".join(re.escape(n) for n in sorted(NUMBERS, key=len, reverse=True))
 _YEAR = r"(?:,?\s*(?:de(?:l)?\s+)?(?P<year>\d{4}))?"
+_AFTER = r"(?P<after>\b(?:after|past|post|following|despues\s+del?|tras(?:\s+el)?)\s+(?:the\s+)?)?"
 _DAY = r"(?P<day>\d{1,2})(?:st|nd|rd|th|º|o)?"
 
 
@@ -93,6 +94,11 @@ def _month_start(today: date, month: int, year: int | None, part: str | None) ->
     return date(year, month, day or calendar.monthrange(year, month)[1])
 
 
+def _after(start: date, after: str | None) -> date:
+    """ "after Q1" is the day Q1 ends: the next quarter's first day."""
+    return _add_months(start, 3) if after else start
+
+
 def _number(word: str) -> int:
     return int(word) if word.isdigit() else NUMBERS[word]
 
@@ -115,11 +121,25 @@ _RULES: list[Rule] = [
         ),
         "month",
     ),
-    (re.compile(r"\b(?:q(?P<q>[1-4])|(?P<q2>[1-4])q)\b(?:\s*(?:of\s+|de\s+|')?(?P<year>\d{4}|\d{2}))?"), "quarter"),
+    (
+        re.compile(r"\b(?:on|until|till|by|from|after|before|back)\s+the\s+(?P<day>\d{1,2})(?:st|nd|rd|th)\b"),
+        "day_only",
+    ),
     (
         re.compile(
-            r"\b(?P<ord>first|1st|second|2nd|third|3rd|fourth|4th)\s+quarter\b(?:\s+of\s+(?P<year>\d{4}))?"
-            r"|\b(?P<ord_es>primer|primero|segundo|tercer|tercero|cuarto)\s+trimestre\b(?:\s+de(?:l)?\s+(?P<year_es>\d{4}))?"
+            r"\b(?:el|hasta\s+el|desde\s+el|a\s+partir\s+del)\s+(?:dia\s+)?(?P<day>\d{1,2})\b"
+            r"(?!\s*(?:de\b|/|\.\d|:|h\b|%))"
+        ),
+        "day_only",
+    ),
+    (
+        re.compile(rf"{_AFTER}\b(?:q(?P<q>[1-4])|(?P<q2>[1-4])q)\b(?:\s*(?:of\s+|de\s+|')?(?P<year>\d{{4}}|\d{{2}}))?"),
+        "quarter",
+    ),
+    (
+        re.compile(
+            rf"{_AFTER}(?:\b(?P<ord>first|1st|second|2nd|third|3rd|fourth|4th)\s+quarter\b(?:\s+of\s+(?P<year>\d{{4}}))?"
+            r"|\b(?P<ord_es>primer|primero|segundo|tercer|tercero|cuarto)\s+trimestre\b(?:\s+de(?:l)?\s+(?P<year_es>\d{4}))?)"
         ),
         "quarter_words",
     ),
@@ -185,13 +205,20 @@ def _resolve(kind: str, m: re.Match[str], today: date, day_first: bool) -> date 
             return None  # "may" the verb, "mar" the sea
         part = (g["part"] or "").split()[0] if g["part"] else None
         return _month_start(today, MONTHS[g["month"]], _year(g["year"]), part)
+    if kind == "day_only":
+        day = int(g["day"])
+        this_month = _safe(today.year, today.month, day)
+        if this_month is not None and this_month >= today:
+            return this_month
+        following = _add_months(today.replace(day=1), 1)
+        return _safe(following.year, following.month, day)
     if kind == "quarter":
         year = g["year"]
         full = None if year is None else int(year) + (2000 if len(year) == 2 else 0)
-        return _quarter_start(today, int(g["q"] or g["q2"]), full)
+        return _after(_quarter_start(today, int(g["q"] or g["q2"]), full), g["after"])
     if kind == "quarter_words":
         ordinal = g["ord"] or g["ord_es"]
-        return _quarter_start(today, ORDINAL_QUARTERS[ordinal], _year(g["year"] or g["year_es"]))
+        return _after(_quarter_start(today, ORDINAL_QUARTERS[ordinal], _year(g["year"] or g["year_es"])), g["after"])
     if kind == "next_quarter":
         current = (today.month - 1) // 3 + 1
         return date(today.year, 3 * current + 1, 1) if current < 4 else date(today.year + 1, 1, 1)

@@ -40,11 +40,9 @@ _ENGLISH = _words(
 Cues = tuple[str, ...]
 
 UNSUBSCRIBE: Cues = (
-    r"\bunsubscribe\b",
-    r"\bdar(?:me|nos)?\s+de\s+baja\b",
-    r"\bden(?:me)?\s+de\s+baja\b",
-    r"\bde\s+baja\b",
-    r"\bbaja\s+(?:de|por\s+favor)\b",
+    r"\bunsubscribe\b|\bunsub\b",
+    r"\b(?:dar|darme|darnos|dame|deme|den|denme|doy|me\s+doy|pido\s+la|solicito\s+la|quiero\s+la)\s+(?:de\s+)?baja\b",
+    r"\bbaja\s+(?:de\s+(?:la|las|esta|este|estas|estos|sus|su|vuestra)|por\s+favor|inmediata)\b",
     r"^\s*baja\W*$",
     r"\b(?:quit|elimin|borr|sac)(?:e|en|ar)(?:me|nos)\s+de\b",
     r"\bno\s+(?:me|nos)\s+(?:vuelva[ns]?\s+a\s+)?(?:escrib|contact|llam|mand|envi)\w*",
@@ -69,6 +67,8 @@ OUT_OF_OFFICE: Cues = (
     r"\b(?:limited|no)\s+access\s+to\s+(?:my\s+)?e-?mail\b",
     r"\bi\s*(?:'m|\s+am)\s+(?:currently\s+)?(?:away|travell?ing|out)\b.*\b(?:return|back)\b",
     r"\bi\s+will\s+be\s+(?:back|returning)\b",
+    r"\b(?:away|travell?ing|out)\s+(?:at|on|for)\s+(?:a\s+)?(?:conference|trip|business|offsite|event|training)\b",
+    r"\bback\s+in\s+the\s+office\b|\breturn(?:ing)?\s+to\s+the\s+office\b",
     r"\bi'?ll\s+be\s+back\s+(?:in\s+the\s+office|on)\b",
     r"\bfuera\s+de\s+(?:la\s+)?oficina\b",
     r"\b(?:estoy|estare|me\s+encuentro)\s+(?:de\s+)?(?:vacaciones|viaje|baja|ausente|fuera)\b",
@@ -84,6 +84,7 @@ AUTO_REPLY: Cues = (
     r"\b(?:we|i)\s+(?:have\s+)?received\s+your\s+(?:e-?mail|message|request|inquiry)\b",
     r"\bthank\s+you\s+for\s+(?:your\s+(?:e-?mail|message)|contacting)\b.*\b(?:respond|get\s+back|within|shortly)\b",
     r"\b(?:ticket|case|request)\s+(?:#|number|no\.?)\s*\w+",
+    r"\b(?:request|message|e-?mail|ticket|inquiry|enquiry)\b.{0,25}\bhas\s+been\s+(?:received|logged|created|opened)\b",
     r"\bdo\s+not\s+reply\s+to\s+this\b",
     r"\bno-?reply\b",
     r"\brespuesta\s+automatica\b",
@@ -97,8 +98,9 @@ REFERRAL: Cues = (
     r"\b(?:reach\s+out\s+to|talk\s+to|speak\s+(?:to|with)|contact|get\s+in\s+touch\s+with|e-?mail|ping|try)\s+"
     r"(?:my\s+colleague|our|my|her|him|them|the)?\b",
     r"\b(?:the\s+)?(?:right|best|better)\s+(?:person|contact)\s+(?:is|would\s+be|for\s+this)\b",
+    r"\b(?:the\s+one|the\s+person|who)\s+(?:to\s+(?:talk|speak)\s+(?:to|with)|you\s+(?:want|need)|to\s+ask)\b",
     r"\b(?:handles?|owns?|is\s+in\s+charge\s+of|looks\s+after|runs)\s+(?:this|that|our|vendor|purchasing|procurement)\b",
-    r"\b(?:looping|loop|cc'?ing|copying|cc'?d|forwarding|forwarded|passing\s+this)\b",
+    r"\b(?:looping|loop|cc'?ing|copying|cc'?d|cc'?ed|forwarding|forwarded|passing\s+this|adding|added)\b",
     r"\b(?:hable|habla|hablen|contacte|contacta|escriba|escribale|escribele|escribe)\s+(?:con|a)\b",
     r"\b(?:la\s+persona|el\s+contacto)\s+(?:adecuad[ao]|indicad[ao]|correct[ao])\s+(?:es|seria)\b",
     r"\b(?:se\s+encarga|lleva\s+(?:este|esto|el\s+tema)|es\s+responsable)\b",
@@ -108,14 +110,16 @@ WRONG_PERSON: Cues = (
     r"\bwrong\s+(?:person|guy|contact|number|address|department|team)\b",
     r"\bnot\s+the\s+(?:right|correct|best|appropriate)\s+(?:person|contact)\b",
     r"\bi\s+(?:don'?t|do\s+not)\s+(?:handle|deal\s+with|work\s+on|own|make)\b",
-    r"\b(?:no\s+longer|not)\s+(?:with|at|work(?:ing)?\s+(?:at|for))\s+(?:the\s+company|this\s+company|\w+)\b",
-    r"\bleft\s+the\s+company\b|\bno\s+longer\s+works?\b",
-    r"\bnot\s+my\s+(?:area|department|responsibility|call)\b",
+    r"\b(?:no\s+longer|not)\s+(?:with|at|work(?:ing)?\s+(?:at|for))\s+"
+    r"(?!the\s+(?:moment|time|minute|end)|this\s+(?:time|point|stage)|all|present|first|least|once|any\b)\w+",
+    r"\bleft\s+the\s+company\b|\bno\s+longer\s+works?\b|\bi'?m\s+no\s+longer\s+(?:at|with|here|there|in)\b",
+    r"\bnot\s+(?:involved|responsible|in\s+charge|the\s+decision[\s-]?maker)\b",
+    r"\b(?:not|isn'?t|is\s+not)\s+my\s+(?:area|department|responsibility|call|job|role|remit|decision)\b",
     r"\bwho\s+is\s+this\b.*\b(?:don'?t\s+know|never)\b|\bnever\s+heard\s+of\b",
     r"\bno\s+soy\s+(?:la\s+persona|el\s+responsable|la\s+responsable|quien)\b",
     r"\b(?:numero|correo|persona)\s+equivocad[oa]\b",
-    r"\bse\s+equivoc\w+\s+de\s+persona\b|\bte\s+equivocaste\b",
-    r"\bya\s+no\s+trabaj\w+\b|\bdejo\s+la\s+empresa\b",
+    r"\bequivoc\w+\s+de\s+(?:persona|contacto|correo|empresa)\b|\bte\s+equivocaste\b",
+    r"\bya\s+no\s+(?:trabaj\w+|estoy\s+en|formo\s+parte)\b|\bdeje\s+la\s+empresa\b|\bdejo\s+la\s+empresa\b",
     r"\bno\s+(?:me\s+)?(?:encargo|ocupo|llevo)\b",
 )
 NOT_NOW: Cues = (
@@ -158,13 +162,18 @@ NOT_INTERESTED: Cues = (
     r"\bno\s+molest\w+\b|\bno,?\s*$",
 )
 OBJECTION: Cues = (
+    r"\b(?:seems?|looks?|sounds?|is|too|very|quite|really|way|pretty|bit)\s+(?:\w+\s+)?(?:expensive|pricey|costly|steep)\b",
+    r"\b(?:a\s+lot\s+of|too\s+much|so\s+much|serious|real)\s+money\b|\bover\s*priced\b",
     r"\btoo\s+(?:expensive|pricey|costly|much|high)\b|\b(?:price|pricing|cost)\s+is\s+(?:too\s+)?(?:high|steep)\b",
     r"\bno\s+budget\b|\bdon'?t\s+have\s+(?:the\s+)?budget\b|\bcan'?t\s+afford\b",
-    r"\b(?:we\s+)?already\s+(?:use|have|work\s+with|pay\s+for|signed|got)\b",
+    r"\balready\s+(?:use|using|have|having|work|working|on|with|pay|paying|signed|got|run|running|invested|built)\b",
     r"\b(?:locked|tied)\s+(?:in|into)\b|\bunder\s+contract\b|\bcontract\s+(?:with|runs|until)\b",
     r"\bhow\s+(?:is|are)\s+(?:this|you|it)\s+(?:any\s+)?different\b|\bwhy\s+(?:would|should)\s+we\s+switch\b",
-    r"\b(?:tried|used)\s+(?:something|tools?|this|a\s+similar|similar)\b.{0,60}\b(?:didn'?t|did\s+not|failed|never)\b",
-    r"\b(?:worried|concerned|concerns?)\s+(?:about|with|re)\b|\b(?:gdpr|soc\s*2|security\s+review|compliance)\b",
+    r"\b(?:tried|used|had|tested)\b.{0,40}\b(?:didn'?t|did\s+not|failed|never|wasn'?t|no\s+luck|burned)\b",
+    r"\b(?:security|legal|it|compliance|procurement|infosec)\s+(?:team\s+|department\s+)?(?:would|will)\s+never\b"
+    r"|\b(?:would|will)\s+never\s+(?:approve|allow|sign\s+off)\b|\bwon'?t\s+(?:approve|allow|sign\s+off)\b",
+    r"\b(?:worried|concerned|concerns?|worry|nervous)\s+(?:about|with|re|that)\b",
+    r"\b(?:gdpr|soc\s*2|security|privacy|compliance)\b.{0,30}\b(?:issue|problem|risk|blocker|nightmare|never)\b",
     r"\bdoesn'?t\s+(?:seem|sound)\s+(?:worth|like\s+a)\b|\bnot\s+convinced\b|\bskeptical\b",
     r"\bour\s+team\s+is\s+(?:too\s+)?small\b|\bwe\s+build\s+(?:it|this)\s+in-?house\b|\bin-?house\s+(?:tool|solution)\b",
     r"\bdemasiado\s+car[oa]\b|\bmuy\s+car[oa]\b|\bno\s+tenemos\s+presupuesto\b|\bsin\s+presupuesto\b",
@@ -179,7 +188,8 @@ MEETING: Cues = (
     r"\b(?:let'?s|can\s+we|could\s+we|shall\s+we|happy\s+to|glad\s+to|open\s+to|we\s+should)\s+"
     r"(?:talk|meet|chat|connect|speak|hop|jump|set|schedule|find)\b",
     r"\b(?:are|is)\s+(?:you|there)\s+(?:free|available)\b|\b(?:free|available)\s+(?:on|this|next|at|for)\b",
-    r"\b(?:calendar|calendly|invite|invitation)\b|\bsend\s+(?:me\s+)?(?:some\s+)?times\b|\bwhat\s+times?\s+works?\b",
+    r"\b(?:calendar|calendly|invite|invitation)\b|\bwhat\s+times?\s+works?\b|\bi'?ll\s+pick\s+(?:one|a\s+time)\b",
+    r"\bsend\s+(?:me\s+|over\s+)?(?:a\s+few|some|your|two|three|a\s+couple\s+of)?\s*(?:times|slots|availability)\b",
     r"\bhow\s+about\s+(?:monday|tuesday|wednesday|thursday|friday|tomorrow|next|\d)",
     r"\b(?:works|work)\s+for\s+me\b|\b\d{1,2}(?::\d{2})?\s*(?:am|pm|h)\b",
     r"\bdemo\b",
@@ -194,19 +204,54 @@ QUESTION: Cues = (
     r"^(?:how|what|which|when|where|who|why|does|do|is|are|can|could|would|will|should)\b",
     r"\b(?:wondering|curious)\s+(?:if|whether|how|what|about)\b|\bi'?d\s+like\s+to\s+know\b",
     r"\b(?:cuanto|cuantos|como|que|cual|cuales|donde|cuando|quien)\b.{0,80}\?",
-    r"\bme\s+gustaria\s+saber\b|\bquisiera\s+saber\b|\bqueria\s+preguntar\b",
+    r"\b(?:me\s+gustaria|quisiera|queria|quiero)\s+saber\s+(?:si|como|cuanto|que|cual|cuando|donde|quien)\b"
+    r"|\bqueria\s+preguntar\b",
 )
 INTERESTED: Cues = (
     r"\binterested\b|\binteresting\b|\bintrigued\b|\bcurious\b",
+    r"\b(?:pretty|really|very|so|actually)\s+(?:cool|neat|nice|useful|interesting|relevant)\b|\bsend\s+(?:me\s+)?more\b",
+    r"\b(?:this|that|it)\s+(?:is|looks|sounds|seems)\s+(?:really\s+)?(?:great|awesome|amazing|useful|helpful|cool)\b",
+    r"\blove\s+(?:the|this|that)\s+idea\b|\bkeep\s+me\s+(?:posted|in\s+the\s+loop|updated)\b|\bi'?m\s+in\b",
     r"\btell\s+me\s+more\b|\b(?:send|share)\s+(?:me\s+|over\s+)?(?:more|some|the)?\s*(?:info|information|details|deck|"
     r"case\s+stud\w*|pricing|brochure|one-?pager)\b",
     r"\bsounds\s+(?:good|great|interesting|promising|useful)\b|\blooks\s+(?:good|great|interesting|promising)\b",
     r"\b(?:yes|yep|yeah|sure|absolutely|definitely|of\s+course)\b",
     r"\bi'?d\s+(?:love|like)\s+to\b|\bkeen\b|\bwould\s+love\b|\blet'?s\s+do\s+it\b|\bcount\s+me\s+in\b",
     r"\bme\s+interesa\b|\bnos\s+interesa\b|\binteresante\b|\bsuena\s+(?:bien|interesante|genial)\b",
+    r"\b(?:learn|hear|know|see)\s+more\b|\b(?:saber|conocer|ver)\s+mas\b",
     r"\bcuentame\s+mas\b|\bcuenteme\s+mas\b|\bmas\s+informacion\b|\benviame\b|\benvieme\b|\bmandame\b|\bmandeme\b",
     r"\b(?:si|claro|por\s+supuesto|genial|perfecto|me\s+encantaria)\b",
 )
+
+INFO_REQUEST: Cues = (
+    r"\bwhat\s+(?:else\s+|more\s+)?(?:can|could)\s+you\s+(?:share|send|show)\b",
+    r"\b(?:send|share|forward|email)\b.{0,30}\b(?:info|information|details|deck|one-?pager|case\s+stud\w*|brochure|"
+    r"material|overview|slides)\b",
+    r"\b(?:envi|mand|pas|compart)\w*\b.{0,30}\b(?:informacion|info|detalles|presentacion|dossier|material|casos)\b",
+)
+"""Asking to be sent more is interest, even phrased as a question ("can you send a one-pager?")."""
+
+STOP_VERBS = _words(
+    "stop stopp quit cease remove delete erase unsub unsubscribe drop exclude "
+    "borra borrad borren borrenme borrame borrar quita quitad quiten quitenme quitame quitar elimina eliminad "
+    "eliminen eliminenme eliminame eliminar saca sacad saquen saquenme sacame sacar"
+)
+STOP_OBJECTS = _words(
+    "me my us our emailing emails email e-mail mailing list lists messages messaging texts texting writing "
+    "correo correos mi mis nos nuestro lista listas mensajes base datos escribirme contactarme"
+)
+
+
+def asks_to_stop(folded: str) -> str | None:
+    """A stop verb with what to stop a few words after it ("Stop. Emailing. Me.", "borrad mi correo de la lista")."""
+    tokens = re.findall(r"[a-z'-]+", folded)
+    for i, token in enumerate(tokens):
+        if token in STOP_VERBS and (i == 0 or tokens[i - 1] not in ("don't", "dont", "not", "never", "no")):
+            window = tokens[i + 1 : i + 5]
+            if any(w in STOP_OBJECTS for w in window):
+                return " ".join(tokens[i : i + 5])
+    return None
+
 
 _RULES: Sequence[tuple[Intent, Cues, float]] = (
     (Intent.UNSUBSCRIBE, UNSUBSCRIBE, 0.95),
@@ -222,6 +267,7 @@ _RULES: Sequence[tuple[Intent, Cues, float]] = (
 )
 _COMPILED = tuple((intent, tuple(re.compile(c) for c in cues), conf) for intent, cues, conf in _RULES)
 _REFERRAL = tuple(re.compile(c) for c in REFERRAL)
+_INFO_REQUEST = tuple(re.compile(c) for c in INFO_REQUEST)
 
 _EMAIL = re.compile(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+", re.UNICODE)
 _NAME_WORD = r"[A-ZÁÉÍÓÚÑÜ][a-záéíóúñüA-Z'\-]+"
@@ -238,10 +284,10 @@ _NOT_NAMES = _words(
     "Preguntas Inquiries Consultas"
 )
 _INTRO = re.compile(
-    r"(?:reach\s+out\s+to|talk\s+to|speak\s+(?:to|with)|contact|get\s+in\s+touch\s+with|e-?mail|ping|try|"
-    r"looping\s+in|loop\s+in|cc'?ing|copying|forwarding\s+(?:this\s+)?to|is|would\s+be|hable\s+con|habla\s+con|"
+    r"\b(?:reach\s+out\s+to|talk\s+to|speak\s+(?:to|with)|contact|get\s+in\s+touch\s+with|e-?mail|ping|try|"
+    r"looping\s+in|loop\s+in|cc'?ing|cc'?d|cc'?ed|adding|added|copying|forwarding\s+(?:this\s+)?to|is|would\s+be|hable\s+con|habla\s+con|"
     r"contacte\s+a|contacta\s+a|contactar\s+a|escriba\s+a|escribale\s+a|escríbale\s+a|escribe\s+a|es|seria|"
-    r"pregunte\s+a|pregunta\s+a|colleague|colega|compañer[oa]|manager|head\s+of\s+\w+|cto|ceo|cfo|vp\s+of\s+\w+|"
+    r"pregunte\s+a|(?:pongo\s+)?en\s+copia\s+a|copio\s+a|pregunta\s+a|colleague|colega|compañer[oa]|manager|head\s+of\s+\w+|cto|ceo|cfo|vp\s+of\s+\w+|"
     r"director[a]?\s+de\s+\w+|responsable\s+de\s+\w+)[,:]?\s+",
     re.IGNORECASE,
 )
@@ -257,18 +303,17 @@ def language(text: str) -> str:
 
 def referral(text: str) -> Referral | None:
     """The person the reply points to: an address and the name written next to it, or a name after "talk to"."""
-    emails = list(_EMAIL.finditer(text))
-    if emails:
-        first = emails[0]
-        before = text[max(0, first.start() - 80) : first.start()]
-        after = text[first.end() : first.end() + 60]
-        name = _last_name(before) or _first_name(re.sub(r"^[\s(),:-]+", "", after), only_start=True)
-        return Referral(name=name, email=first.group(0).rstrip(".").lower())
-    for m in _INTRO.finditer(text):
-        name = _first_name(text[m.end() : m.end() + 60], only_start=True)
-        if name:
-            return Referral(name=name)
-    return None
+    introduced = next(
+        (name for m in _INTRO.finditer(text) if (name := _first_name(text[m.end() : m.end() + 60], only_start=True))),
+        None,
+    )
+    first = _EMAIL.search(text)
+    if first is None:
+        return Referral(name=introduced) if introduced else None
+    before = text[max(0, first.start() - 80) : first.start()]
+    after = re.sub(r"^[\s(),:-]+", "", text[first.end() : first.end() + 60])
+    name = introduced or _last_name(before) or _first_name(after, only_start=True)
+    return Referral(name=name, email=first.group(0).rstrip(".").lower())
 
 
 def _clean_name(raw: str) -> str | None:
@@ -314,6 +359,12 @@ _INSTRUCTIONS = re.compile(
 )
 """Sentences addressed to a classifier rather than to the sender: read as nothing, never obeyed."""
 
+_NEGATED_STOP = re.compile(
+    r"\b(?:don'?t|do\s+not|never|please\s+don'?t|no\s+dejen?|no\s+deje[ns]?)\s+(?:de\s+)?"
+    r"(?:stop|stopping|quit|remove|unsubscribe|escribir|enviar|mandar)\w*"
+)
+"""'Please don't stop emailing me' asks for more, not less."""
+
 _RETURN_CUE = (
     r"(?:back|return\w*|until|till|through|hasta|vuelt|volver\w*|regres\w*|reincorpor\w*|from|desde)\W*(?:\w+\W+){0,3}$"
 )
@@ -342,18 +393,23 @@ def classify_local(text: str, *, received_at: datetime, fallback_reason: str | N
     if optout.classify(written).is_opt_out:
         return result(Intent.UNSUBSCRIBE, 0.99, optout.classify(written).matched)
     hits: dict[Intent, tuple[float, str]] = {}
+    unnegated = _NEGATED_STOP.sub(" ", folded)
     for intent, patterns, confidence in _COMPILED:
         for pattern in patterns:
-            m = pattern.search(folded)
+            m = pattern.search(unnegated if intent is Intent.UNSUBSCRIBE else folded)
             if m:
                 hits[intent] = (confidence, m.group(0))
                 break
     dates = find_dates(folded, today, day_first=lang == "es")
     pointed = referral(written)
-    refers = any(p.search(folded) for p in _REFERRAL)
+    # An address written in the reply itself (signatures are gone) points to someone else.
+    refers = any(p.search(folded) for p in _REFERRAL) or bool(pointed and pointed.email)
 
     if Intent.UNSUBSCRIBE in hits:
         return result(Intent.UNSUBSCRIBE, *hits[Intent.UNSUBSCRIBE])
+    stop = asks_to_stop(unnegated)
+    if stop is not None and Intent.OUT_OF_OFFICE not in hits and Intent.AUTO_REPLY not in hits:
+        return result(Intent.UNSUBSCRIBE, 0.85, stop)
     if Intent.OUT_OF_OFFICE in hits:
         backup = pointed if pointed is not None and pointed.email else None
         return result(*_with(Intent.OUT_OF_OFFICE, hits), not_before=_return_date(dates, folded), referral=backup)
@@ -366,10 +422,14 @@ def classify_local(text: str, *, received_at: datetime, fallback_reason: str | N
     if Intent.NOT_NOW in hits or (dates and Intent.NOT_INTERESTED not in hits and _defers(folded)):
         matched = hits.get(Intent.NOT_NOW, (0.65, "deferral"))
         return result(Intent.NOT_NOW, matched[0], matched[1], not_before=_pick_date(dates, folded, _DEFER_CUE))
-    for intent in (Intent.NOT_INTERESTED, Intent.OBJECTION, Intent.MEETING_REQUEST, Intent.QUESTION, Intent.INTERESTED):
+    for intent in (Intent.NOT_INTERESTED, Intent.OBJECTION, Intent.MEETING_REQUEST):
         if intent in hits:
-            if intent is Intent.QUESTION and Intent.INTERESTED in hits and not _asks(folded):
-                return result(*_with(Intent.INTERESTED, hits))
+            return result(*_with(intent, hits))
+    asked = next((m.group(0) for p in _INFO_REQUEST if (m := p.search(folded))), None)
+    if asked is not None:
+        return result(Intent.INTERESTED, 0.7, asked)
+    for intent in (Intent.QUESTION, Intent.INTERESTED):
+        if intent in hits:
             return result(*_with(intent, hits))
     return result(Intent.OTHER, 0.4, None)
 
@@ -389,10 +449,6 @@ def _defers(folded: str) -> bool:
     return bool(
         re.search(r"\b(?:again|later|back|reach\s+out|follow\s+up|de\s+nuevo|otra\s+vez|retom|vuelv)\w*", folded)
     )
-
-
-def _asks(folded: str) -> bool:
-    return "?" in folded
 
 
 __all__ = ["LOCAL_MODEL", "RULES_VERSION", "classify_local", "language", "referral"]

@@ -174,3 +174,37 @@ def test_language() -> None:
 
 def test_referral_reads_nothing_from_plain_text() -> None:
     assert referral("We will get back to you.") is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Stop. Emailing. Me.", "Borrad mi correo de vuestra lista.", "Please delete my email from your lists", "Unsub."],
+)
+def test_a_request_to_stop_in_any_shape_is_an_unsubscribe(text: str) -> None:
+    assert classify_local(text, received_at=FRIDAY).intent is Intent.UNSUBSCRIBE, text
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        ("Please don't stop emailing me, this is great", Intent.INTERESTED),
+        ("No dejen de escribirme, me interesa", Intent.INTERESTED),
+        ("Estoy de baja hasta el lunes.", Intent.OUT_OF_OFFICE),
+    ],
+)
+def test_what_only_looks_like_an_unsubscribe(text: str, intent: Intent) -> None:
+    assert classify_local(text, received_at=FRIDAY).intent is intent, text
+
+
+@pytest.mark.parametrize(
+    ("phrase", "day"),
+    [
+        ("after q1", date(2027, 4, 1)),
+        ("despues del primer trimestre", date(2027, 4, 1)),
+        ("until the 15th", date(2026, 12, 15)),
+        ("back on the 25th", date(2026, 11, 25)),
+        ("hasta el 7", date(2026, 12, 7)),
+    ],
+)
+def test_quarters_ends_and_days_of_the_month(phrase: str, day: date) -> None:
+    assert [f.day for f in find_dates(phrase, FRIDAY.date())] == [day], phrase
