@@ -4,6 +4,10 @@ The send is split into its SMTP phases so every failure is placed exactly: anyth
 the final "." of DATA is sent (``RETRY`` for 4xx and network errors, ``PERMANENT`` for 5xx);
 a reply to the final "." is authoritative; a connection lost while waiting for that reply is
 ``UNKNOWN`` (RFC 1047: the server may have accepted the message).
+
+DKIM: right before the content goes out, :class:`DkimSigning` signs it with the organization's
+key for the From domain (``libs.deliverability``), unless the brand's sender with that From
+address says its own server signs, or the domain has no key; then the message goes as it is.
 """
 
 from __future__ import annotations
@@ -15,22 +19,35 @@ import socket
 import ssl
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.policy import SMTP as SMTP_POLICY
 from email.quoprimime import body_encode
-from email.utils import format_datetime, formataddr
+from email.utils import format_datetime, formataddr, parseaddr
+from typing import TYPE_CHECKING, Protocol
 
 import structlog
 
+from libs import runtime
 from libs.db.base import utcnow
+from libs.db.session import system_session
 from libs.optout import as_sentence
 from services.worker.channels.outcome import SendResult, clean_header
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from libs.crypto import SecretBox
 
 log = structlog.get_logger(__name__)
 
 _LEADING_DOT = re.compile(rb"(?m)^\.")
 _MESSAGE_ID = re.compile(rb"(?im)^Message-ID:[ \t]*(?:\r\n[ \t]+)?(<[^<>\s]+>)")
 _THREAD_ID = re.compile(r"<[^<>@\s]+@[^<>@\s]+>")
+_FROM = re.compile(rb"(?im)^From:[ \t]*((?:.*)(?:\r\n[ \t].*)*)")
+_LEDGER_ID = re.compile(rb"(?im)^X-Tidewater-Message:[ \t]*([0-9a-f-]{36})\r$")
+SEND_CONTEXT = "worker.context"
+"""The key of the process's send context in its runtime (``services.worker.jobs.context.CONTEXT``)."""
 CRLF = b"\r\n"
 DEFAULT_OPT_OUT = "Not interested? Use the link below to unsubscribe."
 """The footer's opt-out sentence when the brand wrote none."""
@@ -187,11 +204,87 @@ def _header(name: str, value: str, *, limit: int | None = None) -> bytes:
     return SMTP_POLICY.header_factory(name, value).fold(policy=SMTP_POLICY).encode("ascii")
 
 
-class SmtpTransport:
-    """SMTP submission with one kept connection per sender account and explicit timeouts."""
+class _Keys(Protocol):
+    """What signing needs of the send context: its engine and the box that opens stored secrets."""
 
-    def __init__(self, *, timeout: float) -> None:
+    engine: Engine
+
+    @property
+    def box(self) -> SecretBox:
+        """The key box."""
+
+
+Signer = Callable[[bytes], bytes]
+"""Returns a built message as it goes out: signed, or as it is."""
+
+
+class DkimSigning:
+    """Sign a built message with the key of its organization and From domain, when Tidewater signs for it.
+
+    The message names its ledger row (``X-Tidewater-Message``), which names the organization; a
+    sender of the brand with the same From address marked ``own_server`` turns signing off.
+    Opened keys are kept (they change only by a rotation, which changes the stored token).
+    """
+
+    def __init__(self, keys: _Keys) -> None:
+        self.keys = keys
+        self._opened: dict[str, str] = {}
+
+    def __call__(self, data: bytes) -> bytes:
+        """``data`` signed, or as it is when nothing signs for its domain."""
+        from libs.deliverability import dkim
+        from libs.deliverability.keys import SIGNING_KEY, domain_of
+
+        head = data.partition(b"\r\n\r\n")[0] + b"\r\n"
+        found_id, found_from = _LEDGER_ID.search(head), _FROM.search(head)
+        if found_id is None or found_from is None:
+            return data
+        address = parseaddr(found_from.group(1).decode("utf-8", "replace").replace("\r", "").replace("\n", ""))[1]
+        domain = domain_of(address)
+        params = {"message_id": found_id.group(1).decode("ascii"), "domain": domain, "from_address": address}
+        with system_session(self.keys.engine) as session:
+            row = session.execute(SIGNING_KEY, params).first()
+        if row is None:
+            return data
+        private = self._opened.get(row.private_key_encrypted)
+        if private is None:
+            private = dkim.unseal(self.keys.box, row.org_id, row.domain, row.private_key_encrypted)
+            if len(self._opened) >= 256:
+                self._opened.clear()
+            self._opened[row.private_key_encrypted] = private
+        return dkim.sign(data, row.domain, row.selector, private)
+
+
+def process_signer(data: bytes) -> bytes:
+    """Sign with :class:`DkimSigning` on the process's send context (its runtime's), as it is without one."""
+    process = runtime.current()
+    try:
+        keys: _Keys = process.resource(SEND_CONTEXT, _no_context)  # type: ignore[type-var]
+    except LookupError:
+        return data
+    signing = _signing.get(id(keys))
+    if signing is None or signing.keys is not keys:
+        signing = _signing[id(keys)] = DkimSigning(keys)
+    return signing(data)
+
+
+def _no_context() -> _Keys:
+    raise LookupError("no send context installed in this process")
+
+
+_signing: dict[int, DkimSigning] = {}
+
+
+class SmtpTransport:
+    """SMTP submission with one kept connection per sender account and explicit timeouts.
+
+    ``signer`` turns a built message into what goes out (DKIM); by default the process's send
+    context signs (:func:`process_signer`).
+    """
+
+    def __init__(self, *, timeout: float, signer: Signer | None = None) -> None:
         self.timeout = timeout
+        self.signer: Signer = signer or process_signer
         self._connections: dict[tuple[str, int, str, str | None], smtplib.SMTP] = {}
         self._busy = threading.Lock()
         """Held from :meth:`begin` until the transaction is finished or aborted: one conversation at a time."""
@@ -310,7 +403,16 @@ class SmtpTransport:
             return SendResult.retry("smtp_envelope", f"{type(exc).__name__}: {exc}")
         return None
 
+    def _signed(self, data: bytes) -> bytes:
+        """``data`` as the signer returns it; unsigned when signing fails (the mail still goes, the log says why)."""
+        try:
+            return self.signer(data)
+        except Exception as exc:
+            log.warning("dkim_sign_failed", error=type(exc).__name__)
+            return data
+
     def _content(self, conn: smtplib.SMTP, data: bytes, key: tuple[str, int, str, str | None]) -> SendResult:
+        data = self._signed(data)
         payload = _LEADING_DOT.sub(b"..", data)
         if not payload.endswith(CRLF):
             payload += CRLF
@@ -405,6 +507,7 @@ def _before_handoff(code: int, reply: bytes | str) -> SendResult:
 
 __all__ = [
     "DEFAULT_OPT_OUT",
+    "DkimSigning",
     "OutgoingEmail",
     "SmtpAccount",
     "SmtpTransaction",
