@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -25,71 +25,9 @@ from libs.queue import JobSpec
 from libs.suppression import refresh_lead_status_statement, suppress_statement
 from services.campaign.inbound import erased
 from services.campaign.inbound import repository as repo
+from services.campaign.inbound.rows import EventRow, LeadRow, MessageRow
 from services.campaign.inbound.settings import InboundSettings
 from services.campaign.webhooks.outbox import WEBHOOK_TYPES, fan_out
-
-# --------------------------------------------------------------------------- the rows the rules read
-
-
-class MessageRow(Protocol):
-    """A ``messages`` row as the repository returns it."""
-
-    @property
-    def id(self) -> uuid.UUID: ...
-    @property
-    def org_id(self) -> uuid.UUID: ...
-    @property
-    def lead_id(self) -> uuid.UUID: ...
-    @property
-    def campaign_id(self) -> uuid.UUID | None: ...
-    @property
-    def channel(self) -> str: ...
-    @property
-    def status(self) -> str: ...
-    @property
-    def provider_message_id(self) -> str | None: ...
-
-
-class LeadRow(Protocol):
-    """A ``leads`` row as the repository returns it."""
-
-    @property
-    def id(self) -> uuid.UUID: ...
-    @property
-    def phone(self) -> str | None: ...
-    @property
-    def email_normalized(self) -> str | None: ...
-
-
-class EventRow(Protocol):
-    """An ``inbound_events`` row as the repository returns it."""
-
-    @property
-    def id(self) -> uuid.UUID: ...
-    @property
-    def org_id(self) -> uuid.UUID: ...
-    @property
-    def source(self) -> str: ...
-    @property
-    def status(self) -> str: ...
-    @property
-    def payload(self) -> dict[str, Any]: ...
-    @property
-    def raw(self) -> bytes | None: ...
-    @property
-    def message_id(self) -> uuid.UUID | None: ...
-
-
-class BrandRow(Protocol):
-    """A ``brands`` row as the repository returns it."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def opt_out_sms(self) -> str | None: ...
-    @property
-    def website(self) -> str | None: ...
-
 
 # --------------------------------------------------------------------------- context and effects
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -28,6 +28,7 @@ from libs.db.models.leads import Lead, Suppression
 from libs.ledger import enrollments as ledger_enrollments
 from libs.ledger import messages as ledger_messages
 from libs.ledger import states
+from services.campaign.inbound.rows import BrandRow, CredentialRow, EventRow, LeadRow, MessageRow
 
 EVENTS: sa.Table = InboundEvent.__table__  # type: ignore[attr-defined]
 MESSAGES: sa.Table = Message.__table__  # type: ignore[attr-defined]
@@ -83,12 +84,12 @@ def insert_event(
     return session.execute(stmt).scalar_one_or_none()
 
 
-def get_event(session: Session, event_id: uuid.UUID, *, lock: bool = False) -> Any:
+def get_event(session: Session, event_id: uuid.UUID, *, lock: bool = False) -> EventRow | None:
     """Return the inbound event row (``FOR UPDATE`` with ``lock``), or ``None``."""
     stmt = sa.select(EVENTS).where(EVENTS.c.id == event_id)
     if lock:
         stmt = stmt.with_for_update()
-    return session.execute(stmt).first()
+    return cast("EventRow | None", session.execute(stmt).first())
 
 
 def finish_event(
@@ -119,15 +120,15 @@ def finish_event(
 # --------------------------------------------------------------------------- twilio accounts
 
 
-def twilio_credentials(session: Session, account_sid: str) -> Sequence[Any]:
+def twilio_credentials(session: Session, account_sid: str) -> Sequence[CredentialRow]:
     """Every organization's Twilio credential for ``account_sid`` (``org_id``, ``secret_encrypted``)."""
     stmt = sa.select(CREDENTIALS.c.org_id, CREDENTIALS.c.secret_encrypted).where(
         CREDENTIALS.c.provider == "twilio", CREDENTIALS.c.account_sid == account_sid
     )
-    return session.execute(stmt).all()
+    return cast("Sequence[CredentialRow]", session.execute(stmt).all())
 
 
-def brand_for_number(session: Session, *, org_id: uuid.UUID, number: str | None) -> Any:
+def brand_for_number(session: Session, *, org_id: uuid.UUID, number: str | None) -> BrandRow | None:
     """The brand owning the SMS/voice sender ``number`` in ``org_id`` (else the org's first brand)."""
     if number:
         stmt = (
@@ -138,35 +139,37 @@ def brand_for_number(session: Session, *, org_id: uuid.UUID, number: str | None)
         )
         row = session.execute(stmt).first()
         if row is not None:
-            return row
+            return cast(BrandRow, row)
     stmt = (
         sa.select(BRANDS)
         .where(BRANDS.c.org_id == org_id, BRANDS.c.archived_at.is_(None))
         .order_by(BRANDS.c.created_at)
         .limit(1)
     )
-    return session.execute(stmt).first()
+    return cast("BrandRow | None", session.execute(stmt).first())
 
 
 # --------------------------------------------------------------------------- messages and leads
 
 
-def message_by_id(session: Session, *, message_id: uuid.UUID, org_id: uuid.UUID | None = None) -> Any:
+def message_by_id(session: Session, *, message_id: uuid.UUID, org_id: uuid.UUID | None = None) -> MessageRow | None:
     """The ledger row ``message_id`` (within ``org_id`` when given), or ``None``."""
     stmt = sa.select(MESSAGES).where(MESSAGES.c.id == message_id)
     if org_id is not None:
         stmt = stmt.where(MESSAGES.c.org_id == org_id)
-    return session.execute(stmt).first()
+    return cast("MessageRow | None", session.execute(stmt).first())
 
 
-def message_by_provider_id(session: Session, *, org_id: uuid.UUID, provider_id: str, channels: Iterable[str]) -> Any:
+def message_by_provider_id(
+    session: Session, *, org_id: uuid.UUID, provider_id: str, channels: Iterable[str]
+) -> MessageRow | None:
     """The ledger row the provider knows as ``provider_id`` in ``org_id``, or ``None``."""
     stmt = sa.select(MESSAGES).where(
         MESSAGES.c.org_id == org_id,
         MESSAGES.c.provider_message_id == provider_id,
         MESSAGES.c.channel.in_(list(channels)),
     )
-    return session.execute(stmt.limit(1)).first()
+    return cast("MessageRow | None", session.execute(stmt.limit(1)).first())
 
 
 def set_provider_id(session: Session, *, message_id: uuid.UUID, provider_id: str) -> None:
@@ -200,15 +203,16 @@ def advance_message(
     return session.execute(stmt).first() is not None
 
 
-def leads_by_phone(session: Session, *, org_id: uuid.UUID, phone: str) -> Sequence[Any]:
+def leads_by_phone(session: Session, *, org_id: uuid.UUID, phone: str) -> Sequence[LeadRow]:
     """Every lead of ``org_id`` with this E.164 number."""
     stmt = sa.select(LEADS).where(LEADS.c.org_id == org_id, LEADS.c.phone == phone)
-    return session.execute(stmt).all()
+    return cast("Sequence[LeadRow]", session.execute(stmt).all())
 
 
-def lead_by_id(session: Session, *, org_id: uuid.UUID, lead_id: uuid.UUID) -> Any:
+def lead_by_id(session: Session, *, org_id: uuid.UUID, lead_id: uuid.UUID) -> LeadRow | None:
     """The lead ``lead_id`` of ``org_id``, or ``None``."""
-    return session.execute(sa.select(LEADS).where(LEADS.c.org_id == org_id, LEADS.c.id == lead_id)).first()
+    stmt = sa.select(LEADS).where(LEADS.c.org_id == org_id, LEADS.c.id == lead_id)
+    return cast("LeadRow | None", session.execute(stmt).first())
 
 
 def lead_erased(session: Session, *, org_id: uuid.UUID, lead_id: uuid.UUID | None) -> bool:
@@ -267,7 +271,9 @@ def erasure_hash_exists(session: Session, *, org_id: uuid.UUID, hashes: Sequence
     return session.execute(stmt).first() is not None
 
 
-def latest_message(session: Session, *, org_id: uuid.UUID, lead_id: uuid.UUID, channels: Iterable[str]) -> Any:
+def latest_message(
+    session: Session, *, org_id: uuid.UUID, lead_id: uuid.UUID, channels: Iterable[str]
+) -> MessageRow | None:
     """The most recent message sent to a lead on one of ``channels`` (for attribution), or ``None``."""
     stmt = (
         sa.select(MESSAGES)
@@ -280,7 +286,7 @@ def latest_message(session: Session, *, org_id: uuid.UUID, lead_id: uuid.UUID, c
         .order_by(MESSAGES.c.created_at.desc())
         .limit(1)
     )
-    return session.execute(stmt).first()
+    return cast("MessageRow | None", session.execute(stmt).first())
 
 
 def recipient(session: Session, *, message_id: uuid.UUID) -> tuple[str, str] | None:

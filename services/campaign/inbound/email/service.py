@@ -25,9 +25,6 @@ from services.campaign.inbound.email.mail import InboundMail, MailKind, Malforme
 from services.campaign.inbound.events import (
     Context,
     Effects,
-    EventRow,
-    LeadRow,
-    MessageRow,
     Opt,
     Stop,
     advance,
@@ -38,6 +35,7 @@ from services.campaign.inbound.events import (
     suppress,
     suppress_lead,
 )
+from services.campaign.inbound.rows import EventRow, LeadRow, MessageRow
 
 log = structlog.get_logger(__name__)
 

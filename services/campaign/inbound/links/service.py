@@ -13,13 +13,12 @@ from services.campaign.inbound import repository as repo
 from services.campaign.inbound.events import (
     Context,
     Effects,
-    LeadRow,
-    MessageRow,
     Opt,
     Stop,
     record_once,
     suppress_lead,
 )
+from services.campaign.inbound.rows import LeadRow, MessageRow
 
 ON_UNSUBSCRIBE = Stop("unsubscribed", rule="on_unsubscribe", this_campaign=True)
 ON_CLICK = Stop("clicked", rule="on_click", rule_default=False, this_campaign=True)

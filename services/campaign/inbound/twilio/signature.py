@@ -10,13 +10,14 @@ are taken raw, exactly as they came (percent-encoding kept).
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any
 from urllib.parse import parse_qsl
 
 from twilio.request_validator import SIGNATURE_SETTINGS_HEADER, RequestValidator, get_signature_algorithm
 
 from libs.crypto import SecretBox, SecretBoxError
+from services.campaign.inbound.rows import CredentialRow
 
 SIGNATURE_HEADER = "x-twilio-signature"
 IDEMPOTENCY_HEADER = "i-twilio-idempotency-token"
@@ -78,14 +79,14 @@ def signature_valid(
 
 
 def find_signing_org(
-    credentials: Sequence[Any],
+    credentials: Sequence[CredentialRow],
     *,
     box: SecretBox,
     url: str,
     params: FormParams,
     signature: str,
     settings_header: str | None = None,
-) -> Any | None:
+) -> uuid.UUID | None:
     """Return the ``org_id`` whose stored Auth Token signed the request, or ``None``."""
     for row in credentials:
         try:

@@ -21,18 +21,15 @@ from libs.suppression import refresh_lead_status_statement
 from services.campaign.inbound import erased
 from services.campaign.inbound import repository as repo
 from services.campaign.inbound.events import (
-    BrandRow,
     Context,
     Effects,
-    EventRow,
-    LeadRow,
-    MessageRow,
     Opt,
     emit,
     received,
     suppress,
     suppress_lead,
 )
+from services.campaign.inbound.rows import BrandRow, EventRow, LeadRow, MessageRow
 from services.campaign.inbound.twilio.hook import TwilioHook, signing_org, store
 
 log = structlog.get_logger(__name__)

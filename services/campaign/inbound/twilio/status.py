@@ -25,8 +25,6 @@ from services.campaign.inbound import repository as repo
 from services.campaign.inbound.events import (
     Context,
     Effects,
-    LeadRow,
-    MessageRow,
     Opt,
     advance,
     emit_for,
@@ -34,6 +32,7 @@ from services.campaign.inbound.events import (
     received,
     suppress,
 )
+from services.campaign.inbound.rows import LeadRow, MessageRow
 from services.campaign.inbound.twilio.hook import TwilioHook, signing_org, store
 
 log = structlog.get_logger(__name__)
