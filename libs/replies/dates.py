@@ -176,6 +176,7 @@ _RULES: list[Rule] = [
         ),
         "holidays",
     ),
+    (re.compile(r"\b(?:after|past|post)[\s-]+thanksgiving\b"), "thanksgiving"),
     (
         re.compile(r"\bafter\s+(?:the\s+)?summer\b|\bdespues\s+del\s+verano\b|\ba\s+la\s+vuelta\s+del\s+verano\b"),
         "summer",
@@ -251,6 +252,10 @@ def _resolve(kind: str, m: re.Match[str], today: date, day_first: bool) -> date 
         if today.month >= 10:
             return date(today.year + 1, 1, 5)
         return date(today.year, 1, 5) if (today.month, today.day) < (1, 5) else None
+    if kind == "thanksgiving":  # the day after the fourth Thursday of November
+        year = today.year if (today.month, today.day) < (11, 22) else today.year + 1
+        first = date(year, 11, 1)
+        return first + timedelta(days=(3 - first.weekday()) % 7 + 21 + 1)
     if kind == "summer":
         return date(today.year, 9, 1) if today.month < 9 else date(today.year + 1, 9, 1)
     return None

@@ -47,6 +47,9 @@ UNSUBSCRIBE: Cues = (
     r"\b(?:quit|elimin|borr|sac)(?:e|en|ar)(?:me|nos)\s+de\b",
     r"\bno\s+(?:me|nos)\s+(?:vuelva[ns]?\s+a\s+)?(?:escrib|contact|llam|mand|envi)\w*",
     r"\bno\s+quiero\s+recibir\b",
+    r"\bno\s+(?:quiero|queremos|deseo|deseamos)\s+(?:que\s+(?:me|nos)\s+|seguir\s+)?"
+    r"(?:recib|escrib|contact|llam|mand|envi)\w*",
+    r"\b(?:don'?t|do\s+not|no\s+longer)\s+(?:want|wish)\s+to\s+(?:receive|get|hear|be\s+contacted)\b",
     r"\bdejen?\s+de\s+(?:escribir|enviar|mandar|llamar|contactar)\w*",
     r"\b(?:stop|quit)\s+(?:e-?mailing|writing|spamming|contacting|messaging)\b",
     r"\btake\s+(?:me|us|this\s+address)\s+off\b",
@@ -93,12 +96,18 @@ AUTO_REPLY: Cues = (
     r"\b(?:le|te)\s+responderemos\b",
     r"\bno\s+responda\s+a\s+este\b",
     r"\bdelivery\s+(?:has\s+)?failed\b|\bundeliverable\b|\bmailer-daemon\b",
+    r"\b(?:could\s+not|couldn'?t|was\s+not|wasn'?t|cannot)\s+be\s+delivered\b|\bmailbox\s+(?:is\s+)?full\b",
+    r"\b(?:we|our\s+team)\s+(?:aim|try|strive|will\s+(?:try|endeavou?r))\s+to\s+(?:respond|reply|answer|get\s+back)\b",
+    r"\bhas\s+been\s+received\b|\bha\s+sido\s+recibid[oa]\b|\bacuse\s+de\s+recibo\b",
+    r"\b(?:le|te|les)\s+(?:contestaremos|responderemos|atenderemos)\b",
 )
 REFERRAL: Cues = (
     r"\b(?:reach\s+out\s+to|talk\s+to|speak\s+(?:to|with)|contact|get\s+in\s+touch\s+with|e-?mail|ping|try)\s+"
     r"(?:my\s+colleague|our|my|her|him|them|the)?\b",
     r"\b(?:the\s+)?(?:right|best|better)\s+(?:person|contact)\s+(?:is|would\s+be|for\s+this)\b",
     r"\b(?:the\s+one|the\s+person|who)\s+(?:to\s+(?:talk|speak)\s+(?:to|with)|you\s+(?:want|need)|to\s+ask)\b",
+    r"\byou\s+(?:want|need|should\s+(?:ask|try|talk\s+to|contact|email))\b|\bdirect\s+(?:this|it|your)\b",
+    r"\b(?:el|la)\s+(?:responsable|encargad[oa])\s+(?:es|de\s+\w+\s+es)\b|\bmejor\s+(?:escrib|habl|contact)\w*\b",
     r"\b(?:handles?|owns?|is\s+in\s+charge\s+of|looks\s+after|runs)\s+(?:this|that|our|vendor|purchasing|procurement)\b",
     r"\b(?:looping|loop|cc'?ing|copying|cc'?d|cc'?ed|forwarding|forwarded|passing\s+this|adding|added)\b",
     r"\b(?:hable|habla|hablen|contacte|contacta|escriba|escribale|escribele|escribe)\s+(?:con|a)\b",
@@ -114,6 +123,10 @@ WRONG_PERSON: Cues = (
     r"(?!the\s+(?:moment|time|minute|end)|this\s+(?:time|point|stage)|all|present|first|least|once|any\b)\w+",
     r"\bleft\s+the\s+company\b|\bno\s+longer\s+works?\b|\bi'?m\s+no\s+longer\s+(?:at|with|here|there|in)\b",
     r"\bnot\s+(?:involved|responsible|in\s+charge|the\s+decision[\s-]?maker)\b",
+    r"\b(?:confused|mistaken|mixed\s+up)\s+(?:me\s+)?with\s+someone\s+else\b|\bsomeone\s+else\b",
+    r"\b(?:haven'?t|have\s+not|don'?t|do\s+not|never)\s+work(?:ed)?\s+(?:there|here|at|for|in)\b|\bi'?m\s+retired\b",
+    r"\bconfundid[oa]\s+de\s+(?:persona|contacto)\b|\bno\s+trabajo\s+(?:en|para|con)\b|\bjubilad[oa]\b",
+    r"\bno\s+(?:puedo|podre)\s+ayudar\w*\b",
     r"\b(?:not|isn'?t|is\s+not)\s+my\s+(?:area|department|responsibility|call|job|role|remit|decision)\b",
     r"\bwho\s+is\s+this\b.*\b(?:don'?t\s+know|never)\b|\bnever\s+heard\s+of\b",
     r"\bno\s+soy\s+(?:la\s+persona|el\s+responsable|la\s+responsable|quien)\b",
@@ -160,6 +173,8 @@ NOT_INTERESTED: Cues = (
     r"\b(?:que|justo\s+lo\s+que)\s+(?:bien|maravilla|ilusion|necesitaba)\b.{0,40}\b(?:otro|otra|mas)\b",
     r"\bjusto\s+lo\s+que\s+necesitaba\b|\bsi,?\s+claro\b|\bcomo\s+no\b.{0,30}\botro\b",
     r"\bno\s+molest\w+\b|\bno,?\s*$",
+    r"\bnot\s+for\s+(?:us|me|now\s+or\s+ever)\b|\bno\s+es\s+para\s+(?:nosotros|mi)\b",
+    r"\bno\s+(?:estamos\s+|estoy\s+)?buscando\b",
 )
 OBJECTION: Cues = (
     r"\b(?:seems?|looks?|sounds?|is|too|very|quite|really|way|pretty|bit)\s+(?:\w+\s+)?(?:expensive|pricey|costly|steep)\b",
@@ -174,6 +189,10 @@ OBJECTION: Cues = (
     r"|\b(?:would|will)\s+never\s+(?:approve|allow|sign\s+off)\b|\bwon'?t\s+(?:approve|allow|sign\s+off)\b",
     r"\b(?:worried|concerned|concerns?|worry|nervous)\s+(?:about|with|re|that)\b",
     r"\b(?:gdpr|soc\s*2|security|privacy|compliance)\b.{0,30}\b(?:issue|problem|risk|blocker|nightmare|never)\b",
+    r"\bnot\s+sure\s+(?:it|this|that|ai|you|your\s+\w+)\s+(?:would|will|adds?|works?|helps?|can|is\s+worth)\b",
+    r"\bcan'?t\s+(?:spend|justify|afford)\b|\b(?:no|zero)\s+(?:spend|money)\s+(?:for|on)\b",
+    r"\b(?:precio|coste|costo|tarifa)\s+(?:es\s+)?(?:demasiado|muy|bastante)\s+(?:alto|elevad[oa])\b",
+    r"\bno\s+creo\s+que\s+(?:funcione|sirva|nos\s+sirva|valga)\b|\bya\s+lo\s+(?:intentamos|probamos)\b",
     r"\bdoesn'?t\s+(?:seem|sound)\s+(?:worth|like\s+a)\b|\bnot\s+convinced\b|\bskeptical\b",
     r"\bour\s+team\s+is\s+(?:too\s+)?small\b|\bwe\s+build\s+(?:it|this)\s+in-?house\b|\bin-?house\s+(?:tool|solution)\b",
     r"\bdemasiado\s+car[oa]\b|\bmuy\s+car[oa]\b|\bno\s+tenemos\s+presupuesto\b|\bsin\s+presupuesto\b",
@@ -193,6 +212,9 @@ MEETING: Cues = (
     r"\bhow\s+about\s+(?:monday|tuesday|wednesday|thursday|friday|tomorrow|next|\d)",
     r"\b(?:works|work)\s+for\s+me\b|\b\d{1,2}(?::\d{2})?\s*(?:am|pm|h)\b",
     r"\bdemo\b",
+    r"\b(?:book|schedule|set\s+up|arrange|put)\s+(?:\w+\s+){0,3}(?:with|on|for)\s+(?:me|my|us|our|next|this|monday|"
+    r"tuesday|wednesday|thursday|friday)\b",
+    r"\b(?:vernos|reunirnos|juntarnos|quedar|verte|verle)\b",
     r"\b(?:agendar|agendemos|programar|programemos|organizar|coordinar|coordinemos|concretar|cuadrar)\b",
     r"\b(?:una\s+)?(?:llamada|reunion|videollamada|cita)\b",
     r"\b(?:hablamos|nos\s+vemos|quedamos|nos\s+reunimos|charlamos)\s+(?:el|este|la|manana|a\s+las|mañana)\b",
@@ -218,12 +240,14 @@ INTERESTED: Cues = (
     r"\b(?:yes|yep|yeah|sure|absolutely|definitely|of\s+course)\b",
     r"\bi'?d\s+(?:love|like)\s+to\b|\bkeen\b|\bwould\s+love\b|\blet'?s\s+do\s+it\b|\bcount\s+me\s+in\b",
     r"\bme\s+interesa\b|\bnos\s+interesa\b|\binteresante\b|\bsuena\s+(?:bien|interesante|genial)\b",
-    r"\b(?:learn|hear|know|see)\s+more\b|\b(?:saber|conocer|ver)\s+mas\b",
+    r"\b(?:learn|hear|know|see|read)(?:ing)?\s+more\b|\bopen\s+to\s+(?:it|this|the\s+idea|hearing|learning)\b",
+    r"^\W*go\s+on\b|\bwhat'?s\s+the\s+(?:gist|idea|pitch)\b|\b(?:saber|conocer|ver)\s+mas\b",
     r"\bcuentame\s+mas\b|\bcuenteme\s+mas\b|\bmas\s+informacion\b|\benviame\b|\benvieme\b|\bmandame\b|\bmandeme\b",
     r"\b(?:si|claro|por\s+supuesto|genial|perfecto|me\s+encantaria)\b",
 )
 
 INFO_REQUEST: Cues = (
+    r"\bwhat'?s\s+the\s+(?:gist|idea|pitch)\b",
     r"\bwhat\s+(?:else\s+|more\s+)?(?:can|could)\s+you\s+(?:share|send|show)\b",
     r"\b(?:send|share|forward|email)\b.{0,30}\b(?:info|information|details|deck|one-?pager|case\s+stud\w*|brochure|"
     r"material|overview|slides)\b",
@@ -287,7 +311,8 @@ _INTRO = re.compile(
     r"\b(?:reach\s+out\s+to|talk\s+to|speak\s+(?:to|with)|contact|get\s+in\s+touch\s+with|e-?mail|ping|try|"
     r"looping\s+in|loop\s+in|cc'?ing|cc'?d|cc'?ed|adding|added|copying|forwarding\s+(?:this\s+)?to|is|would\s+be|hable\s+con|habla\s+con|"
     r"contacte\s+a|contacta\s+a|contactar\s+a|escriba\s+a|escribale\s+a|escríbale\s+a|escribe\s+a|es|seria|"
-    r"pregunte\s+a|(?:pongo\s+)?en\s+copia\s+a|copio\s+a|pregunta\s+a|colleague|colega|compañer[oa]|manager|head\s+of\s+\w+|cto|ceo|cfo|vp\s+of\s+\w+|"
+    r"pregunte\s+a|you\s+want|you\s+need|ask|direct\s+this\s+to|(?:el|la)\s+responsable\s+es|"
+    r"(?:escribele|escribale|escribirle)\s+a|(?:pongo\s+)?en\s+copia\s+a|copio\s+a|pregunta\s+a|colleague|colega|compañer[oa]|manager|head\s+of\s+\w+|cto|ceo|cfo|vp\s+of\s+\w+|"
     r"director[a]?\s+de\s+\w+|responsable\s+de\s+\w+)[,:]?\s+",
     re.IGNORECASE,
 )
@@ -354,10 +379,23 @@ def _pick_date(found: list[Found], folded: str, cue: str) -> date | None:
 _INSTRUCTIONS = re.compile(
     r"[^.!?\n]*\b(?:ignore|disregard|forget)\b[^.!?\n]{0,40}\b(?:instructions?|prompts?|rules)\b[^.!?\n]*[.!?]?"
     r"|[^.!?\n]*\b(?:classify|label|mark)\s+(?:this|it|me|the\s+reply)?\s*as\b[^.!?\n]*[.!?]?"
+    r"|[^.!?\n]*\b(?:as\s+(?:an?\s+)?instructions?|(?:respond|answer|reply|output)\s+with\s+(?:the\s+)?"
+    r"(?:intent|label|category))\b[^.!?\n]*[.!?]?"
     r"|[^.!?\n]*\b(?:system\s+prompt|you\s+are\s+(?:an?\s+)?(?:ai|assistant|language\s+model|classifier))\b[^.!?\n]*[.!?]?",
     re.IGNORECASE,
 )
 """Sentences addressed to a classifier rather than to the sender: read as nothing, never obeyed."""
+
+_IDENTITY = re.compile(
+    r"^\W*(?:sorry,?\s+|perdon,?\s+|disculpa,?\s+)?(?:who\s+(?:is|are)\s+(?:this|you)|who\s+gave\s+you|"
+    r"how\s+did\s+you\s+get\s+my|quien\s+(?:es|eres|sois|son)(?:\s+usted)?|de\s+donde\s+(?:sacaste|saco|sacaron))\b[^.!?]*\??\W*$"
+)
+"""A reply that only asks who wrote: not a question about the offer."""
+
+_BARE_NO = re.compile(
+    r"^\W*(?:lol\s+|haha\s+|jaja\s+)?(?:no|nope|nah)(?:\s*[,.!]|\s*$|\s+(?:thanks|thank|thx|gracias|way)\b)"
+)
+"""A reply that opens with "no" and says nothing the other rules read: a refusal, weakly."""
 
 _NEGATED_STOP = re.compile(
     r"\b(?:don'?t|do\s+not|never|please\s+don'?t|no\s+dejen?|no\s+deje[ns]?)\s+(?:de\s+)?"
@@ -400,6 +438,10 @@ def classify_local(text: str, *, received_at: datetime, fallback_reason: str | N
             if m:
                 hits[intent] = (confidence, m.group(0))
                 break
+    if _IDENTITY.search(folded) and not any(
+        i in hits for i in (Intent.UNSUBSCRIBE, Intent.OUT_OF_OFFICE, Intent.AUTO_REPLY)
+    ):
+        return result(Intent.OTHER, 0.5, "who is this")
     dates = find_dates(folded, today, day_first=lang == "es")
     pointed = referral(written)
     # An address written in the reply itself (signatures are gone) points to someone else.
@@ -431,6 +473,8 @@ def classify_local(text: str, *, received_at: datetime, fallback_reason: str | N
     for intent in (Intent.QUESTION, Intent.INTERESTED):
         if intent in hits:
             return result(*_with(intent, hits))
+    if _BARE_NO.search(folded):
+        return result(Intent.NOT_INTERESTED, 0.6, "no")
     return result(Intent.OTHER, 0.4, None)
 
 
