@@ -14,6 +14,9 @@ other finds no row. The sets those lists spell are :mod:`libs.ledger.states`'.
 - an erasure: :data:`TOMBSTONE` (unsent messages skipped, every message's text nulled);
 - operators: :data:`libs.ledger.resolution.RESOLVE`.
 
+``SETTLE``, ``STEP`` and ``RESOLVE`` move the enrollment on with the one CTE body
+:func:`advance_enrollments` spells.
+
 While a row is ``sending`` its ``next_attempt_at`` is the claim's lease, which the claiming
 process renews while it lives: past it, the claimer is presumed dead and the row becomes
 ``unknown`` (never resent). A late record of the real outcome by a claimer that was only slow
@@ -34,6 +37,33 @@ from libs.ledger.states import UNSENT, advance_from
 
 MESSAGES: sa.Table = Message.__table__  # type: ignore[attr-defined]
 
+
+def advance_enrollments(source: str, alias: str, *, position: str, due: str, action: str) -> str:
+    """The ``UPDATE enrollments`` that moves each enrollment past the step its message just settled on.
+
+    The one spelling of "the enrollment moves on" that the worker's :data:`SETTLE` and
+    :data:`STEP` and the operators' ``RESOLVE`` (:mod:`libs.ledger.resolution`) share, as a CTE
+    body: ``source`` is the CTE of the settled messages (``alias`` names it; it carries
+    ``enrollment_id``), and ``position``, ``due`` and ``action`` are SQL expressions for the
+    message's step position, the next step's due time and ``advance`` or ``complete`` (any other
+    action leaves the enrollment as it is; ``complete`` ends it). Only an enrollment still on that
+    step and live (``active`` or ``paused``) moves, so a later step, a stop or another decision
+    that got there first is never undone. The arguments are fixed SQL of this package, never input.
+    """
+    return f"""UPDATE enrollments e
+        SET next_step_position = {position} + 1,
+            next_due_at = {due},
+            status = CASE WHEN {action} = 'complete' THEN 'completed' ELSE e.status END,
+            completed_at = CASE WHEN {action} = 'complete' THEN :now ELSE e.completed_at END,
+            updated_at = :now
+        FROM {source} {alias}
+        WHERE e.id = {alias}.enrollment_id AND {action} IN ('advance', 'complete')
+          AND e.next_step_position = {position} AND e.status IN ('active', 'paused')"""  # noqa: S608 - constant SQL only
+
+
+_POSITION = "CAST(:r_position AS integer)"
+_ACTION = "CAST(:r_action AS varchar)"
+
 DISPATCH_DUE = sa.text(
     """
     UPDATE messages m
@@ -51,7 +81,7 @@ DISPATCH_DUE = sa.text(
 """The ticker: ``queued`` or ``held`` messages whose retry or hold time is reached go (back) to ``queued``."""
 
 SETTLE = sa.text(
-    """
+    f"""
     WITH v AS (
         SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:statuses AS varchar[]), CAST(:reasons AS varchar[]),
                              CAST(:next_at AS timestamptz[]), CAST(:event_ids AS uuid[]), CAST(:event_data AS text[]),
@@ -69,15 +99,7 @@ SETTLE = sa.text(
         SELECT event_id, org_id, id, lead_id, campaign_id, status, :now, CAST(event_data AS jsonb)
         FROM settled WHERE status IN ('held', 'failed')
     ), advanced AS (
-        UPDATE enrollments e
-        SET next_step_position = st.position + 1,
-            next_due_at = st.due,
-            status = CASE WHEN st.action = 'complete' THEN 'completed' ELSE e.status END,
-            completed_at = CASE WHEN st.action = 'complete' THEN :now ELSE e.completed_at END,
-            updated_at = :now
-        FROM settled st
-        WHERE e.id = st.enrollment_id AND st.action IN ('advance', 'complete')
-          AND e.next_step_position = st.position AND e.status IN ('active', 'paused')
+        {advance_enrollments("settled", "st", position="st.position", due="st.due", action="st.action")}
     ), stopped AS (
         UPDATE enrollments e
         SET status = 'stopped', stopped_reason = substr(st.reason, 9), next_due_at = NULL, updated_at = :now
@@ -85,12 +107,12 @@ SETTLE = sa.text(
         WHERE e.id = st.enrollment_id AND st.action = 'stop' AND e.status IN ('active', 'paused')
     )
     SELECT id, status FROM settled
-    """
+    """  # noqa: S608 - only constant SQL of advance_enrollments is interpolated
 )
 """Skip, hold or fail many messages at once: state, ``held``/``failed`` events, the enrollment advanced or stopped."""
 
 STEP = sa.text(
-    """
+    f"""
     WITH recorded AS (
         UPDATE messages
         SET status = CAST(:r_status AS varchar),
@@ -107,15 +129,7 @@ STEP = sa.text(
         FROM recorded WHERE CAST(:r_event AS varchar) IS NOT NULL
         RETURNING id, org_id
     ), advanced AS (
-        UPDATE enrollments e
-        SET next_step_position = CAST(:r_position AS integer) + 1,
-            next_due_at = CAST(:r_due AS timestamptz),
-            status = CASE WHEN CAST(:r_action AS varchar) = 'complete' THEN 'completed' ELSE e.status END,
-            completed_at = CASE WHEN CAST(:r_action AS varchar) = 'complete' THEN :now ELSE e.completed_at END,
-            updated_at = :now
-        FROM recorded r
-        WHERE e.id = r.enrollment_id AND CAST(:r_action AS varchar) IN ('advance', 'complete')
-          AND e.next_step_position = CAST(:r_position AS integer) AND e.status IN ('active', 'paused')
+        {advance_enrollments("recorded", "r", position=_POSITION, due="CAST(:r_due AS timestamptz)", action=_ACTION)}
     ), claimed AS (
         UPDATE messages m
         SET status = 'sending', attempt = m.attempt + 1, next_attempt_at = :c_lease,
@@ -137,7 +151,7 @@ STEP = sa.text(
            (SELECT EXISTS (SELECT 1 FROM webhook_endpoints w, recorded_event ev
                            WHERE w.org_id = ev.org_id AND w.active AND w.event_types ? CAST(:r_event AS varchar)))
                AS webhook
-    """
+    """  # noqa: S608 - only constant SQL of advance_enrollments is interpolated
 )
 """One durable step of a batch: record the previous send (ledger, event, next step) and claim the next message.
 

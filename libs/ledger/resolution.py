@@ -42,6 +42,7 @@ import structlog
 
 from libs import jobs
 from libs.db.base import utcnow
+from libs.ledger.messages import advance_enrollments
 from libs.ledger.states import CAMPAIGN_FINISHED
 from libs.queue import enqueue_many
 from libs.schedule import Delay, ScheduleError, SendWindow, channel_window, next_send_time, zone
@@ -190,7 +191,7 @@ LOAD = sa.text(
 """What deciding about messages needs: their state, their enrollment's, and the next step's schedule facts."""
 
 RESOLVE = sa.text(
-    """
+    f"""
     WITH v AS (
         SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:statuses AS varchar[]), CAST(:event_types AS varchar[]),
                              CAST(:event_ids AS uuid[]), CAST(:event_data AS text[]), CAST(:actions AS varchar[]),
@@ -214,16 +215,8 @@ RESOLVE = sa.text(
         SELECT event_id, org_id, id, lead_id, campaign_id, event_type, :now, CAST(event_data AS jsonb)
         FROM resolved
     ), advanced AS (
-        -- As the worker's step statement moves an enrollment on after a send.
-        UPDATE enrollments e
-        SET next_step_position = r.position + 1,
-            next_due_at = r.due,
-            status = CASE WHEN r.action = 'complete' THEN 'completed' ELSE e.status END,
-            completed_at = CASE WHEN r.action = 'complete' THEN :now ELSE e.completed_at END,
-            updated_at = :now
-        FROM resolved r
-        WHERE e.id = r.enrollment_id AND r.action IN ('advance', 'complete')
-          AND e.next_step_position = r.position AND e.status IN ('active', 'paused')
+        -- As the worker's statements move an enrollment on after a send.
+        {advance_enrollments("resolved", "r", position="r.position", due="r.due", action="r.action")}
         RETURNING e.id, e.status
     ), rewound AS (
         -- Back on the resent step, only while the next step's message does not exist: the
@@ -250,7 +243,7 @@ RESOLVE = sa.text(
                 SELECT 1 FROM webhook_endpoints w
                 WHERE w.org_id = r.org_id AND w.active AND w.event_types ? r.event_type)) AS webhook
     FROM resolved r
-    """
+    """  # noqa: S608 - only constant SQL of advance_enrollments is interpolated
 )
 """Resolve many messages at once: the conditional update, its event, and the enrollment moved on or back."""
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from libs.db.models.campaign import EnrollmentStatus, MessageStatus
 from libs.ledger import states
+from libs.ledger.messages import SETTLE, STEP, advance_enrollments
+from libs.ledger.resolution import RESOLVE
 
 MESSAGE_STATES = {s.value for s in MessageStatus}
 
@@ -102,3 +104,16 @@ def test_no_module_outside_libs_ledger_writes_enrollment_or_message_status() -> 
             for excerpt in status_writes(path.read_text("utf-8")):
                 offenders.append(f"{path.relative_to(ROOT)}: {' '.join(excerpt.split())}")
     assert offenders == [], "status is written outside libs/ledger:\n" + "\n".join(offenders)
+
+
+def test_the_worker_and_operators_move_an_enrollment_on_with_one_statement_body() -> None:
+    """A skip, a recorded send and an operator's decision advance the enrollment alike (one CTE body)."""
+    position, due, action = "CAST(:r_position AS integer)", "CAST(:r_due AS timestamptz)", "CAST(:r_action AS varchar)"
+    uses = [
+        (SETTLE.text, advance_enrollments("settled", "st", position="st.position", due="st.due", action="st.action")),
+        (STEP.text, advance_enrollments("recorded", "r", position=position, due=due, action=action)),
+        (RESOLVE.text, advance_enrollments("resolved", "r", position="r.position", due="r.due", action="r.action")),
+    ]
+    for text, body in uses:
+        assert body in text
+        assert text.count("UPDATE enrollments") == text.count(body) + ("stopped AS" in text) + ("rewound AS" in text)
