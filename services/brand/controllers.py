@@ -42,7 +42,6 @@ from services.brand.service import (
     brand_read,
     credential_read,
     etag,
-    sender_read,
     verify_sender,
 )
 
@@ -163,7 +162,7 @@ class SenderController(Controller):
     ) -> Response[SenderRead]:
         """Add a sender; the SMTP password is write-only and stored encrypted."""
         row = await brands.create_sender(brand_id, data)
-        return _with_etag(sender_read(row), row.version, HTTP_201_CREATED)
+        return _with_etag(await brands.show_sender(row), row.version, HTTP_201_CREATED)
 
     @get("/{sender_id:uuid}", operation_id="GetSender")
     async def get_sender(
@@ -171,7 +170,7 @@ class SenderController(Controller):
     ) -> Response[SenderRead]:
         """Read a sender."""
         row = await brands.sender(brand_id, sender_id)
-        return _with_etag(sender_read(row), row.version)
+        return _with_etag(await brands.show_sender(row), row.version)
 
     @patch(
         "/{sender_id:uuid}",
@@ -189,7 +188,7 @@ class SenderController(Controller):
     ) -> Response[SenderRead]:
         """Change a sender (If-Match required); new SMTP settings clear its verification."""
         row = await brands.update_sender(brand_id, sender_id, data, if_match)
-        return _with_etag(sender_read(row), row.version)
+        return _with_etag(await brands.show_sender(row), row.version)
 
     @delete("/{sender_id:uuid}", operation_id="DeleteSender", responses=problems(412), guards=[requires(Role.MEMBER)])
     async def delete_sender(
@@ -221,8 +220,22 @@ class SenderController(Controller):
         # and a failed check must still be recorded, so the service commits its own two steps.
         structlog.contextvars.bind_contextvars(org_id=str(principal.org_id))
         box: SecretBox = state.box
-        row = await verify_sender(state.db, principal.org_id, box, brand_id, sender_id, state.smtp_check)
-        return _with_etag(sender_read(row), row.version)
+        read = await verify_sender(state.db, principal.org_id, box, brand_id, sender_id, state.smtp_check)
+        return _with_etag(read, read.version)
+
+    @post(
+        "/{sender_id:uuid}/mailbox/resume",
+        operation_id="ResumeSenderMailbox",
+        responses=problems(422, s422="The sender reads no mailbox (`imap_host` is not set)."),
+        guards=[requires(Role.MEMBER)],
+        status_code=200,
+    )
+    async def resume_mailbox(
+        self, brand_id: FromPath[uuid.UUID], sender_id: FromPath[uuid.UUID], brands: NamedDependency[BrandService]
+    ) -> Response[SenderRead]:
+        """Read a paused mailbox again (after a refused login); its cursor is kept, new mail is read from there."""
+        row = await brands.resume_mailbox(brand_id, sender_id)
+        return _with_etag(await brands.show_sender(row), row.version)
 
 
 class CredentialController(Controller):

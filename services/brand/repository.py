@@ -8,12 +8,13 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from libs.db.base import utcnow
-from libs.db.models.brand import Brand, ProviderCredential, Sender
+from libs.db.models.brand import Brand, Mailbox, MailboxState, ProviderCredential, Sender
 from libs.pagination import keyset
 
 
@@ -101,6 +102,51 @@ class BrandRepository:
         return await self.claim_update(
             Sender, sender_id, version, {"last_verification": result, "verified_at": verified_at}
         )
+
+    # mailboxes ---------------------------------------------------------------------------
+
+    async def mailboxes_for(self, sender_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Mailbox]:
+        """Return the mailbox rows of these senders, by sender id."""
+        if not sender_ids:
+            return {}
+        query = select(Mailbox).where(col(Mailbox.sender_id).in_(list(sender_ids)), Mailbox.org_id == self.org_id)
+        return {row.sender_id: row for row in (await self.session.exec(query)).all()}
+
+    async def reset_mailbox(self, sender_id: uuid.UUID, *, folder: str, start_over: bool) -> None:
+        """Make the sender's mailbox active again (new IMAP settings); ``start_over`` forgets its cursor."""
+        now = utcnow()
+        again: dict[str, Any] = {
+            "state": MailboxState.ACTIVE.value,
+            "paused_reason": None,
+            "paused_at": None,
+            "last_error": None,
+            "folder": folder,
+            "updated_at": now,
+        }
+        if start_over:
+            again |= {"uidvalidity": None, "last_uid": 0, "last_event_id": None}
+        statement = (
+            pg_insert(Mailbox)
+            .values(id=uuid.uuid4(), org_id=self.org_id, sender_id=sender_id, created_at=now, **again)
+            .on_conflict_do_update(index_elements=["sender_id"], set_=again)
+        )
+        await self.session.exec(statement)
+
+    async def delete_mailbox(self, sender_id: uuid.UUID) -> None:
+        """Forget the sender's mailbox (its IMAP settings were removed)."""
+        await self.session.exec(
+            sa.delete(Mailbox).where(col(Mailbox.sender_id) == sender_id, col(Mailbox.org_id) == self.org_id)
+        )
+
+    async def resume_mailbox(self, sender_id: uuid.UUID) -> bool:
+        """Make a paused mailbox active again, its cursor kept; False when the sender has no mailbox row."""
+        statement = (
+            sa.update(Mailbox)
+            .where(col(Mailbox.sender_id) == sender_id, col(Mailbox.org_id) == self.org_id)
+            .values(state=MailboxState.ACTIVE.value, paused_reason=None, paused_at=None, updated_at=utcnow())
+            .returning(col(Mailbox.id))
+        )
+        return (await self.session.exec(statement)).first() is not None
 
     # provider credentials ----------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from libs.db.models.brand import Provider, SenderKind, SmtpSecurity
+from libs.db.models.brand import ImapTls, MailboxState, Provider, SenderKind, SmtpSecurity
 from services.brand.validation import (
     DailyLimit,
     EmailAddress,
@@ -17,6 +17,7 @@ from services.brand.validation import (
     HostName,
     HourlyLimit,
     HttpsUrl,
+    ImapFolder,
     Label,
     MessagingServiceSid,
     Name,
@@ -135,6 +136,18 @@ class SenderFields(_Strict):
     smtp_username: SmtpUsername | None = None
     smtp_password: SmtpPassword | None = Field(default=None, description="Write-only; stored encrypted.")
     hourly_limit: HourlyLimit | None = None
+    imap_host: HostName | None = Field(
+        default=None,
+        description="Email only: the IMAP server of the mailbox replies and bounces arrive in; when set, the "
+        "mailbox is read (IDLE or polling) and every new message goes through the inbound path.",
+    )
+    imap_port: Port | None = Field(default=None, description="Defaults from `imap_tls`: tls 993, starttls/none 143.")
+    imap_tls: ImapTls | None = Field(default=None, description="tls (default), starttls or none.")
+    imap_username: SmtpUsername | None = Field(default=None, description="Required with `imap_host`.")
+    imap_password: SmtpPassword | None = Field(
+        default=None, description="Write-only; stored encrypted. Required with `imap_host`."
+    )
+    imap_folder: ImapFolder | None = Field(default=None, description="The folder to read (default INBOX).")
     # sms / voice
     phone_number: PhoneE164 | None = Field(
         default=None,
@@ -176,8 +189,19 @@ class VerificationResult(BaseModel):
     checked_at: datetime
 
 
+class MailboxRead(BaseModel):
+    """How the reading of an email sender's IMAP mailbox stands."""
+
+    state: MailboxState = Field(description="active, or paused (after a refused login: fix the settings or resume it).")
+    paused_reason: str | None = Field(description="Why it is paused, in the IMAP server's words.")
+    paused_at: datetime | None
+    last_polled_at: datetime | None = Field(description="When the mailbox was last read to its end.")
+    last_error: str | None = Field(description="The last error reading it (network errors are retried).")
+    folder: str
+
+
 class SenderRead(BaseModel):
-    """A sender as the API shows it: the SMTP password only as ``set``/``last4``."""
+    """A sender as the API shows it: the SMTP and IMAP passwords only as ``set``/``last4``."""
 
     id: uuid.UUID
     brand_id: uuid.UUID
@@ -192,6 +216,15 @@ class SenderRead(BaseModel):
     smtp_username: str | None
     smtp_password: SecretState
     hourly_limit: int | None
+    imap_host: str | None
+    imap_port: int | None
+    imap_tls: ImapTls | None
+    imap_username: str | None
+    imap_password: SecretState
+    imap_folder: str | None
+    mailbox: MailboxRead | None = Field(
+        description="The mailbox's state once the poller has seen it (email senders with `imap_host`)."
+    )
     phone_number: str | None
     messaging_service_sid: str | None
     tts_voice: str | None

@@ -13,7 +13,16 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from libs.crypto import SecretBox, last4
 from libs.db.base import utcnow
-from libs.db.models.brand import Brand, Provider, ProviderCredential, Sender, SenderKind, SmtpSecurity
+from libs.db.models.brand import (
+    Brand,
+    ImapTls,
+    Mailbox,
+    Provider,
+    ProviderCredential,
+    Sender,
+    SenderKind,
+    SmtpSecurity,
+)
 from libs.db.session import Database
 from libs.deliverability.sending_domain import readiness_gaps
 from libs.errors import Invalid
@@ -41,6 +50,7 @@ from services.brand.schemas import (
     CredentialUpdate,
     DeleteOutcome,
     Gap,
+    MailboxRead,
     Readiness,
     SecretState,
     SenderCreate,
@@ -53,7 +63,13 @@ from services.brand.smtp_probe import AddressRefused, ProbeResult, ProbeTarget, 
 log = structlog.get_logger(__name__)
 
 DEFAULT_SMTP_PORTS = {SmtpSecurity.STARTTLS: 587, SmtpSecurity.TLS: 465, SmtpSecurity.NONE: 25}
+DEFAULT_IMAP_PORTS = {ImapTls.TLS: 993, ImapTls.STARTTLS: 143, ImapTls.NONE: 143}
+DEFAULT_IMAP_FOLDER = "INBOX"
 _SMTP_FIELDS = ("from_address", "smtp_host", "smtp_port", "smtp_security", "smtp_username", "smtp_password")
+_IMAP_FIELDS = ("imap_host", "imap_port", "imap_tls", "imap_username", "imap_password", "imap_folder")
+_IMAP_CURSOR = ("imap_host", "imap_port", "imap_username", "imap_folder")
+"""IMAP settings that make the mailbox another one: its cursor starts over."""
+_PASSWORDS = ("smtp_password", "imap_password")
 _EMAIL_ONLY = (
     "from_name",
     "from_address",
@@ -64,6 +80,7 @@ _EMAIL_ONLY = (
     "smtp_username",
     "smtp_password",
     "hourly_limit",
+    *_IMAP_FIELDS,
 )
 _SMS_ONLY = ("messaging_service_sid",)
 _VOICE_ONLY = ("tts_voice", "audio_url")
@@ -102,15 +119,22 @@ def brand_read(row: Brand) -> BrandRead:
     return BrandRead.model_validate(row, from_attributes=True)
 
 
-def sender_read(row: Sender) -> SenderRead:
-    """Show a sender without its password."""
-    computed = ("smtp_password", "last_verification", "verified")
+def sender_read(row: Sender, mailbox: Mailbox | None = None) -> SenderRead:
+    """Show a sender without its passwords (``mailbox``: its IMAP mailbox's row, if any)."""
+    computed = (*_PASSWORDS, "last_verification", "verified", "mailbox")
     data = {k: getattr(row, k) for k in SenderRead.model_fields if k not in computed}
+    secrets = {
+        name: SecretState(
+            set=getattr(row, f"{name}_encrypted") is not None, last4=getattr(row, f"{name}_last4") or None
+        )
+        for name in _PASSWORDS
+    }
     return SenderRead(
         **data,
+        **secrets,
         verified=row.verified_at is not None,
-        smtp_password=SecretState(set=row.smtp_password_encrypted is not None, last4=row.smtp_password_last4 or None),
         last_verification=VerificationResult.model_validate(row.last_verification) if row.last_verification else None,
+        mailbox=MailboxRead.model_validate(mailbox, from_attributes=True) if mailbox is not None else None,
     )
 
 
@@ -239,7 +263,30 @@ class BrandService:
     async def list_senders(self, brand_id: uuid.UUID, *, cursor: str | None, limit: int) -> Page[SenderRead]:
         """Return one page of the brand's senders, newest first."""
         await self.brand(brand_id)
-        return make_page(await self.repo.list_senders(brand_id, cursor=cursor, limit=limit), limit, sender_read)
+        rows = await self.repo.list_senders(brand_id, cursor=cursor, limit=limit)
+        mailboxes = await self.repo.mailboxes_for([row.id for row in rows])
+        return make_page(rows, limit, lambda row: sender_read(row, mailboxes.get(row.id)))
+
+    async def show_sender(self, row: Sender) -> SenderRead:
+        """Show a sender with its mailbox's state."""
+        mailboxes = await self.repo.mailboxes_for([row.id])
+        return sender_read(row, mailboxes.get(row.id))
+
+    async def resume_mailbox(self, brand_id: uuid.UUID, sender_id: uuid.UUID) -> Sender:
+        """Read a paused mailbox again (after its login was refused), its cursor kept.
+
+        Raises:
+            BrandNotFound, SenderNotFound, Invalid (the sender reads no mailbox).
+        """
+        row = await self.sender(brand_id, sender_id)
+        if not row.imap_host:
+            raise Invalid(
+                "This sender reads no mailbox.", errors=[{"field": "imap_host", "message": "not set on this sender"}]
+            )
+        if not await self.repo.resume_mailbox(sender_id):
+            await self.repo.reset_mailbox(sender_id, folder=row.imap_folder or DEFAULT_IMAP_FOLDER, start_over=True)
+        log.info("mailbox_resumed", sender_id=str(sender_id))
+        return row
 
     async def create_sender(self, brand_id: uuid.UUID, data: SenderCreate) -> Sender:
         """Add a sender to a brand; the SMTP password is stored encrypted.
@@ -248,20 +295,34 @@ class BrandService:
             BrandNotFound, Invalid (a field missing or not allowed for the kind).
         """
         await self.brand(brand_id)
-        values = data.model_dump(exclude_none=True, exclude={"kind", "smtp_password"})
+        values = data.model_dump(exclude_none=True, exclude={"kind", *_PASSWORDS})
         kind = data.kind
         if kind is SenderKind.EMAIL:
             values.setdefault("smtp_security", SmtpSecurity.STARTTLS)
             values.setdefault("smtp_port", DEFAULT_SMTP_PORTS[SmtpSecurity(values["smtp_security"])])
-        merged = {**values, "smtp_password": data.smtp_password}
+            if values.get("imap_host"):
+                values.setdefault("imap_tls", ImapTls.TLS)
+                values.setdefault("imap_port", DEFAULT_IMAP_PORTS[ImapTls(values["imap_tls"])])
+                values.setdefault("imap_folder", DEFAULT_IMAP_FOLDER)
+        passwords = {name: getattr(data, name) for name in _PASSWORDS}
+        merged = {**values, **passwords}
         _check_sender(kind, merged, merged)
         row = Sender(org_id=self.org_id, brand_id=brand_id, kind=kind.value, **values)
-        if data.smtp_password is not None:
-            row.smtp_password_encrypted = self.box.encrypt(data.smtp_password)
-            row.smtp_password_last4 = last4(data.smtp_password) or None
+        for column, value in self._sealed(passwords).items():
+            setattr(row, column, value)
         await self.repo.add(row)
+        if row.imap_host:
+            await self.repo.reset_mailbox(row.id, folder=row.imap_folder or DEFAULT_IMAP_FOLDER, start_over=True)
         log.info("sender_created", brand_id=str(brand_id), sender_id=str(row.id), kind=kind.value)
         return row
+
+    def _sealed(self, passwords: dict[str, str | None]) -> dict[str, str | None]:
+        """The ``*_encrypted`` and ``*_last4`` columns of the passwords sent (``None`` clears one)."""
+        columns: dict[str, str | None] = {}
+        for name, password in passwords.items():
+            columns[f"{name}_encrypted"] = self.box.encrypt(password) if password is not None else None
+            columns[f"{name}_last4"] = (last4(password) or None) if password is not None else None
+        return columns
 
     async def update_sender(
         self, brand_id: uuid.UUID, sender_id: uuid.UUID, data: SenderUpdate, if_match: str | None
@@ -275,19 +336,29 @@ class BrandService:
         version = expected_version(if_match)
         values = data.model_dump(exclude_unset=True)
         kind = SenderKind(row.kind)
-        current = {name: getattr(row, name) for name in SenderUpdate.model_fields if name != "smtp_password"}
-        current["smtp_password"] = row.smtp_password_encrypted
+        current = {name: getattr(row, name) for name in SenderUpdate.model_fields if name not in _PASSWORDS}
+        current |= {name: getattr(row, f"{name}_encrypted") for name in _PASSWORDS}
+        if values.get("imap_host") and not row.imap_host:
+            values.setdefault("imap_tls", row.imap_tls or ImapTls.TLS)
+            values.setdefault("imap_port", row.imap_port or DEFAULT_IMAP_PORTS[ImapTls(values["imap_tls"])])
         _check_sender(kind, {**current, **values}, values)
-        changes = {k: v for k, v in values.items() if k != "smtp_password"}
-        if "smtp_password" in values:
-            password = values["smtp_password"]
-            changes["smtp_password_encrypted"] = self.box.encrypt(password) if password is not None else None
-            changes["smtp_password_last4"] = (last4(password) or None) if password is not None else None
+        changes = {k: v for k, v in values.items() if k not in _PASSWORDS}
+        changes |= self._sealed({name: values[name] for name in _PASSWORDS if name in values})
         if any(name in values for name in _SMTP_FIELDS):
             changes["verified_at"] = None
         updated = await self._claim(Sender, row, version, changes)
+        if any(name in values for name in _IMAP_FIELDS):
+            await self._follow_mailbox(row_before=current, row=updated)
         log.info("sender_updated", sender_id=str(sender_id), version=updated.version, fields=sorted(values))
         return updated
+
+    async def _follow_mailbox(self, *, row_before: dict[str, Any], row: Sender) -> None:
+        """New IMAP settings: read the mailbox again (un-paused), from its start when it is another one."""
+        if not row.imap_host:
+            await self.repo.delete_mailbox(row.id)
+            return
+        start_over = any(row_before.get(name) != getattr(row, name) for name in _IMAP_CURSOR)
+        await self.repo.reset_mailbox(row.id, folder=row.imap_folder or DEFAULT_IMAP_FOLDER, start_over=start_over)
 
     async def delete_sender(self, brand_id: uuid.UUID, sender_id: uuid.UUID, if_match: str | None) -> None:
         """Delete a sender.
@@ -408,8 +479,8 @@ class BrandService:
 
 async def verify_sender(
     db: Database, org_id: uuid.UUID, box: SecretBox, brand_id: uuid.UUID, sender_id: uuid.UUID, check: SmtpCheckSettings
-) -> Sender:
-    """Log in to the sender's SMTP server and record what it answered.
+) -> SenderRead:
+    """Log in to the sender's SMTP server, record what it answered, and show the sender.
 
     Raises:
         BrandNotFound, SenderNotFound, Invalid (not an email sender, or a refused address),
@@ -456,12 +527,14 @@ async def verify_sender(
         checked_at=checked_at,
     )
     async with db.tenant(org_id) as session:
-        updated = await BrandRepository(session, org_id).record_verification(
+        repo = BrandRepository(session, org_id)
+        updated = await repo.record_verification(
             sender_id,
             row.version,
             result=outcome.model_dump(mode="json"),
             verified_at=checked_at if result.verified else None,
         )
+        mailbox = (await repo.mailboxes_for([sender_id])).get(sender_id)
     if updated is None:
         raise SenderChanged("The sender changed while it was being verified; verify again.")
     log.info(
@@ -472,7 +545,7 @@ async def verify_sender(
         code=result.code,
     )
     if result.verified:
-        return updated
+        return sender_read(updated, mailbox)
     details: dict[str, Any] = {"stage": result.stage, "smtp_code": result.code, "smtp_reply": result.reply}
     if not result.reachable:
         raise SmtpUnreachable(f"No answer from {server}: {result.reply}", server=server, **details)
@@ -506,6 +579,15 @@ def _check_sender(kind: SenderKind, merged: dict[str, Any], sent: dict[str, Any]
         need("smtp_security")
         if merged.get("smtp_username") and not merged.get("smtp_password"):
             errors.append({"field": "smtp_password", "message": "required when smtp_username is set"})
+        if merged.get("imap_host"):
+            need("imap_username", "required when imap_host is set")
+            need("imap_password", "required when imap_host is set")
+        else:
+            errors.extend(
+                {"field": name, "message": "needs imap_host"}
+                for name in _IMAP_FIELDS
+                if name != "imap_host" and sent.get(name) is not None
+            )
         allowed = set(_EMAIL_ONLY)
     elif kind is SenderKind.SMS:
         if not merged.get("phone_number") and not merged.get("messaging_service_sid"):
