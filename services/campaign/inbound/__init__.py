@@ -1,1 +1,5 @@
-"""Inbound events: provider callbacks, inbound SMS and email, tracked links, customer webhooks."""
+"""Inbound events, split by source: ``twilio`` (status callbacks, texts), ``email`` (raw mail), ``links`` (/u /o /c).
+
+Each source has its controller and one sync entry per hook; ``events`` holds the steps they
+share, ``jobs`` the ``inbound`` queue's job paths. Customer webhooks are ``services.campaign.webhooks``.
+"""
