@@ -58,36 +58,6 @@ def _outbound(org_id: uuid.UUID) -> sa.ColumnElement[bool]:
     return sa.and_(MESSAGES.c.org_id == org_id, MESSAGES.c.sent_at.is_not(None))
 
 
-def _activity(org_id: uuid.UUID, lead_id: uuid.UUID | None) -> sa.Subquery:
-    """Per lead: its last activity and its last inbound moment (one lead's only, when ``lead_id`` is given)."""
-    out_where = [_outbound(org_id)]
-    in_where = [_inbound(org_id)]
-    if lead_id is not None:
-        out_where.append(MESSAGES.c.lead_id == lead_id)
-        in_where.append(EVENTS.c.lead_id == lead_id)
-    out = (
-        sa.select(MESSAGES.c.lead_id, sa.func.max(MESSAGES.c.sent_at).label("at"))
-        .where(*out_where)
-        .group_by(MESSAGES.c.lead_id)
-        .subquery("o")
-    )
-    inn = (
-        sa.select(EVENTS.c.lead_id, sa.func.max(EVENTS.c.received_at).label("at"))
-        .where(*in_where)
-        .group_by(EVENTS.c.lead_id)
-        .subquery("i")
-    )
-    return (
-        sa.select(
-            sa.func.coalesce(out.c.lead_id, inn.c.lead_id).label("lead_id"),
-            sa.func.greatest(out.c.at, inn.c.at).label("last_activity_at"),
-            inn.c.at.label("last_inbound_at"),
-        )
-        .select_from(out.join(inn, out.c.lead_id == inn.c.lead_id, full=True))
-        .subquery("a")
-    )
-
-
 def _event_intent(event_id: Any, outcome: Any) -> sa.ColumnElement[Any]:
     """What an inbound event meant: its latest reply classification, else its outcome when that names an intent."""
     classified = (
@@ -100,14 +70,40 @@ def _event_intent(event_id: Any, outcome: Any) -> sa.ColumnElement[Any]:
     return sa.func.coalesce(classified, sa.case((outcome.in_(INTENTS), outcome), else_=sa.null()))
 
 
-def _intent(org_id: uuid.UUID, lead_id: Any) -> sa.ScalarSelect[Any]:
-    """The intent of the lead's latest inbound text or email (NULL when nothing names one)."""
+def _activity(org_id: uuid.UUID, lead_id: uuid.UUID | None) -> sa.Subquery:
+    """Per lead: its last activity, its last inbound moment and that text's or email's intent.
+
+    One pass over each table (a group for the messages, ``DISTINCT ON`` the lead for the
+    inbound events), then one classification lookup per lead; only one lead's rows when
+    ``lead_id`` is given.
+    """
+    out_where = [_outbound(org_id)]
+    in_where = [_inbound(org_id)]
+    if lead_id is not None:
+        out_where.append(MESSAGES.c.lead_id == lead_id)
+        in_where.append(EVENTS.c.lead_id == lead_id)
+    out = (
+        sa.select(MESSAGES.c.lead_id, sa.func.max(MESSAGES.c.sent_at).label("at"))
+        .where(*out_where)
+        .group_by(MESSAGES.c.lead_id)
+        .subquery("o")
+    )
+    inn = (
+        sa.select(EVENTS.c.lead_id, EVENTS.c.received_at.label("at"), EVENTS.c.id.label("event_id"), EVENTS.c.outcome)
+        .where(*in_where)
+        .distinct(EVENTS.c.lead_id)
+        .order_by(EVENTS.c.lead_id, EVENTS.c.received_at.desc(), EVENTS.c.id.desc())
+        .subquery("i")
+    )
     return (
-        sa.select(_event_intent(EVENTS.c.id, EVENTS.c.outcome))
-        .where(_inbound(org_id), EVENTS.c.lead_id == lead_id)
-        .order_by(EVENTS.c.received_at.desc(), EVENTS.c.id.desc())
-        .limit(1)
-        .scalar_subquery()
+        sa.select(
+            sa.func.coalesce(out.c.lead_id, inn.c.lead_id).label("lead_id"),
+            sa.func.greatest(out.c.at, inn.c.at).label("last_activity_at"),
+            inn.c.at.label("last_inbound_at"),
+            _event_intent(inn.c.event_id, inn.c.outcome).label("intent"),
+        )
+        .select_from(out.join(inn, out.c.lead_id == inn.c.lead_id, full=True))
+        .subquery("a")
     )
 
 
@@ -148,7 +144,7 @@ class ConversationRepository:
                 CONVERSATIONS.c.read_at,
                 CONVERSATIONS.c.assigned_member_id,
                 sa.func.coalesce(unread, sa.false()).label("unread"),
-                _intent(self.org_id, lead_id).label("intent"),
+                activity.c.intent,
             )
             .select_from(source)
             .where(LEADS.c.org_id == self.org_id)
