@@ -234,3 +234,18 @@ def test_bad_cursor_and_unknown_lead_are_problems_naming_what_is_wrong(world: Wo
     assert world.a.get(f"/api/conversations/{missing}").status_code == 404
     assert world.a.post(f"/api/conversations/{missing}/read").status_code == 404
     assert world.a.put(f"/api/conversations/{missing}/assignment", {"member_id": None}).status_code == 404
+
+
+def test_api_keys_read_the_inbox_with_messages_read_and_change_it_with_leads_write(world: World, seed: Seeder) -> None:
+    lead = seed_lead(world.db, world.a.org_id)
+    seed.sent(lead, seed.campaign(), T0)
+
+    def call(scopes: list[str], method: str, path: str) -> int:
+        headers = world.a.signer.headers(org_id=world.a.org_id, role=Role.MEMBER, scopes=scopes)
+        return int(world.a.client.request(method, path, headers=headers).status_code)
+
+    assert call(["messages:read"], "GET", "/api/conversations") == 200
+    assert call(["messages:read"], "GET", f"/api/conversations/{lead}") == 200
+    assert call(["leads:read"], "GET", "/api/conversations") == 403
+    assert call(["messages:read"], "POST", f"/api/conversations/{lead}/read") == 403
+    assert call(["leads:write"], "POST", f"/api/conversations/{lead}/read") == 200
