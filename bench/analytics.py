@@ -1,27 +1,24 @@
-"""Benchmark campaign analytics over 1,000,000 events against a bare count of the same events.
+"""Benchmark campaign analytics from the rollups at 10,000 and 1,000,000 events, beside the raw SQL.
 
-Creates a scratch database and loads, in set-based SQL, one organization with a brand and a
-campaign of three steps (email with A/B variants, SMS, voicemail), its leads, enrollments and
-messages, and ``--events`` message events for that campaign over about 30 days (sent,
-delivered, opened — some emails several times —, clicked, replied, bounced, unsubscribed,
-failed, and opt-outs without a message), plus as many events again for another campaign of
-the organization and a campaign of another organization, inserted in time order as the
-system writes them (so the campaign's events are spread over the whole table). Then it runs
-``VACUUM ANALYZE`` (an append-only table is vacuumed by autovacuum's insert threshold in
-production) and times ``campaign_analytics`` on a tenant session (app role, organization
-set: row-level security on) for the whole campaign, one day and one hour, against
-``count(*)`` of the same events (same filter, same session), and prints the plan of the
-events query: nodes, indexes, rows and buffers.
+For each size, creates a scratch database and loads, in set-based SQL, one organization with a
+brand and a campaign of three steps (email with A/B variants, SMS, voicemail), its leads,
+enrollments and messages, and ``--events`` message events for that campaign over about 30
+days (sent, delivered, opened — some emails several times —, clicked, replied, bounced,
+unsubscribed, failed, and opt-outs without a message), plus as many events again for another
+campaign of the organization and a campaign of another organization, inserted in time order
+as the system writes them (the rollup triggers of migration 0018 run on every row, so the load
+time includes their cost). Then it runs ``VACUUM ANALYZE`` and times, on a tenant session
+(app role, organization set: row-level security on), for the whole campaign, one day and one
+hour: ``campaign_analytics`` (reads only ``campaign_rollups``), the raw computation it replaced
+(``events_sql`` + ``enrolled_sql`` over the events) and ``count(*)`` of the same events (the
+cheapest read of them). It checks the rollups equal the raw computation for the whole campaign
+and prints the plan of the rollups query.
 
-One run (load average 4, 2 shared cores; compare within a run only): whole campaign
-2,915 ms = 11.5x the count (253 ms), index-only on
-``ix_message_events_campaign_id_type_occurred_at``; one day (43,676 events) 706 ms = 41.7x
-(17 ms), most of it hashing the campaign's 460,000 messages for step, variant and channel;
-one hour (1,747) 19.7 ms = 3.6x (5.4 ms). Before migration 0009 a run measured 17.8x (a
-parallel seq scan of all 2,000,000 events), 79.5x and 4.7x.
+The rollups read about one counter per (hour, step, variant, metric) with any events, whatever
+the number of events: latency stays flat from 10,000 to 1,000,000 events (figures in README).
 
-    uv run python bench/analytics.py                   # 1,000,000 events (+ 1,000,000 noise)
-    uv run python bench/analytics.py --events 100000   # quicker
+    uv run python bench/analytics.py                          # 10,000 and 1,000,000 events
+    uv run python bench/analytics.py --events 10000 --events 100000   # quicker
 """
 
 from __future__ import annotations
@@ -52,8 +49,11 @@ from libs.settings import normalize_database_url  # noqa: E402
 from services.campaign.campaigns.analytics import (  # noqa: E402
     analytics_params,
     campaign_analytics,
+    campaign_analytics_from_events,
     count_sql,
+    enrolled_sql,
     events_sql,
+    rollups_sql,
 )
 from tests.support.servers import create_database, drop_database  # noqa: E402
 
@@ -289,8 +289,20 @@ def summarize(plan: dict[str, Any], depth: int = 0) -> list[str]:
     return lines
 
 
-async def measure(url: str, s: Seeded, runs: int) -> list[tuple[str, float, float, int, list[str]]]:
-    """Time the analytics and the bare count for each window; return name, ms, baseline ms, events, plan."""
+@dataclass
+class Figures:
+    """One window's figures: events, medians in milliseconds and the rollups query's plan."""
+
+    name: str
+    events: int
+    rollups_ms: float
+    raw_ms: float
+    count_ms: float
+    plan: list[str]
+
+
+async def measure(url: str, s: Seeded, runs: int, raw_runs: int) -> tuple[list[Figures], bool]:
+    """Time the rollups, the raw computation and the bare count per window; check rollups == raw."""
     db = Database.from_url(url, pool_size=1)
     windows = [
         ("whole campaign", None, None),
@@ -302,11 +314,19 @@ async def measure(url: str, s: Seeded, runs: int) -> list[tuple[str, float, floa
         for name, since, until in windows:
             params = analytics_params(s.org, s.campaign, since, until)
 
-            async def analytics(since: datetime | None = since, until: datetime | None = until) -> Any:
+            async def rollups(since: datetime | None = since, until: datetime | None = until) -> Any:
                 async with db.tenant(s.org) as session:
                     return await campaign_analytics(
                         session, org_id=s.org, campaign_id=s.campaign, positions=s.positions, since=since, until=until
                     )
+
+            async def raw(
+                params: dict[str, Any] = params, since: datetime | None = since, until: datetime | None = until
+            ) -> Any:
+                async with db.tenant(s.org) as session:
+                    conn = await session.connection()
+                    await conn.execute(sa.text(events_sql(since, until)), params)
+                    return (await conn.execute(sa.text(enrolled_sql(since, until)), params)).all()
 
             async def count(
                 params: dict[str, Any] = params, since: datetime | None = since, until: datetime | None = until
@@ -315,51 +335,71 @@ async def measure(url: str, s: Seeded, runs: int) -> list[tuple[str, float, floa
                     conn = await session.connection()
                     return int((await conn.execute(sa.text(count_sql(since, until)), params)).scalar_one())
 
-            ms = await median_ms(analytics, runs)
-            baseline = await median_ms(count, runs)
-            events = await count()
+            rollups_ms = await median_ms(rollups, runs)
+            raw_ms = await median_ms(raw, raw_runs)
+            count_ms = await median_ms(count, runs)
             async with db.tenant(s.org) as session:
                 conn = await session.connection()
                 explain = "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) "
-                plan = (await conn.execute(sa.text(explain + events_sql(since, until)), params)).scalar_one()
-            out.append((name, ms, baseline, events, summarize(plan[0]["Plan"])))
+                plan = (await conn.execute(sa.text(explain + rollups_sql(since, until)), params)).scalar_one()
+            out.append(Figures(name, await count(), rollups_ms, raw_ms, count_ms, summarize(plan[0]["Plan"])))
+        async with db.tenant(s.org) as session:
+            kw: dict[str, Any] = {"org_id": s.org, "campaign_id": s.campaign, "positions": s.positions}
+            equal = await campaign_analytics(session, **kw) == await campaign_analytics_from_events(session, **kw)
     finally:
         await db.dispose()
-    return out
+    return out, equal
+
+
+def run_size(server: str, events: int, runs: int, raw_runs: int, keep: bool) -> list[Figures]:
+    """Load ``events`` events into a scratch database, print and return its figures."""
+    url = create_database(server, prefix="tw_bench_analytics")
+    try:
+        upgrade(url)
+        s = seed(url, events)
+        print(f"\n=== {events:,} events")
+        print(f"loaded in {s.rows.pop('load_seconds')} s: " + ", ".join(f"{k} {v:,}" for k, v in s.rows.items()))
+        print(f"windows: day {s.day:%Y-%m-%d}, hour {s.hour:%Y-%m-%d %H:00} UTC (around the median event)")
+        figures, equal = asyncio.run(measure(url, s, runs, raw_runs))
+        print(f"rollups equal the raw computation (whole campaign): {equal}")
+        for f in figures:
+            print(
+                f"\n{f.name}: {f.events:,} events  rollups {f.rollups_ms:,.1f} ms  raw {f.raw_ms:,.1f} ms "
+                f"({f.raw_ms / f.rollups_ms:,.0f}x the rollups)  bare count {f.count_ms:,.1f} ms"
+            )
+            print("\n".join(f"    {line}" for line in f.plan))
+        if keep:
+            print(f"kept: {url}")
+        return figures
+    finally:
+        if not keep:
+            drop_database(server, url)
 
 
 def main() -> None:
-    """Run the benchmark and print the figures."""
+    """Run the benchmark at each size and print the figures side by side."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=1_000_000, help="events of the measured campaign")
-    parser.add_argument("--runs", type=int, default=7, help="timed runs per case (median reported)")
+    parser.add_argument(
+        "--events", type=int, action="append", help="events of the measured campaign (repeatable; 10,000 and 1,000,000)"
+    )
+    parser.add_argument("--runs", type=int, default=15, help="timed runs per case (median reported)")
+    parser.add_argument("--raw-runs", type=int, default=3, help="timed runs of the raw computation")
     parser.add_argument(
         "--server",
         "--server-url",
         default=os.environ.get("SDR_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
         help="A PostgreSQL server URL; a scratch database is created and dropped on it.",
     )
-    parser.add_argument("--keep", action="store_true", help="keep the scratch database (its URL is printed)")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch databases (their URLs are printed)")
     args = parser.parse_args()
     server = normalize_database_url(args.server)
-    url = create_database(server, prefix="tw_bench_analytics")
-    try:
-        upgrade(url)
-        s = seed(url, args.events)
-        print(f"loaded in {s.rows.pop('load_seconds')} s: " + ", ".join(f"{k} {v:,}" for k, v in s.rows.items()))
-        print(f"windows: day {s.day:%Y-%m-%d}, hour {s.hour:%Y-%m-%d %H:00} UTC (around the median event)")
-        for name, ms, baseline, events, plan in asyncio.run(measure(url, s, args.runs)):
-            print(
-                f"\n{name}: {events:,} events  analytics {ms:,.1f} ms = {ms / baseline:.1f}x "
-                f"a bare count of the same events ({baseline:,.1f} ms)"
-            )
-            print("\n".join(f"    {line}" for line in plan))
-        print(f"\nload average: {' '.join(f'{x:.2f}' for x in os.getloadavg())} (2 shared cores)")
-        if args.keep:
-            print(f"kept: {url}")
-    finally:
-        if not args.keep:
-            drop_database(server, url)
+    sizes = args.events or [10_000, 1_000_000]
+    results = {n: run_size(server, n, args.runs, args.raw_runs, args.keep) for n in sizes}
+    print("\nwindow           " + "".join(f"{f'rollups @ {n:,}':>22}{f'raw @ {n:,}':>20}" for n in sizes))
+    for i, f in enumerate(results[sizes[0]]):
+        cells = "".join(f"{results[n][i].rollups_ms:>19.1f} ms{results[n][i].raw_ms:>17.1f} ms" for n in sizes)
+        print(f"{f.name:<17}{cells}")
+    print(f"\nload average: {' '.join(f'{x:.2f}' for x in os.getloadavg())} (2 shared cores)")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from libs.cli import main
-from libs.db.models.analytics import METRICS, rebuild
+from libs.db.models.analytics import COLUMNS, METRICS, rebuild
 from libs.db.session import Database, make_engine, system_session, tenant_session
 from services.campaign.campaigns.analytics import campaign_analytics, campaign_analytics_from_events
 from services.campaign.campaigns.schemas import Analytics
@@ -175,16 +175,18 @@ def analytics(url: str, org: Org, camp: Camp, since: datetime | None = None, unt
 
 
 def counters(engine: sa.Engine, camp: Camp) -> dict[tuple[Any, ...], int]:
-    """The campaign's non-zero counters by key (step, variant, channel, sender, hour, metric)."""
+    """The campaign's counters by (step, variant, channel, sender, hour, metric), zeros left out."""
     with system_session(engine) as s:
         rows = s.connection().execute(
-            sa.text(
-                "SELECT step_id, variant, channel, sender_id, hour, metric, count FROM campaign_rollups "
-                "WHERE campaign_id = :c AND count <> 0"
-            ),
+            sa.text("SELECT * FROM campaign_rollups WHERE campaign_id = :c"),
             {"c": camp.id},
         )
-        return {tuple(r[:6]): r.count for r in rows}
+        return {
+            (r.step_id, r.variant, r.channel, r.sender_id, r.hour, c): getattr(r, c)
+            for r in rows
+            for c in COLUMNS
+            if getattr(r, c)
+        }
 
 
 EVENT = st.tuples(
@@ -300,7 +302,7 @@ def test_sdr_analytics_rebuild_recomputes_drifted_counters(
         insert_event(s.connection(), org, camp, uuid.uuid4(), (1, "delivered", 30, False))
     expected = counters(engine, camp)
     with system_session(engine) as s:
-        s.connection().execute(sa.text("UPDATE campaign_rollups SET count = count + 41"))
+        s.connection().execute(sa.text("UPDATE campaign_rollups SET sent = sent + 41, enrolled = enrolled + 41"))
     runner = CliRunner()
     env = {"SDR_DATABASE_URL": database_url, "SDR_REDIS_URL": redis_url}
     done = runner.invoke(main, ["analytics", "rebuild", "--campaign", str(camp.id)], env=env, catch_exceptions=False)

@@ -21,9 +21,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from pydantic import TypeAdapter
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from libs.db.models.analytics import ENROLLED
+from libs.db.models.analytics import COLUMNS
 from libs.errors import Invalid
 from services.campaign.campaigns.schemas import (
     METRICS,
@@ -36,9 +37,7 @@ from services.campaign.campaigns.schemas import (
 )
 
 _COUNTS = ",\n".join(f"coalesce(sum(f.n) FILTER (WHERE f.type = '{m}'), 0) AS {m}" for m in METRICS)
-_ROLLUP_COUNTS = ",\n".join(
-    f"coalesce(sum(r.count) FILTER (WHERE r.metric = '{m}'), 0) AS {m}" for m in (*METRICS, ENROLLED)
-)
+_ROLLUP_COUNTS = ", ".join(f"coalesce(sum(r.{c}), 0) AS {c}" for c in COLUMNS)
 
 
 _EVENTS_WHERE = "e.org_id = :org AND e.campaign_id = :campaign AND e.type = ANY(CAST(:types AS text[]))"
@@ -63,16 +62,30 @@ def check_window(since: datetime | None, until: datetime | None) -> None:
 
 
 def rollups_sql(since: datetime | None = None, until: datetime | None = None) -> str:
-    """Counts per step, variant, channel and hour summed from the campaign's counters."""
+    """Counts per step, variant and channel summed from the campaign's counters, and the hours as JSON.
+
+    The ``hourly`` column of the totals row holds the hours (``hour`` in epoch seconds) as one
+    JSON array, parsed by pydantic's JSON parser rather than row by row.
+    """
+    hour_fields = ", ".join(f"'{c}', h.{c}" for c in COLUMNS)
     return f"""
-SELECT
-    GROUPING(r.step_id) AS g_step, GROUPING(r.variant) AS g_variant, GROUPING(r.channel) AS g_channel,
-    GROUPING(r.hour) AS g_hour,
-    r.step_id, r.variant, r.channel, r.hour,
-    {_ROLLUP_COUNTS}
-FROM campaign_rollups r
-WHERE r.org_id = :org AND r.campaign_id = :campaign{_window("r.hour", since, until)}
-GROUP BY GROUPING SETS ((), (r.step_id), (r.step_id, r.variant), (r.channel), (r.hour))
+WITH g AS (
+    SELECT
+        GROUPING(r.step_id) AS g_step, GROUPING(r.variant) AS g_variant, GROUPING(r.channel) AS g_channel,
+        GROUPING(r.hour) AS g_hour,
+        r.step_id, r.variant, r.channel, r.hour,
+        {_ROLLUP_COUNTS}
+    FROM campaign_rollups r
+    WHERE r.org_id = :org AND r.campaign_id = :campaign{_window("r.hour", since, until)}
+    GROUP BY GROUPING SETS ((), (r.step_id), (r.step_id, r.variant), (r.channel), (r.hour))
+)
+SELECT g.*,
+       CASE WHEN g.g_step = 1 AND g.g_channel = 1 THEN (
+           SELECT coalesce(json_agg(json_build_object('hour', extract(epoch FROM h.hour)::bigint, {hour_fields})
+                                    ORDER BY h.hour), '[]')::text
+           FROM g h WHERE h.g_hour = 0
+       ) END AS hourly
+FROM g WHERE g.g_hour = 1
 """  # noqa: S608
 
 
@@ -134,18 +147,20 @@ def _assemble(
     since: datetime | None,
     until: datetime | None,
     rows: list[Any],
-    enrolled_by_hour: dict[datetime, int],
+    enrolled: int,
+    hourly: list[HourCounts],
 ) -> Analytics:
-    """The response from ``GROUPING SETS`` rows (totals, step, variant, channel, hour) and enrollments per hour."""
-    totals = Totals(enrolled=sum(enrolled_by_hour.values()))
+    """The response from the ``GROUPING SETS`` rows (totals, step, variant, channel) and the hours."""
+    totals = Totals(enrolled=enrolled)
     by_step: list[StepCounts] = []
     by_variant: list[VariantCounts] = []
     by_channel: list[ChannelCounts] = []
-    hourly: dict[datetime, HourCounts] = {h: HourCounts(hour=h, enrolled=n) for h, n in enrolled_by_hour.items()}
     for row in rows:
+        if not row.g_hour:
+            continue
         counts = _counts(row)
-        if row.g_step and row.g_variant and row.g_channel and row.g_hour:
-            totals = Totals(enrolled=totals.enrolled, **counts)
+        if row.g_step and row.g_variant and row.g_channel:
+            totals = Totals(enrolled=enrolled, **counts)
         elif not row.g_step and row.g_variant:
             if row.step_id is not None:
                 position, channel = positions.get(row.step_id, (None, None))
@@ -153,12 +168,8 @@ def _assemble(
         elif not row.g_step and not row.g_variant:
             if row.step_id is not None:
                 by_variant.append(VariantCounts(step_id=row.step_id, variant=row.variant, **counts))
-        elif not row.g_channel:
-            if row.channel is not None:
-                by_channel.append(ChannelCounts(channel=row.channel, **counts))
-        elif not row.g_hour and row.hour is not None and (any(counts.values()) or row.hour in hourly):
-            current = hourly.get(row.hour)
-            hourly[row.hour] = HourCounts(hour=row.hour, enrolled=current.enrolled if current else 0, **counts)
+        elif not row.g_channel and row.channel is not None:
+            by_channel.append(ChannelCounts(channel=row.channel, **counts))
     by_step.sort(key=lambda s: (s.position or 0, str(s.step_id)))
     by_variant.sort(key=lambda v: (positions.get(v.step_id, (0, ""))[0], v.variant or ""))
     by_channel.sort(key=lambda c: c.channel)
@@ -170,8 +181,11 @@ def _assemble(
         by_step=by_step,
         by_variant=by_variant,
         by_channel=by_channel,
-        hourly=[hourly[h] for h in sorted(hourly)],
+        hourly=hourly,
     )
+
+
+_HOURS: TypeAdapter[list[HourCounts]] = TypeAdapter(list[HourCounts])
 
 
 async def campaign_analytics(
@@ -188,8 +202,9 @@ async def campaign_analytics(
     conn = await session.connection()
     params = analytics_params(org_id, campaign_id, since, until)
     rows = (await conn.execute(sa.text(rollups_sql(since, until)), params)).all()
-    enrolled = {r.hour: int(r.enrolled) for r in rows if not r.g_hour and r.g_step and r.enrolled}
-    return _assemble(campaign_id, positions, since, until, list(rows), enrolled)
+    top = next(r for r in rows if r.hourly is not None)
+    hourly = _HOURS.validate_json(top.hourly)
+    return _assemble(campaign_id, positions, since, until, list(rows), int(top.enrolled), hourly)
 
 
 async def campaign_analytics_from_events(
@@ -204,4 +219,10 @@ async def campaign_analytics_from_events(
     conn = await session.connection()
     rows = (await conn.execute(sa.text(events_sql()), params)).all()
     enrolled_rows = (await conn.execute(sa.text(enrolled_sql()), params)).all()
-    return _assemble(campaign_id, positions, None, None, list(rows), {r.hour: int(r.n) for r in enrolled_rows})
+    hourly = {r.hour: HourCounts(hour=r.hour, enrolled=int(r.n)) for r in enrolled_rows}
+    for row in rows:
+        if not row.g_hour and row.hour is not None:
+            current = hourly.get(row.hour)
+            hourly[row.hour] = HourCounts(hour=row.hour, enrolled=current.enrolled if current else 0, **_counts(row))
+    enrolled = sum(h.enrolled for h in hourly.values())
+    return _assemble(campaign_id, positions, None, None, list(rows), enrolled, [hourly[h] for h in sorted(hourly)])
