@@ -161,7 +161,7 @@ _RULES: list[Rule] = [
     ),
     (
         re.compile(
-            r"\bnext\s+(?P<unit>week|month|year)\b|\b(?:la\s+)?(?:proxima|siguiente)\s+(?P<unit_f>semana)\b"
+            r"\bnext\s+(?P<unit>week|month|year|yr|wk|mo)\b|\b(?:la\s+)?(?:proxima|siguiente)\s+(?P<unit_f>semana)\b"
             r"|\b(?:el\s+)?(?:proximo|siguiente)\s+(?P<unit_m>mes|ano)\b"
             r"|\b(?:la|el)\s+(?P<unit_v>semana|mes|ano)\s+que\s+viene\b"
         ),
@@ -241,9 +241,9 @@ def _resolve(kind: str, m: re.Match[str], today: date, day_first: bool) -> date 
         return _add_months(today, 12 * n)
     if kind == "next_unit":
         unit = g["unit"] or g["unit_f"] or g["unit_m"] or g["unit_v"]
-        if unit in ("week", "semana"):
+        if unit in ("week", "wk", "semana"):
             return today + timedelta(days=7 - today.weekday())
-        if unit in ("month", "mes"):
+        if unit in ("month", "mo", "mes"):
             return _add_months(today.replace(day=1), 1)
         return date(today.year + 1, 1, 1)
     if kind == "end_of_month":

@@ -123,7 +123,7 @@ WRONG_PERSON: Cues = (
     r"(?!the\s+(?:moment|time|minute|end)|this\s+(?:time|point|stage)|all|present|first|least|once|any\b)\w+",
     r"\bleft\s+the\s+company\b|\bno\s+longer\s+works?\b|\bi'?m\s+no\s+longer\s+(?:at|with|here|there|in)\b",
     r"\bnot\s+(?:involved|responsible|in\s+charge|the\s+decision[\s-]?maker)\b",
-    r"\b(?:confused|mistaken|mixed\s+up)\s+(?:me\s+)?with\s+someone\s+else\b|\bsomeone\s+else\b",
+    r"\b(?:confused|mistaken|mixed\s+up)\s+(?:me\s+)?with\s+someone\s+else\b|\b(?:want|looking\s+for|need|meant|mean|thinking\s+of)\s+someone\s+else\b",
     r"\b(?:haven'?t|have\s+not|don'?t|do\s+not|never)\s+work(?:ed)?\s+(?:there|here|at|for|in)\b|\bi'?m\s+retired\b",
     r"\bconfundid[oa]\s+de\s+(?:persona|contacto)\b|\bno\s+trabajo\s+(?:en|para|con)\b|\bjubilad[oa]\b",
     r"\bno\s+(?:puedo|podre)\s+ayudar\w*\b",
@@ -210,6 +210,7 @@ MEETING: Cues = (
     r"\b(?:calendar|calendly|invite|invitation)\b|\bwhat\s+times?\s+works?\b|\bi'?ll\s+pick\s+(?:one|a\s+time)\b",
     r"\bsend\s+(?:me\s+|over\s+)?(?:a\s+few|some|your|two|three|a\s+couple\s+of)?\s*(?:times|slots|availability)\b",
     r"\bhow\s+about\s+(?:monday|tuesday|wednesday|thursday|friday|tomorrow|next|\d)",
+    r"\b(?:call|ring|phone)\s+me\b|\bllam(?:ame|eme|adme)\b|\bmarcame\b",
     r"\b(?:works|work)\s+for\s+me\b|\b\d{1,2}(?::\d{2})?\s*(?:am|pm|h)\b",
     r"\bdemo\b",
     r"\b(?:book|schedule|set\s+up|arrange|put)\s+(?:\w+\s+){0,3}(?:with|on|for)\s+(?:me|my|us|our|next|this|monday|"
@@ -223,7 +224,7 @@ MEETING: Cues = (
 )
 QUESTION: Cues = (
     r"\?",
-    r"^(?:how|what|which|when|where|who|why|does|do|is|are|can|could|would|will|should)\b",
+    r"^(?:how|what|which|when|where|who|why)\b|^(?:does|do|is|are|can|could|would|will|should)\s+(?:you|it|this|your|we|i|the|there)\b",
     r"\b(?:wondering|curious)\s+(?:if|whether|how|what|about)\b|\bi'?d\s+like\s+to\s+know\b",
     r"\b(?:cuanto|cuantos|como|que|cual|cuales|donde|cuando|quien)\b.{0,80}\?",
     r"\b(?:me\s+gustaria|quisiera|queria|quiero)\s+saber\s+(?:si|como|cuanto|que|cual|cuando|donde|quien)\b"
@@ -275,6 +276,107 @@ def asks_to_stop(folded: str) -> str | None:
             if any(w in STOP_OBJECTS for w in window):
                 return " ".join(tokens[i : i + 5])
     return None
+
+
+STEMS: dict[Intent, dict[str, float]] = {
+    Intent.UNSUBSCRIBE: {"remove": 2, "unsub": 2, "baja": 2, "spam": 1, "borr": 1, "elimin": 1, "dejad": 1, "dejen": 1},
+    Intent.AUTO_REPLY: {
+        "automat": 2,
+        "autom": 1,
+        "generad": 1,
+        "reference": 1,
+        "referencia": 1,
+        "reopen": 1,
+        "closed": 1,
+        "cerrado": 1,
+        "received": 0.5,
+        "recibimos": 1,
+        "recibido": 0.5,
+        "brevedad": 1,
+        "soon": 0.5,
+        "ticket": 1,
+    },
+    Intent.WRONG_PERSON: {
+        "moved": 1,
+        "different": 0.5,
+        "cambie": 1,
+        "empresa": 0.5,
+        "company": 0.5,
+        "cosa": 0.5,
+        "mia": 0.5,
+        "looking": 0.3,
+        "person": 0.7,
+        "persona": 0.7,
+        "retir": 1,
+    },
+    Intent.INTERESTED: {
+        "info": 1,
+        "deck": 1,
+        "look": 0.5,
+        "fit": 1,
+        "intrigu": 1,
+        "cuent": 1,
+        "venir": 0.5,
+        "bien": 0.3,
+        "interes": 1,
+        "more": 0.5,
+        "pls": 0.3,
+        "def": 0.5,
+        "shoot": 0.5,
+        "informacion": 1,
+        "pasame": 1,
+    },
+    Intent.MEETING_REQUEST: {
+        "call": 1,
+        "llam": 1,
+        "ring": 1,
+        "tmrw": 1,
+        "tomorrow": 0.5,
+        "manana": 0.5,
+        "meet": 1,
+        "reun": 1,
+        "zoom": 1,
+        "teams": 0.5,
+        "talk": 0.5,
+        "hablamos": 1,
+    },
+    Intent.QUESTION: {"pricing": 1, "price": 1, "precio": 1, "cost": 1, "cuesta": 1, "whats": 1, "how": 0.5},
+    Intent.OBJECTION: {
+        "experience": 0.5,
+        "bad": 0.5,
+        "flagged": 1,
+        "blacklist": 1,
+        "proof": 1,
+        "prueba": 0.5,
+        "permite": 1,
+        "allowed": 1,
+        "allow": 0.7,
+        "risk": 1,
+        "riesgo": 1,
+        "expensive": 1,
+        "caro": 1,
+        "budget": 1,
+        "presupuesto": 1,
+    },
+    Intent.NOT_INTERESTED: {"otro": 0.5, "another": 0.5, "no": 0.5, "pass": 1, "nope": 1, "nah": 1},
+}
+"""Word roots that lean towards an intent: the last resort when no rule read the reply (weights, not rules)."""
+
+
+def lean(folded: str) -> tuple[Intent, float, str] | None:
+    """The intent whose roots weigh most in ``folded`` (at least 1), or ``None``."""
+    tokens = re.findall(r"[a-z]+", folded)
+    best: tuple[float, Intent, str] | None = None
+    for intent, stems in STEMS.items():
+        weight, words = 0.0, []
+        for token in tokens:
+            root = next((stem for stem in stems if token.startswith(stem) and (len(stem) > 3 or token == stem)), None)
+            if root is not None:
+                weight += stems[root]
+                words.append(token)
+        if weight >= 1 and (best is None or weight > best[0]):
+            best = (weight, intent, " ".join(words))
+    return None if best is None else (best[1], 0.45, best[2][:200])
 
 
 _RULES: Sequence[tuple[Intent, Cues, float]] = (
@@ -378,7 +480,11 @@ def _pick_date(found: list[Found], folded: str, cue: str) -> date | None:
 
 _INSTRUCTIONS = re.compile(
     r"[^.!?\n]*\b(?:ignore|disregard|forget)\b[^.!?\n]{0,40}\b(?:instructions?|prompts?|rules)\b[^.!?\n]*[.!?]?"
-    r"|[^.!?\n]*\b(?:classify|label|mark)\s+(?:this|it|me|the\s+reply)?\s*as\b[^.!?\n]*[.!?]?"
+    r"|[^.!?\n]*\b(?:classify|label|mark|tag|categori[sz]e)\s+(?:this|it|me|the\s+reply|every\s+\w+|all\s+\w+)?\s*as\b"
+    r"[^.!?\n]*[.!?]?"
+    r"|[^.!?\n]*\b(?:ignora|olvida|descarta|ignore[ns]?)\b[^.!?\n]{0,40}\binstrucciones\b[^.!?\n]*[.!?]?"
+    r"|[^.!?\n]*\b(?:clasifica|etiqueta|marca)(?:r|lo|la)?\s+(?:esto|este\s+\w+|todo)?\s*como\b[^.!?\n]*[.!?]?"
+    r"|[^.!?\n]*(?:\b(?:system|assistant|sistema|asistente)\s*:|\bnew\s+instructions\b|\bintent\s*=|</?reply>)[^.!?\n]*[.!?]?"
     r"|[^.!?\n]*\b(?:as\s+(?:an?\s+)?instructions?|(?:respond|answer|reply|output)\s+with\s+(?:the\s+)?"
     r"(?:intent|label|category))\b[^.!?\n]*[.!?]?"
     r"|[^.!?\n]*\b(?:system\s+prompt|you\s+are\s+(?:an?\s+)?(?:ai|assistant|language\s+model|classifier))\b[^.!?\n]*[.!?]?",
@@ -473,8 +579,11 @@ def classify_local(text: str, *, received_at: datetime, fallback_reason: str | N
     for intent in (Intent.QUESTION, Intent.INTERESTED):
         if intent in hits:
             return result(*_with(intent, hits))
-    if _BARE_NO.search(folded):
+    if _BARE_NO.search(folded) or re.search(r"[.!]\s*no\W*$", folded):
         return result(Intent.NOT_INTERESTED, 0.6, "no")
+    leaning = lean(folded)
+    if leaning is not None:
+        return result(*leaning)
     return result(Intent.OTHER, 0.4, None)
 
 

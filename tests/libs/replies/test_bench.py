@@ -13,10 +13,10 @@ def test_the_bench_prints_both_classifiers_per_part_with_a_confusion_matrix() ->
     out = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "classify.py")], capture_output=True, text=True, check=True, timeout=120
     ).stdout
-    for part in ("dev", "holdout", "final", "blind", "all"):
+    for part in ("dev", "holdout", "final", "blind", "blind2", "all"):
         assert f"== baseline libs.optout, {part}:" in out
         assert f"== local, {part}:" in out
-    assert out.count("confusion (rows: labelled, columns: predicted)") == 10
+    assert out.count("confusion (rows: labelled, columns: predicted)") == 12
     local_all = out.split("== local, all:")[1]
     assert "macro F1" in local_all.splitlines()[0]
     assert float(local_all.splitlines()[0].rsplit(" ", 1)[1]) >= 0.85

@@ -17,7 +17,7 @@ import pytest
 from libs.replies.classify import ClassifierSettings, classify_reply
 from libs.replies.intents import Intent
 from libs.replies.openai_classifier import PROMPT_VERSION
-from tests.support.providers import ProviderServer, completion, http_error, invalid_json, provider_server
+from tests.support.providers import ProviderServer, completion, hang, http_error, invalid_json, provider_server
 
 RECEIVED = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 
@@ -146,3 +146,29 @@ def test_without_a_key_the_local_classifier_decides_with_no_network(server: Prov
     assert got.usage.model == "local-rules"
     assert (got.usage.tokens_in, got.usage.cost_usd) == (0, 0.0)
     assert server.count("chat") == 0
+
+
+def test_a_model_that_does_not_answer_in_time_falls_back(server: ProviderServer) -> None:
+    slow = openai.OpenAI(api_key="sk-test-key", base_url=server.url + "/v1", max_retries=0, timeout=0.5)
+    server.script("chat", hang(5))
+    got = classify_reply("Out of office until 12/15.", received_at=RECEIVED, client=slow)
+    assert got.result.source == "local"
+    assert got.result.fallback_reason == "openai_timeout"
+    assert got.result.intent is Intent.OUT_OF_OFFICE
+    assert got.usage.latency_ms >= 500
+
+
+def test_inbound_sms_goes_through_the_same_classifier_after_the_opt_out_words(
+    server: ProviderServer, client: openai.OpenAI
+) -> None:
+    for text in ("stop", "STOP ALL", "please stop texting me", "Remove me"):
+        got = classify_reply(text, received_at=RECEIVED, client=client, channel="sms")
+        assert got.result.intent is Intent.UNSUBSCRIBE, text
+    assert server.count("chat") == 0
+    server.script("chat", completion(answer("meeting_request")))
+    got = classify_reply("sure, call me tmrw after 4", received_at=RECEIVED, client=client, channel="sms")
+    assert got.result.intent is Intent.MEETING_REQUEST
+    assert server.received("chat")[0].json["messages"][1]["content"].startswith("Channel: sms\n")
+    assert classify_reply("sure, call me tmrw after 4", received_at=RECEIVED, channel="sms").result.intent is (
+        Intent.MEETING_REQUEST
+    )

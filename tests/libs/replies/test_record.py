@@ -12,7 +12,7 @@ from sqlmodel import select
 
 from libs.db.models import Organization
 from libs.db.models.inbound import InboundEvent, ReplyClassificationRecord
-from libs.db.session import make_engine, system_session, tenant_session
+from libs.db.session import Database, make_engine, system_session, tenant_session
 from libs.replies.classify import classify_reply
 from libs.replies.record import record_classification
 
@@ -44,3 +44,21 @@ def test_the_audit_row_is_written_and_only_its_organization_sees_it(database_url
     with pytest.raises(sa.exc.DBAPIError), tenant_session(engine, b) as s:
         record_classification(s, org_id=a, inbound_event_id=event_id, classified=classified)
     engine.dispose()
+
+
+async def test_the_async_tenant_session_of_a_service_writes_it_too(database_url: str) -> None:
+    engine = make_engine(database_url)
+    org, event_id = uuid.uuid4(), uuid.uuid4()
+    with system_session(engine) as s:
+        s.add(Organization(id=org, name="A"))
+        s.flush()
+        s.add(InboundEvent(id=event_id, org_id=org, source="twilio_sms", dedupe_key="SM1"))
+    engine.dispose()
+    classified = classify_reply("STOP", received_at=RECEIVED, channel="sms")
+    database = Database.from_url(database_url)
+    async with database.tenant(org) as session:
+        record_classification(session, org_id=org, inbound_event_id=event_id, classified=classified)
+    async with database.tenant(org) as session:
+        row = (await session.execute(select(ReplyClassificationRecord))).scalars().one()
+    await database.dispose()
+    assert (row.intent, row.source, row.model, row.matched) == ("unsubscribe", "local", "libs.optout", "STOP")
