@@ -1,9 +1,11 @@
 """HTTP controllers of an email sender's deliverability: its DKIM key and the DNS preflight of its domain.
 
 ``POST .../dkim`` says who signs the sender's mail. With ``tidewater`` (the default) it generates
-the domain's RSA-2048 key pair, or rotates it (a new selector), and answers the TXT record to
-publish; the private key is stored sealed and never leaves. With ``own_server`` the worker sends
-the sender's mail as it is. ``GET .../dns`` asks DNS about SPF, DKIM, DMARC and MX and answers
+the domain's RSA-2048 key pair when the domain has none (the senders of one domain share its key,
+so a second call answers the same key), or a new one under a new selector with ``rotate``, and
+answers the TXT record to publish; the private key is stored sealed and never leaves. A rotation
+signs with the new key at once: publish its record right away. With ``own_server`` the worker
+sends the sender's mail as it is. ``GET .../dns`` asks DNS about SPF, DKIM, DMARC and MX and answers
 each finding with the exact record to publish.
 """
 
@@ -38,11 +40,12 @@ log = structlog.get_logger(__name__)
 
 
 class DkimSet(BaseModel):
-    """Who signs the sender's mail; ``tidewater`` generates (or rotates) the domain's key."""
+    """Who signs the sender's mail; ``tidewater`` generates the domain's key if needed, ``rotate`` replaces it."""
 
     model_config = ConfigDict(extra="forbid")
 
     signed_by: DkimSigner = DkimSigner.TIDEWATER
+    rotate: bool = False
 
 
 class DnsRecordRead(BaseModel):
@@ -142,14 +145,15 @@ class DeliverabilityController(Controller):
         box: NamedDependency[SecretBox],
         data: JSONBody[DkimSet | None] = None,
     ) -> DkimRead:
-        """Say who signs the sender's mail; with tidewater, generate or rotate the domain's key (answers its record)."""
+        """Say who signs the sender's mail; with tidewater, the domain's key (made or rotated) and its record."""
         sender = await _email_sender(brands, brand_id, sender_id)
-        signer = (data or DkimSet()).signed_by
+        request = data or DkimSet()
+        signer = request.signed_by
         org_id = brands.org_id
         domain = keys.domain_of(sender.from_address or "")
         await keys.set_signer(session, org_id, sender.id, signer)
         key = await keys.key_for(session, org_id, domain)
-        if signer is DkimSigner.TIDEWATER:
+        if signer is DkimSigner.TIDEWATER and (key is None or request.rotate):
             pair = await anyio.to_thread.run_sync(dkim.generate)
             now = utcnow()
             key = await keys.put_key(
@@ -162,8 +166,7 @@ class DeliverabilityController(Controller):
                 created_at=now,
             )
             log.info("dkim_key_generated", sender_id=str(sender.id), domain=domain, selector=key.selector)
-        else:
-            log.info("dkim_own_server", sender_id=str(sender.id), domain=domain)
+        log.info("dkim_signer_set", sender_id=str(sender.id), domain=domain, signed_by=signer.value)
         return _dkim_read(sender, domain, signer, key)
 
     @get("/dkim", operation_id="GetSenderDkim")

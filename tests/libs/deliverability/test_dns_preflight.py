@@ -18,6 +18,7 @@ from libs.deliverability.dns_preflight import (
     make_resolver,
     preflight,
 )
+from libs.deliverability.sending_domain import DnsSettings
 from tests.support.dns import DnsServer, Zone, dns_server, txt
 
 DOMAIN = "acme.example"
@@ -212,3 +213,14 @@ def test_a_silent_nameserver_is_reported_not_raised(server: DnsServer) -> None:
     found = preflight(lookups, "silent.example", SMTP, DkimExpectation(SELECTOR, KEY))
     assert {f.status for f in found} == {Status.MISSING}
     assert "DNS did not answer" in found[0].message
+
+
+def test_readiness_checks_dns_by_default_only_in_production_unless_told() -> None:
+    assert DnsSettings().in_readiness(production=True)
+    assert not DnsSettings().in_readiness(production=False)
+    assert DnsSettings(dns_preflight=True).in_readiness(production=False)
+    assert not DnsSettings(dns_preflight=False).in_readiness(production=True)
+    config = DnsSettings(dns_nameservers=["127.0.0.1:5353", "10.0.0.1"], dns_timeout=2).config()
+    assert config == DnsConfig(nameservers=("127.0.0.1:5353", "10.0.0.1"), timeout=2)
+    servers = make_resolver(config).nameservers
+    assert [(s.address, s.port) if not isinstance(s, str) else s for s in servers] == [("127.0.0.1", 5353), "10.0.0.1"]

@@ -92,12 +92,17 @@ def test_a_key_is_generated_for_the_senders_domain_and_its_record_answered(alice
     assert dkimpy.verify(signed, dnsfunc=lambda name, timeout=5: body["record"]["value"].encode())
 
 
-def test_a_second_post_rotates_the_key_under_a_new_selector(alice: Actor) -> None:
+def test_the_domains_senders_share_its_key_until_a_rotation_gives_a_new_selector(alice: Actor) -> None:
     brand_id, sender_id = _sender(alice)
+    other = alice.create_email_sender(brand_id, smtp_host=SMTP_HOST, from_address="sam@acme.example")["id"]
     first = alice.post(f"/api/brands/{brand_id}/senders/{sender_id}/dkim").json()
-    second = alice.post(f"/api/brands/{brand_id}/senders/{sender_id}/dkim", {"signed_by": "tidewater"}).json()
-    assert second["selector"] != first["selector"]
-    assert second["record"]["value"] != first["record"]["value"]
+    again = alice.post(f"/api/brands/{brand_id}/senders/{sender_id}/dkim", {"signed_by": "tidewater"}).json()
+    shared = alice.post(f"/api/brands/{brand_id}/senders/{other}/dkim").json()
+    assert again["record"] == first["record"] == shared["record"]
+    rotated = alice.post(f"/api/brands/{brand_id}/senders/{sender_id}/dkim", {"rotate": True}).json()
+    assert rotated["selector"] != first["selector"]
+    assert rotated["record"]["value"] != first["record"]["value"]
+    assert alice.get(f"/api/brands/{brand_id}/senders/{other}/dkim").json()["record"] == rotated["record"]
 
 
 def test_a_sender_whose_own_server_signs_gets_no_key_and_no_dkim_check(alice: Actor, dns: DnsServer) -> None:
@@ -222,7 +227,7 @@ def test_the_private_key_never_appears_in_a_response_or_a_log_line(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     brand_id, sender_id = _sender(alice)
-    bodies = [alice.post(f"/api/brands/{brand_id}/senders/{sender_id}/dkim").text for _ in range(2)]
+    bodies = [alice.post(f"/api/brands/{brand_id}/senders/{sender_id}/dkim", {"rotate": True}).text for _ in range(2)]
     bodies.append(alice.get(f"/api/brands/{brand_id}/senders/{sender_id}/dkim").text)
     bodies.append(alice.get(f"/api/brands/{brand_id}/senders/{sender_id}/dns").text)
     bodies.append(alice.get(f"/api/brands/{brand_id}/readiness").text)
