@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from libs.db.base import utcnow
@@ -91,7 +91,7 @@ def _activity(org_id: uuid.UUID, lead_id: uuid.UUID | None) -> sa.Subquery:
     inn = (
         sa.select(EVENTS.c.lead_id, EVENTS.c.received_at.label("at"), EVENTS.c.id.label("event_id"), EVENTS.c.outcome)
         .where(*in_where)
-        .distinct(EVENTS.c.lead_id)
+        .ext(distinct_on(EVENTS.c.lead_id))
         .order_by(EVENTS.c.lead_id, EVENTS.c.received_at.desc(), EVENTS.c.id.desc())
         .subquery("i")
     )
