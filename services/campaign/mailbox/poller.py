@@ -39,6 +39,7 @@ from rq.job import Job as RqJob
 from sqlalchemy import Engine
 
 from libs import jobs as registry
+from libs import netpolicy
 from libs.crypto import SecretBox, SecretBoxError
 from libs.db.models.brand import ImapTls, MailboxState
 from libs.db.session import system_session
@@ -163,6 +164,7 @@ class Reader:
         tls = ImapTls(target.tls or ImapTls.TLS)
         port = target.port or DEFAULT_PORTS[tls]
         assert target.host is not None
+        self._check_address(target.host, port)
         client = IMAPClient(
             target.host,
             port=port,
@@ -182,6 +184,15 @@ class Reader:
             _logout(client)
             raise
         return client
+
+    def _check_address(self, host: str, port: int) -> None:
+        """Refuse a host that resolves to a non-public address, unless private hosts are allowed."""
+        if self.settings.private_hosts_allowed:
+            return
+        for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM):
+            why = netpolicy.refusal(str(info[4][0]))
+            if why is not None:
+                raise Paused(f"{host} resolves to an address that is not public ({why}).")
 
     def _password(self, target: cursor.Target) -> str:
         if not target.username or not target.password_encrypted:
@@ -269,7 +280,7 @@ class Poller:
         self.redis = redis
         self.ctx = ctx
         self.owner = owner or f"{socket.gethostname()}:{uuid.uuid4().hex[:12]}"
-        self.ssl_context = ssl_context or ssl.create_default_context()
+        self.ssl_context = ssl_context or settings.ssl_context()
         self.stop = threading.Event()
         self.readers: dict[uuid.UUID, threading.Thread] = {}
 

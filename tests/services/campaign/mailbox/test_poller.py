@@ -11,12 +11,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import sqlalchemy as sa
 from redis import Redis
+from sqlalchemy import Engine
 
 from libs.crypto import SecretBox
+from libs.db.session import system_session
 from libs.queue import QueueName, get_queue
 from services.campaign.mailbox.poller import Poller
-from tests.services.campaign.mailbox.conftest import Mailroom, mail_env, make_mailroom, wait_for
+from tests.services.campaign.mailbox.conftest import PASSWORD, Mailroom, mail_env, make_mailroom, wait_for
 from tests.support.imap import DovecotServer
 
 ROOT = Path(__file__).resolve().parents[4]
@@ -46,9 +49,9 @@ def test_new_mail_while_idle_is_stored_within_seconds(
 
 
 def test_a_server_without_idle_is_polled(
-    imap_no_idle: DovecotServer, engine: object, box: SecretBox, start_poller: Callable[..., Poller]
+    imap_no_idle: DovecotServer, engine: Engine, box: SecretBox, start_poller: Callable[..., Poller]
 ) -> None:
-    room = make_mailroom(imap_no_idle, engine, box)  # type: ignore[arg-type]
+    room = make_mailroom(imap_no_idle, engine, box)
     start_poller()
     wait_for(lambda: (room.mailbox() or {}).get("last_polled_at"))
     imap_no_idle.append("jane@acme.example", room.reply(1), room.reply(2, to=1))
@@ -111,10 +114,10 @@ def test_a_poller_killed_mid_burst_and_restarted_stores_each_of_200_messages_onc
 
 
 def test_a_new_uidvalidity_starts_the_cursor_over_and_dedupe_keeps_each_email_once(
-    imap: DovecotServer, engine: object, box: SecretBox, start_poller: Callable[..., Poller]
+    imap: DovecotServer, engine: Engine, box: SecretBox, start_poller: Callable[..., Poller]
 ) -> None:
     first_validity = imap.recreate_folder("jane@acme.example", "Replies")
-    room = make_mailroom(imap, engine, box, folder="Replies")  # type: ignore[arg-type]
+    room = make_mailroom(imap, engine, box, folder="Replies")
     imap.append("jane@acme.example", room.reply(1), room.reply(2, to=1), room.reply(3, to=2), folder="Replies")
     poller = start_poller()
     wait_for(lambda: room.events() == 3)
@@ -133,9 +136,9 @@ def test_a_new_uidvalidity_starts_the_cursor_over_and_dedupe_keeps_each_email_on
 
 
 def test_a_refused_login_pauses_the_mailbox_with_the_reason_and_is_not_retried(
-    imap: DovecotServer, engine: object, box: SecretBox, start_poller: Callable[..., Poller]
+    imap: DovecotServer, engine: Engine, box: SecretBox, start_poller: Callable[..., Poller]
 ) -> None:
-    room = make_mailroom(imap, engine, box, password="not-the-password")  # type: ignore[arg-type]
+    room = make_mailroom(imap, engine, box, password="not-the-password")
     poller = start_poller()
     paused = wait_for(lambda: (row := room.mailbox()) and row["state"] == "paused" and row)
     assert "AUTHENTICATIONFAILED" in paused["paused_reason"]
@@ -163,3 +166,35 @@ def test_the_job_of_the_last_stored_email_is_queued_again_when_it_was_lost(
     wait_for(lambda: queued_job_ids(redis))
     assert queued_job_ids(redis) == [f"inbound-{last_event}"]
     assert mailroom.events() == 2
+
+
+def test_a_mailbox_on_a_private_address_is_paused_when_private_hosts_are_not_allowed(
+    mailroom: Mailroom, start_poller: Callable[..., Poller]
+) -> None:
+    start_poller(mail_allow_private_hosts=False)
+    paused = wait_for(lambda: (row := mailroom.mailbox()) and row["state"] == "paused" and row)
+    assert "not public (loopback)" in paused["paused_reason"]
+    assert "auth failed" not in mailroom.imap.log()
+    assert mailroom.events() == 0
+
+
+def test_a_resumed_mailbox_is_read_again_with_its_new_password(
+    imap: DovecotServer, engine: Engine, box: SecretBox, start_poller: Callable[..., Poller]
+) -> None:
+    room = make_mailroom(imap, engine, box, password="not-the-password")
+    start_poller()
+    wait_for(lambda: (row := room.mailbox()) and row["state"] == "paused")
+    imap.append("jane@acme.example", room.reply(1))
+    time.sleep(1.0)
+    assert room.events() == 0  # paused: nobody reads it
+    with system_session(engine) as s:  # what a new password and POST .../mailbox/resume leave in the tables
+        s.execute(
+            sa.text("UPDATE senders SET imap_password_encrypted = :p WHERE id = :s"),
+            {"p": box.encrypt(PASSWORD), "s": room.sender_id},
+        )
+        s.execute(
+            sa.text("UPDATE mailboxes SET state = 'active', paused_reason = NULL WHERE sender_id = :s"),
+            {"s": room.sender_id},
+        )
+    wait_for(lambda: room.events() == 1)
+    assert room.mailbox()["last_error"] is None
