@@ -66,7 +66,6 @@ def _urls(ctx: Context) -> tuple[str, str]:
 
 def email(ctx: Context, row: LoadedRow, draft: Draft, variant: str | None) -> Outgoing:
     """An email with tracked links, unsubscribe and open URLs, threaded on the enrollment's earlier emails."""
-    settings = ctx.settings
     base, secret = _urls(ctx)
     tracked, urls = track_links(secret, base, row.id, draft.body)
     mail = OutgoingEmail(
@@ -84,13 +83,7 @@ def email(ctx: Context, row: LoadedRow, draft: Draft, variant: str | None) -> Ou
         opt_out_text=row.opt_out_email,
     )
     mail = replace(mail, references=_thread(row, mail.domain))
-    if row.smtp_host:
-        password = ctx.box.decrypt(row.smtp_password_encrypted) if row.smtp_password_encrypted else None
-        account = SmtpAccount(
-            row.smtp_host, row.smtp_port or 587, row.smtp_security or "starttls", row.smtp_username, password
-        )
-    else:
-        account = SmtpAccount(settings.smtp_sink_host, settings.smtp_sink_port)
+    account = _account(ctx, row)
     message = build_email(mail)
 
     def begin() -> Handoff | SendResult:
@@ -104,6 +97,16 @@ def email(ctx: Context, row: LoadedRow, draft: Draft, variant: str | None) -> Ou
         urls,
         lambda: ctx.smtp.send(account, message, mail_from=mail.from_address, rcpt_to=mail.to_address),
         begin,
+    )
+
+
+def _account(ctx: Context, row: LoadedRow) -> SmtpAccount:
+    """The sender's SMTP server (its password opened), else the development SMTP sink."""
+    if not row.smtp_host:
+        return SmtpAccount(ctx.settings.smtp_sink_host, ctx.settings.smtp_sink_port)
+    password = ctx.box.decrypt(row.smtp_password_encrypted) if row.smtp_password_encrypted else None
+    return SmtpAccount(
+        row.smtp_host, row.smtp_port or 587, row.smtp_security or "starttls", row.smtp_username, password
     )
 
 
