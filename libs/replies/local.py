@@ -70,6 +70,8 @@ OUT_OF_OFFICE: Cues = (
     r"\b(?:limited|no)\s+access\s+to\s+(?:my\s+)?e-?mail\b",
     r"\bi\s*(?:'m|\s+am)\s+(?:currently\s+)?(?:away|travell?ing|out)\b.*\b(?:return|back)\b",
     r"\bi\s+will\s+be\s+(?:back|returning)\b",
+    r"\b(?:away|out|off|offline|unavailable)\s+(?:until|till|through|thru)\b",
+    r"\bde\s+(?:licencia|permiso|baja\s+(?:medica|por))\b|\bno\s+estare\s+disponible\b",
     r"\b(?:away|travell?ing|out)\s+(?:at|on|for)\s+(?:a\s+)?(?:conference|trip|business|offsite|event|training)\b",
     r"\bback\s+in\s+the\s+office\b|\breturn(?:ing)?\s+to\s+the\s+office\b",
     r"\bi'?ll\s+be\s+back\s+(?:in\s+the\s+office|on)\b",
@@ -116,7 +118,8 @@ REFERRAL: Cues = (
     r"\ben\s+copia\b|\bte\s+paso\s+(?:el\s+)?contacto\b|\ble\s+paso\s+(?:el\s+)?contacto\b|\breenvio\b",
 )
 WRONG_PERSON: Cues = (
-    r"\bwrong\s+(?:person|guy|contact|number|address|department|team)\b",
+    r"\bwrong\s+(?:person|guy|contact|number|address|department|team|inbox|email|mailbox|company)\b",
+    r"\bno\s+(?:estoy|soy)\s+(?:a\s+cargo|el\s+encargado|la\s+encargada)\b|\byo\s+no\s+soy\b|\bse\s+equivoc\w*\b",
     r"\bnot\s+the\s+(?:right|correct|best|appropriate)\s+(?:person|contact)\b",
     r"\bi\s+(?:don'?t|do\s+not)\s+(?:handle|deal\s+with|work\s+on|own|make)\b",
     r"\b(?:no\s+longer|not)\s+(?:with|at|work(?:ing)?\s+(?:at|for))\s+"
@@ -172,7 +175,7 @@ NOT_INTERESTED: Cues = (
     r"\byeah,?\s+right\b|\bsure,?\s+(?:because|right|jan)\b|\bcan'?t\s+wait\s+for\s+(?:more|another|the\s+next)\b",
     r"\b(?:que|justo\s+lo\s+que)\s+(?:bien|maravilla|ilusion|necesitaba)\b.{0,40}\b(?:otro|otra|mas)\b",
     r"\bjusto\s+lo\s+que\s+necesitaba\b|\bsi,?\s+claro\b|\bcomo\s+no\b.{0,30}\botro\b",
-    r"\bno\s+molest\w+\b|\bno,?\s*$",
+    r"\bno\s+molest\w+\b|\bno,?\s*$|\bnever\s+(?:pitch|sell|bother)\b|\bdon'?t\s+(?:pitch|bother)\b",
     r"\bnot\s+for\s+(?:us|me|now\s+or\s+ever)\b|\bno\s+es\s+para\s+(?:nosotros|mi)\b",
     r"\bno\s+(?:estamos\s+|estoy\s+)?buscando\b",
 )
@@ -193,6 +196,8 @@ OBJECTION: Cues = (
     r"\bcan'?t\s+(?:spend|justify|afford)\b|\b(?:no|zero)\s+(?:spend|money)\s+(?:for|on)\b",
     r"\b(?:precio|coste|costo|tarifa)\s+(?:es\s+)?(?:demasiado|muy|bastante)\s+(?:alto|elevad[oa])\b",
     r"\bno\s+creo\s+que\s+(?:funcione|sirva|nos\s+sirva|valga)\b|\bya\s+lo\s+(?:intentamos|probamos)\b",
+    r"\bburn(?:ed|t)\b|\bbad\s+experience\b|\bhappy\s+with\s+(?:our|what\s+we|the\s+current|the\s+one)\b",
+    r"\b(?:current|existing)\s+(?:setup|vendor|provider|solution|tool|stack)\b|\bno\s+vemos\s+el\s+valor\b",
     r"\bdoesn'?t\s+(?:seem|sound)\s+(?:worth|like\s+a)\b|\bnot\s+convinced\b|\bskeptical\b",
     r"\bour\s+team\s+is\s+(?:too\s+)?small\b|\bwe\s+build\s+(?:it|this)\s+in-?house\b|\bin-?house\s+(?:tool|solution)\b",
     r"\bdemasiado\s+car[oa]\b|\bmuy\s+car[oa]\b|\bno\s+tenemos\s+presupuesto\b|\bsin\s+presupuesto\b",
@@ -212,7 +217,7 @@ MEETING: Cues = (
     r"\bhow\s+about\s+(?:monday|tuesday|wednesday|thursday|friday|tomorrow|next|\d)",
     r"\b(?:call|ring|phone)\s+me\b|\bllam(?:ame|eme|adme)\b|\bmarcame\b",
     r"\b(?:works|work)\s+for\s+me\b|\b\d{1,2}(?::\d{2})?\s*(?:am|pm|h)\b",
-    r"\bdemo\b",
+    r"\bdemo\b|\b(?:come|drop|swing)\s+by\b|\bvisit\s+(?:us|our)\b",
     r"\b(?:book|schedule|set\s+up|arrange|put)\s+(?:\w+\s+){0,3}(?:with|on|for)\s+(?:me|my|us|our|next|this|monday|"
     r"tuesday|wednesday|thursday|friday)\b",
     r"\b(?:vernos|reunirnos|juntarnos|quedar|verte|verle)\b",
@@ -248,6 +253,7 @@ INTERESTED: Cues = (
 )
 
 INFO_REQUEST: Cues = (
+    r"\b(?:share|send|tell)\s+(?:me\s+|us\s+)?more\b",
     r"\bwhat'?s\s+the\s+(?:gist|idea|pitch)\b",
     r"\bwhat\s+(?:else\s+|more\s+)?(?:can|could)\s+you\s+(?:share|send|show)\b",
     r"\b(?:send|share|forward|email)\b.{0,30}\b(?:info|information|details|deck|one-?pager|case\s+stud\w*|brochure|"
@@ -579,7 +585,7 @@ def classify_local(text: str, *, received_at: datetime, fallback_reason: str | N
     for intent in (Intent.QUESTION, Intent.INTERESTED):
         if intent in hits:
             return result(*_with(intent, hits))
-    if _BARE_NO.search(folded) or re.search(r"[.!]\s*no\W*$", folded):
+    if _BARE_NO.search(folded) or re.search(r"(?:[,.!;]|\bbut)\s*no\W*$", folded):
         return result(Intent.NOT_INTERESTED, 0.6, "no")
     leaning = lean(folded)
     if leaning is not None:
