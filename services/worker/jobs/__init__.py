@@ -10,16 +10,16 @@ enqueue twice and dies on a Redis error); anything that may have reached the pro
 
 A job carries a batch of message ids and works on it set-based:
 
-1. **Load and gate** (one transaction for the batch): one query loads every message with its
-   gate facts, one query per organization checks suppressions, the pure gate decides, the
-   Redis caps are taken in one pipeline, every skip and hold is written by one statement,
-   and the content of every sendable message is written and frozen in the audit table by
-   one ``INSERT ... ON CONFLICT DO NOTHING`` (a concurrent execution's content wins, and is
-   what goes out). Model calls, when an organization has an OpenAI key, happen outside any
-   transaction, between the load and the freeze.
-2. **Step by step** (one statement and one durable commit per message): the statement that
-   *claims* message ``i`` (``queued``/due ``held`` -> ``sending``, with its body and tracked
-   links) also *records* the outcome of message ``i - 1`` (ledger, event, next step). The
+1. **Load and gate** (``prepare.py``, one transaction for the batch): one query loads every
+   message with its gate facts, one query per organization checks suppressions, the pure gate
+   decides, the Redis caps are taken in one pipeline, every skip and hold is written by one
+   statement, and the content of every sendable message is written and frozen in the audit
+   table by one ``INSERT ... ON CONFLICT DO NOTHING`` (a concurrent execution's content wins,
+   and is what goes out). Model calls, when an organization has an OpenAI key, happen outside
+   any transaction, between the load and the freeze.
+2. **Step by step** (``claim.py`` and ``record.py``, one statement and one durable commit per
+   message): the statement that *claims* message ``i`` (``queued``/due ``held`` -> ``sending``,
+   with its body and tracked links) also *records* the outcome of message ``i - 1`` (ledger, event, next step). The
    claim is committed before the hand-off, so a message is never handed off unclaimed; the
    outcome of a hand-off is committed before the next hand-off starts, so a crash (``kill
    -9``) leaves at most one message of the batch in ``sending``: it becomes ``unknown`` when
