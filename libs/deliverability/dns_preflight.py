@@ -108,7 +108,7 @@ class Lookups:
             return list(self.resolver.resolve(name, rdtype, search=False))
         except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
             return []
-        except (dns.exception.Timeout, dns.resolver.NoNameservers, dns.name.EmptyLabel, dns.name.LabelTooLong) as exc:
+        except dns.exception.DNSException as exc:  # timeout, SERVFAIL, a name DNS cannot carry
             raise LookupFailed(f"no answer for {name} {rdtype} ({type(exc).__name__})") from exc
 
     def txt(self, name: str) -> list[str]:
@@ -221,7 +221,10 @@ class SpfEvaluation:
         length = lengths[0] if address.version == 4 else (lengths[1] if len(lengths) > 1 else "")
         if not length:
             return address == self.ip
-        return self.ip in ipaddress.ip_network(f"{address}/{length}", strict=False)
+        try:
+            return self.ip in ipaddress.ip_network(f"{address}/{length}", strict=False)
+        except ValueError as exc:
+            raise SpfError(f"bad prefix length {length!r}") from exc
 
 
 def _smtp_mechanism(smtp_host: str) -> str:

@@ -130,6 +130,18 @@ def test_ten_lookups_are_still_allowed(server: DnsServer) -> None:
     assert check_spf(_lookups(server), DOMAIN, SMTP).status is Status.OK
 
 
+@pytest.mark.parametrize(
+    "record", ["v=spf1 a/abc -all", "v=spf1 ip4:300.1.1.1 -all", "v=spf1 frob:x -all", "v=spf1 include:-bad..name -all"]
+)
+def test_a_malformed_spf_record_is_a_finding_never_an_error(server: DnsServer, record: str) -> None:
+    server.set(DOMAIN, [txt(record)])
+    spf = check_spf(_lookups(server), DOMAIN, SMTP) if "..name" not in record else None
+    if spf is not None:
+        assert spf.status is Status.WRONG
+    found = {f.code: f for f in preflight(_lookups(server), DOMAIN, SMTP, DkimExpectation(SELECTOR, KEY))}
+    assert found["spf"].status is not Status.OK
+
+
 def test_two_spf_records_are_wrong(server: DnsServer) -> None:
     server.set(DOMAIN, [txt("v=spf1 a:smtp.acme.example -all"), txt("v=spf1 -all")])
     assert check_spf(_lookups(server), DOMAIN, SMTP).status is Status.WRONG

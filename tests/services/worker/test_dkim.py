@@ -19,8 +19,9 @@ from libs.db.session import system_session
 from libs.deliverability import dkim
 from libs.deliverability.dns_preflight import DnsConfig, Lookups, make_resolver
 from services.worker import jobs
-from services.worker.channels.email import DkimSigning, SmtpAccount, SmtpTransport
+from services.worker.channels.email import SEND_CONTEXT, DkimSigning, SmtpAccount, SmtpTransport, process_signer
 from services.worker.channels.outcome import Outcome
+from services.worker.jobs.context import CONTEXT
 from tests.services.worker.conftest import drain, messages
 from tests.services.worker.factories import create_world
 from tests.support.dns import DnsServer, dns_server, txt
@@ -171,3 +172,8 @@ def test_an_explicit_signer_replaces_the_process_one(ctx: jobs.Context, smtp: Sm
 def test_a_message_naming_no_ledger_row_is_not_signed(ctx: jobs.Context) -> None:
     message = b"From: sam@acme.example\r\nTo: b@x.example\r\nSubject: s\r\n\r\nhi\r\n"
     assert DkimSigning(ctx)(message) == message
+
+
+def test_the_default_signer_finds_the_send_context_the_worker_installs(ctx: jobs.Context) -> None:
+    assert SEND_CONTEXT == CONTEXT  # process_signer looks the context up by this key
+    assert ctx.smtp.signer is process_signer
