@@ -37,6 +37,7 @@ from imapclient.exceptions import IMAPClientError, LoginError
 from redis import Redis
 from rq.job import Job as RqJob
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 
 from libs import jobs as registry
 from libs import netpolicy
@@ -289,7 +290,10 @@ class Poller:
         log.info("mail_poller_started", owner=self.owner)
         try:
             while not self.stop.is_set() and not (until and until()):
-                self.discover()
+                try:
+                    self.discover()
+                except DBAPIError as exc:  # PostgreSQL away: the readers' leases run out, the next pass retries
+                    log.warning("mail_poller_database_error", error=type(exc.orig).__name__)
                 self.stop.wait(self.settings.mail_discover_interval)
         finally:
             self.stop.set()

@@ -198,3 +198,29 @@ def test_a_resumed_mailbox_is_read_again_with_its_new_password(
         )
     wait_for(lambda: room.events() == 1)
     assert room.mailbox()["last_error"] is None
+
+
+def test_mail_about_none_of_our_messages_moves_the_cursor_and_stores_nothing(
+    mailroom: Mailroom, start_poller: Callable[..., Poller]
+) -> None:
+    newsletter = b"From: news@example.org\r\nSubject: Weekly\r\nMessage-ID: <n1@example.org>\r\n\r\nHello.\r\n"
+    mailroom.imap.append("jane@acme.example", newsletter, mailroom.reply(2))
+    start_poller()
+    wait_for(lambda: (mailroom.mailbox() or {}).get("last_uid") == 2)
+    assert mailroom.events() == 1
+    assert mailroom.count("SELECT dedupe_key FROM inbound_events").startswith("<reply-2@example.com>")
+
+
+def test_two_pollers_share_a_mailbox_by_lease_and_store_each_email_once(
+    mailroom: Mailroom, start_poller: Callable[..., Poller]
+) -> None:
+    mailroom.imap.append_all("jane@acme.example", [mailroom.reply(n, to=n) for n in range(30)])
+    first, second = start_poller(), start_poller()
+    wait_for(lambda: (mailroom.mailbox() or {}).get("last_uid") == 30)
+    owner = mailroom.mailbox()["lease_owner"]
+    assert owner in (first.owner, second.owner)
+    reading = [p for p in (first, second) if any(t.is_alive() for t in p.readers.values())]
+    assert [p.owner for p in reading] == [owner]  # the other one never took the leased mailbox
+    mailroom.imap.append("jane@acme.example", mailroom.reply(99))
+    wait_for(lambda: mailroom.events() == 31)
+    assert mailroom.mailbox()["lease_owner"] == owner
