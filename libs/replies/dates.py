@@ -38,7 +38,7 @@ NUMBERS = {
 }  # fmt: skip
 ORDINAL_QUARTERS = {
     "first": 1, "1st": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3, "fourth": 4, "4th": 4,
-    "primer": 1, "primero": 1, "segundo": 2, "tercer": 3, "tercero": 3, "cuarto": 4,
+    "primer": 1, "primero": 1, "segundo": 2, "tercer": 3, "tercero": 3, "cuarto": 4, "ultimo": 4,
 }  # fmt: skip
 
 _MONTH = "|".join(sorted(MONTHS, key=len, reverse=True))
@@ -139,7 +139,7 @@ _RULES: list[Rule] = [
     (
         re.compile(
             rf"{_AFTER}(?:\b(?P<ord>first|1st|second|2nd|third|3rd|fourth|4th)\s+quarter\b(?:\s+of\s+(?P<year>\d{{4}}))?"
-            r"|\b(?P<ord_es>primer|primero|segundo|tercer|tercero|cuarto)\s+trimestre\b(?:\s+de(?:l)?\s+(?P<year_es>\d{4}))?)"
+            r"|\b(?P<ord_es>primer|primero|segundo|tercer|tercero|cuarto|ultimo)\s+trimestre\b(?:\s+de(?:l)?\s+(?P<year_es>\d{4}))?)"
         ),
         "quarter_words",
     ),

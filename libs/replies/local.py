@@ -44,7 +44,7 @@ UNSUBSCRIBE: Cues = (
     r"\b(?:dar|darme|darnos|dame|deme|den|denme|doy|me\s+doy|pido\s+la|solicito\s+la|quiero\s+la)\s+(?:de\s+)?baja\b",
     r"\bbaja\s+(?:de\s+(?:la|las|esta|este|estas|estos|sus|su|vuestra)|por\s+favor|inmediata)\b",
     r"^\s*baja\W*$",
-    r"\b(?:quit|elimin|borr|sac)(?:e|en|ar)(?:me|nos)\s+de\b",
+    r"\b(?:quit|elimin|borr|sac|saqu)\w*(?:me|nos)\s+de\b",
     r"\bno\s+(?:me|nos)\s+(?:vuelva[ns]?\s+a\s+)?(?:escrib|contact|llam|mand|envi)\w*",
     r"\bno\s+quiero\s+recibir\b",
     r"\bno\s+(?:quiero|queremos|deseo|deseamos)\s+(?:que\s+(?:me|nos)\s+|seguir\s+)?"
@@ -71,6 +71,8 @@ OUT_OF_OFFICE: Cues = (
     r"\bi\s*(?:'m|\s+am)\s+(?:currently\s+)?(?:away|travell?ing|out)\b.*\b(?:return|back)\b",
     r"\bi\s+will\s+be\s+(?:back|returning)\b",
     r"\b(?:away|out|off|offline|unavailable)\s+(?:until|till|through|thru)\b",
+    r"\bat\s+(?:a|an|the)\s+(?:conference|offsite|event|trade\s+show|summit)\b|\bviaje\s+de\s+(?:trabajo|negocios)\b",
+    r"\bregreso\s+el\b|\bausente\b",
     r"\bde\s+(?:licencia|permiso|baja\s+(?:medica|por))\b|\bno\s+estare\s+disponible\b",
     r"\b(?:away|travell?ing|out)\s+(?:at|on|for)\s+(?:a\s+)?(?:conference|trip|business|offsite|event|training)\b",
     r"\bback\s+in\s+the\s+office\b|\breturn(?:ing)?\s+to\s+the\s+office\b",
@@ -100,6 +102,7 @@ AUTO_REPLY: Cues = (
     r"\bdelivery\s+(?:has\s+)?failed\b|\bundeliverable\b|\bmailer-daemon\b",
     r"\b(?:could\s+not|couldn'?t|was\s+not|wasn'?t|cannot)\s+be\s+delivered\b|\bmailbox\s+(?:is\s+)?full\b",
     r"\b(?:we|our\s+team)\s+(?:aim|try|strive|will\s+(?:try|endeavou?r))\s+to\s+(?:respond|reply|answer|get\s+back)\b",
+    r"\bwill\s+(?:reply|respond|get\s+back)\s+(?:to\s+you\s+)?within\b|\bha\s+sido\s+registrad[oa]\b",
     r"\bhas\s+been\s+received\b|\bha\s+sido\s+recibid[oa]\b|\bacuse\s+de\s+recibo\b",
     r"\b(?:le|te|les)\s+(?:contestaremos|responderemos|atenderemos)\b",
 )
@@ -119,6 +122,7 @@ REFERRAL: Cues = (
 )
 WRONG_PERSON: Cues = (
     r"\bwrong\s+(?:person|guy|contact|number|address|department|team|inbox|email|mailbox|company)\b",
+    r"\b(?:got|have|emailed|reached)\s+the\s+wrong\b|\bno\s+tengo\s+nada\s+que\s+ver\b|\bnothing\s+to\s+do\s+with\b",
     r"\bno\s+(?:estoy|soy)\s+(?:a\s+cargo|el\s+encargado|la\s+encargada)\b|\byo\s+no\s+soy\b|\bse\s+equivoc\w*\b",
     r"\bnot\s+the\s+(?:right|correct|best|appropriate)\s+(?:person|contact)\b",
     r"\bi\s+(?:don'?t|do\s+not)\s+(?:handle|deal\s+with|work\s+on|own|make)\b",
@@ -139,7 +143,7 @@ WRONG_PERSON: Cues = (
     r"\bno\s+(?:me\s+)?(?:encargo|ocupo|llevo)\b",
 )
 NOT_NOW: Cues = (
-    r"\bnot\s+(?:right\s+)?now\b",
+    r"\bnot\s+(?:right\s+)?now\b|\b(?:bad|poor|wrong)\s+timing\b|\btiming'?s?\s+(?:is\s+)?(?:off|bad|wrong)\b",
     r"\bnot\s+at\s+(?:the|this)\s+moment\b",
     r"\bnot\s+(?:a\s+priority|the\s+right\s+time|a\s+good\s+time)\b",
     r"\bnot\s+(?:this|until)\b.{0,20}\b(?:quarter|year|month|q[1-4]|spring|summer|fall|autumn|winter)\b",
@@ -168,7 +172,7 @@ NOT_INTERESTED: Cues = (
     r"\bplease\s+don'?t\s+follow\s+up\b|\bwe'?ll\s+pass\b",
     r"\bno\s+(?:me|nos)\s+interesa\b|\bno\s+estamos\s+interesad\w+\b|\bno\s+estoy\s+interesad\w+\b",
     r"\bno,?\s+gracias\b|\bno\s+necesitamos\b|\bno\s+nos\s+hace\s+falta\b|\bno\s+buscamos\b",
-    r"\bpaso\b|\bpasamos\b|\bestamos\s+bien\s+(?:asi|servidos)\b",
+    r"\bpaso\b|\bpasamos\b|\b(?:vamos|voy)\s+a\s+pasar\b|\bestamos\s+bien\s+(?:asi|servidos)\b",
     # sarcasm: praise words around yet another pitch
     r"\b(?:oh\s+)?(?:great|wonderful|fantastic|perfect|lovely|awesome)[,.!]*\s+(?:another|more|yet\s+another)\b",
     r"\bjust\s+what\s+i\s+(?:needed|wanted)\b|\bexactly\s+what\s+my\s+inbox\s+needed\b",
@@ -196,6 +200,8 @@ OBJECTION: Cues = (
     r"\bcan'?t\s+(?:spend|justify|afford)\b|\b(?:no|zero)\s+(?:spend|money)\s+(?:for|on)\b",
     r"\b(?:precio|coste|costo|tarifa)\s+(?:es\s+)?(?:demasiado|muy|bastante)\s+(?:alto|elevad[oa])\b",
     r"\bno\s+creo\s+que\s+(?:funcione|sirva|nos\s+sirva|valga)\b|\bya\s+lo\s+(?:intentamos|probamos)\b",
+    r"\b(?:doesn'?t|does\s+not|won'?t|never)\s+work\s+(?:in|for)\b|\bbans?\b|\bbanned\b|\bprohib\w+\b",
+    r"\bno\s+(?:confia|confiamos|creemos\s+en)\b|\b(?:don'?t|do\s+not)\s+trust\b",
     r"\bburn(?:ed|t)\b|\bbad\s+experience\b|\bhappy\s+with\s+(?:our|what\s+we|the\s+current|the\s+one)\b",
     r"\b(?:current|existing)\s+(?:setup|vendor|provider|solution|tool|stack)\b|\bno\s+vemos\s+el\s+valor\b",
     r"\bdoesn'?t\s+(?:seem|sound)\s+(?:worth|like\s+a)\b|\bnot\s+convinced\b|\bskeptical\b",
@@ -217,6 +223,8 @@ MEETING: Cues = (
     r"\bhow\s+about\s+(?:monday|tuesday|wednesday|thursday|friday|tomorrow|next|\d)",
     r"\b(?:call|ring|phone)\s+me\b|\bllam(?:ame|eme|adme)\b|\bmarcame\b",
     r"\b(?:works|work)\s+for\s+me\b|\b\d{1,2}(?::\d{2})?\s*(?:am|pm|h)\b",
+    r"\b(?:grab|book|take|pick)\s+(?:a\s+)?(?:\d+\s*(?:min|mins|minutes)|slot|time)\b|\bcal\.com\b",
+    r"\bdo\s+a\s+(?:call|meeting|zoom|demo)\b|\breun\w*monos\b|\bque\s+(?:dia|hora)\s+te\s+(?:viene|va)\b",
     r"\bdemo\b|\b(?:come|drop|swing)\s+by\b|\bvisit\s+(?:us|our)\b",
     r"\b(?:book|schedule|set\s+up|arrange|put)\s+(?:\w+\s+){0,3}(?:with|on|for)\s+(?:me|my|us|our|next|this|monday|"
     r"tuesday|wednesday|thursday|friday)\b",
@@ -239,6 +247,8 @@ INTERESTED: Cues = (
     r"\binterested\b|\binteresting\b|\bintrigued\b|\bcurious\b",
     r"\b(?:pretty|really|very|so|actually)\s+(?:cool|neat|nice|useful|interesting|relevant)\b|\bsend\s+(?:me\s+)?more\b",
     r"\b(?:this|that|it)\s+(?:is|looks|sounds|seems)\s+(?:really\s+)?(?:great|awesome|amazing|useful|helpful|cool)\b",
+    r"\byou\s+have\s+my\s+attention\b|\bopen\s+to\s+(?:a\s+)?(?:pilot|trial|conversation|chat)\b|\bwhat\s+we\s+need\b",
+    r"\b(?:me|nos)\s+(?:puede|podria)\s+servir\b|\bsigue\s+contando\w*\b|\bme\s+encaja\b",
     r"\blove\s+(?:the|this|that)\s+idea\b|\bkeep\s+me\s+(?:posted|in\s+the\s+loop|updated)\b|\bi'?m\s+in\b",
     r"\btell\s+me\s+more\b|\b(?:send|share)\s+(?:me\s+|over\s+)?(?:more|some|the)?\s*(?:info|information|details|deck|"
     r"case\s+stud\w*|pricing|brochure|one-?pager)\b",
@@ -253,6 +263,8 @@ INTERESTED: Cues = (
 )
 
 INFO_REQUEST: Cues = (
+    r"\bwhat\s+would\s+(?:this|it|that)\s+look\s+like\b|\b(?:send|share)\s+(?:me\s+|us\s+)?(?:a\s+)?(?:proposal|quote)\b",
+    r"\b(?:manda|envia|pasa)\w*\s+(?:una\s+)?(?:propuesta|cotizacion)\b",
     r"\b(?:share|send|tell)\s+(?:me\s+|us\s+)?more\b",
     r"\bwhat'?s\s+the\s+(?:gist|idea|pitch)\b",
     r"\bwhat\s+(?:else\s+|more\s+)?(?:can|could)\s+you\s+(?:share|send|show)\b",
@@ -499,7 +511,7 @@ _INSTRUCTIONS = re.compile(
 """Sentences addressed to a classifier rather than to the sender: read as nothing, never obeyed."""
 
 _IDENTITY = re.compile(
-    r"^\W*(?:sorry,?\s+|perdon,?\s+|disculpa,?\s+)?(?:who\s+(?:is|are)\s+(?:this|you)|who\s+gave\s+you|"
+    r"^\W*(?:sorry,?\s+|perdon,?\s+|disculpa,?\s+)?(?:who(?:'s|\s+is|\s+are)\s+(?:this|you|the\s+sender)|who\s+gave\s+you|"
     r"how\s+did\s+you\s+get\s+my|quien\s+(?:es|eres|sois|son)(?:\s+usted)?|de\s+donde\s+(?:sacaste|saco|sacaron))\b[^.!?]*\??\W*$"
 )
 """A reply that only asks who wrote: not a question about the offer."""
