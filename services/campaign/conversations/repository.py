@@ -134,6 +134,9 @@ class ConversationRepository:
             lead_id = activity.c.lead_id
         source = source.outerjoin(
             CONVERSATIONS, sa.and_(CONVERSATIONS.c.lead_id == lead_id, CONVERSATIONS.c.org_id == self.org_id)
+        ).outerjoin(  # an assignee who has left the organization assigns the conversation to nobody
+            MEMBERSHIPS,
+            sa.and_(MEMBERSHIPS.c.org_id == self.org_id, MEMBERSHIPS.c.user_id == CONVERSATIONS.c.assigned_member_id),
         )
         return (
             sa.select(
@@ -142,7 +145,7 @@ class ConversationRepository:
                 activity.c.last_activity_at,
                 activity.c.last_inbound_at,
                 CONVERSATIONS.c.read_at,
-                CONVERSATIONS.c.assigned_member_id,
+                MEMBERSHIPS.c.user_id.label("assigned_member_id"),
                 sa.func.coalesce(unread, sa.false()).label("unread"),
                 activity.c.intent,
             )

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 
 import pytest
+import sqlalchemy as sa
 
 from libs.replies.intents import Intent as ReplyIntent
 from libs.security import Role
@@ -206,6 +207,8 @@ def test_assignment_to_a_member_filters_and_a_stranger_is_refused_naming_the_fie
         assert r.headers["content-type"].startswith("application/problem+json")
         assert [e["field"] for e in r.json()["errors"]] == ["member_id"]
     assert world.a.get(f"/api/conversations/{lead}").status_code == 200
+    got = world.a.get("/api/conversations", params={"assigned_to": str(member)}).json()["items"]
+    assert [c["assigned_member_id"] for c in got] == [str(member)]  # the refused ones changed nothing
     r = world.a.put(f"/api/conversations/{lead}/assignment", {"member_id": None})
     assert r.status_code == 200
     assert r.json()["assigned_member_id"] is None
@@ -213,6 +216,17 @@ def test_assignment_to_a_member_filters_and_a_stranger_is_refused_naming_the_fie
     r = world.a.put(f"/api/conversations/{lead}/assignment", {"member": str(member)})
     assert r.status_code in (400, 422)
     assert "member" in r.text
+
+
+def test_an_assignee_who_leaves_the_organization_assigns_the_conversation_to_nobody(world: World, seed: Seeder) -> None:
+    lead = seed_lead(world.db, world.a.org_id)
+    seed.sent(lead, seed.campaign(), T0)
+    member = seed.member()
+    assert world.a.put(f"/api/conversations/{lead}/assignment", {"member_id": str(member)}).status_code == 200
+    with world.db.begin() as conn:
+        conn.execute(sa.text("DELETE FROM memberships WHERE user_id = :u"), {"u": member})
+    assert world.a.get("/api/conversations").json()["items"][0]["assigned_member_id"] is None
+    assert world.a.get("/api/conversations", params={"assigned_to": str(member)}).json()["items"] == []
 
 
 def test_viewers_read_the_inbox_but_only_members_change_it(world: World, seed: Seeder) -> None:
