@@ -53,6 +53,8 @@ class DnsSettings(BaseSettings):
         return production if self.dns_preflight is None else self.dns_preflight
 
 
+READINESS_BUDGET = 2.0
+"""Seconds readiness waits for DNS in all (a launch asks readiness with a 5-second timeout)."""
 _process: dict[str, DnsConfig | None] = {"config": DnsConfig(), "readiness": None}
 
 
@@ -90,9 +92,15 @@ async def expectation(session: AsyncSession, org_id: uuid.UUID, sender: Sender) 
 async def check(
     domain: str, smtp_host: str, expected: DkimExpectation, config: DnsConfig | None = None
 ) -> list[Finding]:
-    """Run the preflight of ``domain`` off the event loop (DNS questions block)."""
+    """Run the preflight of ``domain`` off the event loop (DNS questions block).
+
+    A caller that gives up (a cancel scope) does not wait for the thread: it finishes on its own,
+    bounded by the resolver's timeouts.
+    """
     lookups = Lookups(make_resolver(config or current()))
-    return await anyio.to_thread.run_sync(lambda: preflight(lookups, domain, smtp_host, expected))
+    return await anyio.to_thread.run_sync(
+        lambda: preflight(lookups, domain, smtp_host, expected), abandon_on_cancel=True
+    )
 
 
 def publish_hint(finding: Finding) -> str:
@@ -107,11 +115,17 @@ async def readiness_gaps(session: AsyncSession, org_id: uuid.UUID, senders: Sequ
     """What readiness says about the sending domain: ``(dns_<code>, words)`` for each finding not ok.
 
     Empty when readiness does not check DNS in this process, or the brand has no email sender.
+    The checks get :data:`READINESS_BUDGET` seconds in all (a campaign's launch waits for
+    readiness); past it readiness says ``dns_unchecked`` and ``GET .../dns`` takes its time.
     """
     config = for_readiness()
     sender = sending_sender(senders)
     if config is None or sender is None:
         return []
     domain, expected = await expectation(session, org_id, sender)
-    findings = await check(domain, sender.smtp_host or "", expected, config)
+    findings: list[Finding] | None = None
+    with anyio.move_on_after(READINESS_BUDGET):
+        findings = await check(domain, sender.smtp_host or "", expected, config)
+    if findings is None:
+        return [("dns_unchecked", f"DNS did not answer about {domain} in time; check it with GET .../dns.")]
     return [(f"dns_{f.code}", publish_hint(f)) for f in findings if f.status is not Status.OK]

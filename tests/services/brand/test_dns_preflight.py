@@ -6,6 +6,7 @@ finding of ``GET .../dns`` with the record to publish, and a warning of readines
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -20,6 +21,7 @@ from libs.db.models.deliverability import DkimKey
 from libs.db.session import system_session
 from libs.deliverability import dkim
 from libs.deliverability.dns_preflight import DnsConfig
+from libs.deliverability.sending_domain import READINESS_BUDGET
 from services.brand.app import create_app
 from services.brand.service import SmtpCheckSettings
 from services.brand.settings import BrandSettings
@@ -217,6 +219,23 @@ def test_readiness_checks_no_dns_unless_the_process_does(
         body = plain.get(f"/api/brands/{brand_id}/readiness", headers=alice.headers()).json()
     assert not [g for g in body["channels"]["email"]["warnings"] if g["code"].startswith("dns_")]
     assert dns.queries[DOMAIN] == 0
+
+
+def test_readiness_waits_for_a_silent_dns_only_its_budget(
+    alice: Actor, brand_settings: BrandSettings, signer: TokenSigner, smtp_check: SmtpCheckSettings
+) -> None:
+    brand_id, _ = _sender(alice)
+    with dns_server({}) as silent:  # knows no name: every question times out
+        config = DnsConfig(nameservers=(f"127.0.0.1:{silent.port}",), timeout=3)
+        app = create_app(brand_settings, verifier=signer.verifier(), smtp_check=smtp_check, dns=config)
+        with TestClient(app) as client:
+            started = time.monotonic()
+            body = client.get(f"/api/brands/{brand_id}/readiness", headers=alice.headers()).json()
+            elapsed = time.monotonic() - started
+    assert elapsed < READINESS_BUDGET + 1.5
+    warnings = {g["code"]: g["message"] for g in body["channels"]["email"]["warnings"]}
+    assert "GET .../dns" in warnings["dns_unchecked"]
+    assert not [code for code in warnings if code.startswith("dns_") and code != "dns_unchecked"]
 
 
 def test_the_private_key_never_appears_in_a_response_or_a_log_line(
