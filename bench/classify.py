@@ -4,7 +4,7 @@ Reads ``bench/data/replies.jsonl`` (EN and ES replies with the hard cases: dates
 deferrals to a quarter, referrals with an address, sarcasm, quoted history, signatures) and
 scores, side by side, the opt-out word classifier of ``libs.optout`` mapped onto intents (the
 baseline) and the local classifier, on each part of the set (``dev``: the rules were tuned on
-it; ``holdout``, ``final``, ``blind`` to ``blind4``: each written apart and scored once before the fixes it
+it; ``holdout``, ``final``, ``blind`` to ``blind5``: each written apart and scored once before the fixes it
 prompted) and on all of it.
 ``--openai URL`` also scores the OpenAI path against that OpenAI-compatible endpoint (key
 from ``SDR_OPENAI_API_KEY``).

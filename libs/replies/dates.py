@@ -177,6 +177,7 @@ _RULES: list[Rule] = [
         "holidays",
     ),
     (re.compile(r"\b(?:after|past|post)[\s-]+thanksgiving\b"), "thanksgiving"),
+    (re.compile(r"\b(?:after|past|post)[\s-]+labou?r\s+day\b"), "labor_day"),
     (
         re.compile(r"\bafter\s+(?:the\s+)?summer\b|\bdespues\s+del\s+verano\b|\ba\s+la\s+vuelta\s+del\s+verano\b"),
         "summer",
@@ -256,6 +257,10 @@ def _resolve(kind: str, m: re.Match[str], today: date, day_first: bool) -> date 
         year = today.year if (today.month, today.day) < (11, 22) else today.year + 1
         first = date(year, 11, 1)
         return first + timedelta(days=(3 - first.weekday()) % 7 + 21 + 1)
+    if kind == "labor_day":  # the day after the first Monday of September
+        year = today.year if (today.month, today.day) < (9, 1) else today.year + 1
+        first = date(year, 9, 1)
+        return first + timedelta(days=(0 - first.weekday()) % 7 + 1)
     if kind == "summer":
         return date(today.year, 9, 1) if today.month < 9 else date(today.year + 1, 9, 1)
     return None

@@ -3,7 +3,7 @@
 The set is JSON lines (``bench/data/replies.jsonl``): ``text``, ``language``, ``intent``, the
 expected ``fields`` (``not_before`` for deferrals and absences, ``referral`` for referrals),
 ``received_at`` and ``split``: ``dev`` is what the local rules were tuned on; ``holdout``, ``final``,
-``blind`` to ``blind4`` were each written apart from the rules and scored once before
+``blind`` to ``blind5`` were each written apart from the rules and scored once before
 any change they prompted.
 """
 

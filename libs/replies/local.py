@@ -103,6 +103,8 @@ AUTO_REPLY: Cues = (
     r"\b(?:could\s+not|couldn'?t|was\s+not|wasn'?t|cannot)\s+be\s+delivered\b|\bmailbox\s+(?:is\s+)?full\b",
     r"\b(?:we|our\s+team)\s+(?:aim|try|strive|will\s+(?:try|endeavou?r))\s+to\s+(?:respond|reply|answer|get\s+back)\b",
     r"\bwill\s+(?:reply|respond|get\s+back)\s+(?:to\s+you\s+)?within\b|\bha\s+sido\s+registrad[oa]\b",
+    r"\bin\s+(?:our|the)\s+queue\b|\bwill\s+be\s+(?:answered|handled|reviewed|processed)\b",
+    r"\bno\s+(?:se\s+)?monitoriz\w+\b|\bno\s+se\s+(?:revisa|monitorea)\b",
     r"\bhas\s+been\s+received\b|\bha\s+sido\s+recibid[oa]\b|\bacuse\s+de\s+recibo\b",
     r"\b(?:le|te|les)\s+(?:contestaremos|responderemos|atenderemos)\b",
 )
@@ -125,6 +127,8 @@ WRONG_PERSON: Cues = (
     r"\b(?:got|have|emailed|reached)\s+the\s+wrong\b|\bno\s+tengo\s+nada\s+que\s+ver\b|\bnothing\s+to\s+do\s+with\b",
     r"\bno\s+(?:estoy|soy)\s+(?:a\s+cargo|el\s+encargado|la\s+encargada)\b|\byo\s+no\s+soy\b|\bse\s+equivoc\w*\b",
     r"\bnot\s+the\s+(?:right|correct|best|appropriate)\s+(?:person|contact)\b",
+    r"\bnot\s+the\s+(?:right|correct)\s+(?!time|moment|fit|now|solution|tool|product|way)[a-z]+\b",
+    r"\bmust\s+be\s+a\s+mistake\b|\bby\s+mistake\b|\bi'?m\s+(?:just\s+)?(?:a|an)\s+(?:student|intern)\b",
     r"\bi\s+(?:don'?t|do\s+not)\s+(?:handle|deal\s+with|work\s+on|own|make)\b",
     r"\b(?:no\s+longer|not)\s+(?:with|at|work(?:ing)?\s+(?:at|for))\s+"
     r"(?!the\s+(?:moment|time|minute|end)|this\s+(?:time|point|stage)|all|present|first|least|once|any\b)\w+",
@@ -143,6 +147,9 @@ WRONG_PERSON: Cues = (
     r"\bno\s+(?:me\s+)?(?:encargo|ocupo|llevo)\b",
 )
 NOT_NOW: Cues = (
+    r"^\W*(?:after|not\s+(?:until|before)|despues\s+de)\b",
+    r"\b(?:este|this)\s+(?:trimestre|quarter|mes|month|ano|year)\s+(?:imposible|no|impossible|is\s+out)\b"
+    r"|\bmejor\s+(?:en|a\s+partir|despues|para)\b",
     r"\bnot\s+(?:right\s+)?now\b|\b(?:bad|poor|wrong)\s+timing\b|\btiming'?s?\s+(?:is\s+)?(?:off|bad|wrong)\b",
     r"\bnot\s+at\s+(?:the|this)\s+moment\b",
     r"\bnot\s+(?:a\s+priority|the\s+right\s+time|a\s+good\s+time)\b",
@@ -169,6 +176,7 @@ NOT_INTERESTED: Cues = (
     r"\bnot\s+(?:a\s+fit|for\s+us|something\s+we|relevant|needed)\b",
     r"\b(?:we\s+)?(?:don'?t|do\s+not)\s+need\b",
     r"\bno\s+need\b|\bnot\s+looking\b|\bpass\b|\bhard\s+pass\b|\bno\s+way\b|\bnope\b|\bnah\b",
+    r"\b(?:going\s+to|will|we'?ll|i'?ll|must|have\s+to|respectfully)\s+decline\b|\bno\s+lo\s+vemos\b",
     r"\bplease\s+don'?t\s+follow\s+up\b|\bwe'?ll\s+pass\b",
     r"\bno\s+(?:me|nos)\s+interesa\b|\bno\s+estamos\s+interesad\w+\b|\bno\s+estoy\s+interesad\w+\b",
     r"\bno,?\s+gracias\b|\bno\s+necesitamos\b|\bno\s+nos\s+hace\s+falta\b|\bno\s+buscamos\b",
@@ -202,6 +210,8 @@ OBJECTION: Cues = (
     r"\bno\s+creo\s+que\s+(?:funcione|sirva|nos\s+sirva|valga)\b|\bya\s+lo\s+(?:intentamos|probamos)\b",
     r"\b(?:doesn'?t|does\s+not|won'?t|never)\s+work\s+(?:in|for)\b|\bbans?\b|\bbanned\b|\bprohib\w+\b",
     r"\bno\s+(?:confia|confiamos|creemos\s+en)\b|\b(?:don'?t|do\s+not)\s+trust\b",
+    r"\bnon-?starter\b|\bdeal[\s-]?breaker\b|\bregulated\b|\bunderdeliver\w*\b|\bover-?promis\w*\b",
+    r"\bya\s+(?:contratamos|compramos|firmamos)\b",
     r"\bburn(?:ed|t)\b|\bbad\s+experience\b|\bhappy\s+with\s+(?:our|what\s+we|the\s+current|the\s+one)\b",
     r"\b(?:current|existing)\s+(?:setup|vendor|provider|solution|tool|stack)\b|\bno\s+vemos\s+el\s+valor\b",
     r"\bdoesn'?t\s+(?:seem|sound)\s+(?:worth|like\s+a)\b|\bnot\s+convinced\b|\bskeptical\b",
@@ -229,7 +239,7 @@ MEETING: Cues = (
     r"\b(?:book|schedule|set\s+up|arrange|put)\s+(?:\w+\s+){0,3}(?:with|on|for)\s+(?:me|my|us|our|next|this|monday|"
     r"tuesday|wednesday|thursday|friday)\b",
     r"\b(?:vernos|reunirnos|juntarnos|quedar|verte|verle)\b",
-    r"\b(?:agendar|agendemos|programar|programemos|organizar|coordinar|coordinemos|concretar|cuadrar)\b",
+    r"\bagend\w+\b|\b(?:agendar|agendemos|programar|programemos|organizar|coordinar|coordinemos|concretar|cuadrar)\b",
     r"\b(?:una\s+)?(?:llamada|reunion|videollamada|cita)\b",
     r"\b(?:hablamos|nos\s+vemos|quedamos|nos\s+reunimos|charlamos)\s+(?:el|este|la|manana|a\s+las|mañana)\b",
     r"\b(?:tienes|tiene|tienen)\s+(?:un\s+)?(?:hueco|tiempo|disponibilidad)\b|\bdisponible\s+(?:el|este|para)\b",
@@ -247,6 +257,8 @@ INTERESTED: Cues = (
     r"\binterested\b|\binteresting\b|\bintrigued\b|\bcurious\b",
     r"\b(?:pretty|really|very|so|actually)\s+(?:cool|neat|nice|useful|interesting|relevant)\b|\bsend\s+(?:me\s+)?more\b",
     r"\b(?:this|that|it)\s+(?:is|looks|sounds|seems)\s+(?:really\s+)?(?:great|awesome|amazing|useful|helpful|cool)\b",
+    r"\bpotentially\b|\bevaluating\s+(?:options|vendors|tools|solutions)\b|\bgood\s+timing\b",
+    r"\bpodria\s+estar\s+bien\b|\becharle\s+un\s+vistazo\b",
     r"\byou\s+have\s+my\s+attention\b|\bopen\s+to\s+(?:a\s+)?(?:pilot|trial|conversation|chat)\b|\bwhat\s+we\s+need\b",
     r"\b(?:me|nos)\s+(?:puede|podria)\s+servir\b|\bsigue\s+contando\w*\b|\bme\s+encaja\b",
     r"\blove\s+(?:the|this|that)\s+idea\b|\bkeep\s+me\s+(?:posted|in\s+the\s+loop|updated)\b|\bi'?m\s+in\b",
@@ -259,10 +271,12 @@ INTERESTED: Cues = (
     r"\b(?:learn|hear|know|see|read)(?:ing)?\s+more\b|\bopen\s+to\s+(?:it|this|the\s+idea|hearing|learning)\b",
     r"^\W*go\s+on\b|\bwhat'?s\s+the\s+(?:gist|idea|pitch)\b|\b(?:saber|conocer|ver)\s+mas\b",
     r"\bcuentame\s+mas\b|\bcuenteme\s+mas\b|\bmas\s+informacion\b|\benviame\b|\benvieme\b|\bmandame\b|\bmandeme\b",
-    r"\b(?:si|claro|por\s+supuesto|genial|perfecto|me\s+encantaria)\b",
+    r"\b(?:si|claro|por\s+supuesto|genial|me\s+encantaria)\b",
 )
 
 INFO_REQUEST: Cues = (
+    r"\bwhat\s+do\s+you\s+need\s+from\s+(?:me|us)\b|\bwalk\s+(?:me|us)\s+through\b",
+    r"\b(?:envi|mand|pas)\w*\s+(?:un\s+)?resumen\b",
     r"\bwhat\s+would\s+(?:this|it|that)\s+look\s+like\b|\b(?:send|share)\s+(?:me\s+|us\s+)?(?:a\s+)?(?:proposal|quote)\b",
     r"\b(?:manda|envia|pasa)\w*\s+(?:una\s+)?(?:propuesta|cotizacion)\b",
     r"\b(?:share|send|tell)\s+(?:me\s+|us\s+)?more\b",
@@ -429,7 +443,7 @@ _NOT_NAMES = _words(
 )
 _INTRO = re.compile(
     r"\b(?:reach\s+out\s+to|talk\s+to|speak\s+(?:to|with)|contact|get\s+in\s+touch\s+with|e-?mail|ping|try|"
-    r"looping\s+in|loop\s+in|cc'?ing|cc'?d|cc'?ed|adding|added|copying|forwarding\s+(?:this\s+)?to|is|would\s+be|hable\s+con|habla\s+con|"
+    r"pass(?:ing)?\s+(?:this|it)\s+(?:on\s+|along\s+)?to|looping\s+in|loop\s+in|cc'?ing|cc'?d|cc'?ed|adding|added|copying|forwarding\s+(?:this\s+)?to|is|would\s+be|hable\s+con|habla\s+con|"
     r"contacte\s+a|contacta\s+a|contactar\s+a|escriba\s+a|escribale\s+a|escríbale\s+a|escribe\s+a|es|seria|"
     r"pregunte\s+a|you\s+want|you\s+need|ask|direct\s+this\s+to|(?:el|la)\s+responsable\s+es|"
     r"(?:escribele|escribale|escribirle)\s+a|(?:pongo\s+)?en\s+copia\s+a|copio\s+a|pregunta\s+a|colleague|colega|compañer[oa]|manager|head\s+of\s+\w+|cto|ceo|cfo|vp\s+of\s+\w+|"
@@ -597,7 +611,7 @@ def classify_local(text: str, *, received_at: datetime, fallback_reason: str | N
     for intent in (Intent.QUESTION, Intent.INTERESTED):
         if intent in hits:
             return result(*_with(intent, hits))
-    if _BARE_NO.search(folded) or re.search(r"(?:[,.!;]|\bbut)\s*no\W*$", folded):
+    if _BARE_NO.search(folded) or re.search(r"(?:[,.!;]|\bbut|\bpero)\s*no\W*$", folded):
         return result(Intent.NOT_INTERESTED, 0.6, "no")
     leaning = lean(folded)
     if leaning is not None:
