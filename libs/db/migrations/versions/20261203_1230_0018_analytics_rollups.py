@@ -39,6 +39,9 @@ ADDED = ", ".join(f"CASE WHEN p_metric = '{c}' THEN p_n ELSE 0 END" for c in COL
 SUMMED = ", ".join(f"{c} = r.{c} + EXCLUDED.{c}" for c in COLUMNS)
 TAKEN = ", ".join(f"{c} = {c} - CASE WHEN p_metric = '{c}' THEN 1 ELSE 0 END" for c in COLUMNS)
 EMPTY = " AND ".join(f"{c} = 0" for c in COLUMNS)
+EMPTY_R = " AND ".join(f"r.{c} = 0" for c in COLUMNS)
+DELTAS = ", ".join(f"coalesce(sum(d.n) FILTER (WHERE d.metric = '{c}'), 0)" for c in COLUMNS)
+KEY_D = ", ".join(f"d.{c}" for c in ROLLUP_KEY)
 
 FUNCTIONS = f"""
 CREATE FUNCTION rollup_sender(data jsonb) RETURNS uuid LANGUAGE sql IMMUTABLE AS $$
@@ -64,42 +67,87 @@ LANGUAGE sql AS $$
     DELETE FROM campaign_rollups WHERE {MATCH} AND {EMPTY};
 $$;
 
+-- Statement-level: a statement's events are taken in (message, metric, time) order, and its
+-- counter changes summed per row and applied in the key's order, so concurrent statements lock
+-- firsts and counters in one order each (no deadlock between single-statement writers) and a
+-- bulk insert upserts each counter row once.
 CREATE FUNCTION message_events_rollup_insert() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
-    v_sender uuid := rollup_sender(NEW.data);
-    v_inserted integer;
-    m record;
+    e record;
     f record;
+    v_inserted integer;
+    prev_message uuid;
+    prev_type varchar;
+    mo uuid[] := '{{}}';
+    mc uuid[] := '{{}}';
+    mh timestamptz[] := '{{}}';
+    ms uuid[] := '{{}}';
+    mv varchar[] := '{{}}';
+    mch varchar[] := '{{}}';
+    msnd uuid[] := '{{}}';
+    mmet varchar[] := '{{}}';
 BEGIN
-    IF NEW.campaign_id IS NULL OR NOT (NEW.type = ANY({METRICS_ARRAY})) THEN
-        RETURN NULL;
-    END IF;
-    IF NEW.message_id IS NULL THEN
-        PERFORM rollup_add(NEW.org_id, NEW.campaign_id, NULL, NULL, NULL, v_sender, NEW.occurred_at, NEW.type, 1);
-        RETURN NULL;
-    END IF;
-    SELECT step_id, variant, channel INTO m FROM messages WHERE id = NEW.message_id AND campaign_id = NEW.campaign_id;
-    INSERT INTO message_firsts (message_id, metric, org_id, campaign_id, event_id, occurred_at, step_id, variant,
-                                channel, sender_id)
-    VALUES (NEW.message_id, NEW.type, NEW.org_id, NEW.campaign_id, NEW.id, NEW.occurred_at, m.step_id, m.variant,
-            m.channel, v_sender)
-    ON CONFLICT (message_id, metric) DO NOTHING;
-    GET DIAGNOSTICS v_inserted = ROW_COUNT;
-    IF v_inserted = 1 THEN
-        PERFORM rollup_add(NEW.org_id, NEW.campaign_id, m.step_id, m.variant, m.channel, v_sender, NEW.occurred_at,
-                           NEW.type, 1);
-        RETURN NULL;
-    END IF;
-    SELECT * INTO f FROM message_firsts WHERE message_id = NEW.message_id AND metric = NEW.type FOR UPDATE;
-    IF (NEW.occurred_at, NEW.id) < (f.occurred_at, f.event_id) THEN
+    FOR e IN
+        SELECT n.id, n.org_id, n.message_id, n.campaign_id, n.type, n.occurred_at, rollup_sender(n.data) AS sender_id,
+               m.step_id, m.variant, m.channel
+        FROM new_events n LEFT JOIN messages m ON m.id = n.message_id AND m.campaign_id = n.campaign_id
+        WHERE n.message_id IS NOT NULL AND n.campaign_id IS NOT NULL AND n.type = ANY({METRICS_ARRAY})
+        ORDER BY n.message_id, n.type, n.occurred_at, n.id
+    LOOP
+        -- Only the statement's earliest event of a (message, metric) can be its first.
+        CONTINUE WHEN e.message_id = prev_message AND e.type = prev_type;
+        prev_message := e.message_id;
+        prev_type := e.type;
+        INSERT INTO message_firsts (message_id, metric, org_id, campaign_id, event_id, occurred_at, step_id, variant,
+                                    channel, sender_id)
+        VALUES (e.message_id, e.type, e.org_id, e.campaign_id, e.id, e.occurred_at, e.step_id, e.variant, e.channel,
+                e.sender_id)
+        ON CONFLICT (message_id, metric) DO NOTHING;
+        GET DIAGNOSTICS v_inserted = ROW_COUNT;
+        CONTINUE WHEN v_inserted = 1;
+        SELECT * INTO f FROM message_firsts WHERE message_id = e.message_id AND metric = e.type FOR UPDATE;
+        CONTINUE WHEN (e.occurred_at, e.id) >= (f.occurred_at, f.event_id);
         -- A late event older than the first one known: the message's count moves to its hour.
         UPDATE message_firsts
-        SET event_id = NEW.id, occurred_at = NEW.occurred_at, step_id = m.step_id, variant = m.variant,
-            channel = m.channel, sender_id = v_sender
-        WHERE message_id = NEW.message_id AND metric = NEW.type;
-        PERFORM rollup_sub(f.campaign_id, f.step_id, f.variant, f.channel, f.sender_id, f.occurred_at, f.metric);
-        PERFORM rollup_add(NEW.org_id, NEW.campaign_id, m.step_id, m.variant, m.channel, v_sender, NEW.occurred_at,
-                           NEW.type, 1);
+        SET event_id = e.id, occurred_at = e.occurred_at, step_id = e.step_id, variant = e.variant,
+            channel = e.channel, sender_id = e.sender_id
+        WHERE message_id = e.message_id AND metric = e.type;
+        mo := mo || f.org_id;
+        mc := mc || f.campaign_id;
+        mh := mh || date_trunc('hour', f.occurred_at, 'UTC');
+        ms := ms || f.step_id;
+        mv := mv || f.variant;
+        mch := mch || f.channel;
+        msnd := msnd || f.sender_id;
+        mmet := mmet || f.metric;
+    END LOOP;
+
+    INSERT INTO campaign_rollups AS r (org_id, campaign_id, hour, step_id, variant, channel, sender_id,
+                                       {", ".join(COLUMNS)})
+    SELECT d.org_id, d.campaign_id, d.hour, d.step_id, d.variant, d.channel, d.sender_id, {DELTAS}
+    FROM (
+        SELECT mf.org_id, mf.campaign_id, date_trunc('hour', mf.occurred_at, 'UTC') AS hour, mf.step_id, mf.variant,
+               mf.channel, mf.sender_id, mf.metric, 1 AS n
+        FROM new_events n
+        JOIN message_firsts mf ON mf.message_id = n.message_id AND mf.metric = n.type AND mf.event_id = n.id
+        UNION ALL
+        SELECT n.org_id, n.campaign_id, date_trunc('hour', n.occurred_at, 'UTC'), NULL, NULL, NULL,
+               rollup_sender(n.data), n.type, 1
+        FROM new_events n
+        WHERE n.message_id IS NULL AND n.campaign_id IS NOT NULL AND n.type = ANY({METRICS_ARRAY})
+        UNION ALL
+        SELECT u.*, -1 FROM unnest(mo, mc, mh, ms, mv, mch, msnd, mmet) AS u
+    ) d
+    GROUP BY {KEY_D}, d.org_id
+    ORDER BY {KEY_D}
+    ON CONFLICT ({KEY}) DO UPDATE SET {SUMMED};
+
+    IF cardinality(mc) > 0 THEN
+        DELETE FROM campaign_rollups r
+        USING unnest(mc, mh, ms, mv, mch, msnd) AS u(campaign_id, hour, step_id, variant, channel, sender_id)
+        WHERE r.campaign_id = u.campaign_id AND r.hour = u.hour AND r.step_id IS NOT DISTINCT FROM u.step_id
+          AND r.variant IS NOT DISTINCT FROM u.variant AND r.channel IS NOT DISTINCT FROM u.channel
+          AND r.sender_id IS NOT DISTINCT FROM u.sender_id AND {EMPTY_R};
     END IF;
     RETURN NULL;
 END
@@ -138,23 +186,31 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION enrollments_rollup() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION enrollments_rollup_insert() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP = 'INSERT' THEN
-        PERFORM rollup_add(NEW.org_id, NEW.campaign_id, NULL, NULL, NULL, NULL, NEW.created_at, '{ENROLLED}', 1);
-    ELSE
-        PERFORM rollup_sub(OLD.campaign_id, NULL, NULL, NULL, NULL, OLD.created_at, '{ENROLLED}');
-    END IF;
+    INSERT INTO campaign_rollups AS r (org_id, campaign_id, hour, enrolled)
+    SELECT org_id, campaign_id, date_trunc('hour', created_at, 'UTC'), count(*)
+    FROM new_enrollments GROUP BY 1, 2, 3 ORDER BY 2, 3
+    ON CONFLICT ({KEY}) DO UPDATE SET enrolled = r.enrolled + EXCLUDED.enrolled;
+    RETURN NULL;
+END
+$$;
+
+CREATE FUNCTION enrollments_rollup_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM rollup_sub(OLD.campaign_id, NULL, NULL, NULL, NULL, OLD.created_at, '{ENROLLED}');
     RETURN NULL;
 END
 $$;
 
 CREATE TRIGGER message_events_rollup_insert AFTER INSERT ON message_events
-    FOR EACH ROW EXECUTE FUNCTION message_events_rollup_insert();
+    REFERENCING NEW TABLE AS new_events FOR EACH STATEMENT EXECUTE FUNCTION message_events_rollup_insert();
 CREATE TRIGGER message_events_rollup_delete AFTER DELETE ON message_events
     FOR EACH ROW EXECUTE FUNCTION message_events_rollup_delete();
-CREATE TRIGGER enrollments_rollup AFTER INSERT OR DELETE ON enrollments
-    FOR EACH ROW EXECUTE FUNCTION enrollments_rollup();
+CREATE TRIGGER enrollments_rollup_insert AFTER INSERT ON enrollments
+    REFERENCING NEW TABLE AS new_enrollments FOR EACH STATEMENT EXECUTE FUNCTION enrollments_rollup_insert();
+CREATE TRIGGER enrollments_rollup_delete AFTER DELETE ON enrollments
+    FOR EACH ROW EXECUTE FUNCTION enrollments_rollup_delete();
 """
 
 
@@ -216,11 +272,13 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.execute("DROP TRIGGER IF EXISTS enrollments_rollup ON enrollments")
+    op.execute("DROP TRIGGER IF EXISTS enrollments_rollup_delete ON enrollments")
+    op.execute("DROP TRIGGER IF EXISTS enrollments_rollup_insert ON enrollments")
     op.execute("DROP TRIGGER IF EXISTS message_events_rollup_delete ON message_events")
     op.execute("DROP TRIGGER IF EXISTS message_events_rollup_insert ON message_events")
     for fn in (
-        "enrollments_rollup()",
+        "enrollments_rollup_delete()",
+        "enrollments_rollup_insert()",
         "message_events_rollup_delete()",
         "message_events_rollup_insert()",
         "rollup_sub(uuid, uuid, varchar, varchar, uuid, timestamptz, varchar)",
