@@ -57,7 +57,7 @@ async def put_key(
     public_key: str,
     created_at: datetime,
 ) -> DkimKey:
-    """Store the domain's key pair, replacing the one it had (a rotation)."""
+    """Store the domain's key pair; a rotation keeps the one it replaces as the previous key."""
     values = {
         "selector": selector,
         "private_key_encrypted": private_key_encrypted,
@@ -65,8 +65,14 @@ async def put_key(
         "created_at": created_at,
     }
     statement = insert(DkimKey).values(id=uuid.uuid4(), org_id=org_id, domain=domain, **values)
+    replaced = {
+        "previous_selector": DkimKey.__table__.c.selector,  # type: ignore[attr-defined]
+        "previous_private_key_encrypted": DkimKey.__table__.c.private_key_encrypted,  # type: ignore[attr-defined]
+    }
     await session.exec(
-        statement.on_conflict_do_update(index_elements=[col(DkimKey.org_id), col(DkimKey.domain)], set_=values)
+        statement.on_conflict_do_update(
+            index_elements=[col(DkimKey.org_id), col(DkimKey.domain)], set_={**values, **replaced}
+        )
     )
     query = select(DkimKey).where(DkimKey.org_id == org_id, DkimKey.domain == domain)
     return (await session.exec(query.execution_options(populate_existing=True))).one()
@@ -74,7 +80,11 @@ async def put_key(
 
 SIGNING_KEY = sa.text(
     """
-    SELECT k.org_id, k.domain, k.selector, k.private_key_encrypted
+    SELECT k.org_id, k.domain, k.selector, k.private_key_encrypted,
+           CASE WHEN k.created_at > now() - make_interval(secs => :overlap) THEN k.previous_selector END
+             AS previous_selector,
+           CASE WHEN k.created_at > now() - make_interval(secs => :overlap) THEN k.previous_private_key_encrypted END
+             AS previous_private_key_encrypted
     FROM messages m
     JOIN campaigns c ON c.id = m.campaign_id AND c.org_id = m.org_id
     JOIN dkim_keys k ON k.org_id = m.org_id AND k.domain = :domain
@@ -87,4 +97,5 @@ SIGNING_KEY = sa.text(
       )
     """
 )
-"""The key the worker signs message ``:message_id`` from ``:from_address`` (domain ``:domain``) with, if any."""
+"""The key the worker signs message ``:message_id`` from ``:from_address`` (domain ``:domain``) with, if any,
+and the key it replaced when the rotation is less than ``:overlap`` seconds old."""

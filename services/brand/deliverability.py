@@ -3,10 +3,11 @@
 ``POST .../dkim`` says who signs the sender's mail. With ``tidewater`` (the default) it generates
 the domain's RSA-2048 key pair when the domain has none (the senders of one domain share its key,
 so a second call answers the same key), or a new one under a new selector with ``rotate``, and
-answers the TXT record to publish; the private key is stored sealed and never leaves. A rotation
-signs with the new key at once: publish its record right away. With ``own_server`` the worker
-sends the sender's mail as it is. ``GET .../dns`` asks DNS about SPF, DKIM, DMARC and MX and answers
-each finding with the exact record to publish.
+answers the TXT record to publish; the private key is stored sealed and never leaves. For a week
+after a rotation the worker signs with the new and the replaced key, so mail verifies while DNS
+moves to the new record. With ``own_server`` the worker sends the sender's mail as it is.
+``GET .../dns`` asks DNS about SPF, DKIM, DMARC and MX and answers each finding with the exact
+record to publish.
 """
 
 from __future__ import annotations
@@ -65,6 +66,8 @@ class DkimRead(BaseModel):
     selector: str | None = None
     record: DnsRecordRead | None = None
     created_at: datetime | None = None
+    previous_selector: str | None = None
+    """The key a rotation replaced: it signs next to the new one for a week, so keep its record until then."""
 
 
 class FindingRead(BaseModel):
@@ -100,6 +103,7 @@ def _dkim_read(sender: Sender, domain: str, signer: DkimSigner, key: DkimKey | N
         selector=key.selector,
         record=record,
         created_at=key.created_at,
+        previous_selector=key.previous_selector,
     )
 
 

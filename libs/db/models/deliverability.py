@@ -8,13 +8,16 @@ the base64 DER that goes into the ``p=`` tag of the DNS record.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 from libs.db.base import created_at_field, id_field, in_enum, now_field, org_id_field
+
+ROTATION_OVERLAP = timedelta(days=7)
+"""How long after a rotation the replaced key still signs (next to the new one)."""
 
 
 class DkimSigner(StrEnum):
@@ -27,7 +30,11 @@ class DkimSigner(StrEnum):
 
 
 class DkimKey(SQLModel, table=True):
-    """The organization's DKIM key pair for one sending domain (a rotation replaces it)."""
+    """The organization's DKIM key pair for one sending domain.
+
+    A rotation keeps the key it replaces as ``previous_*``: for :data:`ROTATION_OVERLAP` after it
+    the worker signs with both, so mail verifies whichever record DNS publishes meanwhile.
+    """
 
     __tablename__ = "dkim_keys"
     __table_args__ = (sa.UniqueConstraint("org_id", "domain"),)
@@ -39,6 +46,8 @@ class DkimKey(SQLModel, table=True):
     private_key_encrypted: str = Field(sa_type=sa.Text, nullable=False)
     public_key: str = Field(sa_type=sa.Text, nullable=False)
     created_at: datetime = created_at_field()
+    previous_selector: str | None = Field(default=None, max_length=63)
+    previous_private_key_encrypted: str | None = Field(default=None, sa_type=sa.Text)
 
 
 class SenderSigning(SQLModel, table=True):

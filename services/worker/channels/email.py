@@ -232,6 +232,7 @@ class DkimSigning:
 
     def __call__(self, data: bytes) -> bytes:
         """``data`` signed, or as it is when nothing signs for its domain."""
+        from libs.db.models.deliverability import ROTATION_OVERLAP
         from libs.deliverability import dkim
         from libs.deliverability.keys import SIGNING_KEY, domain_of
 
@@ -241,18 +242,35 @@ class DkimSigning:
             return data
         address = parseaddr(found_from.group(1).decode("utf-8", "replace").replace("\r", "").replace("\n", ""))[1]
         domain = domain_of(address)
-        params = {"message_id": found_id.group(1).decode("ascii"), "domain": domain, "from_address": address}
+        params = {
+            "message_id": found_id.group(1).decode("ascii"),
+            "domain": domain,
+            "from_address": address,
+            "overlap": ROTATION_OVERLAP.total_seconds(),
+        }
         with system_session(self.keys.engine) as session:
             row = session.execute(SIGNING_KEY, params).first()
         if row is None:
             return data
-        private = self._opened.get(row.private_key_encrypted)
+        signed = dkim.sign(
+            data, row.domain, row.selector, self._open(row.org_id, row.domain, row.private_key_encrypted)
+        )
+        if row.previous_selector and row.previous_private_key_encrypted:
+            # Shortly after a rotation DNS may still publish the replaced key: sign with both.
+            previous = self._open(row.org_id, row.domain, row.previous_private_key_encrypted)
+            signed = dkim.sign(signed, row.domain, row.previous_selector, previous)
+        return signed
+
+    def _open(self, org_id: uuid.UUID, domain: str, token: str) -> str:
+        from libs.deliverability import dkim
+
+        private = self._opened.get(token)
         if private is None:
-            private = dkim.unseal(self.keys.box, row.org_id, row.domain, row.private_key_encrypted)
+            private = dkim.unseal(self.keys.box, org_id, domain, token)
             if len(self._opened) >= 256:
                 self._opened.clear()
-            self._opened[row.private_key_encrypted] = private
-        return dkim.sign(data, row.domain, row.selector, private)
+            self._opened[token] = private
+        return private
 
 
 def process_signer(data: bytes) -> bytes:

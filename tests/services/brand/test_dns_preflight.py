@@ -102,6 +102,8 @@ def test_the_domains_senders_share_its_key_until_a_rotation_gives_a_new_selector
     shared = alice.post(f"/api/brands/{brand_id}/senders/{other}/dkim").json()
     assert again["record"] == first["record"] == shared["record"]
     rotated = alice.post(f"/api/brands/{brand_id}/senders/{sender_id}/dkim", {"rotate": True}).json()
+    assert first["previous_selector"] is None
+    assert rotated["previous_selector"] == first["selector"]  # it still signs for a while: keep its record
     assert rotated["selector"] != first["selector"]
     assert rotated["record"]["value"] != first["record"]["value"]
     assert alice.get(f"/api/brands/{brand_id}/senders/{other}/dkim").json()["record"] == rotated["record"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import dkim as dkimpy
 import pytest
@@ -30,6 +30,8 @@ from tests.support.smtp import SmtpServer
 DOMAIN = "acme.example"  # the factories' sender is sam@acme.example
 SELECTOR = "tw202612"
 PAIR = dkim.generate()
+PREVIOUS_SELECTOR = "tw202611"
+PREVIOUS = dkim.generate()
 
 
 @pytest.fixture
@@ -54,7 +56,16 @@ def _verifies(data: bytes, dns: DnsServer) -> bool:
     return bool(dkimpy.verify(data, dnsfunc=lookups.dkim_txt))
 
 
-def _store_key(engine: sa.Engine, org_id: uuid.UUID, box: SecretBox, domain: str = DOMAIN) -> None:
+def _store_key(
+    engine: sa.Engine,
+    org_id: uuid.UUID,
+    box: SecretBox,
+    domain: str = DOMAIN,
+    *,
+    previous: dkim.KeyPair | None = None,
+    rotated_at: datetime | None = None,
+) -> None:
+    replaced = dkim.seal(box, org_id, domain, previous.private_pem) if previous else None
     with system_session(engine) as s:
         s.add(
             DkimKey(
@@ -63,7 +74,9 @@ def _store_key(engine: sa.Engine, org_id: uuid.UUID, box: SecretBox, domain: str
                 selector=SELECTOR,
                 private_key_encrypted=dkim.seal(box, org_id, domain, PAIR.private_pem),
                 public_key=PAIR.public_key,
-                created_at=datetime.now(UTC),
+                created_at=rotated_at or datetime.now(UTC),
+                previous_selector=PREVIOUS_SELECTOR if previous else None,
+                previous_private_key_encrypted=replaced,
             )
         )
 
@@ -91,6 +104,29 @@ def test_mail_the_worker_sends_is_signed_and_verifies_with_the_key_served_by_dns
     for name in ("from", "to", "subject", "date", "message-id", "in-reply-to", "references", "list-unsubscribe"):
         assert name in second.replace("\r\n", "").replace(" ", "").split(":")
     assert dns.queries[f"{SELECTOR}._domainkey.{DOMAIN}"] >= 2
+
+
+def test_after_a_rotation_mail_is_signed_with_both_keys_for_a_week_then_the_new_one_only(
+    ctx: jobs.Context, redis: Redis, engine: sa.Engine, smtp: SmtpServer, dns: DnsServer
+) -> None:
+    dns.set(f"{PREVIOUS_SELECTOR}._domainkey.{DOMAIN}", [txt(dkim.record_value(PREVIOUS.public_key))])
+    lookups = Lookups(make_resolver(DnsConfig(nameservers=(f"127.0.0.1:{dns.port}",), timeout=1)))
+    recent = create_world(engine, smtp=(smtp.host, smtp.port))
+    _store_key(engine, recent.org_id, ctx.box, previous=PREVIOUS)
+    drain(ctx, redis)
+    (received,) = smtp.wait_for_messages(1)
+    head = received.data.split(b"\r\n\r\n")[0]
+    assert head.count(b"DKIM-Signature: ") == 2
+    verifier = dkimpy.DKIM(received.data)
+    assert verifier.verify(idx=0, dnsfunc=lookups.dkim_txt)
+    assert verifier.verify(idx=1, dnsfunc=lookups.dkim_txt)
+    assert {f"s={SELECTOR}", f"s={PREVIOUS_SELECTOR}"} <= set(head.decode().replace(";", " ").split())
+    old = create_world(engine, smtp=(smtp.host, smtp.port))
+    _store_key(engine, old.org_id, ctx.box, previous=PREVIOUS, rotated_at=datetime.now(UTC) - timedelta(days=8))
+    drain(ctx, redis)
+    data = smtp.wait_for_messages(2)[1].data
+    assert data.split(b"\r\n\r\n")[0].count(b"DKIM-Signature: ") == 1
+    assert _verifies(data, dns)
 
 
 def test_a_sender_whose_own_server_signs_is_sent_as_it_is(

@@ -1,5 +1,6 @@
 """DKIM: a key pair per sending domain, kept encrypted.
 
+A rotation keeps the replaced key (``previous_*``) to sign next to the new one for a while.
 Also who signs each email sender's mail (``sender_signing``: Tidewater or the sender's own
 server). Both are tenant tables with row-level security.
 
@@ -31,6 +32,8 @@ def upgrade() -> None:
         sa.Column("private_key_encrypted", sa.Text(), nullable=False),
         sa.Column("public_key", sa.Text(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("previous_selector", sa.String(length=63), nullable=True),
+        sa.Column("previous_private_key_encrypted", sa.Text(), nullable=True),
         sa.ForeignKeyConstraint(
             ["org_id"], ["organizations.id"], name=op.f("fk_dkim_keys_org_id_organizations"), ondelete="CASCADE"
         ),
