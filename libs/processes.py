@@ -169,6 +169,15 @@ PROCESSES: tuple[Process, ...] = (
     _serve("gateway", UPSTREAMS, ("SDR_METRICS_TOKEN",), ("gateway.settings:GatewaySettings",)),
     *(_worker(name, queues) for name, queues in WORKER_GROUPS.items()),
     Process("ticker", Kind.SINGLETON, ("ticker",), WORKER_ENV, WORKER_OPTIONAL, settings=WORKER_SETTINGS),
+    # The IMAP readers of the email senders' mailboxes: more are safe (each mailbox is held by lease).
+    Process(
+        "mail",
+        Kind.SINGLETON,
+        ("mail",),
+        WORKER_ENV,
+        LOGGING,
+        settings=("services.campaign.mailbox.settings:MailSettings",),
+    ),
 )
 """Every process of a deployment, in start order (migrations first, the gateway after the services)."""
 

@@ -18,7 +18,10 @@ SETTINGS_CLASSES = [
     "services.brand.settings:BrandSettings",
     "services.campaign.settings:CampaignSettings",
     "services.campaign.inbound.settings:InboundSettings",
+    "services.campaign.mailbox.settings:MailSettings",
     "services.worker.settings:WorkerSettings",
+    "libs.deliverability.sending_domain:DnsSettings",
+    "libs.replies.classify:ClassifierSettings",
 ]
 INTERNAL = {"SDR_SERVICE_NAME"}  # set by each process itself, not by operators
 

@@ -152,12 +152,13 @@ def app_children(settings: DevSettings, env: dict[str, str]) -> list[ChildSpec]:
     ]
     # `sdr ticker` exits with EXIT_UNAVAILABLE while the worker box has no ticker: not restarted.
     ticker = ChildSpec(name="ticker", argv=sdr_argv("ticker"), env=env)
+    mail = ChildSpec(name="mail", argv=sdr_argv("mail"), env=env)
     sink = ChildSpec(
         name="sink",
         argv=sdr_argv("sink", "--host", settings.smtp_sink_host, "--port", str(settings.smtp_sink_port)),
         env=env,
     )
-    return [*serve, *workers, ticker, sink]
+    return [*serve, *workers, ticker, mail, sink]
 
 
 def readiness(url: str) -> tuple[bool, Any]:
