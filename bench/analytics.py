@@ -14,8 +14,19 @@ hour: ``campaign_analytics`` (reads only ``campaign_rollups``), the raw computat
 cheapest read of them). It checks the rollups equal the raw computation for the whole campaign
 and prints the plan of the rollups query.
 
-The rollups read about one counter per (hour, step, variant, metric) with any events, whatever
-the number of events: latency stays flat from 10,000 to 1,000,000 events (figures in README).
+The rollups read one row per (hour, step, variant, channel, sender) with any activity, whatever
+the number of events, so latency stays flat from 10,000 to 1,000,000 events. One run (load
+average 3.2-3.8 on 2 shared cores; compare within a run only), rollups against the raw
+computation they replaced:
+
+    window           rollups @ 10,000   raw @ 10,000   rollups @ 1,000,000   raw @ 1,000,000
+    whole campaign             8.0 ms        18.6 ms                7.6 ms         1,661 ms
+    one day                    2.2 ms         5.6 ms                2.3 ms           260 ms
+    one hour                   1.6 ms         2.3 ms                1.7 ms           7.6 ms
+
+At 1,000,000 events the bare count of the campaign's events took 174 ms (whole campaign) and
+6.8 ms (one day): the rollups answer faster than merely counting the events. Loading the
+2,000,000 events with the triggers on, plus leads, enrollments and messages, took 241 s.
 
     uv run python bench/analytics.py                          # 10,000 and 1,000,000 events
     uv run python bench/analytics.py --events 10000 --events 100000   # quicker
