@@ -423,7 +423,11 @@ def analytics() -> None:
 @click.option("--campaign", "campaign_id", type=click.UUID, default=None, help="Only this campaign (default: all).")
 @click.option("--database-url", envvar="SDR_DATABASE_URL", help="Defaults to SDR_DATABASE_URL.")
 def analytics_rebuild(campaign_id: Any, database_url: str | None) -> None:
-    """Recompute the rollups from the raw events and enrollments, one transaction per campaign."""
+    """Recompute the rollups from the raw events and enrollments, one transaction per campaign.
+
+    Writers of events and enrollments wait while a campaign is recomputed (its transaction locks
+    the rollup tables against writes); analytics requests keep reading.
+    """
     import sqlalchemy as sa
 
     from libs.db.models.analytics import rebuild

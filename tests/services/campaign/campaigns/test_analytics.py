@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
@@ -9,8 +10,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from bench.analytics import Seeded, seed
-from libs.db.session import make_engine, tenant_session
-from services.campaign.campaigns.analytics import analytics_params, events_sql
+from libs.db.session import Database, make_engine, tenant_session
+from services.campaign.campaigns.analytics import analytics_params, campaign_analytics, events_sql
 from tests.services.campaign.campaigns.conftest import World, seed_many_leads
 
 H1 = "2026-03-02T10:00:00+00:00"
@@ -173,3 +174,32 @@ def test_analytics_read_only_the_windows_index_entries(database_url: str) -> Non
             assert "occurred_at <" in scan["Index Cond"], scan
         buffers[name] = scan["Shared Hit Blocks"] + scan["Shared Read Blocks"]
     assert buffers["hour"] <= buffers["day"] < buffers["campaign"] / 4, buffers
+
+
+def test_analytics_read_only_the_rollups(database_url: str) -> None:
+    """The request's transaction scans campaign_rollups and none of the raw tables (per-transaction stats)."""
+    seeded = seed(database_url, 2_000)
+
+    async def scans() -> dict[str, int]:
+        db = Database.from_url(database_url, pool_size=1)
+        try:
+            async with db.tenant(seeded.org) as session:
+                body = await campaign_analytics(
+                    session, org_id=seeded.org, campaign_id=seeded.campaign, positions=seeded.positions
+                )
+                assert body.totals.sent > 0
+                assert body.totals.enrolled > 0
+                rows = await (await session.connection()).execute(
+                    sa.text(
+                        "SELECT relname, coalesce(seq_scan, 0) + coalesce(idx_scan, 0) AS n "
+                        "FROM pg_stat_xact_user_tables "
+                        "WHERE relname IN ('campaign_rollups', 'message_events', 'messages', 'enrollments')"
+                    )
+                )
+                return {r.relname: int(r.n) for r in rows}
+        finally:
+            await db.dispose()
+
+    counted = asyncio.run(scans())
+    assert counted["campaign_rollups"] > 0, counted
+    assert counted["message_events"] == counted["messages"] == counted["enrollments"] == 0, counted
