@@ -18,12 +18,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+from bench.analytics import seed
 from libs.cli import main
+from libs.db.migrate import alembic_config, upgrade
 from libs.db.models.analytics import COLUMNS, METRICS, rebuild
 from libs.db.models.campaign import MessageEvent
 from libs.db.session import Database, make_engine, system_session, tenant_session
 from services.campaign.campaigns.analytics import campaign_analytics, campaign_analytics_from_events
 from services.campaign.campaigns.schemas import Analytics
+from tests.support.servers import create_database, drop_database
 
 T0 = datetime.fromisoformat("2026-03-02T00:00:00+00:00")
 LEADS = 6
@@ -366,3 +369,44 @@ def test_concurrent_writers_of_one_message_count_it_once_in_the_earliest_hour(
     rolled, raw = analytics(database_url, org, camp)
     assert [(h.hour.hour, h.opened) for h in rolled.hourly if h.opened] == [(1, 1)]
     assert rolled == raw
+
+
+@pytest.fixture
+def fresh_url(pg_server_url: str) -> Iterator[str]:
+    """An empty database the test migrates itself."""
+    url = create_database(pg_server_url, prefix="tw_mig")
+    yield url
+    drop_database(pg_server_url, url)
+
+
+def test_migration_backfills_the_rollups_from_existing_events_and_downgrades(fresh_url: str) -> None:
+    from alembic import command
+
+    upgrade(fresh_url, "0017")
+    seeded = seed(fresh_url, 3_000)  # events and enrollments written before the rollups exist
+    upgrade(fresh_url, "0018")
+
+    async def both() -> tuple[Analytics, Analytics]:
+        db = Database.from_url(fresh_url, pool_size=1)
+        kw: dict[str, Any] = {"org_id": seeded.org, "campaign_id": seeded.campaign, "positions": seeded.positions}
+        try:
+            async with db.tenant(seeded.org) as session:
+                return await campaign_analytics(session, **kw), await campaign_analytics_from_events(session, **kw)
+        finally:
+            await db.dispose()
+
+    rolled, raw = asyncio.run(both())
+    assert rolled.totals.sent > 0
+    assert rolled.totals.enrolled > 0
+    assert rolled == raw
+
+    command.downgrade(alembic_config(fresh_url), "0017")
+    engine = make_engine(fresh_url)
+    try:
+        with engine.connect() as conn:
+            left = conn.execute(sa.text("SELECT to_regclass('campaign_rollups'), to_regclass('message_firsts')")).one()
+            assert tuple(left) == (None, None)
+            triggers = conn.execute(sa.text("SELECT count(*) FROM pg_trigger WHERE tgname LIKE '%rollup%'")).scalar()
+            assert triggers == 0
+    finally:
+        engine.dispose()
