@@ -161,6 +161,10 @@ BEGIN
     IF OLD.campaign_id IS NULL OR NOT (OLD.type = ANY({METRICS_ARRAY})) THEN
         RETURN NULL;
     END IF;
+    -- The campaign itself is being deleted (this is its cascade): its counters go with it.
+    IF NOT EXISTS (SELECT 1 FROM campaigns WHERE id = OLD.campaign_id) THEN
+        RETURN NULL;
+    END IF;
     IF OLD.message_id IS NULL THEN
         PERFORM rollup_sub(OLD.campaign_id, NULL, NULL, NULL, rollup_sender(OLD.data), OLD.occurred_at, OLD.type);
         RETURN NULL;
