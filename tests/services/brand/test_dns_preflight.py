@@ -228,13 +228,14 @@ def test_readiness_waits_for_a_silent_dns_only_its_budget(
 ) -> None:
     brand_id, _ = _sender(alice)
     with dns_server({}) as silent:  # knows no name: every question times out
-        config = DnsConfig(nameservers=(f"127.0.0.1:{silent.port}",), timeout=3)
+        # Each question alone would wait 10 s: only the readiness budget can answer well before that.
+        config = DnsConfig(nameservers=(f"127.0.0.1:{silent.port}",), timeout=10)
         app = create_app(brand_settings, verifier=signer.verifier(), smtp_check=smtp_check, dns=config)
         with TestClient(app) as client:
             started = time.monotonic()
             body = client.get(f"/api/brands/{brand_id}/readiness", headers=alice.headers()).json()
             elapsed = time.monotonic() - started
-    assert elapsed < READINESS_BUDGET + 1.5
+    assert elapsed < READINESS_BUDGET + 4.0  # slack for a loaded machine, still far below one question
     warnings = {g["code"]: g["message"] for g in body["channels"]["email"]["warnings"]}
     assert "GET .../dns" in warnings["dns_unchecked"]
     assert not [code for code in warnings if code.startswith("dns_") and code != "dns_unchecked"]
