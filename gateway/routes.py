@@ -17,6 +17,7 @@ DEFAULT_ROUTES: dict[str, str] = {
     "/api/suppressions": "campaign",
     "/api/webhooks": "campaign",
     "/hooks": "campaign",
+    "/hooks/oauth": "brand",
     "/u/": "campaign",
     "/o/": "campaign",
     "/c/": "campaign",

@@ -12,7 +12,7 @@ from libs.crypto import SecretBox
 from libs.deliverability import sending_domain
 from libs.deliverability.dns_preflight import DnsConfig
 from libs.settings import Environment
-from services.brand import deliverability
+from services.brand import deliverability, oauth
 from services.brand.controllers import CONTROLLERS
 from services.brand.deps import provide_box, smtp_check_settings
 from services.brand.service import SmtpCheckSettings
@@ -43,13 +43,14 @@ def create_app(
         "box": box or SecretBox.from_settings(settings),
         "smtp_check": smtp_check or smtp_check_settings(settings),
         "twilio_required": settings.twilio_required,
+        "oauth_settings": oauth.OAuthSettings(),
         **overrides.pop("state", {}),
     }
     return create_service_app(
         name="brand",
         title="Tidewater brand service",
         settings=settings,
-        route_handlers=[*CONTROLLERS, *deliverability.CONTROLLERS],
+        route_handlers=[*CONTROLLERS, *deliverability.CONTROLLERS, *oauth.CONTROLLERS],
         dependencies={"box": Provide(provide_box), **overrides.pop("dependencies", {})},
         state=state,
         **overrides,

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from libs.db.models.brand import ImapTls, MailboxState, Provider, SenderKind, SmtpSecurity
+from libs.db.models.brand import AuthMode, ImapTls, MailboxState, OAuthStatus, Provider, SenderKind, SmtpSecurity
 from services.brand.validation import (
     DailyLimit,
     EmailAddress,
@@ -200,6 +200,17 @@ class MailboxRead(BaseModel):
     folder: str
 
 
+class SenderOAuthRead(BaseModel):
+    """How an email sender's OAuth 2.0 connection stands (never its tokens)."""
+
+    provider: str
+    status: OAuthStatus = Field(description="connected, or reconnect once the provider refused the refresh token.")
+    reason: str | None = Field(description="Why it must be connected again, in the provider's words.")
+    expires_at: datetime = Field(description="When the current access token expires (it is renewed before).")
+    connected_at: datetime
+    refreshed_at: datetime | None
+
+
 class SenderRead(BaseModel):
     """A sender as the API shows it: the SMTP and IMAP passwords only as ``set``/``last4``."""
 
@@ -222,6 +233,11 @@ class SenderRead(BaseModel):
     imap_username: str | None
     imap_password: SecretState
     imap_folder: str | None
+    auth_mode: AuthMode = Field(
+        default=AuthMode.PASSWORD,
+        description="password, or oauth2 once connected with OAuth (SMTP and IMAP then log in with XOAUTH2).",
+    )
+    oauth: SenderOAuthRead | None = Field(default=None, description="The OAuth connection, once made.")
     mailbox: MailboxRead | None = Field(
         description="The mailbox's state once the poller has seen it (email senders with `imap_host`)."
     )

@@ -9,6 +9,7 @@ from typing import Any
 
 import anyio.to_thread
 import structlog
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from libs.crypto import SecretBox, last4
@@ -21,6 +22,7 @@ from libs.db.models.brand import (
     ProviderCredential,
     Sender,
     SenderKind,
+    SenderOAuth,
     SmtpSecurity,
 )
 from libs.db.session import Database
@@ -54,6 +56,7 @@ from services.brand.schemas import (
     Readiness,
     SecretState,
     SenderCreate,
+    SenderOAuthRead,
     SenderRead,
     SenderUpdate,
     VerificationResult,
@@ -119,9 +122,9 @@ def brand_read(row: Brand) -> BrandRead:
     return BrandRead.model_validate(row, from_attributes=True)
 
 
-def sender_read(row: Sender, mailbox: Mailbox | None = None) -> SenderRead:
-    """Show a sender without its passwords (``mailbox``: its IMAP mailbox's row, if any)."""
-    computed = (*_PASSWORDS, "last_verification", "verified", "mailbox")
+def sender_read(row: Sender, mailbox: Mailbox | None = None, oauth: SenderOAuth | None = None) -> SenderRead:
+    """Show a sender without its passwords (``mailbox``: its IMAP mailbox's row; ``oauth``: its OAuth tokens' row)."""
+    computed = (*_PASSWORDS, "last_verification", "verified", "mailbox", "oauth")
     data = {k: getattr(row, k) for k in SenderRead.model_fields if k not in computed}
     secrets = {
         name: SecretState(
@@ -135,7 +138,16 @@ def sender_read(row: Sender, mailbox: Mailbox | None = None) -> SenderRead:
         verified=row.verified_at is not None,
         last_verification=VerificationResult.model_validate(row.last_verification) if row.last_verification else None,
         mailbox=MailboxRead.model_validate(mailbox, from_attributes=True) if mailbox is not None else None,
+        oauth=SenderOAuthRead.model_validate(oauth, from_attributes=True) if oauth is not None else None,
     )
+
+
+async def oauth_for(session: AsyncSession, sender_ids: list[uuid.UUID]) -> dict[uuid.UUID, SenderOAuth]:
+    """The OAuth token rows of these senders, by sender id (the tenant session's RLS scopes them)."""
+    if not sender_ids:
+        return {}
+    query = select(SenderOAuth).where(col(SenderOAuth.sender_id).in_(sender_ids))
+    return {row.sender_id: row for row in (await session.exec(query)).all()}
 
 
 def credential_read(row: ProviderCredential) -> CredentialRead:
@@ -265,12 +277,14 @@ class BrandService:
         await self.brand(brand_id)
         rows = await self.repo.list_senders(brand_id, cursor=cursor, limit=limit)
         mailboxes = await self.repo.mailboxes_for([row.id for row in rows])
-        return make_page(rows, limit, lambda row: sender_read(row, mailboxes.get(row.id)))
+        oauth = await oauth_for(self.repo.session, [row.id for row in rows])
+        return make_page(rows, limit, lambda row: sender_read(row, mailboxes.get(row.id), oauth.get(row.id)))
 
     async def show_sender(self, row: Sender) -> SenderRead:
         """Show a sender with its mailbox's state."""
         mailboxes = await self.repo.mailboxes_for([row.id])
-        return sender_read(row, mailboxes.get(row.id))
+        oauth = await oauth_for(self.repo.session, [row.id])
+        return sender_read(row, mailboxes.get(row.id), oauth.get(row.id))
 
     async def resume_mailbox(self, brand_id: uuid.UUID, sender_id: uuid.UUID) -> Sender:
         """Read a paused mailbox again (after its login was refused), its cursor kept.

@@ -6,6 +6,13 @@ checks the client's authentication (Basic or post), the code (single use), the P
 against the S256 challenge and the redirect URI, and answers an ID token. ``server.tamper``
 makes the next ID token wrong in one way (``nonce``, ``aud``, ``iss``, ``expired``,
 ``signature``, ``unknown_kid``); ``server.user`` says who signs in (``email_verified`` too).
+
+As an OAuth 2.0 server for mailboxes: ``/token`` also hands out a refresh token with every code
+and takes the ``refresh_token`` grant (``server.refreshes`` counts them; a revoked or unknown
+refresh token is ``invalid_grant``, see :meth:`OidcProviderServer.revoke_refresh_tokens`);
+``expires_in`` is the lifetime of the access tokens it issues. ``/introspect`` (RFC 7662,
+as dovecot's ``oauth2`` passdb asks) answers whether an access token is live and whose it is;
+``server.access_tokens`` lists the ones issued, newest last.
 """
 
 from __future__ import annotations
@@ -62,12 +69,18 @@ class OidcProviderServer:
     token_calls: list[dict[str, Any]] = field(default_factory=list)
     token_refusals: list[str] = field(default_factory=list)
     down: bool = False
+    expires_in: int = 3600
+    refreshes: int = 0
+    access_tokens: list[str] = field(default_factory=list)
+    introspections: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self._other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.kid = "k-" + secrets.token_hex(4)
         self._codes: dict[str, Grant] = {}
+        self._refresh: dict[str, Grant] = {}
+        self._live: dict[str, tuple[OidcUser, float]] = {}
         self._lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="oidc-provider", daemon=True)
@@ -104,6 +117,7 @@ class OidcProviderServer:
         app.router.add_get("/jwks", self._jwks)
         app.router.add_get("/authorize", self._authorize)
         app.router.add_post("/token", self._token)
+        app.router.add_post("/introspect", self._introspect)
         self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1)
         await self._runner.setup()
         await web.SockSite(self._runner, self._sock).start()
@@ -168,6 +182,13 @@ class OidcProviderServer:
         if client_id != self.client_id or secret != self.client_secret:
             self.token_refusals.append("client")
             return web.json_response({"error": "invalid_client"}, status=401)
+        if form.get("grant_type") == "refresh_token":
+            with self._lock:
+                refreshed = self._refresh.get(form.get("refresh_token", ""))
+            if refreshed is None or refreshed.client_id != client_id:
+                return self._refuse("refresh_token")
+            self.refreshes += 1
+            return web.json_response(self._tokens(refreshed, refresh=None))
         with self._lock:
             grant = self._codes.pop(form.get("code", ""), None)
         if grant is None:
@@ -178,12 +199,42 @@ class OidcProviderServer:
         digest = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
         if grant.challenge_method != "S256" or not verifier or digest != grant.challenge:
             return self._refuse("pkce")
+        refresh = secrets.token_urlsafe(24)
+        with self._lock:
+            self._refresh[refresh] = grant
+        return web.json_response({**self._tokens(grant, refresh=refresh), "id_token": self.id_token(grant)})
+
+    def _tokens(self, grant: Grant, *, refresh: str | None) -> dict[str, Any]:
+        access = "at-" + secrets.token_urlsafe(24)
+        with self._lock:
+            self._live[access] = (grant.user, time.time() + self.expires_in)
+            self.access_tokens.append(access)
+        answer: dict[str, Any] = {"access_token": access, "token_type": "Bearer", "expires_in": self.expires_in}
+        if refresh is not None:
+            answer["refresh_token"] = refresh
+        return answer
+
+    def revoke_refresh_tokens(self) -> None:
+        """Forget every refresh token handed out: the next refresh is ``invalid_grant``."""
+        with self._lock:
+            self._refresh.clear()
+
+    async def _introspect(self, request: web.Request) -> web.StreamResponse:
+        form = {k: v[-1] for k, v in parse_qs(await request.text()).items()}
+        token = form.get("token") or request.headers.get("authorization", "").removeprefix("Bearer ")
+        self.introspections.append(token)
+        with self._lock:
+            live = self._live.get(token)
+        if live is None or live[1] < time.time():
+            return web.json_response({"active": False})
+        user, expires = live
         return web.json_response(
             {
-                "access_token": secrets.token_urlsafe(24),
-                "token_type": "Bearer",
-                "expires_in": 3600,
-                "id_token": self.id_token(grant),
+                "active": True,
+                "username": user.email,
+                "sub": user.subject,
+                "exp": int(expires),
+                "client_id": self.client_id,
             }
         )
 

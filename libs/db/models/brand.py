@@ -49,6 +49,28 @@ class MailboxState(StrEnum):
     PAUSED = "paused"
 
 
+class AuthMode(StrEnum):
+    """How an email sender logs in to its SMTP and IMAP servers."""
+
+    PASSWORD = "password"  # noqa: S105 (a mode's name)
+    OAUTH2 = "oauth2"
+
+
+class OAuthProvider(StrEnum):
+    """Whose OAuth 2.0 server issues a sender's tokens (``generic``: URLs given by the organization)."""
+
+    GOOGLE = "google"
+    MICROSOFT = "microsoft"
+    GENERIC = "generic"
+
+
+class OAuthStatus(StrEnum):
+    """Whether a sender's OAuth tokens work: ``reconnect`` once the provider refused the refresh token."""
+
+    CONNECTED = "connected"
+    RECONNECT = "reconnect"
+
+
 class Provider(StrEnum):
     """A third party whose credentials an organization stores."""
 
@@ -105,6 +127,7 @@ class Sender(SQLModel, table=True):
             "smtp_security IS NULL OR smtp_security IN ('starttls', 'tls', 'none')", name="smtp_security"
         ),
         sa.CheckConstraint("imap_tls IS NULL OR imap_tls IN ('tls', 'starttls', 'none')", name="imap_tls"),
+        sa.CheckConstraint("auth_mode IN ('password', 'oauth2')", name="auth_mode"),
         sa.Index("ix_senders_brand_id_created_at_id", "brand_id", "created_at", "id"),
     )
 
@@ -124,6 +147,10 @@ class Sender(SQLModel, table=True):
     smtp_password_encrypted: str | None = Field(default=None, sa_type=sa.Text)
     smtp_password_last4: str | None = Field(default=None, max_length=4)
     hourly_limit: int | None = Field(default=None)
+    auth_mode: str = Field(
+        default=AuthMode.PASSWORD.value, max_length=16, sa_column_kwargs={"server_default": "password"}
+    )
+    """``oauth2``: SMTP and IMAP log in with XOAUTH2 and the tokens in ``sender_oauth``."""
     # the mailbox replies and bounces arrive in (read over IMAP when imap_host is set)
     imap_host: str | None = Field(default=None, max_length=255)
     imap_port: int | None = Field(default=None)
@@ -198,4 +225,61 @@ class ProviderCredential(SQLModel, table=True):
     model: str | None = Field(default=None, max_length=100)
     version: int = _version_field()
     created_at: datetime = created_at_field()
+    updated_at: datetime = now_field()
+
+
+class OAuthClient(SQLModel, table=True):
+    """An organization's OAuth 2.0 client at a provider (one per provider); the secret is ciphertext."""
+
+    __tablename__ = "oauth_clients"
+    __table_args__ = (
+        sa.UniqueConstraint("org_id", "provider"),
+        sa.CheckConstraint("provider IN ('google', 'microsoft', 'generic')", name="provider"),
+    )
+
+    id: uuid.UUID = id_field()
+    org_id: uuid.UUID = org_id_field()
+    provider: str = Field(max_length=16)
+    client_id: str = Field(max_length=500)
+    client_secret_encrypted: str = Field(sa_type=sa.Text, nullable=False)
+    client_secret_last4: str = Field(max_length=4)
+    authorize_url: str = Field(max_length=2048)
+    token_url: str = Field(max_length=2048)
+    scope: str = Field(max_length=1000)
+    created_at: datetime = created_at_field()
+    updated_at: datetime = now_field()
+
+
+class OAuthAuthorization(SQLModel, table=True):
+    """An authorization in progress: the hash of its ``state`` and its PKCE verifier; used once, then deleted."""
+
+    __tablename__ = "oauth_authorizations"
+
+    id: uuid.UUID = id_field()
+    org_id: uuid.UUID = org_id_field()
+    sender_id: uuid.UUID = Field(foreign_key="senders.id", nullable=False, ondelete="CASCADE")
+    provider: str = Field(max_length=16)
+    state_hash: str = Field(max_length=64, unique=True)
+    verifier_encrypted: str = Field(sa_type=sa.Text, nullable=False)
+    redirect_uri: str = Field(max_length=2048)
+    expires_at: datetime = timestamp_field(nullable=False)
+    created_at: datetime = created_at_field()
+
+
+class SenderOAuth(SQLModel, table=True):
+    """A sender's OAuth tokens (ciphertext) and when the access token expires; one row per sender."""
+
+    __tablename__ = "sender_oauth"
+    __table_args__ = (sa.CheckConstraint("status IN ('connected', 'reconnect')", name="status"),)
+
+    sender_id: uuid.UUID = Field(foreign_key="senders.id", primary_key=True, nullable=False, ondelete="CASCADE")
+    org_id: uuid.UUID = org_id_field()
+    provider: str = Field(max_length=16)
+    access_token_encrypted: str = Field(sa_type=sa.Text, nullable=False)
+    refresh_token_encrypted: str | None = Field(default=None, sa_type=sa.Text)
+    expires_at: datetime = timestamp_field(nullable=False)
+    status: str = Field(default=OAuthStatus.CONNECTED.value, max_length=16)
+    reason: str | None = Field(default=None, max_length=500)
+    connected_at: datetime = created_at_field()
+    refreshed_at: datetime | None = timestamp_field()
     updated_at: datetime = now_field()

@@ -1,0 +1,183 @@
+"""Connecting an email sender with OAuth 2.0: PKCE against the loopback provider, single-use state, sealed tokens."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from libs.crypto import SecretBox
+from libs.db.base import utcnow
+from libs.oauth_tokens import NeedsReconnect, access_token
+from tests.services.brand.conftest import Actor
+from tests.support.oidc_provider import OidcProviderServer, oidc_provider
+
+
+@pytest.fixture
+def provider() -> Iterator[OidcProviderServer]:
+    with oidc_provider() as server:
+        yield server
+
+
+def _set_client(actor: Actor, provider: OidcProviderServer) -> Any:
+    return actor.put(
+        "/api/credentials/oauth/generic",
+        {
+            "client_id": provider.client_id,
+            "client_secret": provider.client_secret,
+            "authorize_url": f"{provider.issuer}/authorize",
+            "token_url": f"{provider.issuer}/token",
+            "scope": "https://mail.google.com/",
+        },
+    )
+
+
+def _oauth_sender(actor: Actor, provider: OidcProviderServer) -> tuple[str, str]:
+    assert _set_client(actor, provider).status_code == 200
+    brand = actor.create_brand()
+    sender = actor.create_sender(
+        brand["id"], kind="email", from_address="jane@acme.example", smtp_host="smtp.acme.example"
+    )
+    return brand["id"], sender["id"]
+
+
+def _start(actor: Actor, brand_id: str, sender_id: str) -> str:
+    r = actor.post(f"/api/brands/{brand_id}/senders/{sender_id}/oauth/start", {"provider": "generic"})
+    assert r.status_code == 201, r.text
+    return str(r.json()["authorize_url"])
+
+
+def _authorize(url: str) -> dict[str, str]:
+    """What a browser does: open the authorize URL; the provider redirects back with code and state."""
+    r = httpx.get(url, follow_redirects=False, timeout=5)
+    assert r.status_code == 302, r.text
+    location = urlsplit(r.headers["location"])
+    assert location.path == "/hooks/oauth/callback"
+    return {k: v[-1] for k, v in parse_qs(location.query).items()}
+
+
+def _tokens(engine: sa.Engine, sender_id: str) -> Any:
+    with engine.connect() as conn:
+        return conn.execute(sa.text("SELECT * FROM sender_oauth WHERE sender_id = :s"), {"s": sender_id}).first()
+
+
+def test_full_flow_with_pkce_stores_sealed_tokens_and_sets_oauth2(
+    alice: Actor, provider: OidcProviderServer, engine: sa.Engine, box: SecretBox
+) -> None:
+    brand_id, sender_id = _oauth_sender(alice, provider)
+    url = _start(alice, brand_id, sender_id)
+    query = parse_qs(urlsplit(url).query)
+    assert query["code_challenge_method"] == ["S256"]
+    assert "code_verifier" not in url
+
+    back = _authorize(url)
+    page = alice.client.get("/hooks/oauth/callback", params=back)
+    assert page.status_code == 200, page.text
+    assert "Connected" in page.text
+
+    [call] = provider.token_calls
+    assert call["form"]["grant_type"] == "authorization_code"
+    assert call["form"]["code_verifier"]  # the provider checked it against the challenge (else invalid_grant)
+    assert provider.token_refusals == []
+
+    row = _tokens(engine, sender_id)
+    issued = provider.access_tokens[-1]
+    assert row.status == "connected"
+    assert issued not in row.access_token_encrypted
+    assert access_token(engine, box, uuid.UUID(sender_id)) == issued
+
+    sender = alice.get(f"/api/brands/{brand_id}/senders/{sender_id}").json()
+    assert sender["auth_mode"] == "oauth2"
+    assert sender["oauth"]["status"] == "connected"
+    assert issued not in str(sender)
+    client = alice.get("/api/credentials/oauth/generic").json()
+    assert client["client_secret"] == {"set": True, "last4": provider.client_secret[-4:]}
+    assert provider.client_secret not in str(client)
+    assert client["redirect_uri"].endswith("/hooks/oauth/callback")
+
+
+def test_state_is_single_use(alice: Actor, provider: OidcProviderServer, engine: sa.Engine) -> None:
+    brand_id, sender_id = _oauth_sender(alice, provider)
+    back = _authorize(_start(alice, brand_id, sender_id))
+    assert alice.client.get("/hooks/oauth/callback", params=back).status_code == 200
+    again = alice.client.get("/hooks/oauth/callback", params=back)
+    assert again.status_code == 400
+    assert "already used" in again.text
+    assert len(provider.token_calls) == 1
+
+
+def test_expired_state_is_refused_and_nothing_stored(
+    alice: Actor, provider: OidcProviderServer, engine: sa.Engine
+) -> None:
+    brand_id, sender_id = _oauth_sender(alice, provider)
+    back = _authorize(_start(alice, brand_id, sender_id))
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE oauth_authorizations SET expires_at = :t"), {"t": utcnow() - timedelta(seconds=1)})
+    page = alice.client.get("/hooks/oauth/callback", params=back)
+    assert page.status_code == 400
+    assert "expired" in page.text
+    assert provider.token_calls == []
+    assert _tokens(engine, sender_id) is None
+    assert alice.get(f"/api/brands/{brand_id}/senders/{sender_id}").json()["auth_mode"] == "password"
+
+
+def test_provider_error_and_refused_code_store_nothing(
+    alice: Actor, provider: OidcProviderServer, engine: sa.Engine
+) -> None:
+    brand_id, sender_id = _oauth_sender(alice, provider)
+    back = _authorize(_start(alice, brand_id, sender_id))
+    denied = alice.client.get("/hooks/oauth/callback", params={"state": back["state"], "error": "access_denied"})
+    assert denied.status_code == 400
+    assert "access_denied" in denied.text
+
+    back = _authorize(_start(alice, brand_id, sender_id))
+    bad = alice.client.get("/hooks/oauth/callback", params={"state": back["state"], "code": "not-the-code"})
+    assert bad.status_code == 502
+    assert provider.token_refusals == ["code"]
+    assert _tokens(engine, sender_id) is None
+    assert alice.client.get("/hooks/oauth/callback", params={"code": "x"}).status_code == 400
+
+
+def test_start_needs_a_stored_client_and_a_known_provider(alice: Actor) -> None:
+    brand = alice.create_brand()
+    sender = alice.create_sender(brand["id"], kind="email", from_address="a@acme.example", smtp_host="smtp.x.example")
+    path = f"/api/brands/{brand['id']}/senders/{sender['id']}/oauth/start"
+    r = alice.post(path, {"provider": "google"})
+    assert r.status_code == 422
+    assert r.json()["errors"][0]["field"] == "provider"
+    bad = alice.put("/api/credentials/oauth/yahoo", {"client_id": "a", "client_secret": "b"})
+    assert bad.status_code == 422
+    assert bad.json()["errors"][0]["field"] == "provider"
+    generic = alice.put("/api/credentials/oauth/generic", {"client_id": "a", "client_secret": "b"})
+    assert generic.status_code == 422
+    assert {e["field"] for e in generic.json()["errors"]} == {"authorize_url", "token_url", "scope"}
+    google = alice.put("/api/credentials/oauth/google", {"client_id": "a", "client_secret": "secret-b"}).json()
+    assert google["token_url"] == "https://oauth2.googleapis.com/token"
+    assert "secret-b" not in str(google)
+
+
+def test_refused_refresh_marks_the_sender_for_reconnection(
+    alice: Actor, provider: OidcProviderServer, engine: sa.Engine, box: SecretBox
+) -> None:
+    brand_id, sender_id = _oauth_sender(alice, provider)
+    provider.expires_in = 60  # under the five-minute margin: every use refreshes
+    assert alice.client.get("/hooks/oauth/callback", params=_authorize(_start(alice, brand_id, sender_id))).is_success
+    fresh = access_token(engine, box, uuid.UUID(sender_id))
+    assert provider.refreshes == 1
+    assert fresh == provider.access_tokens[-1]
+
+    provider.revoke_refresh_tokens()
+    with pytest.raises(NeedsReconnect, match="refused the refresh token"):
+        access_token(engine, box, uuid.UUID(sender_id))
+    with pytest.raises(NeedsReconnect):
+        access_token(engine, box, uuid.UUID(sender_id))
+    assert provider.token_refusals == ["refresh_token"]  # asked once, not again
+    shown = alice.get(f"/api/brands/{brand_id}/senders/{sender_id}").json()["oauth"]
+    assert shown["status"] == "reconnect"
+    assert "invalid_grant" in shown["reason"]
