@@ -11,10 +11,13 @@ other finds no row. The sets those lists spell are :mod:`libs.ledger.states`'.
   then claim the next message to ``sending``);
 - the inbound side: :func:`advance` (a provider's callback, forward only) and :func:`skip_unsent`
   (the unsent messages of enrollments it stopped);
+- review mode: :data:`REVIEW` (the worker puts a written message aside for a person),
+  :data:`APPROVE` (approved, back to ``queued`` and due) and :data:`REJECT` (rejected or past its
+  deadline: ``skipped``, the enrollment moved on);
 - an erasure: :data:`TOMBSTONE` (unsent messages skipped, every message's text nulled);
 - operators: :data:`libs.ledger.resolution.RESOLVE`.
 
-``SETTLE``, ``STEP`` and ``RESOLVE`` move the enrollment on with the one CTE body
+``SETTLE``, ``STEP``, ``REJECT`` and ``RESOLVE`` move the enrollment on with the one CTE body
 :func:`advance_enrollments` spells.
 
 While a row is ``sending`` its ``next_attempt_at`` is the claim's lease, which the claiming
@@ -159,6 +162,81 @@ Either half may be empty (NULL ids). The claim takes only ``queued`` or due ``he
 live enrollment and campaign, so a message the inbound side skipped (reply, opt-out) or one
 another execution holds can never be claimed; the tracked links go in with the frozen body.
 """
+
+REVIEW = sa.text(
+    """
+    WITH v AS (
+        SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:subjects AS text[]), CAST(:bodies AS text[]),
+                             CAST(:deadlines AS timestamptz[])) AS v(id, subject, body, deadline)
+    )
+    UPDATE messages m
+    SET status = 'awaiting_review', subject = v.subject, body = v.body, review_deadline_at = v.deadline,
+        next_attempt_at = NULL, hold_reason = NULL, updated_at = :now
+    FROM v
+    WHERE m.id = v.id AND m.status IN ('queued', 'held') AND m.reviewed_at IS NULL
+    RETURNING m.id
+    """
+)
+"""The worker: written and frozen messages that need a person's approval wait ``awaiting_review``.
+
+Their content is kept on the row (what the reviewer reads and may edit); a message already
+reviewed (``reviewed_at``) is never put aside again. The enrollment stays on the step.
+"""
+
+APPROVE = sa.text(
+    """
+    WITH v AS (
+        SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:subjects AS text[]), CAST(:bodies AS text[]))
+            AS v(id, subject, body)
+    )
+    UPDATE messages m
+    SET status = 'queued', subject = v.subject, body = v.body, reviewed_by = CAST(:by AS uuid),
+        reviewed_at = :now, review_note = CAST(:note AS text), review_deadline_at = NULL,
+        next_attempt_at = :now, hold_reason = NULL, updated_at = :now
+    FROM v
+    WHERE m.id = v.id AND m.status = 'awaiting_review'
+    RETURNING m.id, m.channel
+    """
+)
+"""Approve messages awaiting review with their (possibly edited) content: ``queued`` and due at once.
+
+The ticker hands them to the worker (``DISPATCH_DUE``), whose conditional claim sends each once,
+with exactly this content (``reviewed_at`` says it was approved). ``:by`` is None when the
+review deadline approved it. Of two approvals of one message, one finds the row.
+"""
+
+REJECT = sa.text(
+    f"""
+    WITH v AS (
+        SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:actions AS varchar[]), CAST(:positions AS integer[]),
+                             CAST(:due AS timestamptz[])) AS v(id, action, position, due)
+    ), rejected AS (
+        UPDATE messages m
+        SET status = 'skipped', hold_reason = CAST(:reason AS varchar), review_note = CAST(:note AS text),
+            reviewed_by = CAST(:by AS uuid), reviewed_at = :now, review_deadline_at = NULL,
+            next_attempt_at = NULL, updated_at = :now
+        FROM v
+        WHERE m.id = v.id AND m.status = 'awaiting_review'
+        RETURNING m.id, m.enrollment_id, v.action, v.position, v.due
+    ), advanced AS (
+        {advance_enrollments("rejected", "rj", position="rj.position", due="rj.due", action="rj.action")}
+    )
+    SELECT id FROM rejected
+    """  # noqa: S608 - only constant SQL of advance_enrollments is interpolated
+)
+"""Reject messages awaiting review (``:reason`` ``review_rejected``) or skip those past their deadline
+(``review_expired``): ``skipped``, never sent, and the enrollment moves on as after any skip."""
+
+EXPIRED_REVIEWS = sa.text(
+    """
+    SELECT m.id, m.subject, m.body, c.review_after_deadline FROM messages m JOIN campaigns c ON c.id = m.campaign_id
+    WHERE m.status = 'awaiting_review' AND m.review_deadline_at IS NOT NULL AND m.review_deadline_at <= :now
+    ORDER BY m.review_deadline_at
+    LIMIT :batch
+    FOR UPDATE OF m SKIP LOCKED
+    """
+)
+"""The ticker: messages whose review deadline passed, with what their campaign does then (skip or send)."""
 
 LOST_CLAIMS = sa.text(
     """

@@ -6,6 +6,7 @@ One ``messages`` row per (enrollment, step) walks the message state machine::
        |        |         \\-> failed | bounced        (provider callbacks, DSNs)
        |        \\-> failed | bounced | unknown | queued (retry)
        \\-> held -> queued (its time reached)
+       \\-> awaiting_review -> queued (approved) | skipped (rejected, deadline)
        \\-> skipped | held | failed                     (gate refusal, stop rule, cap)
 
 An enrollment is ``active`` or ``paused`` while it may still send, and ends ``completed`` (no
@@ -25,6 +26,7 @@ from libs.db.models.campaign import CampaignStatus, EnrollmentStatus, MessageSta
 
 __all__ = [
     "ADVANCE_FROM",
+    "AWAITING_REVIEW",
     "CAMPAIGN_FINISHED",
     "ENROLLMENT_ENDED",
     "ENROLLMENT_LIVE",
@@ -45,12 +47,20 @@ _E = EnrollmentStatus
 
 # --------------------------------------------------------------------------- messages
 
-UNSENT: Final = frozenset({_M.QUEUED.value, _M.HELD.value})
+AWAITING_REVIEW: Final = frozenset({_M.AWAITING_REVIEW.value})
+"""Written and frozen, waiting for a person's approval (a campaign's review mode): never claimed.
+
+Only an approval (``APPROVE``: back to ``queued``, marked reviewed so the worker sends it as
+approved) or a rejection or a passed deadline (``REJECT``: ``skipped``) moves it out.
+"""
+
+UNSENT: Final = frozenset({_M.QUEUED.value, _M.HELD.value}) | AWAITING_REVIEW
 """Nobody has claimed the message yet: it has not gone, and nothing is handing it to a provider.
 
-Only these rows are claimed (``STEP``), settled by the gate (``SETTLE``) or frozen
-(``FREEZE``); stopping an enrollment skips its unsent messages (the inbound side's
-``stop_enrollments``), and an erasure skips and blanks them (``leads/erasure``).
+Only ``queued`` and ``held`` rows are claimed (``STEP``), settled by the gate (``SETTLE``) or
+frozen (``FREEZE``); one awaiting review waits for a person (:data:`AWAITING_REVIEW`).
+Stopping an enrollment skips its unsent messages, those awaiting review included (the inbound
+side's ``stop_enrollments``), and an erasure skips and blanks them (``leads/erasure``).
 """
 
 IN_FLIGHT: Final = frozenset({_M.QUEUED.value, _M.SENDING.value})
@@ -77,6 +87,7 @@ RANK: Final = MappingProxyType(
     {
         _M.QUEUED.value: 0,
         _M.HELD.value: 0,
+        _M.AWAITING_REVIEW.value: 0,
         _M.SENDING.value: 1,
         _M.UNKNOWN.value: 1,
         _M.SENT.value: 2,

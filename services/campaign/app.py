@@ -9,6 +9,7 @@ from litestar import Litestar
 from libs.app import create_service_app
 from services.campaign.campaigns.brand_client import BrandClient
 from services.campaign.campaigns.controllers import CONTROLLERS as CAMPAIGN_CONTROLLERS
+from services.campaign.campaigns.review import REVIEW_CONTROLLERS
 from services.campaign.conversations.controllers import CONVERSATION_CONTROLLERS
 from services.campaign.inbound.controllers import INBOUND_CONTROLLERS
 from services.campaign.keys import suppression_key
@@ -40,6 +41,7 @@ def create_app(
         settings=settings,
         route_handlers=[
             *CAMPAIGN_CONTROLLERS,
+            *REVIEW_CONTROLLERS,
             *CONVERSATION_CONTROLLERS,
             *LEAD_CONTROLLERS,
             *INBOUND_CONTROLLERS,

@@ -1,5 +1,8 @@
 """The ticker: turns due enrollments into ledger rows and RQ jobs, and repairs what Redis lost.
 
+It also ends reviews whose deadline passed (review mode): each such message is skipped or
+approved as it is, as its campaign says, and an approved one is dispatched in the same pass.
+
 Safe to run several at once: enrollments and due rows are claimed with ``FOR UPDATE SKIP
 LOCKED`` and a state change in the same transaction, and the jobs are enqueued only after
 that commit (a crash in between leaves ``queued`` rows that the repair pass re-enqueues).
@@ -46,8 +49,12 @@ from sqlalchemy import Engine
 from libs import jobs as registry
 from libs import ledger as resolution
 from libs.db.base import utcnow
+from libs.db.models.campaign import ReviewAfterDeadline
 from libs.db.session import system_session
+from libs.ledger import review
 from libs.ledger.enrollments import job_of_key
+from libs.ledger.messages import EXPIRED_REVIEWS
+from libs.ledger.review import Approval
 from libs.queue import JobSpec, enqueue_many
 from services.worker import ledger
 from services.worker.jobs import QUEUE_OF, Announcements, announce, job_for
@@ -92,6 +99,7 @@ class TickStats:
     lost: int = 0
     released: int = 0
     webhooks: int = 0
+    expired: int = 0
     jobs: int = 0
 
 
@@ -138,6 +146,7 @@ class Ticker:
             stats.jobs += self._enqueue(claimed, tag="0")
             if len(claimed) < self.settings.ticker_batch:
                 break
+        stats.expired = self.expire_reviews()
         now = self.now()
         with system_session(self.engine) as session:
             due = [(r.id, r.channel) for r in session.execute(ledger.DISPATCH_DUE, {"now": now, "batch": 10_000})]
@@ -150,11 +159,30 @@ class Ticker:
             stats.webhooks = self.dispatch_webhooks()
             stats.released = self.release_unknown_holds()
             self._webhooks_at = time.monotonic() + WEBHOOK_INTERVAL
-        if any((stats.claimed, stats.dispatched, stats.repaired, stats.rescued, stats.lost, stats.released)) or (
-            stats.webhooks
-        ):
+        counts = (stats.claimed, stats.dispatched, stats.repaired, stats.rescued, stats.lost, stats.released)
+        if any(counts) or stats.webhooks or stats.expired:
             log.info("ticker_pass", **stats.__dict__)
         return stats
+
+    def expire_reviews(self) -> int:
+        """Messages past their review deadline: skipped, or approved as they are (their campaign says which).
+
+        The approved ones are due at once, so this pass's dispatch hands them to the worker.
+        """
+        now = self.now()
+        with system_session(self.engine) as session:
+            rows = session.execute(EXPIRED_REVIEWS, {"now": now, "batch": self.settings.ticker_batch}).all()
+            skip = [r.id for r in rows if r.review_after_deadline != ReviewAfterDeadline.SEND]
+            send = [
+                Approval(r.id, r.subject, r.body or "")
+                for r in rows
+                if r.review_after_deadline == ReviewAfterDeadline.SEND
+            ]
+            skipped = review.reject_sync(session, skip, reason=review.EXPIRED, note=None, by=None, now=now)
+            sent = review.approve_sync(session, send, by=None, note=review.DEADLINE_APPROVED, now=now)
+        if rows:
+            log.info("ticker_reviews_expired", skipped=[str(i) for i in skipped], approved=[str(i) for i, _ in sent])
+        return len(skipped) + len(sent)
 
     def _claim_batch(self) -> list[tuple[uuid.UUID, str]]:
         with system_session(self.engine) as session:

@@ -7,6 +7,7 @@ per (enrollment, step); events are rows so analytics are queries, never counters
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime
 from enum import StrEnum
@@ -17,6 +18,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 from libs.db.base import created_at_field, id_field, in_enum, now_field, org_id_field, timestamp_field, utcnow
+from libs.replies.intents import Intent as ReplyIntent
 
 
 class CampaignStatus(StrEnum):
@@ -66,6 +68,22 @@ class MessageStatus(StrEnum):
     UNKNOWN = "unknown"
     HELD = "held"
     SKIPPED = "skipped"
+    AWAITING_REVIEW = "awaiting_review"
+
+
+class ReviewMode(StrEnum):
+    """Which messages of a campaign wait for a person's approval before they may be sent."""
+
+    OFF = "off"
+    FIRST_N = "first_n"  # the first ``review_first_n`` messages of each step
+    ALL = "all"
+
+
+class ReviewAfterDeadline(StrEnum):
+    """What becomes of a message still awaiting review when its review deadline passes."""
+
+    SKIP = "skip"
+    SEND = "send"
 
 
 class EventType(StrEnum):
@@ -97,6 +115,42 @@ DEFAULT_STOP_RULES: dict[str, bool] = {"on_reply": True, "on_click": False, "on_
 DEFAULT_AI: dict[str, Any] = {"enabled": True, "instructions": None, "model": None}
 
 
+class ReplyAction(StrEnum):
+    """What a campaign does with a reply of one intent (``campaigns.reply_actions``: intent -> action)."""
+
+    STOP = "stop"
+    """Stop the lead's sequences (where the campaign's ``on_reply`` stop rule is on) and mark the reply."""
+    PAUSE = "pause"
+    """Hold this campaign's enrollment until the date the reply names (else a default delay), then go on."""
+    UNSUBSCRIBE = "unsubscribe"
+    """Suppress the lead's address and stop its sequences."""
+    REFER = "refer"
+    """Create the referred person as a lead (source ``referral``) and stop the writer's sequences."""
+    REFER_AND_ENROLL = "refer_and_enroll"
+    """:attr:`REFER`, and enroll the referred lead in this campaign."""
+    CONTINUE = "continue"
+    """Record the reply; the sequence goes on."""
+
+
+DEFAULT_REPLY_ACTIONS: dict[str, str] = {
+    ReplyIntent.INTERESTED.value: ReplyAction.STOP.value,
+    ReplyIntent.MEETING_REQUEST.value: ReplyAction.STOP.value,
+    ReplyIntent.QUESTION.value: ReplyAction.STOP.value,
+    ReplyIntent.OBJECTION.value: ReplyAction.STOP.value,
+    ReplyIntent.NOT_NOW.value: ReplyAction.PAUSE.value,
+    ReplyIntent.OUT_OF_OFFICE.value: ReplyAction.PAUSE.value,
+    ReplyIntent.REFERRAL.value: ReplyAction.REFER.value,
+    ReplyIntent.WRONG_PERSON.value: ReplyAction.STOP.value,
+    ReplyIntent.NOT_INTERESTED.value: ReplyAction.STOP.value,
+    ReplyIntent.UNSUBSCRIBE.value: ReplyAction.UNSUBSCRIBE.value,
+    ReplyIntent.AUTO_REPLY.value: ReplyAction.CONTINUE.value,
+    ReplyIntent.OTHER.value: ReplyAction.STOP.value,
+}
+"""The safe defaults: a person who answered is not written to again by the sequence, except an absence
+or a "not now" (paused until the date), a receipt (the sequence goes on) and a referral (the referred
+person becomes a lead, not enrolled)."""
+
+
 class Campaign(SQLModel, table=True):
     """A multichannel sequence an organization runs on one of its brands."""
 
@@ -104,6 +158,10 @@ class Campaign(SQLModel, table=True):
     __table_args__ = (
         sa.CheckConstraint(in_enum("status", CampaignStatus), name="status"),
         sa.CheckConstraint("pacing_per_day IS NULL OR pacing_per_day > 0", name="pacing_per_day"),
+        sa.CheckConstraint(in_enum("review_mode", ReviewMode), name="review_mode"),
+        sa.CheckConstraint("review_first_n >= 0", name="review_first_n"),
+        sa.CheckConstraint("review_deadline_hours IS NULL OR review_deadline_hours > 0", name="review_deadline_hours"),
+        sa.CheckConstraint(in_enum("review_after_deadline", ReviewAfterDeadline), name="review_after_deadline"),
         sa.Index("ix_campaigns_org_id_created_at_id", "org_id", "created_at", "id"),
     )
 
@@ -123,7 +181,14 @@ class Campaign(SQLModel, table=True):
     )
     pacing_per_day: int | None = Field(default=None)
     ai: dict[str, Any] = _jsonb(lambda: dict(DEFAULT_AI), '{"enabled": true, "instructions": null, "model": null}')
+    reply_actions: dict[str, Any] = _jsonb(lambda: dict(DEFAULT_REPLY_ACTIONS), json.dumps(DEFAULT_REPLY_ACTIONS))
     cloned_from_id: uuid.UUID | None = Field(default=None)
+    review_mode: str = Field(default=ReviewMode.OFF.value, max_length=16, sa_column_kwargs={"server_default": "off"})
+    review_first_n: int = Field(default=0, nullable=False, sa_column_kwargs={"server_default": sa.text("0")})
+    review_deadline_hours: int | None = Field(default=None, description="None: a message waits for review forever.")
+    review_after_deadline: str = Field(
+        default=ReviewAfterDeadline.SKIP.value, max_length=16, sa_column_kwargs={"server_default": "skip"}
+    )
     version: int = Field(default=1, nullable=False, sa_column_kwargs={"server_default": sa.text("1")})
     created_at: datetime = created_at_field()
     updated_at: datetime = now_field()
@@ -194,6 +259,9 @@ class Enrollment(SQLModel, table=True):
     next_step_position: int = Field(default=1, nullable=False, sa_column_kwargs={"server_default": sa.text("1")})
     next_due_at: datetime | None = timestamp_field()
     stopped_reason: str | None = Field(default=None, max_length=64)
+    paused_until: datetime | None = timestamp_field()
+    """A reply asked to wait (out of office, not now): ``next_due_at`` is not before this instant."""
+    paused_reason: str | None = Field(default=None, max_length=32)
     created_at: datetime = created_at_field()
     updated_at: datetime = now_field()
     completed_at: datetime | None = timestamp_field()
@@ -211,6 +279,18 @@ class Message(SQLModel, table=True):
         sa.Index("ix_messages_campaign_id_step_id", "campaign_id", "step_id"),
         sa.Index("ix_messages_lead_id_created_at", "lead_id", "created_at"),
         sa.Index("ix_messages_status_next_attempt_at", "status", "next_attempt_at"),
+        sa.Index(
+            "ix_messages_awaiting_review",
+            "campaign_id",
+            "created_at",
+            "id",
+            postgresql_where=sa.text("status = 'awaiting_review'"),
+        ),
+        sa.Index(
+            "ix_messages_review_deadline_at",
+            "review_deadline_at",
+            postgresql_where=sa.text("status = 'awaiting_review' AND review_deadline_at IS NOT NULL"),
+        ),
     )
 
     id: uuid.UUID = id_field()
@@ -234,6 +314,10 @@ class Message(SQLModel, table=True):
     error_code: str | None = Field(default=None, max_length=64)
     error_detail: str | None = Field(default=None, sa_type=sa.Text)
     sent_at: datetime | None = timestamp_field()
+    review_deadline_at: datetime | None = timestamp_field()
+    reviewed_by: uuid.UUID | None = Field(default=None, description="Who approved or rejected it; None: the deadline.")
+    reviewed_at: datetime | None = timestamp_field()
+    review_note: str | None = Field(default=None, sa_type=sa.Text)
     created_at: datetime = created_at_field()
     updated_at: datetime = now_field()
 

@@ -8,7 +8,19 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from libs.db.models.campaign import CampaignStatus, Channel, DelayUnit, EnrollmentStatus, EventType, MessageStatus
+from libs.db.models.campaign import (
+    DEFAULT_REPLY_ACTIONS,
+    CampaignStatus,
+    Channel,
+    DelayUnit,
+    EnrollmentStatus,
+    EventType,
+    MessageStatus,
+    ReplyAction,
+    ReviewAfterDeadline,
+    ReviewMode,
+)
+from libs.replies.intents import Intent
 from libs.schedule import MINUTES_PER_DAY, ScheduleError, SendWindow, is_valid_zone, parse_clock
 
 Name = Annotated[str, Field(min_length=1, max_length=200)]
@@ -71,6 +83,15 @@ class AISettings(Strict):
     model: str | None = Field(default=None, max_length=100, pattern=r"^[A-Za-z0-9._:\-]+$")
 
 
+ReplyActions = dict[Intent, ReplyAction]
+"""Reply intent -> what the campaign does with it; intents left out keep their default."""
+
+
+def reply_actions(given: dict[Intent, ReplyAction] | None) -> dict[str, str]:
+    """The full map stored on a campaign: the safe defaults, overridden by ``given``."""
+    return {**DEFAULT_REPLY_ACTIONS, **{intent.value: action.value for intent, action in (given or {}).items()}}
+
+
 def _check_zone(value: str | None) -> str | None:
     if value is not None and not is_valid_zone(value):
         raise ValueError(f"unknown time zone: {value}")
@@ -86,8 +107,19 @@ class CampaignCreate(Strict):
     timezone: str = Field(default="UTC", max_length=64, description="Used for leads without a time zone.")
     send_window: SendWindowIn = Field(default_factory=SendWindowIn)
     stop_rules: StopRules = Field(default_factory=StopRules)
+    reply_actions: ReplyActions = Field(
+        default_factory=dict, description="Reply intent -> action; intents left out keep their safe default."
+    )
     pacing_per_day: int | None = Field(default=None, ge=1, le=1_000_000, description="New leads started per day.")
     ai: AISettings = Field(default_factory=AISettings)
+    review_mode: ReviewMode = Field(
+        default=ReviewMode.OFF, description="Messages a person approves first: none, the first N of each step, all."
+    )
+    review_first_n: int = Field(default=0, ge=0, le=10_000, description="N for review_mode first_n.")
+    review_deadline_hours: int | None = Field(default=None, ge=1, le=24 * 90, description="None: wait for ever.")
+    review_after_deadline: ReviewAfterDeadline = Field(
+        default=ReviewAfterDeadline.SKIP, description="What a message still awaiting review becomes at its deadline."
+    )
 
     _zone = field_validator("timezone")(_check_zone)
 
@@ -101,8 +133,15 @@ class CampaignUpdate(Strict):
     timezone: str | None = Field(default=None, max_length=64)
     send_window: SendWindowIn | None = None
     stop_rules: StopRules | None = None
+    reply_actions: ReplyActions | None = Field(
+        default=None, description="Reply intent -> action; intents left out go back to their default."
+    )
     pacing_per_day: int | None = Field(default=None, ge=1, le=1_000_000)
     ai: AISettings | None = None
+    review_mode: ReviewMode | None = None
+    review_first_n: int | None = Field(default=None, ge=0, le=10_000)
+    review_deadline_hours: int | None = Field(default=None, ge=1, le=24 * 90)
+    review_after_deadline: ReviewAfterDeadline | None = None
 
     _zone = field_validator("timezone")(_check_zone)
 
@@ -124,8 +163,13 @@ class CampaignRead(Read):
     timezone: str
     send_window: dict[str, Any]
     stop_rules: dict[str, Any]
+    reply_actions: dict[str, Any]
     pacing_per_day: int | None
     ai: dict[str, Any]
+    review_mode: ReviewMode
+    review_first_n: int
+    review_deadline_hours: int | None
+    review_after_deadline: ReviewAfterDeadline
     cloned_from_id: uuid.UUID | None
     created_at: datetime
     updated_at: datetime

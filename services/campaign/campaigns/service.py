@@ -24,6 +24,7 @@ from libs.db.models.campaign import (
     EnrollmentStatus,
     Message,
     MessageEvent,
+    ReviewMode,
 )
 from libs.db.models.worker import Personalization
 from libs.errors import Invalid
@@ -56,6 +57,7 @@ from services.campaign.campaigns.schemas import (
     StepPreviewRequest,
     StepUpdate,
     delay_minutes,
+    reply_actions,
 )
 
 log = structlog.get_logger(__name__)
@@ -227,6 +229,12 @@ def compose_preview(
     return None, compose.voicemail_script(content["script"], opt_out), defaulted
 
 
+def _check_review(campaign: Campaign) -> None:
+    """Review of the first N messages of each step needs an N."""
+    if campaign.review_mode == ReviewMode.FIRST_N and campaign.review_first_n < 1:
+        raise Invalid(errors=[{"field": "review_first_n", "message": "review_mode first_n needs at least 1"}])
+
+
 class CampaignService:
     """Campaigns, steps and enrollments of one organization."""
 
@@ -265,9 +273,15 @@ class CampaignService:
             timezone=data.timezone,
             send_window=data.send_window.model_dump(),
             stop_rules=data.stop_rules.model_dump(),
+            reply_actions=reply_actions(data.reply_actions),
             pacing_per_day=data.pacing_per_day,
             ai=data.ai.model_dump(),
+            review_mode=data.review_mode.value,
+            review_first_n=data.review_first_n,
+            review_deadline_hours=data.review_deadline_hours,
+            review_after_deadline=data.review_after_deadline.value,
         )
+        _check_review(campaign)
         await self.repos.campaigns.add(campaign)
         log.info("campaign_created", campaign_id=str(campaign.id))
         return campaign
@@ -282,11 +296,17 @@ class CampaignService:
             if changes["brand_id"] is None or campaign.status != CampaignStatus.DRAFT:
                 raise CampaignLocked("The brand of a launched campaign cannot change.")
             await self._check_brand(changes["brand_id"])
-        for key in ("name", "timezone", "send_window", "stop_rules", "ai"):
+        for key in ("name", "timezone", "send_window", "stop_rules", "reply_actions", "ai"):
+            if key in changes and changes[key] is None:
+                raise Invalid(errors=[{"field": key, "message": "cannot be null"}])
+        if "reply_actions" in changes:
+            changes["reply_actions"] = reply_actions(data.reply_actions)
+        for key in ("review_mode", "review_first_n", "review_after_deadline"):
             if key in changes and changes[key] is None:
                 raise Invalid(errors=[{"field": key, "message": "cannot be null"}])
         for key, value in changes.items():
             setattr(campaign, key, value)
+        _check_review(campaign)
         touch(campaign)
         await self.repos.campaigns.add(campaign)
         return campaign
@@ -309,8 +329,13 @@ class CampaignService:
             timezone=source.timezone,
             send_window=dict(source.send_window),
             stop_rules=dict(source.stop_rules),
+            reply_actions=dict(source.reply_actions),
             pacing_per_day=source.pacing_per_day,
             ai=dict(source.ai),
+            review_mode=source.review_mode,
+            review_first_n=source.review_first_n,
+            review_deadline_hours=source.review_deadline_hours,
+            review_after_deadline=source.review_after_deadline,
             cloned_from_id=source.id,
         )
         await self.repos.campaigns.add(copy)

@@ -5,8 +5,10 @@ are done, in flight, orphaned or not due are answered at once; one query per org
 suppressions and the pure gate decides; the Redis caps are taken in one pipeline; every skip and
 hold is written by one ``SETTLE``; and the content of every sendable message is written and frozen
 in the audit table by one ``FREEZE`` (a concurrent execution's content wins, and is what goes
-out). Model calls, when an organization has an OpenAI key, happen outside any transaction,
-between the load and the freeze.
+out). In review mode the messages that need a person's approval are then put aside
+(:mod:`services.worker.jobs.review`), and approved ones go out with their approved content.
+Model calls, when an organization has an OpenAI key, happen outside any transaction, between the
+load and the freeze.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from libs.ledger import next_step
 from libs.suppression import find_suppressed_sync, has_erasure_hashes
 from services.worker import ledger
 from services.worker.gate import Decision, Facts, Verdict, check
+from services.worker.jobs import review
 from services.worker.jobs.announce import WEBHOOK_EVENTS, Announcements
 from services.worker.jobs.context import Context
 from services.worker.jobs.record import orphaned
@@ -63,19 +66,24 @@ def load_and_gate(ctx: Context, message_ids: Sequence[uuid.UUID], results: Resul
         rows = ledger.load_many(session, message_ids, PROMPT_VERSION)
         candidates = _triage(ctx, session, rows, now, results, done)
         settling, sendable = _gate(ctx, session, candidates, now, results)
-        sendable = _take_caps(ctx, sendable, now, settling)
+        reviews = review.plan(session, [row for row, _ in sendable], now)
+        aside = [(row, facts) for row, facts in sendable if row.id in reviews.needs]  # they take no send cap
+        sendable = _take_caps(ctx, [(r, f) for r, f in sendable if r.id not in reviews.needs], now, settling) + aside
         if settling:
             settle(session, settling, now, results, done)
         items, later, refused = _items(ctx, sendable, results)
         if refused:
             settle(session, refused, now, results, done)
         _freeze(session, [i for i in items if i.row.cached_content is None], now)
+        items = _reviewed(session, items, reviews, now, results)
     if later:
-        items.extend(_write_later(ctx, later, results, done))
+        items.extend(_write_later(ctx, later, reviews, results, done))
     return items
 
 
-def _write_later(ctx: Context, later: list[Item], results: Results, done: Announcements) -> list[Item]:
+def _write_later(
+    ctx: Context, later: list[Item], reviews: review.Plan, results: Results, done: Announcements
+) -> list[Item]:
     """Write with the model outside any transaction, then settle the refused and freeze the written."""
     refused: Settle = []
     written = [item for item in later if _write(item, results, refused)]
@@ -83,7 +91,19 @@ def _write_later(ctx: Context, later: list[Item], results: Results, done: Announ
         if refused:
             settle(session, refused, ctx.now(), results, done)
         _freeze(session, written, ctx.now())
-    return written
+        return _reviewed(session, written, reviews, ctx.now(), results)
+
+
+def _reviewed(session: Session, items: list[Item], reviews: review.Plan, now: datetime, results: Results) -> list[Item]:
+    """Put aside the frozen items that need review; the approved ones go out with their approved content."""
+    aside = [(i.row, i.draft.content, reviews.needs[i.row.id]) for i in items if i.row.id in reviews.needs and i.draft]
+    moved = review.put_aside(session, aside, now)
+    for item in items:
+        if item.row.id in reviews.needs:
+            results[item.row.id] = "awaiting_review" if item.row.id in moved else "raced"
+        elif item.row.id in reviews.approved and item.draft is not None:
+            item.draft.content = reviews.approved[item.row.id]
+    return [i for i in items if i.row.id not in reviews.needs]
 
 
 def _triage(

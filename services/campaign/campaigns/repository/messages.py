@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import col, select
 
 from libs.db.models.campaign import (
     Message,
     MessageEvent,
+    MessageStatus,
 )
 from libs.db.models.worker import Personalization
 from libs.pagination import keyset
@@ -101,3 +104,50 @@ class MessageRepository(TenantRepository):
             Message.org_id == self.org_id, Message.enrollment_id == enrollment_id, Message.step_id == step_id
         )
         return (await self.session.exec(query)).first()
+
+    async def awaiting_review(self, campaign_id: uuid.UUID, *, limit: int, cursor: str | None) -> Sequence[Message]:
+        """Return ``limit + 1`` of the campaign's messages awaiting review, newest first."""
+        query = select(Message).where(
+            Message.org_id == self.org_id,
+            Message.campaign_id == campaign_id,
+            Message.status == MessageStatus.AWAITING_REVIEW.value,
+        )
+        after = keyset(Message, cursor)
+        if after is not None:
+            query = query.where(after)
+        query = query.order_by(col(Message.created_at).desc(), col(Message.id).desc()).limit(limit + 1)
+        return (await self.session.exec(query)).all()
+
+    async def awaiting_ids(self, campaign_id: uuid.UUID, limit: int) -> Sequence[uuid.UUID]:
+        """The ids of the campaign's messages awaiting review, oldest first (at most ``limit``)."""
+        query = (
+            select(Message.id)
+            .where(
+                Message.org_id == self.org_id,
+                Message.campaign_id == campaign_id,
+                Message.status == MessageStatus.AWAITING_REVIEW.value,
+            )
+            .order_by(col(Message.created_at), col(Message.id))
+            .limit(limit)
+        )
+        return (await self.session.exec(query)).all()
+
+    async def for_review(self, message_ids: Sequence[uuid.UUID]) -> Sequence[Any]:
+        """The messages with what checking their content needs (the brand's rules), locked for the decision."""
+        if not message_ids:
+            return []
+        conn = await self.session.connection()
+        rows = await conn.execute(_FOR_REVIEW, {"org": self.org_id, "ids": list(message_ids)})
+        return rows.all()
+
+
+_FOR_REVIEW = sa.text(
+    """
+    SELECT m.id, m.campaign_id, m.lead_id, m.channel, m.status, m.subject, m.body,
+           b.website, b.forbidden_claims
+    FROM messages m JOIN campaigns c ON c.id = m.campaign_id JOIN brands b ON b.id = c.brand_id
+    WHERE m.org_id = :org AND m.id = ANY(CAST(:ids AS uuid[]))
+    ORDER BY m.created_at, m.id
+    FOR UPDATE OF m
+    """
+)
