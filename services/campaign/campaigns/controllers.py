@@ -7,16 +7,19 @@ from datetime import datetime
 from typing import Any
 
 from litestar import Controller, Request, delete, get, patch, post, put
+from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
+from libs.db.base import utcnow
 from libs.db.models.campaign import CampaignStatus, Channel, EnrollmentStatus, MessageStatus
 from libs.errors import Invalid
 from libs.openapi import problems
 from libs.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, make_page
 from libs.scopes import READS_ONLY, Area, scope_area
 from libs.security import Principal, Role, requires
+from services.campaign.campaigns import forecast
 from services.campaign.campaigns.analytics import campaign_analytics
 from services.campaign.campaigns.brand_client import BrandClient
 from services.campaign.campaigns.deps import (
@@ -208,6 +211,28 @@ class CampaignController(Controller):
         if start is not None and start.tzinfo is None:
             raise Invalid(errors=[{"field": "start", "message": "needs a UTC offset", "source": "query"}])
         return await campaigns.schedule(campaign_id, lead_id=lead_id, start=start)
+
+    @get("/{campaign_id:uuid}/forecast", operation_id="ForecastCampaign")
+    async def forecast_campaign(
+        self,
+        campaign_id: FromPath[uuid.UUID],
+        campaigns: NamedDependency[CampaignService],
+        state: State,
+        start: FromQuery[datetime | None] = None,
+        horizon_days: FromQuery[int] = forecast.HORIZON_DAYS,
+    ) -> forecast.Forecast:
+        """Forecast when each step finishes for the enrolled leads and what limits it (default start: now)."""
+        if start is not None and start.tzinfo is None:
+            raise Invalid(errors=[{"field": "start", "message": "needs a UTC offset", "source": "query"}])
+        if not 1 <= horizon_days <= forecast.HORIZON_DAYS:
+            message = f"must be between 1 and {forecast.HORIZON_DAYS}"
+            raise Invalid(errors=[{"field": "horizon_days", "message": message, "source": "query"}])
+        campaign = await campaigns.get(campaign_id)
+        reads = forecast.ForecastReads(campaigns.repos.session, campaigns.org_id)
+        steps = await campaigns.repos.steps.of_campaign(campaign.id)
+        return await forecast.forecast(
+            reads, campaign, steps, state.settings, start=start or utcnow(), horizon_days=horizon_days
+        )
 
     @get("/{campaign_id:uuid}/analytics", operation_id="GetCampaignAnalytics")
     async def analytics(
