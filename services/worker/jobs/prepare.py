@@ -27,6 +27,7 @@ from sqlmodel import Session
 from libs import templating
 from libs.db.session import system_session
 from libs.ledger import next_step
+from libs.ledger.states import AWAITING_REVIEW
 from libs.suppression import find_suppressed_sync, has_erasure_hashes
 from services.worker import ledger
 from services.worker.gate import Decision, Facts, Verdict, check
@@ -109,11 +110,13 @@ def _reviewed(session: Session, items: list[Item], reviews: review.Plan, now: da
 def _triage(
     ctx: Context, session: Session, rows: Sequence[LoadedRow], now: datetime, results: Results, done: Announcements
 ) -> list[LoadedRow]:
-    """Answer at once for rows that are done, in flight, orphaned or not due; return the rest."""
+    """Answer at once for rows that are done, awaiting review, in flight, orphaned or not due; return the rest."""
     candidates: list[LoadedRow] = []
     for row in rows:
         if row.status in ledger.TERMINAL:
             results[row.id] = "done"
+        elif row.status in AWAITING_REVIEW:
+            results[row.id] = "awaiting_review"  # only a person's decision (or the deadline) moves it
         elif row.status == "sending":
             if row.next_attempt_at is not None and row.next_attempt_at > now:
                 results[row.id] = "in_flight"  # another execution holds the claim

@@ -242,3 +242,28 @@ def test_a_review_deadline_skips_or_sends_as_the_campaign_says(
     assert sent.review_note == "approved at the review deadline"
     assert [m.rcpt_tos for m in smtp.messages] == [["lead0@example0.test"]]
     assert _enrollment(engine, skip.enrollment_ids[0]).status == "completed"  # the skip moved it on
+
+
+def test_a_message_awaiting_review_is_never_sent_by_a_stray_job_and_a_reply_skips_it(
+    ctx: jobs.Context,
+    redis: Redis,
+    engine: sa.Engine,
+    smtp: SmtpServer,
+    api: TestClient,  # type: ignore[type-arg]
+    signer: TokenSigner,
+) -> None:
+    from services.campaign.inbound.repository import stop_enrollments
+
+    world = create_world(engine, leads=2, smtp=(smtp.host, smtp.port), campaign_overrides={"review_mode": "all"})
+    drain(ctx, redis)
+    waiting, replied = (_by_lead(engine, world)[lead] for lead in world.lead_ids)
+    assert jobs.process(ctx, waiting.id) == "awaiting_review"  # a repair or duplicate job does nothing
+    assert _by_lead(engine, world)[waiting.lead_id].status == "awaiting_review"
+
+    with system_session(engine) as s:
+        stop_enrollments(s, org_id=world.org_id, lead_ids=[replied.lead_id], reason="replied", now=ctx.now())
+    assert _by_lead(engine, world)[replied.lead_id].status == "skipped"
+    late = api.post(f"/api/messages/{replied.id}/approve", json={}, headers=_headers(signer, world))
+    assert late.status_code == 409, late.text
+    drain(ctx, redis)
+    assert smtp.messages == []
