@@ -14,7 +14,8 @@ from, so of two writers racing on one enrollment the first wins and the other fi
   :func:`launch_waiting`, :func:`stop_campaign_enrollments`), the gateway with the campaign row
   itself (:data:`PAUSE_CAMPAIGN`, :data:`RESUME_CAMPAIGN`);
 - the inbound side and an erasure stop a lead's enrollments (:func:`stop_leads`), the campaign
-  service one enrollment (:func:`stop_enrollment`).
+  service one enrollment (:func:`stop_enrollment`); a reply that asks to wait (out of office,
+  not now) holds one until a date (:func:`pause_until`).
 
 The statements are plain SQLAlchemy Core, so async sessions (campaign service, gateway) and sync
 sessions (worker, ticker, inbound jobs) run the very same SQL.
@@ -161,6 +162,35 @@ def stop_enrollment(*, org_id: uuid.UUID, enrollment_id: uuid.UUID, reason: str,
         )
         .values(status=EnrollmentStatus.STOPPED.value, stopped_reason=reason[:64], next_due_at=None, updated_at=now)
         .returning(ENROLLMENTS.c.id)
+    )
+
+
+def pause_until(
+    *, org_id: uuid.UUID, enrollment_id: uuid.UUID, until: datetime, due: datetime, reason: str, now: datetime
+) -> sa.Update:
+    """Hold a live enrollment until ``until``: its next step is due no earlier than ``due``.
+
+    The status does not change: the enrollment stays ``active`` (or ``paused`` with its campaign)
+    and the ticker claims it when ``next_due_at`` comes, as any other (``due`` is the first open
+    window at or after ``until``). A next step already due later keeps its time; one already in
+    the ledger (``next_due_at`` NULL) is left to go. ``RETURNING`` the id and the new due time.
+    """
+    return (
+        sa.update(ENROLLMENTS)
+        .where(
+            ENROLLMENTS.c.org_id == org_id,
+            ENROLLMENTS.c.id == enrollment_id,
+            ENROLLMENTS.c.status.in_(sorted(ENROLLMENT_LIVE)),
+        )
+        .values(
+            paused_until=until,
+            paused_reason=reason[:32],
+            next_due_at=sa.case(
+                (ENROLLMENTS.c.next_due_at.is_(None), None), else_=sa.func.greatest(ENROLLMENTS.c.next_due_at, due)
+            ),
+            updated_at=now,
+        )
+        .returning(ENROLLMENTS.c.id, ENROLLMENTS.c.next_due_at)
     )
 
 

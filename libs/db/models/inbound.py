@@ -62,6 +62,8 @@ class WebhookEventType(StrEnum):
     BOUNCED = "bounced"
     UNSUBSCRIBED = "unsubscribed"
     FAILED = "failed"
+    REPLY_RECEIVED = "reply.received"
+    """A reply understood: its intent, confidence and fields, and the action the campaign took."""
 
 
 class InboundEvent(SQLModel, table=True):
