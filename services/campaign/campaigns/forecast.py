@@ -32,6 +32,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from pydantic import BaseModel, Field
@@ -87,6 +88,11 @@ class SenderCapacity:
             return 0, "sender_hourly_cap", _reopens(t, HOUR)
         return min(day_left, hour_left), None, None
 
+    def used(self, t: datetime, hour: int, day: int) -> None:
+        """Count what was already sent in the hour and the day of ``t`` (other campaigns of the brand included)."""
+        self._hours[_window_start(t, HOUR)] = hour
+        self._days[_window_start(t, DAY)] = day
+
     def take(self, t: datetime, n: int) -> None:
         """Use ``n`` sends at ``t``."""
         hour, day = _window_start(t, HOUR), _window_start(t, DAY)
@@ -132,6 +138,8 @@ class Capacity:
                     s.sender_id,
                     unbounded if "sender_hourly_cap" in relax else s.hourly,
                     unbounded if "sender_daily_cap" in relax else s.daily,
+                    dict(s._hours),
+                    dict(s._days),
                 )
                 for s in pool
             ]
@@ -305,10 +313,7 @@ def walk(
     steps = [dataclasses.replace(s, send_window=None) if "send_window" in relax else s for s in steps]
     by_position = {s.position: s for s in steps}
     outcomes = {s.position: StepOutcome(s.position, s.channel) for s in steps}
-    try:
-        local = zone(campaign_timezone)
-    except ScheduleError:
-        local = zone("UTC")
+    local = _zone_or_utc(campaign_timezone)
     end = start + timedelta(days=horizon_days)
     seq = itertools.count()
     future: list[tuple[datetime, int, Cohort]] = []
@@ -406,7 +411,14 @@ def walk(
     return Simulation([outcomes[p] for p in order], truncated, events)
 
 
-def _record(outcome: StepOutcome, t: datetime, n: int, local: Any) -> None:
+def _zone_or_utc(name: str) -> ZoneInfo:
+    try:
+        return zone(name)
+    except ScheduleError:
+        return zone("UTC")
+
+
+def _record(outcome: StepOutcome, t: datetime, n: int, local: ZoneInfo) -> None:
     outcome.sent += n
     outcome.first = outcome.first or t
     outcome.last = t
@@ -470,6 +482,14 @@ message) is paced as the launch paces it (the n-th starts on day floor(n / pacin
 step is in the ledger waits for its message (held: until its hold ends); a domain is kept only
 when it has more leads than the per-minute pacing (a smaller one can never be held by it)."""
 
+_USED = """
+SELECT m.channel, count(*) FILTER (WHERE m.sent_at >= :hour) AS hour, count(*) AS day
+FROM messages m JOIN campaigns c ON c.id = m.campaign_id
+WHERE m.org_id = :org AND c.org_id = :org AND c.brand_id = :brand AND m.sent_at >= :day AND m.sent_at <= :start
+GROUP BY m.channel
+"""
+"""What the brand's senders already sent in the hour and the UTC day of the start, by channel."""
+
 _SENDERS = """
 SELECT DISTINCT ON (kind) kind, id, hourly_limit, daily_limit FROM senders
 WHERE org_id = :org AND brand_id = :brand
@@ -501,6 +521,14 @@ class ForecastReads(TenantRepository):
                 continue
             out.append((r.pos, r.mstatus, r.due, r.paced_days, r.tz, r.phone, r.big_domain, int(r.n)))
         return out, unknown
+
+    async def used(self, brand_id: uuid.UUID, start: datetime) -> dict[str, tuple[int, int]]:
+        """Sends of the brand's campaigns in the hour and the UTC day of ``start``, by channel."""
+        hour = datetime.fromtimestamp(_window_start(start, HOUR), UTC)
+        day = datetime.fromtimestamp(_window_start(start, DAY), UTC)
+        params = {"org": self.org_id, "brand": brand_id, "hour": hour, "day": day, "start": start}
+        rows = await self._sql(sa.text(_USED), params)
+        return {r.channel: (int(r.hour), int(r.day)) for r in rows}
 
     async def senders(self, brand_id: uuid.UUID) -> dict[str, tuple[uuid.UUID, int | None, int | None]]:
         """Each channel's sender and its own hourly and daily limits."""
@@ -577,7 +605,7 @@ def _window_words(window: Mapping[str, Any] | None) -> str:
 
 
 def explain(
-    limit: str, plan: StepPlan, outcome: StepOutcome, capacity: Capacity, pacing: int | None, local: Any
+    limit: str, plan: StepPlan, outcome: StepOutcome, capacity: Capacity, pacing: int | None, local: ZoneInfo
 ) -> str:
     """The binding limit and the step's finish in one sentence."""
     if limit in ("sender_daily_cap", "sender_hourly_cap", "domain_pacing"):
@@ -649,10 +677,13 @@ async def forecast(
     phones = any(p.channel in PHONE_CHANNELS for p in plans)
     rows, unknown = await reads.cohorts(campaign, phones=phones, per_minute=settings.domain_pacing_per_minute)
     capacity = capacity_of(settings, await reads.senders(campaign.brand_id))
+    for channel, (hour, day) in (await reads.used(campaign.brand_id, start)).items():
+        for sender in capacity.senders.get(channel, [])[:1]:  # one sender per channel today
+            sender.used(start, hour, day)
     cohorts = cohorts_of(rows, plans, start, campaign.pacing_per_day)
     tz_name = campaign.timezone or "UTC"
     simulation = simulate(cohorts, plans, capacity, start=start, campaign_timezone=tz_name, horizon_days=horizon_days)
-    local = zone(tz_name) if tz_name else zone("UTC")
+    local = _zone_or_utc(tz_name)
     answers: list[StepForecast] = []
     for step, plan, outcome in zip(steps, plans, simulation.steps, strict=True):
         limit = outcome.binding() or ("no_sender" if plan.channel not in capacity.senders else "none")

@@ -61,6 +61,13 @@ def test_the_hourly_cap_binds_and_releases_a_second_after_the_hour() -> None:
     assert (step.first, step.last) == (THURSDAY_NOON, THURSDAY_NOON + timedelta(hours=2, seconds=1))
 
 
+def test_what_was_already_sent_this_hour_counts() -> None:
+    capacity = email_capacity(hourly=40)
+    capacity.senders["email"][0].used(THURSDAY_NOON + timedelta(minutes=30), 40, 40)
+    sim = simulate([Cohort(1, THURSDAY_NOON, 10)], one_step(), capacity, start=THURSDAY_NOON + timedelta(minutes=30))
+    assert sim.steps[0].first == THURSDAY_NOON + timedelta(hours=1, seconds=1)
+
+
 def test_domain_pacing_binds_one_big_domain() -> None:
     cohorts = [Cohort(1, THURSDAY_NOON, 300, domain="bigcorp.example")]
     capacity = email_capacity(hourly=10_000, domain_pacing_per_minute=30)
@@ -199,6 +206,10 @@ def test_forecast_is_the_organizations_own_and_checks_its_input(world: World) ->
     far = world.a.get(f"/api/campaigns/{c['id']}/forecast", params={"horizon_days": 400})
     assert far.status_code == 422
     assert far.json()["errors"][0]["field"] == "horizon_days"
+    words = world.a.get(f"/api/campaigns/{c['id']}/forecast", params={"horizon_days": "many"})
+    assert words.status_code in (400, 422)
+    assert words.headers["content-type"].startswith("application/problem+json")
+    assert "horizon_days" in words.text
     empty = world.a.get(f"/api/campaigns/{c['id']}/forecast").json()
     assert (empty["leads"], empty["steps"][0]["expected_finish"]) == (0, None)
 
@@ -246,10 +257,21 @@ def test_the_forecast_at_launch_matches_the_run_within_five_percent(
     launch = ctx.now()
     with TestClient(app) as client:
         actor = Actor(client, signer, world.org_id, role=Role.VIEWER)
-        r = actor.get(f"/api/campaigns/{world.campaign_id}/forecast", params={"start": launch.isoformat()})
-    assert r.status_code == 200, r.text
-    forecast = r.json()
-    assert [s["limit"] for s in forecast["steps"]] == ["sender_hourly_cap", "sender_hourly_cap"]
+
+        def forecast_now() -> dict[str, Any]:
+            r = actor.get(f"/api/campaigns/{world.campaign_id}/forecast", params={"start": ctx.now().isoformat()})
+            assert r.status_code == 200, r.text
+            return dict(r.json())
+
+        forecast = forecast_now()
+        assert [s["limit"] for s in forecast["steps"]] == ["sender_hourly_cap", "sender_hourly_cap"]
+        assert "1 email sender allows 40 an hour; 120 leads finish step 1 on" in forecast["steps"][0]["limit_detail"]
+        drain(ctx, redis)
+        # While running: 40 sent, 80 held until the next hour; the forecast still ends where it did.
+        running = forecast_now()
+        assert [s["leads"] for s in running["steps"]] == [80, 120]
+        for before, now in zip(forecast["steps"], running["steps"], strict=True):
+            assert before["expected_finish"] == now["expected_finish"]
 
     for _ in range(200):  # run the fleet, moving the clock from one due instant to the next
         drain(ctx, redis)
