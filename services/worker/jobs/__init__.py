@@ -41,6 +41,8 @@ The package keeps ``services.worker.jobs.<function>`` valid for jobs already in 
 paths are in ``libs.jobs``); this module holds the job entry points, and the stages live beside it:
 
 - ``prepare.py``: load (one typed ``ledger.LoadedRow`` per message), gate, settle, freeze;
+- ``review.py``: review mode (which messages wait ``awaiting_review`` for a person after the
+  freeze, and the approved text an approved one goes out with);
 - ``claim.py``: claim while opening, hand off, message by message;
 - ``record.py``: classify an outcome, record it and advance the enrollment (``ledger.STEP``);
 - ``outgoing.py``: what goes out on each channel;

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from litestar.testing import TestClient
 from redis import Redis
 
+from libs.crypto import SecretBox
 from libs.db.session import system_session
 from libs.security import Role
 from libs.settings import Environment
@@ -25,6 +26,7 @@ from services.worker import jobs
 from services.worker.ticker import Ticker
 from tests.services.worker.conftest import drain, messages
 from tests.services.worker.factories import World, create_world
+from tests.support.providers import ProviderServer
 from tests.support.smtp import SmtpServer
 from tests.support.tokens import TokenSigner
 
@@ -267,3 +269,35 @@ def test_a_message_awaiting_review_is_never_sent_by_a_stray_job_and_a_reply_skip
     assert late.status_code == 409, late.text
     drain(ctx, redis)
     assert smtp.messages == []
+
+
+def test_a_model_written_message_waits_with_its_text_and_goes_out_as_approved_without_a_second_call(
+    ctx: jobs.Context,
+    redis: Redis,
+    engine: sa.Engine,
+    smtp: SmtpServer,
+    providers: ProviderServer,
+    api: TestClient,  # type: ignore[type-arg]
+    signer: TokenSigner,
+) -> None:
+    box = SecretBox.from_settings(ctx.settings)
+    world = create_world(
+        engine, smtp=(smtp.host, smtp.port), box=box, openai_key="sk-test", campaign_overrides={"review_mode": "all"}
+    )
+    drain(ctx, redis)
+    [waiting] = messages(engine, world)
+    with system_session(engine) as s:
+        [audit] = s.execute(sa.text("SELECT * FROM personalizations")).all()
+    assert audit.source == "openai"
+    assert (waiting.status, waiting.subject, waiting.body) == (
+        "awaiting_review",
+        audit.content["subject"],
+        audit.content["body"],
+    )
+    assert smtp.messages == []
+    r = api.post(f"/api/messages/{waiting.id}/approve", json={}, headers=_headers(signer, world))
+    assert r.status_code == 200, r.text
+    drain(ctx, redis)
+    [mail] = smtp.messages
+    assert mail.parsed()["Subject"] == audit.content["subject"]
+    assert providers.count("chat") == 1  # the approved text went out; nothing was written again
