@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -16,7 +16,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from libs.db.models.brand import Brand, ProviderCredential, Sender
-from libs.db.models.campaign import Campaign, Enrollment, Message, MessageEvent
+from libs.db.models.campaign import Campaign, CampaignStep, Enrollment, EnrollmentStatus, Message, MessageEvent
 from libs.db.models.inbound import (
     InboundEvent,
     MessageLink,
@@ -28,7 +28,15 @@ from libs.db.models.leads import Lead, Suppression
 from libs.ledger import enrollments as ledger_enrollments
 from libs.ledger import messages as ledger_messages
 from libs.ledger import states
-from services.campaign.inbound.rows import BrandRow, CredentialRow, EventRow, LeadRow, MessageRow
+from services.campaign.inbound.rows import (
+    BrandRow,
+    CampaignActionsRow,
+    CredentialRow,
+    EventRow,
+    LeadRow,
+    MessageRow,
+    PauseRow,
+)
 
 EVENTS: sa.Table = InboundEvent.__table__  # type: ignore[attr-defined]
 MESSAGES: sa.Table = Message.__table__  # type: ignore[attr-defined]
@@ -44,6 +52,7 @@ ATTEMPTS: sa.Table = WebhookAttempt.__table__  # type: ignore[attr-defined]
 CREDENTIALS: sa.Table = ProviderCredential.__table__  # type: ignore[attr-defined]
 SENDERS: sa.Table = Sender.__table__  # type: ignore[attr-defined]
 BRANDS: sa.Table = Brand.__table__  # type: ignore[attr-defined]
+STEPS: sa.Table = CampaignStep.__table__  # type: ignore[attr-defined]
 
 UNSENT = states.UNSENT
 """Ledger states of a message nobody has claimed yet: stopping its enrollment means it never goes."""
@@ -382,6 +391,143 @@ def stop_enrollments(
     if stopped:
         session.execute(ledger_messages.skip_unsent(org_id=org_id, enrollment_ids=stopped, reason=reason, now=now))
     return stopped
+
+
+def campaign_actions(session: Session, *, org_id: uuid.UUID, campaign_id: uuid.UUID) -> CampaignActionsRow | None:
+    """The campaign's status, reply actions and first step's delay, or ``None``."""
+    first_delay = (
+        sa.select(STEPS.c.delay_minutes)
+        .where(STEPS.c.campaign_id == CAMPAIGNS.c.id, STEPS.c.position == 1)
+        .scalar_subquery()
+        .label("first_delay_minutes")
+    )
+    stmt = sa.select(CAMPAIGNS.c.id, CAMPAIGNS.c.status, CAMPAIGNS.c.reply_actions, first_delay).where(
+        CAMPAIGNS.c.org_id == org_id, CAMPAIGNS.c.id == campaign_id
+    )
+    return cast("CampaignActionsRow | None", session.execute(stmt).first())
+
+
+def pause_facts(session: Session, *, org_id: uuid.UUID, campaign_id: uuid.UUID, lead_id: uuid.UUID) -> PauseRow | None:
+    """The lead's live enrollment in the campaign with its next step's channel, window and the zones, or ``None``."""
+    stmt = (
+        sa.select(
+            ENROLLMENTS.c.id.label("enrollment_id"),
+            STEPS.c.channel.label("next_channel"),
+            # A step without a window of its own may hold JSON null (not SQL NULL): the campaign's applies.
+            sa.func.coalesce(
+                sa.func.nullif(STEPS.c.send_window, sa.text("'null'::jsonb")), CAMPAIGNS.c.send_window
+            ).label("send_window"),
+            LEADS.c.timezone.label("lead_timezone"),
+            CAMPAIGNS.c.timezone.label("campaign_timezone"),
+        )
+        .select_from(ENROLLMENTS)
+        .join(CAMPAIGNS, CAMPAIGNS.c.id == ENROLLMENTS.c.campaign_id)
+        .join(LEADS, LEADS.c.id == ENROLLMENTS.c.lead_id)
+        .outerjoin(
+            STEPS,
+            sa.and_(
+                STEPS.c.campaign_id == ENROLLMENTS.c.campaign_id,
+                STEPS.c.position == ENROLLMENTS.c.next_step_position,
+            ),
+        )
+        .where(
+            ENROLLMENTS.c.org_id == org_id,
+            ENROLLMENTS.c.campaign_id == campaign_id,
+            ENROLLMENTS.c.lead_id == lead_id,
+            ENROLLMENTS.c.status.in_(sorted(states.ENROLLMENT_LIVE)),
+        )
+    )
+    return cast("PauseRow | None", session.execute(stmt).first())
+
+
+def pause_enrollment(
+    session: Session,
+    *,
+    org_id: uuid.UUID,
+    enrollment_id: uuid.UUID,
+    until: datetime,
+    due: datetime,
+    reason: str,
+    now: datetime,
+) -> datetime | None:
+    """Hold the enrollment until ``until`` (next step due no earlier than ``due``); return its due time."""
+    stmt = ledger_enrollments.pause_until(
+        org_id=org_id, enrollment_id=enrollment_id, until=until, due=due, reason=reason, now=now
+    )
+    row = session.execute(stmt).first()
+    return cast("datetime | None", row.next_due_at) if row is not None else None
+
+
+def openai_secret(session: Session, *, org_id: uuid.UUID) -> str | None:
+    """The organization's sealed OpenAI key, or ``None``."""
+    stmt = sa.select(CREDENTIALS.c.secret_encrypted).where(
+        CREDENTIALS.c.org_id == org_id, CREDENTIALS.c.provider == "openai"
+    )
+    return cast("str | None", session.execute(stmt).scalar_one_or_none())
+
+
+def add_referred_lead(
+    session: Session,
+    *,
+    org_id: uuid.UUID,
+    email: str,
+    name: str | None,
+    referred_by: uuid.UUID,
+) -> tuple[uuid.UUID, bool] | None:
+    """The lead with address ``email`` (normalized), created with source ``referral`` when new.
+
+    Return its id and whether it was created now; ``None`` when the address belongs to an erased lead.
+    """
+    first, _, last = (name or "").strip().partition(" ")
+    values = {
+        "id": uuid.uuid4(),
+        "org_id": org_id,
+        "email": email,
+        "email_normalized": email,
+        "first_name": first[:200] or None,
+        "last_name": last.strip()[:200] or None,
+        "custom_fields": {"source": "referral", "referred_by_lead_id": str(referred_by)},
+        "status": "active",
+    }
+    created = session.execute(
+        pg_insert(LEADS).values(**values).on_conflict_do_nothing().returning(LEADS.c.id)
+    ).scalar_one_or_none()
+    if created is not None:
+        return created, True
+    existing = session.execute(
+        sa.select(LEADS.c.id, LEADS.c.erased_at).where(LEADS.c.org_id == org_id, LEADS.c.email_normalized == email)
+    ).first()
+    if existing is None or existing.erased_at is not None:
+        return None
+    return existing.id, False
+
+
+def enroll_lead(
+    session: Session, *, org_id: uuid.UUID, campaign: CampaignActionsRow, lead_id: uuid.UUID, now: datetime
+) -> uuid.UUID | None:
+    """Enroll one active (not suppressed, not erased) lead in ``campaign`` at step 1, as an enrollment would.
+
+    ``active`` with its first due time when the campaign runs, else ``paused`` (a draft's waits for
+    the launch); ``None`` when the lead is not active or already enrolled.
+    """
+    running = campaign.status == "active"
+    due = now + timedelta(minutes=campaign.first_delay_minutes or 0) if campaign.status != "draft" else None
+    picked = sa.select(
+        sa.literal(uuid.uuid4()).label("id"),
+        sa.literal(org_id).label("org_id"),
+        sa.literal(campaign.id).label("campaign_id"),
+        LEADS.c.id.label("lead_id"),
+        sa.literal((EnrollmentStatus.ACTIVE if running else EnrollmentStatus.PAUSED).value).label("status"),
+        sa.literal(1).label("next_step_position"),
+        sa.literal(due, sa.DateTime(timezone=True)).label("next_due_at"),
+    ).where(LEADS.c.org_id == org_id, LEADS.c.id == lead_id, LEADS.c.status == "active", LEADS.c.erased_at.is_(None))
+    stmt = (
+        pg_insert(ENROLLMENTS)
+        .from_select(["id", "org_id", "campaign_id", "lead_id", "status", "next_step_position", "next_due_at"], picked)
+        .on_conflict_do_nothing()
+        .returning(ENROLLMENTS.c.id)
+    )
+    return session.execute(stmt).scalar_one_or_none()
 
 
 # --------------------------------------------------------------------------- suppressions

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any, Protocol
 
 
@@ -53,6 +54,36 @@ class EventRow(Protocol):
     def raw(self) -> bytes | None: ...
     @property
     def message_id(self) -> uuid.UUID | None: ...
+    @property
+    def received_at(self) -> datetime: ...
+
+
+class PauseRow(Protocol):
+    """What holding a lead's enrollment until a date needs: the enrollment, its next step's window and zones."""
+
+    @property
+    def enrollment_id(self) -> uuid.UUID: ...
+    @property
+    def next_channel(self) -> str | None: ...
+    @property
+    def send_window(self) -> dict[str, Any] | None: ...
+    @property
+    def lead_timezone(self) -> str | None: ...
+    @property
+    def campaign_timezone(self) -> str: ...
+
+
+class CampaignActionsRow(Protocol):
+    """A campaign as the reply actions read it."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def reply_actions(self) -> dict[str, Any] | None: ...
+    @property
+    def first_delay_minutes(self) -> int | None: ...
 
 
 class BrandRow(Protocol):

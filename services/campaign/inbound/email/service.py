@@ -15,11 +15,11 @@ from sqlalchemy.orm import Session
 
 from libs import jobs as registry
 from libs.db.base import utcnow
-from libs.db.models.campaign import EventType, MessageStatus
+from libs.db.models.campaign import EventType, MessageStatus, ReplyAction
 from libs.db.models.leads import SuppressionChannel, SuppressionKind, SuppressionReason
 from libs.optout import Classification, Intent, classify
 from libs.suppression import InvalidContact, normalize_email
-from services.campaign.inbound import erased
+from services.campaign.inbound import erased, replies
 from services.campaign.inbound import repository as repo
 from services.campaign.inbound.email.mail import InboundMail, MailKind, MalformedMail, read
 from services.campaign.inbound.events import (
@@ -41,8 +41,7 @@ log = structlog.get_logger(__name__)
 
 _DSN_STATUS = re.compile(r"[245]\.\d{1,3}\.\d{1,3}")
 ON_BOUNCE = Stop("bounced", rule="on_bounce", rule_default=False)
-ON_REPLY = Stop("replied", rule="on_reply")
-OPTED_OUT = Stop("opted_out")
+OPTED_OUT = replies.OPTED_OUT
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +158,7 @@ def _apply(session: Session, ctx: Context, effects: Effects, event_id: uuid.UUID
     found = _event_message(session, event_id)
     if isinstance(found, str):
         return found
-    _, message = found
+    event, message = found
     now = utcnow()
     lead: LeadRow | None = repo.lead_by_id(session, org_id=message.org_id, lead_id=message.lead_id)
     effective_at = None
@@ -169,7 +168,8 @@ def _apply(session: Session, ctx: Context, effects: Effects, event_id: uuid.UUID
     elif mail.kind is MailKind.SOFT_BOUNCE:
         log.info("email_soft_bounce", message_id=str(message.id), status=mail.status)
     elif mail.kind is MailKind.AUTO_REPLY:
-        log.info("email_auto_reply", message_id=str(message.id))
+        action = _reply(session, ctx, effects, event, message, lead, mail, automatic=True)
+        log.info("email_auto_reply", message_id=str(message.id), action=action)
     elif mail.kind is MailKind.REPLY:
         intent = classify(mail.text)
         if intent.is_opt_out and lead is not None:
@@ -177,11 +177,31 @@ def _apply(session: Session, ctx: Context, effects: Effects, event_id: uuid.UUID
             effective_at = utcnow()
             outcome = intent.intent.value
         else:
-            data = {"subject": mail.subject, "text": mail.text[:2000]}
-            emit_for(session, effects, message, EventType.REPLIED, now=now, data=data)
-            stop(session, message, ON_REPLY, now=now)
+            action = _reply(session, ctx, effects, event, message, lead, mail)
+            effective_at = utcnow() if action == ReplyAction.UNSUBSCRIBE else None
     finish_about(session, event_id, message, outcome, effective_at=effective_at)
     return outcome
+
+
+def _reply(
+    session: Session,
+    ctx: Context,
+    effects: Effects,
+    event: EventRow,
+    message: MessageRow,
+    lead: LeadRow | None,
+    mail: InboundMail,
+    *,
+    automatic: bool = False,
+) -> str:
+    """A reply that is no opt-out word (or an autoresponder's mail): classify it, act as its campaign says.
+
+    Return the action taken.
+    """
+    classified, classification_id = replies.classify(session, ctx, event, message.id, mail.text, channel="email")
+    data = {"subject": mail.subject, "text": mail.text[:2000]}
+    reply = replies.Reply(message, lead, classified, classification_id, event.received_at, data, automatic)
+    return replies.act(session, ctx, effects, reply)
 
 
 def _hard_bounce(

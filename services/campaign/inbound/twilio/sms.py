@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -18,7 +18,7 @@ from libs.db.models.leads import SuppressionChannel, SuppressionKind, Suppressio
 from libs.errors import BadRequest
 from libs.optout import Classification, Intent, classify
 from libs.suppression import refresh_lead_status_statement
-from services.campaign.inbound import erased
+from services.campaign.inbound import erased, replies
 from services.campaign.inbound import repository as repo
 from services.campaign.inbound.events import (
     Context,
@@ -75,7 +75,7 @@ def process(session: Session, ctx: Context, effects: Effects, event_id: uuid.UUI
     if isinstance(event, str):
         return event
     intent = classify(str(event.payload.get("params", {}).get("Body") or ""))
-    return _apply(session, ctx, effects, event=event, intent=intent).outcome
+    return _apply(session, ctx, effects, event=event, intent=intent, understood=True).outcome
 
 
 def _answer(session: Session, ctx: Context, effects: Effects, *, event_id: uuid.UUID) -> SmsAnswer:
@@ -110,8 +110,20 @@ class _Text:
         return [row.id for row in self.leads]
 
 
-def _apply(session: Session, ctx: Context, effects: Effects, *, event: EventRow, intent: Classification) -> SmsAnswer:
-    """Apply one inbound text (opt-out, opt-out of all, opt-in, help, reply) and mark the event processed."""
+def _apply(
+    session: Session,
+    ctx: Context,
+    effects: Effects,
+    *,
+    event: EventRow,
+    intent: Classification,
+    understood: bool = False,
+) -> SmsAnswer:
+    """Apply one inbound text (opt-out, opt-out of all, opt-in, help, reply) and mark the event processed.
+
+    ``understood``: the ``inbound`` job's side, where a plain reply is classified and acted on
+    (``replies``) after the opt-out words, which always win.
+    """
     params: Mapping[str, Any] = event.payload.get("params", {})
     phone = str(params.get("From") or "").strip()
     text = _Text(
@@ -131,6 +143,8 @@ def _apply(session: Session, ctx: Context, effects: Effects, *, event: EventRow,
         effective_at = utcnow()
     elif intent.intent is Intent.HELP:
         answer = SmsAnswer("help", help_text(text.brand))
+    elif understood:
+        answer = _understood(session, ctx, effects, event, text)
     else:
         answer = _reply(session, effects, text)
     lead_ids = text.lead_ids
@@ -189,6 +203,29 @@ def _reply(session: Session, effects: Effects, text: _Text) -> SmsAnswer:
         session, org_id=text.org_id, lead_ids=text.lead_ids, reason="replied", now=text.now, rule="on_reply"
     )
     return SmsAnswer("reply" if text.leads else "reply_unknown_lead")
+
+
+def _understood(session: Session, ctx: Context, effects: Effects, event: EventRow, text: _Text) -> SmsAnswer:
+    """A plain reply in the job: classified once, then each lead's campaign acts on it (on its last text)."""
+    if not text.leads:
+        return SmsAnswer("reply_unknown_lead")
+    latest = {
+        lead.id: repo.latest_message(session, org_id=text.org_id, lead_id=lead.id, channels=TEXT_CHANNELS)
+        for lead in text.leads
+    }
+    first = next((m for m in latest.values() if m is not None), None)
+    message_id = first.id if first is not None else None
+    classified, classification_id = replies.classify(session, ctx, event, message_id, text.body, channel="sms")
+    unmessaged = [lead for lead in text.leads if latest[lead.id] is None]
+    if unmessaged:  # texted by none of our messages on this number: recorded and stopped as a plain reply
+        _reply(session, effects, replace(text, leads=unmessaged))
+    data = {"channel": "sms", "text": text.body[:1600]}
+    for lead in text.leads:
+        message = latest[lead.id]
+        if message is not None:
+            reply = replies.Reply(message, lead, classified, classification_id, event.received_at, data)
+            replies.act(session, ctx, effects, reply)
+    return SmsAnswer("reply")
 
 
 def _emit_each(session: Session, effects: Effects, text: _Text, type_: EventType, data: Mapping[str, Any]) -> None:
