@@ -22,11 +22,14 @@ from libs.db.models.inbound import WebhookEndpoint
 from libs.db.session import system_session
 from libs.ledger.enrollments import CLAIM_DUE_ENROLLMENTS
 from libs.replies.intents import Intent
+from libs.security import Role
 from services.campaign.inbound import jobs
 from tests.services.campaign.inbound.conftest import EMAIL_SECRET
 from tests.services.campaign.inbound.factories import add_message, create_world, one, rows
+from tests.services.campaign.inbound.receiver import receiver
 from tests.services.campaign.inbound.test_sms import text
 from tests.support.providers import ProviderServer, completion, provider_server
+from tests.support.tokens import TokenSigner
 
 MIME = Path(__file__).with_name("mime")
 ORIGINAL_LINE = "Thanks for reaching out. Tuesday at 10:00 works for me \u2013 send an invite."
@@ -365,3 +368,48 @@ def test_a_pause_never_brings_a_later_step_forward(
     row = enrollment(engine)
     assert row.paused_reason == "out_of_office"
     assert row.next_due_at == later
+
+
+def test_an_endpoint_subscribed_to_reply_received_gets_the_intent_over_http(
+    make_client: Callable[..., TestClient],  # type: ignore[type-arg]
+    signer: TokenSigner,
+    engine: Engine,
+    world: Any,
+    run_inbound: Callable[[], int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SDR_WEBHOOKS_ALLOW_PRIVATE", "true")  # the delivery job reads it (loopback receiver)
+    client = make_client(webhooks_allow_private=True)
+    headers = {"Authorization": f"Bearer {signer.mint(org_id=world.org_id, role=Role.ADMIN)}"}
+    with receiver() as hook:
+        r = client.post("/api/webhooks", json={"url": hook.url, "event_types": ["reply.received"]}, headers=headers)
+        assert r.status_code == 201, r.text
+        deliver(client, reply_mail(world.first, REPLIES[Intent.MEETING_REQUEST]))
+        run_inbound()
+        (request,) = hook.requests
+    body = json.loads(request.body)
+    assert body["type"] == "reply.received"
+    assert (body["data"]["intent"], body["data"]["action"]) == ("meeting_request", "stop")
+    assert body["data"]["lead_id"] == str(world.lead_ids[0])
+    assert one(engine, "SELECT status FROM webhook_deliveries") == "delivered"
+
+
+def test_an_sms_unsubscribe_the_model_reads_suppresses_the_number(
+    client: TestClient,
+    engine: Engine,
+    box: SecretBox,
+    run_inbound: Callable[[], int],
+    openai_server: ProviderServer,
+) -> None:
+    w = create_world(engine, box)
+    add_openai_key(engine, box, w.org_id)
+    add_message(engine, w, step=1, provider_message_id="SMout")
+    openai_server.script("chat", completion(model_answer("unsubscribe")))
+    text(client, "SMleave", "I'd rather you left me alone from now on", "+12015550100")
+    run_inbound()
+    assert openai_server.count("chat") == 1
+    assert sorted(rows(engine, "SELECT channel, value FROM suppressions")) == [
+        ("sms", "+12015550100"),
+        ("voicemail", "+12015550100"),
+    ]
+    assert tuple(enrollment(engine))[:2] == ("stopped", "opted_out")
