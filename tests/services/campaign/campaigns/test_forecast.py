@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -230,39 +233,74 @@ def _next_event(db: sa.Engine, campaign_id: uuid.UUID) -> datetime | None:
     return value if isinstance(value, datetime) else None
 
 
+@contextmanager
+def forecaster(context: jobs.Context, signer: TokenSigner, world: Any) -> Iterator[Callable[[], dict[str, Any]]]:
+    """A viewer of ``world``'s organization asking the campaign app (on the worker's caps) for a forecast from now."""
+    caps = ("email_hourly_cap", "email_daily_cap", "sms_hourly_cap", "sms_daily_cap", "domain_pacing_per_minute")
+    app = create_app(
+        CampaignSettings(
+            database_url=context.settings.database_url,
+            redis_url=context.settings.redis_url,
+            **{name: getattr(context.settings, name) for name in caps},
+        ),
+        verifier=signer.verifier(),
+        brand_client=BrandClient(NOWHERE, timeout=1.0),
+    )
+    with TestClient(app) as client:
+        actor = Actor(client, signer, world.org_id, role=Role.VIEWER)
+
+        def forecast_now() -> dict[str, Any]:
+            r = actor.get(f"/api/campaigns/{world.campaign_id}/forecast", params={"start": context.now().isoformat()})
+            assert r.status_code == 200, r.text
+            return dict(r.json())
+
+        yield forecast_now
+
+
+def run_to_the_end(context: jobs.Context, redis: Redis, db: sa.Engine, campaign_id: uuid.UUID) -> list[Any]:
+    """Run the ticker and a burst worker, moving the clock from one due instant to the next; each step's last send."""
+    for _ in range(200):
+        drain(context, redis)
+        upcoming = _next_event(db, campaign_id)
+        if upcoming is None:
+            break
+        context.settings.clock_offset_seconds += max((upcoming - context.now()).total_seconds(), 0) + 1
+    with system_session(db) as s:
+        return list(
+            s.execute(
+                sa.text(
+                    "SELECT st.position, count(*) AS n, max(m.sent_at) AS last FROM messages m "
+                    "JOIN campaign_steps st ON st.id = m.step_id WHERE m.campaign_id = :c AND m.status = 'sent' "
+                    "GROUP BY st.position ORDER BY st.position"
+                ),
+                {"c": campaign_id},
+            ).all()
+        )
+
+
+def assert_within_five_percent(forecast: dict[str, Any], rows: list[Any], launch: datetime, at_least: float) -> None:
+    for row, predicted in zip(rows, forecast["steps"], strict=True):
+        expected = datetime.fromisoformat(predicted["expected_finish"])
+        elapsed = (row.last - launch).total_seconds()
+        assert elapsed > at_least  # the limits really stretched the run
+        error = abs((expected - row.last).total_seconds())
+        print(f"step {row.position}: forecast {expected.isoformat()}, actual {row.last.isoformat()}, off {error:.0f} s")
+        assert error <= 0.05 * elapsed, (row.position, expected, row.last)
+
+
 def test_the_forecast_at_launch_matches_the_run_within_five_percent(
     ctx: jobs.Context,  # noqa: F811
     redis: Redis,
     engine: sa.Engine,  # noqa: F811
     smtp: SmtpServer,  # noqa: F811
     signer: TokenSigner,
-    database_url: str,
-    redis_url: str,
 ) -> None:
     """120 leads, two email steps three hours apart, a sender allowed 40 an hour: about six hours of sending."""
     world = create_world(
         engine, channels=("email", "email"), leads=120, smtp=(smtp.host, smtp.port), hourly_limit=40, delay_minutes=180
     )
-    caps = {name: getattr(ctx.settings, name) for name in ("email_hourly_cap", "email_daily_cap")}
-    app = create_app(
-        CampaignSettings(
-            database_url=database_url,
-            redis_url=redis_url,
-            domain_pacing_per_minute=ctx.settings.domain_pacing_per_minute,
-            **caps,
-        ),
-        verifier=signer.verifier(),
-        brand_client=BrandClient(NOWHERE, timeout=1.0),
-    )
     launch = ctx.now()
-    with TestClient(app) as client:
-        actor = Actor(client, signer, world.org_id, role=Role.VIEWER)
-
-        def forecast_now() -> dict[str, Any]:
-            r = actor.get(f"/api/campaigns/{world.campaign_id}/forecast", params={"start": ctx.now().isoformat()})
-            assert r.status_code == 200, r.text
-            return dict(r.json())
-
+    with forecaster(ctx, signer, world) as forecast_now:
         forecast = forecast_now()
         assert [s["limit"] for s in forecast["steps"]] == ["sender_hourly_cap", "sender_hourly_cap"]
         assert "1 email sender allows 40 an hour; 120 leads finish step 1 on" in forecast["steps"][0]["limit_detail"]
@@ -272,28 +310,49 @@ def test_the_forecast_at_launch_matches_the_run_within_five_percent(
         assert [s["leads"] for s in running["steps"]] == [80, 120]
         for before, now in zip(forecast["steps"], running["steps"], strict=True):
             assert before["expected_finish"] == now["expected_finish"]
-
-    for _ in range(200):  # run the fleet, moving the clock from one due instant to the next
-        drain(ctx, redis)
-        upcoming = _next_event(engine, world.campaign_id)
-        if upcoming is None:
-            break
-        ctx.settings.clock_offset_seconds += max((upcoming - ctx.now()).total_seconds(), 0) + 1
-    with system_session(engine) as s:
-        rows = s.execute(
-            sa.text(
-                "SELECT st.position, count(*) AS n, max(m.sent_at) AS last FROM messages m "
-                "JOIN campaign_steps st ON st.id = m.step_id WHERE m.campaign_id = :c AND m.status = 'sent' "
-                "GROUP BY st.position ORDER BY st.position"
-            ),
-            {"c": world.campaign_id},
-        ).all()
+    rows = run_to_the_end(ctx, redis, engine, world.campaign_id)
     assert [(r.position, r.n) for r in rows] == [(1, 120), (2, 120)]
     assert len(smtp.messages) == 240
-    for row, predicted in zip(rows, forecast["steps"], strict=True):
-        expected = datetime.fromisoformat(predicted["expected_finish"])
-        elapsed = (row.last - launch).total_seconds()
-        assert elapsed > 1.5 * 3600  # the caps really stretched the run over hours
-        error = abs((expected - row.last).total_seconds())
-        print(f"step {row.position}: forecast {expected.isoformat()}, actual {row.last.isoformat()}, off {error:.0f} s")
-        assert error <= 0.05 * elapsed, (row.position, expected, row.last)
+    assert_within_five_percent(forecast, rows, launch, 1.5 * 3600)
+
+
+def test_a_forecast_over_weekends_and_a_daily_cap_matches_the_run(
+    ctx: jobs.Context,  # noqa: F811
+    redis: Redis,
+    engine: sa.Engine,  # noqa: F811
+    smtp: SmtpServer,  # noqa: F811
+    signer: TokenSigner,
+) -> None:
+    """150 New York leads, weekdays 09:00-17:00, 60 a day, a second step a week later: two weekends of waiting."""
+    world = create_world(
+        engine,
+        channels=("email", "email"),
+        leads=150,
+        smtp=(smtp.host, smtp.port),
+        delay_minutes=7 * 1440,
+    )
+    with system_session(engine) as s:
+        s.execute(sa.text("UPDATE senders SET daily_limit = 60 WHERE org_id = :org"), {"org": world.org_id})
+        # Each step carries the window itself: the worker reads a step's JSON null window as "always".
+        window = json.dumps(WEEKDAYS_9_TO_5)
+        s.execute(
+            sa.text("UPDATE campaign_steps SET send_window = CAST(:w AS jsonb) WHERE campaign_id = :c"),
+            {"w": window, "c": world.campaign_id},
+        )
+    # Thursday 2027-01-07 10:00 in New York.
+    ctx.settings.clock_offset_seconds = (datetime(2027, 1, 7, 15, 0, tzinfo=UTC) - datetime.now(UTC)).total_seconds()
+    launch = ctx.now()
+    with forecaster(ctx, signer, world) as forecast_now:
+        forecast = forecast_now()
+    first, second = forecast["steps"]
+    assert first["sends_per_day"] == [
+        {"date": "2027-01-07", "sends": 60},
+        {"date": "2027-01-08", "sends": 60},
+        {"date": "2027-01-11", "sends": 30},
+    ]
+    assert first["limit"] == "sender_daily_cap"
+    assert first["limit_detail"] == "1 email sender allows 60 a day; 150 leads finish step 1 on 2027-01-11"
+    assert second["expected_finish"].startswith("2027-01-18T14:00:")  # Monday 09:00 EST, a week on
+    rows = run_to_the_end(ctx, redis, engine, world.campaign_id)
+    assert [(r.position, r.n) for r in rows] == [(1, 150), (2, 150)]
+    assert_within_five_percent(forecast, rows, launch, 3 * 86400)
