@@ -13,7 +13,6 @@ lead's sequence moves on. A message that is no longer awaiting review answers 40
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -29,6 +28,7 @@ from libs.db.base import utcnow
 from libs.errors import Conflict, Invalid
 from libs.ledger import review as ledger_review
 from libs.ledger.resolution import MAX_BATCH
+from libs.message_rules import BODY_MAX, SUBJECT_MAX, brand_domain, breaches
 from libs.openapi import problems
 from libs.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, make_page
 from libs.scopes import Area, scope_area
@@ -38,17 +38,16 @@ from services.campaign.campaigns.errors import MessageNotFound
 from services.campaign.campaigns.schemas import MessageRead, Strict
 from services.campaign.campaigns.service import CampaignService
 
-SUBJECT_MAX = 120
-BODY_MAX = 5000
 NOTE_MAX = 1000
 
-_PLACEHOLDER = re.compile(
-    r"\{\{|\}\}|\{%|%\}|\{\s*[A-Za-z_][\w.]*\s*\}|\[\s*(?:first|last|company|name|title)[\w ]*\]", re.I
-)
-_LINK = re.compile(
-    r"(?:https?://|www\.)[^\s<>\"')\]]+|\b(?:[a-z0-9-]+\.)+(?:com|net|org|io|co|ai|app|dev|biz|info|us|uk|ly)\b",
-    re.I,
-)
+_SAYS = {
+    "empty": "empty",
+    "control_characters": "control characters",
+    "placeholder_left": "a template placeholder is left",
+    "foreign_link": "links to {detail}",
+    "forbidden_claim": "makes a forbidden claim: {detail}",
+}
+"""What an error says about each rule of ``libs.message_rules``."""
 
 
 class NotAwaitingReview(Conflict):
@@ -109,40 +108,20 @@ class BulkResult(BaseModel):
     refused: list[Refused]
 
 
-def _host(link: str) -> str:
-    text = link.rstrip(".,;:!?").lower()
-    text = re.sub(r"^https?://", "", text).removeprefix("www.")
-    return re.split(r"[/:?#]", text, maxsplit=1)[0]
-
-
 def content_errors(
     channel: str, subject: str | None, body: str | None, *, website: str | None, claims: Iterable[str]
 ) -> list[dict[str, str]]:
-    """Why this text may not go out (one error per field and rule; empty when it may)."""
-    site = _host(website) if website else None
+    """Why this text may not go out: one error per field and rule of ``libs.message_rules``; empty when it may."""
+    site = brand_domain(website)
+    claims = list(claims)
     fields = [("subject", subject), ("body", body)] if channel == "email" else [("body", body)]
     errors: list[dict[str, str]] = []
     for name, text in fields:
-        if not text or not text.strip():
-            errors.append({"field": name, "message": "empty", "reason": "empty"})
-            continue
-        if name == "subject" and any(c in text for c in "\r\n"):
+        if name == "subject" and text and any(c in text for c in "\r\n"):
             errors.append({"field": name, "message": "the subject must be one line", "reason": "subject_line_break"})
-        if "\x00" in text:
-            errors.append({"field": name, "message": "control characters", "reason": "control_characters"})
-        if _PLACEHOLDER.search(text):
-            errors.append({"field": name, "message": "a template placeholder is left", "reason": "placeholder_left"})
-        for link in _LINK.finditer(text):
-            host = _host(link.group(0))
-            if not site or not (host == site or host.endswith("." + site)):
-                errors.append({"field": name, "message": f"links to {host}", "reason": "foreign_link"})
-                break
-        lowered = text.lower()
-        for claim in (c.strip() for c in claims if c and c.strip()):
-            if claim.lower() in lowered:
-                errors.append(
-                    {"field": name, "message": f"makes a forbidden claim: {claim}", "reason": "forbidden_claim"}
-                )
+        for breach in breaches(text, allowed_domain=site, forbidden_claims=claims):
+            message = _SAYS[breach.reason].format(detail=breach.detail)
+            errors.append({"field": name, "message": message, "reason": breach.reason})
     return errors
 
 

@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
-from urllib.parse import urlsplit
 
-SUBJECT_MAX = 120
+from libs.message_rules import BODY_MAX, SUBJECT_MAX, brand_domain, breaches
+
+__all__ = ["BODY_MAX", "SUBJECT_MAX", "InvalidOutput", "brand_domain", "check_output", "check_text"]
+
 SMS_MAX = 320
 VOICEMAIL_MAX_WORDS = 150
-BODY_MAX = 5000
-
-_PLACEHOLDER = re.compile(
-    r"\{\{|\}\}|\{%|%\}|\{\s*[A-Za-z_][\w.]*\s*\}|\[\s*(?:first|last|company|name|title)[\w ]*\]", re.I
-)
-_URL = re.compile(
-    r"(?:https?://|www\.)[^\s<>\"')\]]+|\b(?:[a-z0-9-]+\.)+(?:com|net|org|io|co|ai|app|dev|biz|info|us|uk|ly)\b(?:/[^\s<>\"')\]]*)?",
-    re.I,
-)
 
 
 class InvalidOutput(ValueError):
@@ -28,33 +20,10 @@ class InvalidOutput(ValueError):
         self.reason = reason
 
 
-def _host(url: str) -> str:
-    if not re.match(r"https?://", url, re.I):
-        url = "http://" + url
-    return (urlsplit(url).hostname or "").lower().removeprefix("www.")
-
-
-def brand_domain(website: str | None) -> str | None:
-    """The registrable host of the brand's website, the only place links may point."""
-    return _host(website) or None if website else None
-
-
 def check_text(text: str, *, field: str, allowed_domain: str | None, forbidden_claims: Iterable[str]) -> None:
-    """Raise :class:`InvalidOutput` if ``text`` has placeholders, foreign links or forbidden claims."""
-    if not text or not text.strip():
-        raise InvalidOutput("empty", field)
-    if "\x00" in text:
-        raise InvalidOutput("control_characters", field)
-    if _PLACEHOLDER.search(text):
-        raise InvalidOutput("placeholder_left", field)
-    for match in _URL.finditer(text):
-        host = _host(match.group(0).rstrip(".,;:!?"))
-        if not allowed_domain or not (host == allowed_domain or host.endswith("." + allowed_domain)):
-            raise InvalidOutput("foreign_link", f"{field}: {host}")
-    lowered = text.lower()
-    for claim in forbidden_claims:
-        if claim and claim.strip() and claim.strip().lower() in lowered:
-            raise InvalidOutput("forbidden_claim", f"{field}: {claim.strip()}")
+    """Raise :class:`InvalidOutput` for the first rule of ``libs.message_rules`` that ``text`` breaks."""
+    for breach in breaches(text, allowed_domain=allowed_domain, forbidden_claims=forbidden_claims):
+        raise InvalidOutput(breach.reason, f"{field}: {breach.detail}" if breach.detail else field)
 
 
 def check_output(
