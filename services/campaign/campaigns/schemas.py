@@ -645,6 +645,7 @@ WaitReason = Literal[
     "outside_window",
     "quiet_hours",
     "held",
+    "awaiting_review",
     "suppressed",
     "no_consent",
     "no_address",

@@ -197,6 +197,12 @@ class TimelineService:
                     until=message.next_attempt_at or message.due_at,
                     hold_reason=message.hold_reason,
                 )
+            if message.status == MessageStatus.AWAITING_REVIEW:
+                return Waiting(
+                    reason="awaiting_review",
+                    detail="Written and waiting for a person to approve or reject it (the campaign's review mode).",
+                    until=message.review_deadline_at,
+                )
             if message.status in IN_FLIGHT:
                 return Waiting(
                     reason="in_flight",

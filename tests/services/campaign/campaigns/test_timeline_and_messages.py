@@ -146,6 +146,11 @@ def test_timeline_explains_each_waiting_enrollment(world: World) -> None:
     write_message(world, flying, step["id"], status="queued")
     reasons[str(flying)] = "in_flight"
 
+    c, step = active_campaign(world, name="review")
+    reviewed = enroll_raw(world, c["id"], lead)
+    write_message(world, reviewed, step["id"], status="awaiting_review")
+    reasons[str(reviewed)] = "awaiting_review"
+
     c, _ = active_campaign(world, name="voicemail", step={"channel": "voicemail", "script_template": "Hi"})
     reasons[str(enroll_raw(world, c["id"], lead, next_due_at=now))] = "no_consent"
 
@@ -163,7 +168,7 @@ def test_timeline_explains_each_waiting_enrollment(world: World) -> None:
     assert held_info["hold_reason"] == "sender_cap"
     window_info = by_id[str(outside)]["waiting"]
     assert datetime.fromisoformat(window_info["until"]).weekday() == tomorrow
-    assert len(body["messages"]) == 2
+    assert len(body["messages"]) == 3
 
     suppress(world.db, org, channel="email", kind="email", value="ann@example.com")
     body = world.a.get(f"/api/leads/{lead}/timeline").json()
