@@ -2,7 +2,8 @@
 
 Step positions are 1-based and contiguous within a campaign; an enrollment's
 ``next_step_position`` names the step the ticker sends next. A message (ledger row) is unique
-per (enrollment, step); events are rows so analytics are queries, never counters.
+per (enrollment, step); events are rows, and the analytics rollups (``libs/db/models/analytics.py``)
+are kept from them by triggers, so ``sdr analytics rebuild`` can always recompute them.
 """
 
 from __future__ import annotations

@@ -624,7 +624,7 @@ class HourCounts(Totals):
 
 
 class Analytics(BaseModel):
-    """A campaign's numbers, computed from its event rows."""
+    """A campaign's numbers, read from its rollups (kept from its event rows as they land)."""
 
     campaign_id: uuid.UUID
     since: datetime | None
