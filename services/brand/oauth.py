@@ -7,9 +7,9 @@ browser: an authorization-code request with PKCE (S256) whose ``state`` and veri
 bound to the organization and the sender, for ten minutes and one use. The provider sends the
 browser back to ``GET /hooks/oauth/callback``, which takes the state (deleted on first use,
 whatever follows), trades the code and the verifier for tokens, stores them sealed on the
-sender, sets its ``auth_mode`` to ``oauth2`` and answers a small HTML page. Any failure (an
-unknown, used or expired state, a refusal at the provider) answers an HTML page that says why
-and stores nothing.
+sender, sets its ``auth_mode`` to ``oauth2`` and answers a small HTML page. Any failure
+stores nothing and answers a problem naming the parameter: an unknown, used or expired
+``state``, the provider's ``error`` (400), a code the token endpoint refused (502).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ from libs.db.models.brand import (
     SenderKind,
 )
 from libs.db.session import Database
-from libs.errors import Invalid, NotFound
+from libs.errors import AppError, Invalid, NotFound
 from libs.oauth_tokens import (
     CLIENTS,
     DEFAULTS,
@@ -179,14 +179,13 @@ async def _client(session: AsyncSession, org_id: uuid.UUID, provider: OAuthProvi
     return (await session.exec(query)).first()
 
 
-def _page(title: str, message: str, *, status: int) -> Response[str]:
+def _page(title: str, message: str) -> Response[str]:
     body = (
         "<!doctype html><html><head><meta charset='utf-8'><title>Tidewater</title></head>"
         f"<body><h1>{html.escape(title)}</h1><p>{html.escape(message)}</p></body></html>"
     )
     return Response(
         body,
-        status_code=status,
         media_type="text/html",
         headers={"Cache-Control": "no-store", "Content-Security-Policy": "default-src 'none'"},
     )
@@ -280,6 +279,24 @@ def _provider(value: str) -> OAuthProvider:
         ) from None
 
 
+class AuthorizationRefused(AppError):
+    """The authorization cannot finish: its state is unknown, used or expired, or the provider refused."""
+
+    status = 400
+    title = "Authorization not finished"
+
+
+class TokenExchangeFailed(AppError):
+    """The provider's token endpoint refused the code or did not answer."""
+
+    status = 502
+    title = "Token exchange failed"
+
+
+def _refused(field: str, message: str) -> AuthorizationRefused:
+    return AuthorizationRefused(message, errors=[{"field": field, "message": message}])
+
+
 class OAuthClientNotFound(NotFound):
     """No OAuth client of that provider is stored."""
 
@@ -364,7 +381,18 @@ class OAuthCallbackController(Controller):
     path = "/hooks/oauth"
     tags = ["senders"]
 
-    @get("/callback", opt=PUBLIC, operation_id="FinishSenderOAuth", media_type="text/html")
+    @get(
+        "/callback",
+        opt=PUBLIC,
+        operation_id="FinishSenderOAuth",
+        media_type="text/html",
+        responses=problems(
+            400,
+            502,
+            s400="The `state` is unknown, used or expired, or the provider sent `error` instead of a `code`.",
+            s502="The provider's token endpoint refused the `code` or did not answer.",
+        ),
+    )
     async def callback(
         self,
         state: State,
@@ -372,11 +400,11 @@ class OAuthCallbackController(Controller):
         error: FromQuery[str | None] = None,
         state_: Annotated[str | None, QueryParameter(name="state")] = None,
     ) -> Response[str]:
-        """Trade the code for tokens and store them on the sender; answer an HTML page either way."""
+        """Trade the code for tokens and store them on the sender; answer a small HTML page."""
         db: Database = state.db
         box: SecretBox = state.box
         if not state_ or len(state_) > 200:
-            return _page("Not connected", "This link is not a Tidewater authorization.", status=400)
+            raise _refused("state", "This link is not a Tidewater authorization.")
         async with db.system() as session:
             taken = (
                 await session.exec(
@@ -386,20 +414,20 @@ class OAuthCallbackController(Controller):
                 )
             ).first()
         if taken is None:
-            return _page("Not connected", "This authorization is unknown or was already used; start again.", status=400)
+            raise _refused("state", "This authorization is unknown or was already used; start again.")
         if taken.expires_at <= utcnow():
-            return _page("Not connected", "This authorization expired (ten minutes); start again.", status=400)
+            raise _refused("state", "This authorization expired (ten minutes); start again.")
         if error is not None or not code or len(code) > 4096:
             log.warning("oauth_refused_at_provider", sender_id=str(taken.sender_id), error=(error or "no_code")[:100])
             reason = (error or "no code")[:100]
-            return _page("Not connected", f"The provider did not authorize the mailbox ({reason}).", status=400)
+            raise _refused("error" if error else "code", f"The provider did not authorize the mailbox ({reason}).")
         async with db.system() as session:
             query = select(OAuthClient).where(
                 OAuthClient.org_id == taken.org_id, OAuthClient.provider == taken.provider
             )
             client = (await session.exec(query)).first()
         if client is None:
-            return _page("Not connected", "The organization's OAuth client was removed; start again.", status=400)
+            raise _refused("state", "The organization's OAuth client was removed; start again.")
         secret = box.decrypt(client.client_secret_encrypted, associated_data=client_bound(taken.org_id))
         verifier = unseal(box, taken.sender_id, "verifier", taken.verifier_encrypted)
         form = {
@@ -415,7 +443,9 @@ class OAuthCallbackController(Controller):
             )
         except (TokenRefused, TokenUnavailable) as exc:
             log.warning("oauth_exchange_failed", sender_id=str(taken.sender_id), error=type(exc).__name__)
-            return _page("Not connected", f"The provider refused the authorization ({exc}).", status=502)
+            raise TokenExchangeFailed(
+                f"The provider refused the authorization ({exc}).", errors=[{"field": "code", "message": str(exc)}]
+            ) from exc
         now = utcnow()
         tokens = {
             "provider": taken.provider,
@@ -437,11 +467,11 @@ class OAuthCallbackController(Controller):
                 .values(auth_mode=AuthMode.OAUTH2.value, version=SENDERS.c.version + 1, updated_at=now)
             )
             if updated.rowcount == 0:
-                return _page("Not connected", "The sender was deleted meanwhile.", status=400)
+                raise _refused("state", "The sender was deleted meanwhile.")
             insert = pg_insert(TOKENS).values(sender_id=taken.sender_id, org_id=taken.org_id, **tokens)
             await session.exec(insert.on_conflict_do_update(index_elements=["sender_id"], set_=tokens))
         log.info("oauth_connected", sender_id=str(taken.sender_id), provider=taken.provider)
-        return _page("Connected", "The mailbox is connected to Tidewater. You can close this page.", status=200)
+        return _page("Connected", "The mailbox is connected to Tidewater. You can close this page.")
 
 
 CONTROLLERS = [OAuthClientController, SenderOAuthController, OAuthCallbackController]

@@ -24,12 +24,15 @@ import secrets
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
+import httpx
 import jwt
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -213,6 +216,88 @@ class OidcProviderServer:
         if refresh is not None:
             answer["refresh_token"] = refresh
         return answer
+
+    def bearer_check(self, user: str, token: str) -> bool:
+        """Whether ``token`` is a live access token this provider issued to ``user`` (SmtpServer's ``xoauth2``)."""
+        with self._lock:
+            live = self._live.get(token)
+        return live is not None and live[1] >= time.time() and live[0].email == user
+
+    def offline_grant(self, redirect_uri: str = "http://127.0.0.1/cb") -> dict[str, Any]:
+        """Run the authorization-code flow with PKCE over HTTP as a client would; answer the token response."""
+        verifier = secrets.token_urlsafe(48)
+        challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+        query = {
+            "response_type": "code",
+            "client_id": self.client_id,
+            "redirect_uri": redirect_uri,
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+            "state": "s",
+        }
+        back = httpx.get(f"{self.issuer}/authorize", params=query, timeout=5)
+        code = parse_qs(back.headers["location"].partition("?")[2])["code"][0]
+        form = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": redirect_uri,
+            "code_verifier": verifier,
+            "client_id": self.client_id,
+            "client_secret": self.client_secret,
+        }
+        answer: dict[str, Any] = httpx.post(f"{self.issuer}/token", data=form, timeout=5).json()
+        return answer
+
+    def connect_sender(self, engine: Any, box: Any, sender_id: uuid.UUID) -> str:
+        """Store this provider as the sender's organization's OAuth client and a fresh grant on the sender.
+
+        The sender's ``auth_mode`` becomes ``oauth2``; answers the access token stored.
+        """
+        import sqlalchemy as sa
+
+        from libs.db.base import utcnow
+        from libs.db.session import system_session
+        from libs.oauth_tokens import client_bound, seal
+
+        grant = self.offline_grant()
+        now = utcnow()
+        with system_session(engine) as session:
+            org_id = session.execute(sa.text("SELECT org_id FROM senders WHERE id = :s"), {"s": sender_id}).scalar_one()
+            session.execute(
+                sa.text(
+                    "INSERT INTO oauth_clients (id, org_id, provider, client_id, client_secret_encrypted,"
+                    " client_secret_last4, authorize_url, token_url, scope, created_at, updated_at)"
+                    " VALUES (:id, :org, 'generic', :cid, :secret, :last4, :auth, :token, 'mail', :now, :now)"
+                    " ON CONFLICT (org_id, provider) DO NOTHING"
+                ),
+                {
+                    "id": uuid.uuid4(),
+                    "org": org_id,
+                    "cid": self.client_id,
+                    "secret": box.encrypt(self.client_secret, associated_data=client_bound(org_id)),
+                    "last4": self.client_secret[-4:],
+                    "auth": f"{self.issuer}/authorize",
+                    "token": f"{self.issuer}/token",
+                    "now": now,
+                },
+            )
+            session.execute(
+                sa.text(
+                    "INSERT INTO sender_oauth (sender_id, org_id, provider, access_token_encrypted,"
+                    " refresh_token_encrypted, expires_at, status, connected_at, updated_at)"
+                    " VALUES (:s, :org, 'generic', :access, :refresh, :expires, 'connected', :now, :now)"
+                ),
+                {
+                    "s": sender_id,
+                    "org": org_id,
+                    "access": seal(box, sender_id, "access", grant["access_token"]),
+                    "refresh": seal(box, sender_id, "refresh", grant["refresh_token"]),
+                    "expires": now + timedelta(seconds=int(grant["expires_in"])),
+                    "now": now,
+                },
+            )
+            session.execute(sa.text("UPDATE senders SET auth_mode = 'oauth2' WHERE id = :s"), {"s": sender_id})
+        return str(grant["access_token"])
 
     def revoke_refresh_tokens(self) -> None:
         """Forget every refresh token handed out: the next refresh is ``invalid_grant``."""

@@ -33,6 +33,11 @@ What it can do:
   ``drop_after_data(times=1)`` records the message and then closes the connection instead
   of answering the final ``.``: the client cannot know whether it was delivered (the
   ambiguous case RFC 1047 describes).
+- **AUTH XOAUTH2** (Google's and Microsoft's SASL mechanism for OAuth 2.0): ``xoauth2`` is a
+  callable ``(user, bearer_token) -> bool`` that says whether the token is live for that user
+  (e.g. asking the loopback OAuth provider); without it every XOAUTH2 attempt is refused
+  (``535``). Attempts land
+  in ``auth_attempts`` with mechanism ``XOAUTH2``, the tokens presented in ``bearer_tokens``.
 - ``connections`` counts sessions opened (after the greeting).
 
 Two helpers cover servers that are not there: :func:`unused_port` (connection refused) and
@@ -43,6 +48,8 @@ client's timeout ends the wait).
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import datetime as dt
 import email
 import email.policy
@@ -52,7 +59,7 @@ import ssl
 import tempfile
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -205,6 +212,24 @@ class _Handler:
             server.transport = None
         return "250 2.0.0 OK queued"
 
+    async def auth_XOAUTH2(self, server: SMTP, args: list[str]) -> AuthResult:
+        """SASL XOAUTH2: ``user=<user>^Aauth=Bearer <token>^A^A``, as the initial response or after a 334."""
+        if len(args) > 1:
+            raw: Any = args[1].encode()
+        else:
+            raw = await server.challenge_auth("", encode_to_b64=False)
+            if not isinstance(raw, bytes):
+                return AuthResult(success=False)
+        try:
+            fields = dict(
+                part.split("=", 1) for part in base64.b64decode(raw, validate=True).decode().split("\x01") if part
+            )
+            user, token = fields["user"], fields["auth"].removeprefix("Bearer ")
+        except (binascii.Error, UnicodeDecodeError, ValueError, KeyError):
+            await server.push("501 5.5.2 Cannot decode the XOAUTH2 response")
+            return AuthResult(success=False, handled=True)
+        return self.owner._bearer(user, token)
+
 
 class _QuietSMTP(SMTP):
     """aiosmtpd's SMTP that ignores replies pushed after the test closed the connection."""
@@ -238,12 +263,15 @@ class SmtpServer:
         hostname: str = "smtp.loopback.test",
         host: str | None = None,
         data_delay: float = 0.0,
+        xoauth2: Callable[[str, str], bool] | None = None,
     ) -> None:
         if host is not None:
             self.host = host  # e.g. a bridge address other network namespaces reach
         self.data_delay = data_delay
         """Seconds each DATA waits before it is accepted (a slow provider, to catch a send in flight)."""
         self.credentials = dict(credentials or {})
+        self.xoauth2 = xoauth2
+        self.bearer_tokens: list[str] = []
         self.refuse_logins = refuse_logins
         self.security = security
         self.port = free_port()
@@ -360,6 +388,15 @@ class SmtpServer:
         with self._lock:
             self.auth_attempts.append(AuthAttempt(mechanism=mechanism, login=login, success=ok))
         return AuthResult(success=ok, handled=False, auth_data=auth_data)
+
+    def _bearer(self, user: str, token: str) -> AuthResult:
+        ok = self.xoauth2 is not None and self.xoauth2(user, token)
+        with self._lock:
+            self.bearer_tokens.append(token)
+            self.auth_attempts.append(AuthAttempt(mechanism="XOAUTH2", login=user, success=ok))
+        if ok:
+            return AuthResult(success=True, auth_data=LoginPassword(user.encode(), b""))
+        return AuthResult(success=False, handled=False, message="535 5.7.8 Username and Password not accepted")
 
 
 def unused_port() -> int:

@@ -8,6 +8,12 @@ a reply to the final "." is authoritative; a connection lost while waiting for t
 DKIM: right before the content goes out, :class:`DkimSigning` signs it with the organization's
 key for the From domain (``libs.deliverability``), unless the brand's sender with that From
 address says its own server signs, or the domain has no key; then the message goes as it is.
+
+OAuth 2.0: an account of a sender whose ``auth_mode`` is ``oauth2`` logs in with
+``AUTH XOAUTH2`` and the sender's current access token (``libs.oauth_tokens``, renewed when
+near expiry) instead of a password. The transport finds the sender by the account's server,
+username and the From address (:class:`OAuthLogins`) when the account does not name it; a
+sender whose authorization must be connected again fails its mail as ``oauth_reconnect``.
 """
 
 from __future__ import annotations
@@ -18,17 +24,19 @@ import smtplib
 import socket
 import ssl
 import threading
+import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.policy import SMTP as SMTP_POLICY
 from email.quoprimime import body_encode
 from email.utils import format_datetime, formataddr, parseaddr
 from typing import TYPE_CHECKING, Protocol
 
+import sqlalchemy as sa
 import structlog
 
-from libs import runtime
+from libs import oauth_tokens, runtime
 from libs.db.base import utcnow
 from libs.db.session import system_session
 from libs.optout import as_sentence
@@ -62,6 +70,8 @@ class SmtpAccount:
     security: str = "none"
     username: str | None = None
     password: str | None = None
+    sender_id: uuid.UUID | None = None
+    """Set for a sender connected with OAuth 2.0: its access token logs in (XOAUTH2), not the password."""
 
     @property
     def key(self) -> tuple[str, int, str, str | None]:
@@ -293,16 +303,82 @@ def _no_context() -> _Keys:
 _signing: dict[int, DkimSigning] = {}
 
 
+_OAUTH_SENDER = sa.text(
+    """
+    SELECT id, coalesce(smtp_username, from_address) AS login FROM senders
+    WHERE auth_mode = 'oauth2' AND kind = 'email' AND smtp_host = :host AND coalesce(smtp_port, 587) = :port
+      AND lower(from_address) = lower(:from_address) AND smtp_username IS NOT DISTINCT FROM :username
+    ORDER BY updated_at DESC LIMIT 1
+    """
+)
+
+
+class OAuthLogins:
+    """Which accounts log in with XOAUTH2, and their access tokens (``libs.oauth_tokens``).
+
+    An account that does not name its sender is looked up by server, username and From
+    address among the senders connected with OAuth; the answer is kept ``ttl`` seconds.
+    """
+
+    def __init__(self, keys: _Keys, *, ttl: float = 30.0) -> None:
+        self.keys = keys
+        self.ttl = ttl
+        self._found: dict[tuple[str, int, str | None, str], tuple[float, uuid.UUID | None, str | None]] = {}
+
+    def account(self, account: SmtpAccount, mail_from: str) -> SmtpAccount:
+        """``account`` with its OAuth sender and login filled in when it is one, else as it is."""
+        if account.sender_id is not None:
+            return account if account.username else replace(account, username=clean_header(mail_from))
+        key = (account.host, account.port, account.username, clean_header(mail_from).lower())
+        now = time.monotonic()
+        found = self._found.get(key)
+        if found is None or found[0] < now:
+            params = {"host": key[0], "port": key[1], "username": key[2], "from_address": key[3]}
+            with system_session(self.keys.engine) as session:
+                row = session.execute(_OAUTH_SENDER, params).first()
+            found = (now + self.ttl, row.id if row else None, row.login if row else None)
+            if len(self._found) >= 1024:
+                self._found.clear()
+            self._found[key] = found
+        _, sender_id, login = found
+        if sender_id is None:
+            return account
+        return replace(account, sender_id=sender_id, username=login, password=None)
+
+    def token(self, sender_id: uuid.UUID) -> str:
+        """The sender's current access token (renewed first when near expiry)."""
+        return oauth_tokens.access_token(self.keys.engine, self.keys.box, sender_id)
+
+
+def process_logins() -> OAuthLogins | None:
+    """:class:`OAuthLogins` on the process's send context, None without one (then passwords only)."""
+    try:
+        keys: _Keys = runtime.current().resource(SEND_CONTEXT, _no_context)  # type: ignore[type-var]
+    except LookupError:
+        return None
+    logins = _logins.get(id(keys))
+    if logins is None or logins.keys is not keys:
+        logins = _logins[id(keys)] = OAuthLogins(keys)
+    return logins
+
+
+_logins: dict[int, OAuthLogins] = {}
+
+
 class SmtpTransport:
     """SMTP submission with one kept connection per sender account and explicit timeouts.
 
     ``signer`` turns a built message into what goes out (DKIM); by default the process's send
-    context signs (:func:`process_signer`).
+    context signs (:func:`process_signer`). ``logins`` finds the accounts that log in with
+    XOAUTH2 and their tokens; by default the process's send context does (:func:`process_logins`).
     """
 
-    def __init__(self, *, timeout: float, signer: Signer | None = None) -> None:
+    def __init__(
+        self, *, timeout: float, signer: Signer | None = None, logins: Callable[[], OAuthLogins | None] | None = None
+    ) -> None:
         self.timeout = timeout
         self.signer: Signer = signer or process_signer
+        self.logins = logins or process_logins
         self._connections: dict[tuple[str, int, str, str | None], smtplib.SMTP] = {}
         self._busy = threading.Lock()
         """Held from :meth:`begin` until the transaction is finished or aborted: one conversation at a time."""
@@ -339,9 +415,23 @@ class SmtpTransport:
         if account.security == "starttls":
             conn.starttls(context=context)
             conn.ehlo()
-        if account.username and account.password:
+        if account.sender_id is not None and account.username:
+            user, token = account.username, self._token(account.sender_id)
+            # XOAUTH2 in the initial response; a refusal's 334 (a JSON error) is answered empty, then 535.
+            conn.auth(
+                "XOAUTH2",
+                lambda challenge=None: "" if challenge else oauth_tokens.xoauth2(user, token),
+                initial_response_ok=True,
+            )
+        elif account.username and account.password:
             conn.login(account.username, account.password)
         return conn
+
+    def _token(self, sender_id: uuid.UUID) -> str:
+        logins = self.logins()
+        if logins is None:
+            raise oauth_tokens.NeedsReconnect("No database to read the sender's OAuth token from.")
+        return logins.token(sender_id)
 
     def send(self, account: SmtpAccount, data: bytes, *, mail_from: str, rcpt_to: str) -> SendResult:
         """Submit ``data`` (from :func:`build_email`); reuse the account's connection, reconnecting once if stale."""
@@ -367,6 +457,9 @@ class SmtpTransport:
         return opened
 
     def _begin(self, account: SmtpAccount, *, mail_from: str, rcpt_to: str) -> SmtpTransaction | SendResult:
+        logins = self.logins()
+        if logins is not None:
+            account = logins.account(account, mail_from)
         for attempt in (1, 2):
             try:
                 conn = self._connections.get(account.key)
@@ -376,6 +469,10 @@ class SmtpTransport:
                     self._connections[account.key] = conn
             except smtplib.SMTPAuthenticationError as exc:
                 return SendResult.permanent(f"smtp_{exc.smtp_code}", _reply_text(exc.smtp_error))
+            except oauth_tokens.NeedsReconnect as exc:
+                return SendResult.permanent("oauth_reconnect", str(exc))
+            except oauth_tokens.TokenUnavailable as exc:
+                return SendResult.retry("oauth_unavailable", str(exc))
             except smtplib.SMTPResponseException as exc:
                 return _before_handoff(exc.smtp_code, exc.smtp_error)
             except (OSError, smtplib.SMTPException) as exc:

@@ -108,7 +108,9 @@ def test_state_is_single_use(alice: Actor, provider: OidcProviderServer, engine:
     assert alice.client.get("/hooks/oauth/callback", params=back).status_code == 200
     again = alice.client.get("/hooks/oauth/callback", params=back)
     assert again.status_code == 400
-    assert "already used" in again.text
+    assert again.headers["content-type"].startswith("application/problem+json")
+    assert "already used" in again.json()["detail"]
+    assert again.json()["errors"][0]["field"] == "state"
     assert len(provider.token_calls) == 1
 
 
@@ -134,11 +136,14 @@ def test_provider_error_and_refused_code_store_nothing(
     back = _authorize(_start(alice, brand_id, sender_id))
     denied = alice.client.get("/hooks/oauth/callback", params={"state": back["state"], "error": "access_denied"})
     assert denied.status_code == 400
-    assert "access_denied" in denied.text
+    assert "access_denied" in denied.json()["detail"]
+    assert denied.json()["errors"][0]["field"] == "error"
 
     back = _authorize(_start(alice, brand_id, sender_id))
     bad = alice.client.get("/hooks/oauth/callback", params={"state": back["state"], "code": "not-the-code"})
     assert bad.status_code == 502
+    assert bad.json()["errors"][0]["field"] == "code"
+    assert provider.client_secret not in bad.text
     assert provider.token_refusals == ["code"]
     assert _tokens(engine, sender_id) is None
     assert alice.client.get("/hooks/oauth/callback", params={"code": "x"}).status_code == 400
