@@ -15,7 +15,7 @@ from, so of two writers racing on one enrollment the first wins and the other fi
   itself (:data:`PAUSE_CAMPAIGN`, :data:`RESUME_CAMPAIGN`);
 - the inbound side and an erasure stop a lead's enrollments (:func:`stop_leads`), the campaign
   service one enrollment (:func:`stop_enrollment`); a reply that asks to wait (out of office,
-  not now) holds one until a date (:func:`pause_until`).
+  not now) holds one until a date (:func:`pause_until`, :func:`defer_unsent`).
 
 The statements are plain SQLAlchemy Core, so async sessions (campaign service, gateway) and sync
 sessions (worker, ticker, inbound jobs) run the very same SQL.
@@ -29,11 +29,12 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from libs.db.models.campaign import Campaign, Enrollment, EnrollmentStatus
+from libs.db.models.campaign import Campaign, Enrollment, EnrollmentStatus, Message, MessageStatus
 from libs.ledger.states import ENROLLMENT_LIVE
 
 ENROLLMENTS: sa.Table = Enrollment.__table__  # type: ignore[attr-defined]
 CAMPAIGNS: sa.Table = Campaign.__table__  # type: ignore[attr-defined]
+MESSAGES: sa.Table = Message.__table__  # type: ignore[attr-defined]
 
 JOB_OF_PREFIX = "tw:job-of:"
 """The Redis key prefix naming the RQ job that carries a queued message (see :func:`job_of_key`)."""
@@ -173,7 +174,8 @@ def pause_until(
     The status does not change: the enrollment stays ``active`` (or ``paused`` with its campaign)
     and the ticker claims it when ``next_due_at`` comes, as any other (``due`` is the first open
     window at or after ``until``). A next step already due later keeps its time; one already in
-    the ledger (``next_due_at`` NULL) is left to go. ``RETURNING`` the id and the new due time.
+    the ledger (``next_due_at`` NULL) waits through :func:`defer_unsent` (unless it is being sent).
+    ``RETURNING`` the id and the new due time.
     """
     return (
         sa.update(ENROLLMENTS)
@@ -191,6 +193,29 @@ def pause_until(
             updated_at=now,
         )
         .returning(ENROLLMENTS.c.id, ENROLLMENTS.c.next_due_at)
+    )
+
+
+def defer_unsent(*, org_id: uuid.UUID, enrollment_id: uuid.UUID, due: datetime, now: datetime) -> sa.Update:
+    """With :func:`pause_until`: the enrollment's step already in the ledger and not claimed waits until ``due``.
+
+    A ``queued`` or ``held`` message with a ``next_attempt_at`` ahead is not claimed (the worker
+    answers ``not_due``) and the ticker's ``DISPATCH_DUE`` queues it again at that time, as for a
+    retry; its status does not change, and a later time already set is kept. ``RETURNING`` id and time.
+    """
+    messages = MESSAGES
+    return (
+        sa.update(messages)
+        .where(
+            messages.c.org_id == org_id,
+            messages.c.enrollment_id == enrollment_id,
+            messages.c.status.in_((MessageStatus.QUEUED.value, MessageStatus.HELD.value)),
+        )
+        .values(
+            next_attempt_at=sa.func.greatest(sa.func.coalesce(messages.c.next_attempt_at, due), due),
+            updated_at=now,
+        )
+        .returning(messages.c.id, messages.c.next_attempt_at)
     )
 
 

@@ -450,12 +450,22 @@ def pause_enrollment(
     reason: str,
     now: datetime,
 ) -> datetime | None:
-    """Hold the enrollment until ``until`` (next step due no earlier than ``due``); return its due time."""
+    """Hold the enrollment until ``until`` (next step due no earlier than ``due``); return its due time.
+
+    ``None`` when nothing waits: the enrollment ended, or its next step is being sent.
+    """
     stmt = ledger_enrollments.pause_until(
         org_id=org_id, enrollment_id=enrollment_id, until=until, due=due, reason=reason, now=now
     )
     row = session.execute(stmt).first()
-    return cast("datetime | None", row.next_due_at) if row is not None else None
+    if row is None:
+        return None
+    if row.next_due_at is not None:
+        return cast(datetime, row.next_due_at)
+    # Its next step is already in the ledger: that message waits instead (when nobody has claimed it).
+    deferred = ledger_enrollments.defer_unsent(org_id=org_id, enrollment_id=enrollment_id, due=due, now=now)
+    waiting = session.execute(deferred).first()
+    return cast(datetime, waiting.next_attempt_at) if waiting is not None else None
 
 
 def openai_secret(session: Session, *, org_id: uuid.UUID) -> str | None:

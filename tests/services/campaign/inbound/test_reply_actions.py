@@ -21,6 +21,7 @@ from libs.db.models.campaign import DEFAULT_REPLY_ACTIONS
 from libs.db.models.inbound import WebhookEndpoint
 from libs.db.session import system_session
 from libs.ledger.enrollments import CLAIM_DUE_ENROLLMENTS
+from libs.ledger.messages import DISPATCH_DUE
 from libs.replies.intents import Intent
 from libs.security import Role
 from services.campaign.inbound import jobs
@@ -413,3 +414,20 @@ def test_an_sms_unsubscribe_the_model_reads_suppresses_the_number(
         ("voicemail", "+12015550100"),
     ]
     assert tuple(enrollment(engine))[:2] == ("stopped", "opted_out")
+
+
+def test_a_pause_holds_a_next_step_already_queued_until_the_resume_time(
+    client: TestClient, engine: Engine, world: Any, run_inbound: Callable[[], int]
+) -> None:
+    with system_session(engine) as s:  # the ticker has already made the next step's message
+        s.execute(sa.text("UPDATE enrollments SET next_due_at = NULL"))
+    queued = add_message(engine, world, step=1, status="queued")
+    deliver(client, reply_mail(world.first, "I am out of the office until December 7, 2026."))
+    run_inbound()
+    resume = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)  # Monday, the SMS step's window opens at 09:00
+    assert rows(engine, "SELECT status, next_attempt_at FROM messages WHERE id = :m", m=queued)[0] == ("queued", resume)
+    assert enrollment(engine).paused_reason == "out_of_office"
+    with system_session(engine) as s:  # the ticker queues it again only once the time has come
+        assert s.execute(DISPATCH_DUE, {"now": resume - timedelta(minutes=1), "batch": 10}).all() == []
+    with system_session(engine) as s:
+        assert [r.id for r in s.execute(DISPATCH_DUE, {"now": resume, "batch": 10})] == [queued]
