@@ -125,9 +125,8 @@ def act(session: Session, ctx: Context, effects: Effects, reply: Reply) -> str:
     marked = {**reply.data, "intent": result.intent.value, "confidence": result.confidence, "action": action.value}
     if action is ReplyAction.UNSUBSCRIBE:
         _unsubscribe(session, ctx, effects, message, reply.lead, now=now)
-    elif action in ENDS_SEQUENCE and not reply.automatic:
+    elif action in ENDS_SEQUENCE:  # never an autoresponder's (it only pauses or continues)
         emit_for(session, effects, message, EventType.REPLIED, now=now, data=marked)
-    if action in ENDS_SEQUENCE:
         stop(session, message, ON_REPLY, now=now)
     if action is ReplyAction.PAUSE:
         detail["resumes_at"] = _pause(session, message, result.intent, result.fields.not_before, reply.received_at)
