@@ -40,6 +40,8 @@ from libs.crypto import SecretBox, last4
 from libs.db.base import utcnow
 from libs.db.models.brand import (
     AuthMode,
+    Mailbox,
+    MailboxState,
     OAuthAuthorization,
     OAuthClient,
     OAuthProvider,
@@ -73,6 +75,7 @@ CALLBACK_PATH = "/hooks/oauth/callback"
 STATE_TTL = timedelta(minutes=10)
 AUTHORIZATIONS: sa.Table = OAuthAuthorization.__table__  # type: ignore[attr-defined]
 SENDERS: sa.Table = Sender.__table__  # type: ignore[attr-defined]
+MAILBOXES: sa.Table = Mailbox.__table__  # type: ignore[attr-defined]
 
 
 class OAuthSettings(BaseSettings):
@@ -470,6 +473,12 @@ class OAuthCallbackController(Controller):
                 raise _refused("state", "The sender was deleted meanwhile.")
             insert = pg_insert(TOKENS).values(sender_id=taken.sender_id, org_id=taken.org_id, **tokens)
             await session.exec(insert.on_conflict_do_update(index_elements=["sender_id"], set_=tokens))
+            # A mailbox paused for a refused login (or refresh) is read again with the new authorization.
+            await session.exec(
+                sa.update(MAILBOXES)
+                .where(MAILBOXES.c.sender_id == taken.sender_id, MAILBOXES.c.state == MailboxState.PAUSED.value)
+                .values(state=MailboxState.ACTIVE.value, paused_reason=None, paused_at=None, updated_at=now)
+            )
         log.info("oauth_connected", sender_id=str(taken.sender_id), provider=taken.provider)
         return _page("Connected", "The mailbox is connected to Tidewater. You can close this page.")
 

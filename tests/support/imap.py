@@ -9,7 +9,10 @@ user (no root needed), keeps its mail as maildirs under the folder and stops whe
         imap.append("ada@acme.test", b"Subject: hi\\r\\n\\r\\nhello")
         client = imap.client("ada@acme.test")
 
-Users log in with plain passwords (``disable_plaintext_auth = no``, no TLS). Mail is delivered
+Users log in with plain passwords (``disable_plaintext_auth = no``, no TLS). With
+``introspection_url`` (an OAuth 2.0 token introspection endpoint, RFC 7662, e.g. the loopback
+provider's ``/introspect``) they may also log in with XOAUTH2 or OAUTHBEARER: dovecot's
+``oauth2`` passdb asks that endpoint whether the bearer token is active and whose it is. Mail is delivered
 by IMAP ``APPEND`` as a second client would. :meth:`DovecotServer.recreate_folder` deletes and
 creates a folder again, which gives it a new UIDVALIDITY.
 
@@ -50,9 +53,10 @@ def require_dovecot() -> None:
 class DovecotServer:
     """One dovecot process with a passwd-file of ``users`` (login -> password) and maildirs in a tmp folder."""
 
-    def __init__(self, users: dict[str, str], *, idle: bool = True) -> None:
+    def __init__(self, users: dict[str, str], *, idle: bool = True, introspection_url: str | None = None) -> None:
         self.users = dict(users)
         self.idle = idle
+        self.introspection_url = introspection_url
         self.host = "127.0.0.1"
         self.port = free_port()
         self.folder = Path(tempfile.mkdtemp(prefix="tidewater-dovecot-"))
@@ -104,6 +108,16 @@ class DovecotServer:
         ]
         (base / "passwd").write_text("\n".join(lines) + "\n")
         capability = "" if self.idle else "imap_capability = IMAP4rev1 LITERAL+ UIDPLUS UNSELECT\n"
+        mechanisms, oauth2 = "plain login", ""
+        if self.introspection_url:
+            mechanisms += " xoauth2 oauthbearer"
+            (base / "oauth2.conf.ext").write_text(
+                f"introspection_mode = post\nintrospection_url = {self.introspection_url}\n"
+                "force_introspection = yes\nusername_attribute = username\n"
+                "active_attribute = active\nactive_value = true\n"
+            )
+            conf = base / "oauth2.conf.ext"
+            oauth2 = f"passdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n  args = {conf}\n}}\n"
         (base / "dovecot.conf").write_text(
             f"""
 base_dir = {base / "run"}
@@ -113,7 +127,7 @@ protocols = imap
 listen = {self.host}
 ssl = no
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = {mechanisms}
 auth_failure_delay = 0
 default_internal_user = {user}
 default_internal_group = {group}
@@ -142,8 +156,9 @@ service anvil {{
 service stats {{
   chroot =
 }}
-passdb {{
+{oauth2}passdb {{
   driver = passwd-file
+  mechanisms = plain login
   args = scheme=PLAIN {base / "passwd"}
 }}
 userdb {{

@@ -50,11 +50,15 @@ class Target:
     last_uid: int
     last_event_id: uuid.UUID | None
     state: str
+    auth_mode: str = "password"
+    """``oauth2``: log in with XOAUTH2 and the sender's access token (``libs.oauth_tokens``)."""
+    from_address: str | None = None
+    """The XOAUTH2 user when the sender has no IMAP username."""
 
     @property
     def login(self) -> tuple[object, ...]:
         """What, when it changes, means the reader must log in again."""
-        return (self.host, self.port, self.tls, self.username, self.password_encrypted, self.folder)
+        return (self.host, self.port, self.tls, self.username, self.password_encrypted, self.folder, self.auth_mode)
 
 
 def sync(session: Session) -> int:
@@ -142,6 +146,8 @@ def target(session: Session, mailbox_id: uuid.UUID) -> Target | None:
             MAILBOXES.c.last_uid,
             MAILBOXES.c.last_event_id,
             MAILBOXES.c.state,
+            SENDERS.c.auth_mode,
+            SENDERS.c.from_address,
         )
         .join(SENDERS, SENDERS.c.id == MAILBOXES.c.sender_id)
         .where(MAILBOXES.c.id == mailbox_id)

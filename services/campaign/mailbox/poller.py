@@ -16,6 +16,10 @@ One :class:`Poller` per process claims mailboxes by lease (``cursor.claim``) and
 
 A refused login (``LoginError``: AUTHENTICATIONFAILED and kin) pauses the mailbox with the
 server's reason and the reader ends: no poller takes a paused mailbox until a member resumes it.
+A sender connected with OAuth 2.0 (``auth_mode`` ``oauth2``) logs in with XOAUTH2 and its
+current access token (``libs.oauth_tokens``, renewed when near expiry); an authorization that
+must be connected again (the provider refused the refresh token) pauses the mailbox with
+that reason, and connecting the sender again makes it active.
 Network and server errors wait (doubling from ``SDR_MAIL_BACKOFF_BASE`` up to
 ``SDR_MAIL_BACKOFF_MAX``) and try again; the error is kept in ``last_error``.
 """
@@ -40,9 +44,9 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
 from libs import jobs as registry
-from libs import netpolicy
+from libs import netpolicy, oauth_tokens
 from libs.crypto import SecretBox, SecretBoxError
-from libs.db.models.brand import ImapTls, MailboxState
+from libs.db.models.brand import AuthMode, ImapTls, MailboxState
 from libs.db.session import system_session
 from libs.queue import enqueue_many
 from services.campaign.inbound.email import receive
@@ -91,7 +95,7 @@ class Reader:
                 try:
                     self._session(target)
                     delay = self.settings.mail_backoff_base
-                except (OSError, IMAPClientError, ssl.SSLError) as exc:
+                except (OSError, IMAPClientError, ssl.SSLError, oauth_tokens.TokenUnavailable) as exc:
                     reason = _describe(exc)
                     self.log.warning("mailbox_error", error=reason, retry_in=delay)
                     with system_session(self.engine) as session:
@@ -176,9 +180,11 @@ class Reader:
         try:
             if tls is ImapTls.STARTTLS:
                 client.starttls(self.ssl_context)
-            password = self._password(target)
             try:
-                client.login(target.username or "", password)
+                if target.auth_mode == AuthMode.OAUTH2.value:
+                    client.oauth2_login(target.username or target.from_address or "", self._token(target))
+                else:
+                    client.login(target.username or "", self._password(target))
             except LoginError as exc:
                 raise Paused(f"{target.host} refused the login: {_describe(exc)}") from exc
         except BaseException:
@@ -194,6 +200,15 @@ class Reader:
             why = netpolicy.refusal(str(info[4][0]))
             if why is not None:
                 raise Paused(f"{host} resolves to an address that is not public ({why}).")
+
+    def _token(self, target: cursor.Target) -> str:
+        box: SecretBox = self.ctx.box
+        try:
+            return oauth_tokens.access_token(self.engine, box, target.sender_id)
+        except oauth_tokens.NeedsReconnect as exc:
+            raise Paused(str(exc)) from exc
+        except SecretBoxError as exc:
+            raise Paused("The stored OAuth token cannot be decrypted (was the secret key changed?).") from exc
 
     def _password(self, target: cursor.Target) -> str:
         if not target.username or not target.password_encrypted:
