@@ -98,6 +98,25 @@ def test_quiet_hours_bind_texts_at_night() -> None:
     assert step.first == datetime(2026, 12, 3, 13, 0, tzinfo=UTC)  # 08:00 EST
 
 
+def test_a_states_stricter_calling_hours_hold_texts() -> None:
+    evening = datetime(2026, 12, 4, 1, 30, tzinfo=UTC)  # 20:30 in Miami and in New York
+    cohorts = [
+        Cohort(1, evening, 5, timezone="America/New_York", phone="+13055550100"),  # Florida: until 20:00
+        Cohort(1, evening, 5, timezone="America/New_York", phone="+12125550100"),  # New York: until 21:00
+    ]
+    capacity = capacity_of(CampaignSettings(), {"sms": (uuid.uuid4(), None, None)})
+    [step] = simulate(cohorts, one_step("sms"), capacity, start=evening).steps
+    assert step.per_day == {evening.date(): 10}  # days of the campaign's zone (UTC)
+    assert step.first == evening
+    assert step.last == datetime(2026, 12, 4, 13, 0, tzinfo=UTC)  # Florida's at 08:00 the next morning
+    assert step.binding() == "quiet_hours"
+
+
+def test_a_channel_without_a_sender_never_goes() -> None:
+    [step] = simulate([Cohort(1, THURSDAY_NOON, 7)], one_step("sms"), email_capacity(), start=THURSDAY_NOON).steps
+    assert (step.leads, step.never, step.sent, step.last) == (7, 7, 0, None)
+
+
 def test_pacing_binds_when_it_starts_fewer_leads_than_the_senders_allow() -> None:
     cohorts = [Cohort(1, THURSDAY_NOON + timedelta(days=d), 100, charged="pacing") for d in range(5)]
     sim = simulate(cohorts, one_step(), email_capacity(), start=THURSDAY_NOON)
