@@ -227,7 +227,9 @@ class CampaignStep(SQLModel, table=True):
     ai_instructions: str | None = Field(default=None, sa_type=sa.Text)
     variants: list[dict[str, Any]] = _jsonb(list, "[]")
     send_window: dict[str, Any] | None = Field(
-        default=None, sa_type=JSONB, description="The step's own window; None keeps to the campaign's."
+        default=None,
+        sa_type=JSONB(none_as_null=True),  # SQL NULL, so the worker's COALESCE(step, campaign) finds the campaign's
+        description="The step's own window; None keeps to the campaign's.",
     )
     created_at: datetime = created_at_field()
     updated_at: datetime = now_field()

@@ -173,3 +173,21 @@ def test_a_step_may_keep_its_own_send_window(world: World) -> None:
     r = world.a.patch(f"{base}/{plain['id']}", {"send_window": None})  # a running campaign may change windows
     assert (r.status_code, r.json()["send_window"]) == (200, None), r.text
     assert world.a.get(f"{base}/{own['id']}").json()["send_window"]["start"] == "10:00"
+
+    # The worker reads a step's window as COALESCE(step, campaign): "the campaign's" must be SQL NULL,
+    # not a JSON null, or a step without its own window would ignore the campaign's.
+    with world.db.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT s.id::text, s.send_window IS NULL, COALESCE(s.send_window, c.send_window) = c.send_window "
+                "FROM campaign_steps s JOIN campaigns c ON c.id = s.campaign_id WHERE c.id = :c"
+            ),
+            {"c": c["id"]},
+        ).all()
+    assert {r[0]: (r[1], r[2]) for r in rows} == {plain["id"]: (True, True), own["id"]: (False, False)}
+    later = world.a.add_step(c["id"])
+    with world.db.connect() as conn:
+        stored = conn.execute(
+            sa.text("SELECT send_window IS NULL FROM campaign_steps WHERE id = :id"), {"id": later["id"]}
+        ).scalar_one()
+    assert stored is True
