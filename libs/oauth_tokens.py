@@ -14,6 +14,7 @@ bound to the sender (associated data), never logged.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,11 +23,13 @@ import httpx
 import sqlalchemy as sa
 import structlog
 from sqlalchemy import Engine
+from sqlalchemy.pool import NullPool
 
 from libs.crypto import SecretBox
 from libs.db.base import utcnow
 from libs.db.models.brand import OAuthClient, OAuthProvider, OAuthStatus, SenderOAuth
 from libs.db.session import system_session
+from libs.settings import normalize_database_url
 
 log = structlog.get_logger(__name__)
 
@@ -95,6 +98,30 @@ def _bound(sender_id: uuid.UUID, kind: str) -> bytes:
 def xoauth2(user: str, token: str) -> str:
     """The SASL XOAUTH2 initial response (before base64): ``user=..^Aauth=Bearer ..^A^A``."""
     return f"user={user}\x01auth=Bearer {token}\x01\x01"
+
+
+def smtp_xoauth2(user: str, token: str) -> Callable[..., str]:
+    """The ``authobject`` of ``smtplib.SMTP.auth("XOAUTH2", ..., initial_response_ok=True)``.
+
+    The token goes in the initial response; a refusal's 334 (a JSON error) is answered empty,
+    after which the server says 535.
+    """
+
+    def respond(challenge: bytes | None = None) -> str:
+        return "" if challenge else xoauth2(user, token)
+
+    return respond
+
+
+_engines: dict[str, Engine] = {}
+
+
+def engine_for(url: str) -> Engine:
+    """A small synchronous engine (no pool kept) for services that run on an async one."""
+    engine = _engines.get(url)
+    if engine is None:
+        engine = _engines[url] = sa.create_engine(normalize_database_url(url), poolclass=NullPool)
+    return engine
 
 
 def request_token(

@@ -12,9 +12,11 @@ import structlog
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from libs import oauth_tokens
 from libs.crypto import SecretBox, last4
 from libs.db.base import utcnow
 from libs.db.models.brand import (
+    AuthMode,
     Brand,
     ImapTls,
     Mailbox,
@@ -507,12 +509,14 @@ async def verify_sender(
         raise Invalid("Only email senders can be verified.", errors=[{"field": "kind", "message": "not email"}])
     assert row.smtp_host is not None
     assert row.smtp_port is not None
+    oauth = row.auth_mode == AuthMode.OAUTH2.value
     target = ProbeTarget(
         host=row.smtp_host,
         port=row.smtp_port,
         security=SmtpSecurity(row.smtp_security or SmtpSecurity.STARTTLS),
-        username=row.smtp_username,
-        password=box.decrypt(row.smtp_password_encrypted) if row.smtp_password_encrypted else None,
+        username=(row.smtp_username or row.from_address) if oauth else row.smtp_username,
+        password=None if oauth else box.decrypt(row.smtp_password_encrypted) if row.smtp_password_encrypted else None,
+        oauth_token=await _oauth_token(db, box, row.id) if oauth else None,
     )
     server = f"{target.host}:{target.port}"
     try:
@@ -549,6 +553,7 @@ async def verify_sender(
             verified_at=checked_at if result.verified else None,
         )
         mailbox = (await repo.mailboxes_for([sender_id])).get(sender_id)
+        tokens = (await oauth_for(session, [sender_id])).get(sender_id)
     if updated is None:
         raise SenderChanged("The sender changed while it was being verified; verify again.")
     log.info(
@@ -559,7 +564,7 @@ async def verify_sender(
         code=result.code,
     )
     if result.verified:
-        return sender_read(updated, mailbox)
+        return sender_read(updated, mailbox, tokens)
     details: dict[str, Any] = {"stage": result.stage, "smtp_code": result.code, "smtp_reply": result.reply}
     if not result.reachable:
         raise SmtpUnreachable(f"No answer from {server}: {result.reply}", server=server, **details)
@@ -569,6 +574,15 @@ async def verify_sender(
         server=server,
         **details,
     )
+
+
+async def _oauth_token(db: Database, box: SecretBox, sender_id: uuid.UUID) -> str:
+    """The OAuth sender's access token (renewed when near expiry), or a 422 naming ``auth_mode``."""
+    engine = oauth_tokens.engine_for(db.engine.url.render_as_string(hide_password=False))
+    try:
+        return await anyio.to_thread.run_sync(lambda: oauth_tokens.access_token(engine, box, sender_id))
+    except (oauth_tokens.NeedsReconnect, oauth_tokens.TokenUnavailable) as exc:
+        raise SenderVerificationFailed(str(exc), errors=[{"field": "auth_mode", "message": str(exc)}]) from exc
 
 
 def _field_for_stage(stage: str) -> str:

@@ -1,5 +1,7 @@
 """Check an SMTP sender for real: connect, (START)TLS, EHLO, log in; report what the server said.
 
+A sender connected with OAuth 2.0 logs in with AUTH XOAUTH2 and its access token.
+
 Every socket operation has an explicit timeout (``smtplib`` has none by default), the host is
 resolved once and the connection goes to the address that was checked (no DNS rebinding
 between the check and the connect), and private addresses are refused unless allowed.
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 
 from libs import netpolicy
 from libs.db.models.brand import SmtpSecurity
+from libs.oauth_tokens import smtp_xoauth2
 
 _REDACTED = "[redacted]"
 _MAX_REPLY = 500
@@ -30,6 +33,8 @@ class ProbeTarget:
     security: SmtpSecurity
     username: str | None
     password: str | None = field(repr=False)
+    oauth_token: str | None = field(default=None, repr=False)
+    """Set for a sender connected with OAuth 2.0: the login is AUTH XOAUTH2 with this access token."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +95,7 @@ def _text(reply: bytes | str | None, target: ProbeTarget) -> str | None:
     if reply is None:
         return None
     text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
-    return scrub(text, target.password)[:_MAX_REPLY]
+    return scrub(scrub(text, target.password), target.oauth_token)[:_MAX_REPLY]
 
 
 def scrub(text: str, secret: str | None) -> str:
@@ -135,7 +140,11 @@ def probe(
             stage = "auth"
             if not client.has_extn("auth"):
                 return ProbeResult(False, True, stage, None, "the server does not offer AUTH on this connection")
-            code, reply = client.login(target.username, target.password or "")
+            if target.oauth_token is not None:
+                authobject = smtp_xoauth2(target.username, target.oauth_token)
+                code, reply = client.auth("XOAUTH2", authobject, initial_response_ok=True)
+            else:
+                code, reply = client.login(target.username, target.password or "")
         result = ProbeResult(True, True, stage, code, _text(reply, target))
         with contextlib.suppress(smtplib.SMTPException, OSError):
             client.quit()

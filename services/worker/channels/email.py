@@ -416,11 +416,9 @@ class SmtpTransport:
             conn.starttls(context=context)
             conn.ehlo()
         if account.sender_id is not None and account.username:
-            user, token = account.username, self._token(account.sender_id)
-            # XOAUTH2 in the initial response; a refusal's 334 (a JSON error) is answered empty, then 535.
             conn.auth(
                 "XOAUTH2",
-                lambda challenge=None: "" if challenge else oauth_tokens.xoauth2(user, token),
+                oauth_tokens.smtp_xoauth2(account.username, self._token(account.sender_id)),
                 initial_response_ok=True,
             )
         elif account.username and account.password:

@@ -16,7 +16,8 @@ from libs.crypto import SecretBox
 from libs.db.base import utcnow
 from libs.oauth_tokens import NeedsReconnect, access_token
 from tests.services.brand.conftest import Actor
-from tests.support.oidc_provider import OidcProviderServer, oidc_provider
+from tests.support.oidc_provider import OidcProviderServer, OidcUser, oidc_provider
+from tests.support.smtp import SmtpServer
 
 
 @pytest.fixture
@@ -186,3 +187,63 @@ def test_refused_refresh_marks_the_sender_for_reconnection(
     shown = alice.get(f"/api/brands/{brand_id}/senders/{sender_id}").json()["oauth"]
     assert shown["status"] == "reconnect"
     assert "invalid_grant" in shown["reason"]
+
+
+def test_verification_of_an_oauth_sender_logs_in_with_xoauth2(alice: Actor, engine: sa.Engine) -> None:
+    with (
+        oidc_provider(user=OidcUser(subject="sub-jane", email="jane@acme.example")) as provider,
+        SmtpServer(xoauth2=provider.bearer_check, auth_required=True) as smtp,
+    ):
+        assert _set_client(alice, provider).status_code == 200
+        brand = alice.create_brand()
+        sender = alice.create_sender(
+            brand["id"],
+            kind="email",
+            from_address="jane@acme.example",
+            smtp_host=smtp.host,
+            smtp_port=smtp.port,
+            smtp_security="none",
+        )
+        path = f"/api/brands/{brand['id']}/senders/{sender['id']}"
+        assert alice.client.get("/hooks/oauth/callback", params=_authorize(_start(alice, brand["id"], sender["id"])))
+        verified = alice.post(f"{path}/verify")
+        assert verified.status_code == 200, verified.text
+        assert verified.json()["verified"] is True
+        assert verified.json()["oauth"]["status"] == "connected"
+        assert [(a.mechanism, a.login, a.success) for a in smtp.auth_attempts] == [
+            ("XOAUTH2", "jane@acme.example", True)
+        ]
+        assert smtp.bearer_tokens[0] not in verified.text
+
+        with engine.begin() as conn:
+            conn.execute(sa.text("UPDATE sender_oauth SET expires_at = :t"), {"t": utcnow()})
+        provider.revoke_refresh_tokens()
+        refused = alice.post(f"{path}/verify")
+        assert refused.status_code == 422
+        assert refused.json()["errors"][0]["field"] == "auth_mode"
+        assert "reconnect" in alice.get(path).json()["oauth"]["status"]
+        assert len(smtp.auth_attempts) == 1
+
+
+def test_no_secret_of_the_flow_reaches_a_log_line(
+    alice: Actor,
+    provider: OidcProviderServer,
+    engine: sa.Engine,
+    box: SecretBox,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    brand_id, sender_id = _oauth_sender(alice, provider)
+    provider.expires_in = 60
+    back = _authorize(_start(alice, brand_id, sender_id))
+    assert alice.client.get("/hooks/oauth/callback", params=back).status_code == 200
+    access_token(engine, box, uuid.UUID(sender_id))  # a refresh
+    assert provider.refreshes == 1
+    captured = capsys.readouterr()
+    logs = captured.out + captured.err + caplog.text
+    assert "oauth_connected" in logs
+    secrets = [provider.client_secret, back["code"], back["state"], *provider.access_tokens]
+    secrets += [call["form"].get("code_verifier") or call["form"]["refresh_token"] for call in provider.token_calls]
+    assert len(secrets) == 7
+    for secret in secrets:
+        assert secret not in logs
