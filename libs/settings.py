@@ -73,3 +73,18 @@ class CommonSettings(BaseSettings):
         if self.env is Environment.PRODUCTION and self.secret_key.get_secret_value() == DEV_SECRET:
             raise ValueError("SDR_SECRET_KEY must be set in production")
         return self
+
+
+class SendingCapsSettings(CommonSettings):
+    """The default sending caps: the worker's gate applies them, the campaign service's forecast predicts with them.
+
+    A sender's own hourly or daily limit wins over these.
+    """
+
+    email_hourly_cap: int = Field(default=200, ge=1, description="Default per-sender hourly email cap.")
+    email_daily_cap: int = Field(default=2000, ge=1, description="Default per-sender daily email cap.")
+    sms_hourly_cap: int = Field(default=300, ge=1, description="Default per-sender hourly SMS cap.")
+    sms_daily_cap: int = Field(default=2000, ge=1, description="Default per-sender daily SMS cap.")
+    domain_pacing_per_minute: int = Field(
+        default=30, ge=1, description="Emails per minute to one recipient domain from one organization."
+    )

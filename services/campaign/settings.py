@@ -5,10 +5,10 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from libs.settings import CommonSettings
+from libs.settings import SendingCapsSettings
 
 
-class CampaignSettings(CommonSettings):
+class CampaignSettings(SendingCapsSettings):
     """What the campaign service reads from ``SDR_CAMPAIGN_*`` and the common ``SDR_*`` variables."""
 
     model_config = SettingsConfigDict(env_prefix="SDR_", env_file=".env", extra="ignore")
@@ -34,13 +34,3 @@ class CampaignSettings(CommonSettings):
         default="http://127.0.0.1:8002", description="Base URL of the brand service (readiness checks at launch)."
     )
     brand_timeout: float = Field(default=5.0, gt=0, le=60, description="Seconds a readiness check may take.")
-
-    # forecasts: the worker's sending caps, read from the same SDR_* variables as WorkerSettings
-    # (the defaults are kept equal to the worker's by a test; a sender's own hourly/daily limit wins)
-    email_hourly_cap: int = Field(default=200, ge=1, description="Per-sender hourly email cap (SDR_EMAIL_HOURLY_CAP).")
-    email_daily_cap: int = Field(default=2000, ge=1, description="Per-sender daily email cap (SDR_EMAIL_DAILY_CAP).")
-    sms_hourly_cap: int = Field(default=300, ge=1, description="Per-sender hourly SMS cap (SDR_SMS_HOURLY_CAP).")
-    sms_daily_cap: int = Field(default=2000, ge=1, description="Per-sender daily SMS cap (SDR_SMS_DAILY_CAP).")
-    domain_pacing_per_minute: int = Field(
-        default=30, ge=1, description="Emails per minute to one recipient domain (SDR_DOMAIN_PACING_PER_MINUTE)."
-    )

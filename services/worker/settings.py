@@ -5,10 +5,10 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from libs.settings import CommonSettings, Environment
+from libs.settings import Environment, SendingCapsSettings
 
 
-class WorkerSettings(CommonSettings):
+class WorkerSettings(SendingCapsSettings):
     """What workers and the ticker read from the environment."""
 
     model_config = SettingsConfigDict(env_prefix="SDR_", env_file=".env", extra="ignore")
@@ -38,13 +38,6 @@ class WorkerSettings(CommonSettings):
     ticker_batch: int = Field(default=500, ge=1, le=10_000, description="Enrollments claimed per transaction.")
     repair_after_seconds: float = Field(
         default=60.0, ge=0, description="A queued ledger row older than this with no RQ job is enqueued again."
-    )
-    email_hourly_cap: int = Field(default=200, ge=1, description="Default per-sender hourly email cap.")
-    email_daily_cap: int = Field(default=2000, ge=1, description="Default per-sender daily email cap.")
-    sms_hourly_cap: int = Field(default=300, ge=1)
-    sms_daily_cap: int = Field(default=2000, ge=1)
-    domain_pacing_per_minute: int = Field(
-        default=30, ge=1, description="Emails per minute to one recipient domain from one organization."
     )
     worker_alive_ttl: float = Field(
         default=15.0,
