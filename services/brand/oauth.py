@@ -7,7 +7,8 @@ browser: an authorization-code request with PKCE (S256) whose ``state`` and veri
 bound to the organization and the sender, for ten minutes and one use. The provider sends the
 browser back to ``GET /hooks/oauth/callback``, which takes the state (deleted on first use,
 whatever follows), trades the code and the verifier for tokens, stores them sealed on the
-sender, sets its ``auth_mode`` to ``oauth2`` and answers a small HTML page. Any failure
+sender, sets its ``auth_mode`` to ``oauth2`` and answers a small HTML page (``DELETE .../oauth``
+forgets the tokens and sets it back to ``password``). Any failure
 stores nothing and answers a problem naming the parameter: an unknown, used or expired
 ``state``, the provider's ``error`` (400), a code the token endpoint refused (502).
 """
@@ -26,7 +27,7 @@ from urllib.parse import urlencode, urlsplit
 import anyio.to_thread
 import sqlalchemy as sa
 import structlog
-from litestar import Controller, Response, get, post, put
+from litestar import Controller, Response, delete, get, post, put
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
@@ -376,6 +377,25 @@ class SenderOAuthController(Controller):
         separator = "&" if "?" in client.authorize_url else "?"
         log.info("oauth_started", sender_id=str(sender.id), provider=data.provider.value)
         return OAuthStarted(authorize_url=client.authorize_url + separator + urlencode(query), expires_at=expires_at)
+
+    @delete("/", operation_id="DisconnectSenderOAuth", status_code=204)
+    async def disconnect(
+        self,
+        brand_id: FromPath[uuid.UUID],
+        sender_id: FromPath[uuid.UUID],
+        brands: NamedDependency[BrandService],
+        session: NamedDependency[AsyncSession],
+    ) -> None:
+        """Forget the sender's OAuth tokens; it logs in with its password again (``auth_mode`` password)."""
+        sender = await brands.sender(brand_id, sender_id)
+        await session.exec(sa.delete(TOKENS).where(TOKENS.c.sender_id == sender.id))
+        await session.exec(sa.delete(AUTHORIZATIONS).where(AUTHORIZATIONS.c.sender_id == sender.id))
+        await session.exec(
+            sa.update(SENDERS)
+            .where(SENDERS.c.id == sender.id, SENDERS.c.auth_mode == AuthMode.OAUTH2.value)
+            .values(auth_mode=AuthMode.PASSWORD.value, version=SENDERS.c.version + 1, updated_at=utcnow())
+        )
+        log.info("oauth_disconnected", sender_id=str(sender.id))
 
 
 class OAuthCallbackController(Controller):

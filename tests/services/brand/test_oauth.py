@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -14,7 +15,9 @@ import sqlalchemy as sa
 
 from libs.crypto import SecretBox
 from libs.db.base import utcnow
+from libs.db.session import make_engine
 from libs.oauth_tokens import NeedsReconnect, access_token
+from libs.security import Role
 from tests.services.brand.conftest import Actor
 from tests.support.oidc_provider import OidcProviderServer, OidcUser, oidc_provider
 from tests.support.smtp import SmtpServer
@@ -247,3 +250,57 @@ def test_no_secret_of_the_flow_reaches_a_log_line(
     assert len(secrets) == 7
     for secret in secrets:
         assert secret not in logs
+
+
+def test_two_processes_near_expiry_refresh_once_and_get_the_same_token(
+    alice: Actor, provider: OidcProviderServer, engine: sa.Engine, box: SecretBox
+) -> None:
+    brand_id, sender_id = _oauth_sender(alice, provider)
+    assert alice.client.get("/hooks/oauth/callback", params=_authorize(_start(alice, brand_id, sender_id))).is_success
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE sender_oauth SET expires_at = :t"), {"t": utcnow() + timedelta(seconds=30)})
+    engines = [make_engine(str(engine.url.render_as_string(hide_password=False)), pool_size=1) for _ in range(4)]
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            tokens = list(pool.map(lambda e: access_token(e, box, uuid.UUID(sender_id)), engines))
+    finally:
+        for e in engines:
+            e.dispose()
+    assert provider.refreshes == 1  # the others waited on the row lock, then read the stored token
+    assert set(tokens) == {provider.access_tokens[-1]}
+
+
+def test_connecting_again_reads_a_paused_mailbox_again(
+    alice: Actor, provider: OidcProviderServer, engine: sa.Engine
+) -> None:
+    brand_id, sender_id = _oauth_sender(alice, provider)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO mailboxes (id, org_id, sender_id, folder, state, paused_reason, created_at, updated_at)"
+                " SELECT :id, org_id, id, 'INBOX', 'paused', 'The provider refused the refresh token', now(), now()"
+                " FROM senders WHERE id = :s"
+            ),
+            {"id": uuid.uuid4(), "s": sender_id},
+        )
+    assert alice.client.get("/hooks/oauth/callback", params=_authorize(_start(alice, brand_id, sender_id))).is_success
+    with engine.connect() as conn:
+        state, reason = conn.execute(
+            sa.text("SELECT state, paused_reason FROM mailboxes WHERE sender_id = :s"), {"s": sender_id}
+        ).one()
+    assert (state, reason) == ("active", None)
+
+
+def test_disconnecting_forgets_the_tokens_and_goes_back_to_the_password(
+    alice: Actor, provider: OidcProviderServer, engine: sa.Engine, box: SecretBox
+) -> None:
+    brand_id, sender_id = _oauth_sender(alice, provider)
+    assert alice.client.get("/hooks/oauth/callback", params=_authorize(_start(alice, brand_id, sender_id))).is_success
+    path = f"/api/brands/{brand_id}/senders/{sender_id}"
+    assert alice.as_role(Role.VIEWER).delete(f"{path}/oauth").status_code == 403
+    assert alice.delete(f"{path}/oauth").status_code == 204
+    shown = alice.get(path).json()
+    assert (shown["auth_mode"], shown["oauth"]) == ("password", None)
+    assert _tokens(engine, sender_id) is None
+    with pytest.raises(NeedsReconnect):
+        access_token(engine, box, uuid.UUID(sender_id))
