@@ -354,6 +354,7 @@ class BrandService:
         kind = SenderKind(row.kind)
         current = {name: getattr(row, name) for name in SenderUpdate.model_fields if name not in _PASSWORDS}
         current |= {name: getattr(row, f"{name}_encrypted") for name in _PASSWORDS}
+        current["auth_mode"] = row.auth_mode
         if values.get("imap_host") and not row.imap_host:
             values.setdefault("imap_tls", row.imap_tls or ImapTls.TLS)
             values.setdefault("imap_port", row.imap_port or DEFAULT_IMAP_PORTS[ImapTls(values["imap_tls"])])
@@ -605,11 +606,14 @@ def _check_sender(kind: SenderKind, merged: dict[str, Any], sent: dict[str, Any]
         need("smtp_host")
         need("smtp_port")
         need("smtp_security")
-        if merged.get("smtp_username") and not merged.get("smtp_password"):
+        # A sender connected with OAuth logs in with its token (as imap/smtp_username or from_address).
+        oauth = merged.get("auth_mode") == AuthMode.OAUTH2.value
+        if merged.get("smtp_username") and not merged.get("smtp_password") and not oauth:
             errors.append({"field": "smtp_password", "message": "required when smtp_username is set"})
         if merged.get("imap_host"):
-            need("imap_username", "required when imap_host is set")
-            need("imap_password", "required when imap_host is set")
+            if not oauth:
+                need("imap_username", "required when imap_host is set")
+                need("imap_password", "required when imap_host is set")
         else:
             errors.extend(
                 {"field": name, "message": "needs imap_host"}

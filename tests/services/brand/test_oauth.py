@@ -304,3 +304,18 @@ def test_disconnecting_forgets_the_tokens_and_goes_back_to_the_password(
     assert _tokens(engine, sender_id) is None
     with pytest.raises(NeedsReconnect):
         access_token(engine, box, uuid.UUID(sender_id))
+
+
+def test_a_connected_sender_reads_its_mailbox_with_no_password(alice: Actor, provider: OidcProviderServer) -> None:
+    brand_id, sender_id = _oauth_sender(alice, provider)
+    path = f"/api/brands/{brand_id}/senders/{sender_id}"
+    mailbox = {"imap_host": "imap.acme.example", "imap_tls": "tls"}
+    before = alice.get(path)
+    refused = alice.patch(path, mailbox, headers={"If-Match": before.headers["etag"]})
+    assert refused.status_code == 422
+    assert {e["field"] for e in refused.json()["errors"]} == {"imap_username", "imap_password"}
+    assert alice.client.get("/hooks/oauth/callback", params=_authorize(_start(alice, brand_id, sender_id))).is_success
+    connected = alice.get(path)
+    r = alice.patch(path, mailbox, headers={"If-Match": connected.headers["etag"]})
+    assert r.status_code == 200, r.text
+    assert (r.json()["imap_host"], r.json()["imap_password"]["set"]) == ("imap.acme.example", False)
