@@ -25,7 +25,7 @@ import structlog
 from sqlalchemy import Engine
 from sqlalchemy.pool import NullPool
 
-from libs.crypto import SecretBox
+from libs.crypto import SecretBox, SecretBoxError
 from libs.db.base import utcnow
 from libs.db.models.brand import OAuthClient, OAuthProvider, OAuthStatus, SenderOAuth
 from libs.db.session import system_session
@@ -185,9 +185,19 @@ def access_token(engine: Engine, box: SecretBox, sender_id: uuid.UUID, *, margin
     """The sender's access token, refreshed first when less than ``margin`` of its life remains.
 
     Raises:
-        NeedsReconnect: the sender has no working OAuth authorization (reason in the message).
+        NeedsReconnect: the sender has no working OAuth authorization (reason in the message),
+            or its stored tokens cannot be opened with this box's keys.
         TokenUnavailable: the refresh could not reach the provider; nothing changed.
     """
+    try:
+        return _access_token(engine, box, sender_id, margin)
+    except SecretBoxError as exc:
+        raise NeedsReconnect(
+            "The stored OAuth tokens cannot be decrypted (was the secret key changed?); connect the sender again."
+        ) from exc
+
+
+def _access_token(engine: Engine, box: SecretBox, sender_id: uuid.UUID, margin: timedelta) -> str:
     with system_session(engine) as session:
         row = session.execute(_ROW.where(TOKENS.c.sender_id == sender_id)).first()
         if row is None:

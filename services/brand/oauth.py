@@ -37,7 +37,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from libs.crypto import SecretBox, last4
+from libs.crypto import SecretBox, SecretBoxError, last4
 from libs.db.base import utcnow
 from libs.db.models.brand import (
     AuthMode,
@@ -451,8 +451,13 @@ class OAuthCallbackController(Controller):
             client = (await session.exec(query)).first()
         if client is None:
             raise _refused("state", "The organization's OAuth client was removed; start again.")
-        secret = box.decrypt(client.client_secret_encrypted, associated_data=client_bound(taken.org_id))
-        verifier = unseal(box, taken.sender_id, "verifier", taken.verifier_encrypted)
+        try:
+            secret = box.decrypt(client.client_secret_encrypted, associated_data=client_bound(taken.org_id))
+            verifier = unseal(box, taken.sender_id, "verifier", taken.verifier_encrypted)
+        except SecretBoxError as exc:
+            raise _refused(
+                "state", "The stored OAuth client cannot be decrypted; store it again, then start again."
+            ) from exc
         form = {
             "grant_type": "authorization_code",
             "code": code,

@@ -207,8 +207,6 @@ class Reader:
             return oauth_tokens.access_token(self.engine, box, target.sender_id)
         except oauth_tokens.NeedsReconnect as exc:
             raise Paused(str(exc)) from exc
-        except SecretBoxError as exc:
-            raise Paused("The stored OAuth token cannot be decrypted (was the secret key changed?).") from exc
 
     def _password(self, target: cursor.Target) -> str:
         if not target.username or not target.password_encrypted:

@@ -319,3 +319,12 @@ def test_a_connected_sender_reads_its_mailbox_with_no_password(alice: Actor, pro
     r = alice.patch(path, mailbox, headers={"If-Match": connected.headers["etag"]})
     assert r.status_code == 200, r.text
     assert (r.json()["imap_host"], r.json()["imap_password"]["set"]) == ("imap.acme.example", False)
+
+
+def test_tokens_sealed_under_another_key_ask_for_a_reconnection(
+    alice: Actor, provider: OidcProviderServer, engine: sa.Engine
+) -> None:
+    brand_id, sender_id = _oauth_sender(alice, provider)
+    assert alice.client.get("/hooks/oauth/callback", params=_authorize(_start(alice, brand_id, sender_id))).is_success
+    with pytest.raises(NeedsReconnect, match="cannot be decrypted"):
+        access_token(engine, SecretBox(["not-the-service-key"]), uuid.UUID(sender_id))
