@@ -104,7 +104,7 @@ LOAD = sa.text(
            snd.id AS sender_id, snd.from_name, snd.from_address, snd.reply_to, snd.smtp_host, snd.smtp_port,
            snd.smtp_security, snd.smtp_username, snd.smtp_password_encrypted, snd.hourly_limit,
            snd.daily_limit, snd.phone_number, snd.messaging_service_sid, snd.tts_voice,
-           snd.audio_url AS sender_audio_url,
+           snd.audio_url AS sender_audio_url, snd.auth_mode AS sender_auth_mode,
            tw.account_sid AS twilio_sid, tw.secret_encrypted AS twilio_secret,
            oa.secret_encrypted AS openai_secret,
            p.content AS cached_content, p.source AS cached_source,
@@ -306,6 +306,7 @@ class LoadedRow:
     messaging_service_sid: str | None
     tts_voice: str | None
     sender_audio_url: str | None
+    sender_auth_mode: str | None  # 'oauth2': the sender logs in with XOAUTH2, not its password
     # the organization's provider credentials (encrypted)
     twilio_sid: str | None
     twilio_secret: str | None

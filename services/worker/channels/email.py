@@ -24,7 +24,6 @@ import smtplib
 import socket
 import ssl
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -33,10 +32,9 @@ from email.quoprimime import body_encode
 from email.utils import format_datetime, formataddr, parseaddr
 from typing import TYPE_CHECKING, Protocol
 
-import sqlalchemy as sa
 import structlog
 
-from libs import oauth_tokens, runtime
+from libs import oauth_tokens
 from libs.db.base import utcnow
 from libs.db.session import system_session
 from libs.optout import as_sentence
@@ -54,8 +52,6 @@ _MESSAGE_ID = re.compile(rb"(?im)^Message-ID:[ \t]*(?:\r\n[ \t]+)?(<[^<>\s]+>)")
 _THREAD_ID = re.compile(r"<[^<>@\s]+@[^<>@\s]+>")
 _FROM = re.compile(rb"(?im)^From:[ \t]*((?:.*)(?:\r\n[ \t].*)*)")
 _LEDGER_ID = re.compile(rb"(?im)^X-Tidewater-Message:[ \t]*([0-9a-f-]{36})\r$")
-SEND_CONTEXT = "worker.context"
-"""The key of the process's send context in its runtime (``services.worker.jobs.context.CONTEXT``)."""
 CRLF = b"\r\n"
 DEFAULT_OPT_OUT = "Not interested? Use the link below to unsubscribe."
 """The footer's opt-out sentence when the brand wrote none."""
@@ -228,6 +224,10 @@ Signer = Callable[[bytes], bytes]
 """Returns a built message as it goes out: signed, or as it is."""
 
 
+def _unsigned(data: bytes) -> bytes:
+    return data
+
+
 class DkimSigning:
     """Sign a built message with the key of its organization and From domain, when Tidewater signs for it.
 
@@ -283,102 +283,29 @@ class DkimSigning:
         return private
 
 
-def process_signer(data: bytes) -> bytes:
-    """Sign with :class:`DkimSigning` on the process's send context (its runtime's), as it is without one."""
-    process = runtime.current()
-    try:
-        keys: _Keys = process.resource(SEND_CONTEXT, _no_context)  # type: ignore[type-var]
-    except LookupError:
-        return data
-    signing = _signing.get(id(keys))
-    if signing is None or signing.keys is not keys:
-        signing = _signing[id(keys)] = DkimSigning(keys)
-    return signing(data)
-
-
-def _no_context() -> _Keys:
-    raise LookupError("no send context installed in this process")
-
-
-_signing: dict[int, DkimSigning] = {}
-
-
-_OAUTH_SENDER = sa.text(
-    """
-    SELECT id, coalesce(smtp_username, from_address) AS login FROM senders
-    WHERE auth_mode = 'oauth2' AND kind = 'email' AND smtp_host = :host AND coalesce(smtp_port, 587) = :port
-      AND lower(from_address) = lower(:from_address) AND smtp_username IS NOT DISTINCT FROM :username
-    ORDER BY updated_at DESC LIMIT 1
-    """
-)
-
-
 class OAuthLogins:
-    """Which accounts log in with XOAUTH2, and their access tokens (``libs.oauth_tokens``).
+    """The access tokens of the senders that log in with XOAUTH2 (``libs.oauth_tokens``)."""
 
-    An account that does not name its sender is looked up by server, username and From
-    address among the senders connected with OAuth; the answer is kept ``ttl`` seconds.
-    """
-
-    def __init__(self, keys: _Keys, *, ttl: float = 30.0) -> None:
+    def __init__(self, keys: _Keys) -> None:
         self.keys = keys
-        self.ttl = ttl
-        self._found: dict[tuple[str, int, str | None, str], tuple[float, uuid.UUID | None, str | None]] = {}
-
-    def account(self, account: SmtpAccount, mail_from: str) -> SmtpAccount:
-        """``account`` with its OAuth sender and login filled in when it is one, else as it is."""
-        if account.sender_id is not None:
-            return account if account.username else replace(account, username=clean_header(mail_from))
-        key = (account.host, account.port, account.username, clean_header(mail_from).lower())
-        now = time.monotonic()
-        found = self._found.get(key)
-        if found is None or found[0] < now:
-            params = {"host": key[0], "port": key[1], "username": key[2], "from_address": key[3]}
-            with system_session(self.keys.engine) as session:
-                row = session.execute(_OAUTH_SENDER, params).first()
-            found = (now + self.ttl, row.id if row else None, row.login if row else None)
-            if len(self._found) >= 1024:
-                self._found.clear()
-            self._found[key] = found
-        _, sender_id, login = found
-        if sender_id is None:
-            return account
-        return replace(account, sender_id=sender_id, username=login, password=None)
 
     def token(self, sender_id: uuid.UUID) -> str:
         """The sender's current access token (renewed first when near expiry)."""
         return oauth_tokens.access_token(self.keys.engine, self.keys.box, sender_id)
 
 
-def process_logins() -> OAuthLogins | None:
-    """:class:`OAuthLogins` on the process's send context, None without one (then passwords only)."""
-    try:
-        keys: _Keys = runtime.current().resource(SEND_CONTEXT, _no_context)  # type: ignore[type-var]
-    except LookupError:
-        return None
-    logins = _logins.get(id(keys))
-    if logins is None or logins.keys is not keys:
-        logins = _logins[id(keys)] = OAuthLogins(keys)
-    return logins
-
-
-_logins: dict[int, OAuthLogins] = {}
-
-
 class SmtpTransport:
     """SMTP submission with one kept connection per sender account and explicit timeouts.
 
-    ``signer`` turns a built message into what goes out (DKIM); by default the process's send
-    context signs (:func:`process_signer`). ``logins`` finds the accounts that log in with
-    XOAUTH2 and their tokens; by default the process's send context does (:func:`process_logins`).
+    ``signer`` turns a built message into what goes out (the worker's context gives
+    :class:`DkimSigning`; none: sent as built). ``logins`` gives the access tokens of accounts
+    that name an OAuth sender (``SmtpAccount.sender_id``); without it such an account cannot log in.
     """
 
-    def __init__(
-        self, *, timeout: float, signer: Signer | None = None, logins: Callable[[], OAuthLogins | None] | None = None
-    ) -> None:
+    def __init__(self, *, timeout: float, signer: Signer | None = None, logins: OAuthLogins | None = None) -> None:
         self.timeout = timeout
-        self.signer: Signer = signer or process_signer
-        self.logins = logins or process_logins
+        self.signer: Signer = signer or _unsigned
+        self.logins = logins
         self._connections: dict[tuple[str, int, str, str | None], smtplib.SMTP] = {}
         self._busy = threading.Lock()
         """Held from :meth:`begin` until the transaction is finished or aborted: one conversation at a time."""
@@ -426,10 +353,9 @@ class SmtpTransport:
         return conn
 
     def _token(self, sender_id: uuid.UUID) -> str:
-        logins = self.logins()
-        if logins is None:
+        if self.logins is None:
             raise oauth_tokens.NeedsReconnect("No database to read the sender's OAuth token from.")
-        return logins.token(sender_id)
+        return self.logins.token(sender_id)
 
     def send(self, account: SmtpAccount, data: bytes, *, mail_from: str, rcpt_to: str) -> SendResult:
         """Submit ``data`` (from :func:`build_email`); reuse the account's connection, reconnecting once if stale."""
@@ -455,9 +381,8 @@ class SmtpTransport:
         return opened
 
     def _begin(self, account: SmtpAccount, *, mail_from: str, rcpt_to: str) -> SmtpTransaction | SendResult:
-        logins = self.logins()
-        if logins is not None:
-            account = logins.account(account, mail_from)
+        if account.sender_id is not None and not account.username:
+            account = replace(account, username=clean_header(mail_from))
         for attempt in (1, 2):
             try:
                 conn = self._connections.get(account.key)

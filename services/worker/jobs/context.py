@@ -26,7 +26,7 @@ from libs.db.session import make_engine, system_session
 from libs.queue import JobSpec, QueueName, redis_from_url
 from libs.suppression import stored_hash_key
 from services.worker import ledger
-from services.worker.channels.email import SmtpTransport
+from services.worker.channels.email import DkimSigning, OAuthLogins, SmtpTransport
 from services.worker.channels.recorder import LocalRecorder
 from services.worker.channels.twilio import (
     TwilioAccount,
@@ -103,7 +103,7 @@ class Context:
             redis, engine = redis_from_url(settings.redis_url), make_engine(settings.database_url, pool_size=2)
         else:
             redis, engine = process.redis(settings.redis_url), process.engine(settings.database_url)
-        return cls(
+        context = cls(
             settings=settings,
             engine=engine,
             redis=redis,
@@ -112,6 +112,11 @@ class Context:
             recorder=LocalRecorder(settings.data_dir),
             _owns_pools=process is None,
         )
+        # Mail is signed with the organization's DKIM key and OAuth senders log in with their
+        # tokens, both read through this context's engine and secret box.
+        context.smtp.signer = DkimSigning(context)
+        context.smtp.logins = OAuthLogins(context)
+        return context
 
     def now(self) -> datetime:
         """The worker's clock (shifted by ``clock_offset_seconds``, which tests use to move time)."""

@@ -104,6 +104,10 @@ def _account(ctx: Context, row: LoadedRow) -> SmtpAccount:
     """The sender's SMTP server (its password opened), else the development SMTP sink."""
     if not row.smtp_host:
         return SmtpAccount(ctx.settings.smtp_sink_host, ctx.settings.smtp_sink_port)
+    if row.sender_auth_mode == "oauth2":  # its access token logs in (XOAUTH2), never a password
+        return SmtpAccount(
+            row.smtp_host, row.smtp_port or 587, row.smtp_security or "starttls", row.smtp_username, None, row.sender_id
+        )
     password = ctx.box.decrypt(row.smtp_password_encrypted) if row.smtp_password_encrypted else None
     return SmtpAccount(
         row.smtp_host, row.smtp_port or 587, row.smtp_security or "starttls", row.smtp_username, password

@@ -19,9 +19,8 @@ from libs.db.session import system_session
 from libs.deliverability import dkim
 from libs.deliverability.dns_preflight import DnsConfig, Lookups, make_resolver
 from services.worker import jobs
-from services.worker.channels.email import SEND_CONTEXT, DkimSigning, SmtpAccount, SmtpTransport, process_signer
+from services.worker.channels.email import DkimSigning, OAuthLogins, SmtpAccount, SmtpTransport
 from services.worker.channels.outcome import Outcome
-from services.worker.jobs.context import CONTEXT
 from tests.services.worker.conftest import drain, messages
 from tests.services.worker.factories import create_world
 from tests.support.dns import DnsServer, dns_server, txt
@@ -210,6 +209,8 @@ def test_a_message_naming_no_ledger_row_is_not_signed(ctx: jobs.Context) -> None
     assert DkimSigning(ctx)(message) == message
 
 
-def test_the_default_signer_finds_the_send_context_the_worker_installs(ctx: jobs.Context) -> None:
-    assert SEND_CONTEXT == CONTEXT  # process_signer looks the context up by this key
-    assert ctx.smtp.signer is process_signer
+def test_the_send_context_signs_its_mail_and_gives_its_oauth_tokens(ctx: jobs.Context) -> None:
+    assert isinstance(ctx.smtp.signer, DkimSigning)
+    assert ctx.smtp.signer.keys is ctx
+    assert isinstance(ctx.smtp.logins, OAuthLogins)
+    assert ctx.smtp.logins.keys is ctx

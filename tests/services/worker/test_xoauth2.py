@@ -109,14 +109,11 @@ def test_a_revoked_refresh_token_fails_the_mail_and_marks_the_sender_for_reconne
 
 def test_a_token_the_server_refuses_is_a_permanent_auth_failure(provider: OidcProviderServer) -> None:
     class Refused:
-        def account(self, account: SmtpAccount, mail_from: str) -> SmtpAccount:
-            return account
-
         def token(self, sender_id: uuid.UUID) -> str:
-            return "at-not-issued"
+            return "at-not-issued"  # a token the provider never issued
 
     with SmtpServer(xoauth2=provider.bearer_check) as server:
-        transport = SmtpTransport(timeout=5, logins=lambda: Refused())  # type: ignore[arg-type, return-value]
+        transport = SmtpTransport(timeout=5, logins=Refused())  # type: ignore[arg-type]
         account = SmtpAccount(server.host, server.port, username=LOGIN, sender_id=uuid.uuid4())
         result = transport.send(account, build_email(EMAIL), mail_from=LOGIN, rcpt_to=EMAIL.to_address)
         transport.close()
