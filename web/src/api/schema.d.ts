@@ -442,6 +442,92 @@ export interface paths {
         patch: operations["UpdateSender"];
         trace?: never;
     };
+    "/api/brands/{brand_id}/senders/{sender_id}/dkim": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** GetDkim */
+        get: operations["GetSenderDkim"];
+        put?: never;
+        /** SetDkim */
+        post: operations["SetSenderDkim"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/brands/{brand_id}/senders/{sender_id}/dns": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Dns */
+        get: operations["GetSenderDns"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/brands/{brand_id}/senders/{sender_id}/mailbox/resume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** ResumeMailbox */
+        post: operations["ResumeSenderMailbox"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/brands/{brand_id}/senders/{sender_id}/oauth": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Disconnect */
+        delete: operations["DisconnectSenderOAuth"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/brands/{brand_id}/senders/{sender_id}/oauth/start": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Start */
+        post: operations["StartSenderOAuth"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/brands/{brand_id}/senders/{sender_id}/verify": {
         parameters: {
             query?: never;
@@ -583,6 +669,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/campaigns/{campaign_id}/forecast": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** ForecastCampaign */
+        get: operations["ForecastCampaign"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/campaigns/{campaign_id}/launch": {
         parameters: {
             query?: never;
@@ -628,6 +731,40 @@ export interface paths {
         put?: never;
         /** ResumeCampaign */
         post: operations["ResumeCampaign"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/campaigns/{campaign_id}/review": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Queue */
+        get: operations["ListReviewQueue"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/campaigns/{campaign_id}/review/approve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** ApproveMany */
+        post: operations["ApproveReviewQueue"];
         delete?: never;
         options?: never;
         head?: never;
@@ -739,6 +876,74 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/conversations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** ListConversations */
+        get: operations["ListConversations"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/conversations/{lead_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** GetConversation */
+        get: operations["GetConversation"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/conversations/{lead_id}/assignment": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Assign */
+        put: operations["AssignConversation"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/conversations/{lead_id}/read": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** MarkRead */
+        post: operations["MarkConversationRead"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/credentials": {
         parameters: {
             query?: never;
@@ -751,6 +956,24 @@ export interface paths {
         put?: never;
         /** CreateCredential */
         post: operations["CreateCredential"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/credentials/oauth/{provider}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** GetClient */
+        get: operations["GetOAuthClient"];
+        /** SetClient */
+        put: operations["SetOAuthClient"];
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -910,6 +1133,40 @@ export interface paths {
         get: operations["GetMessage"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/messages/{message_id}/approve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Approve */
+        post: operations["ApproveMessage"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/messages/{message_id}/reject": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Reject */
+        post: operations["RejectMessage"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1210,6 +1467,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/hooks/oauth/callback": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Callback */
+        get: operations["FinishSenderOAuth"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/hooks/twilio/calls/status": {
         parameters: {
             query?: never;
@@ -1461,6 +1735,16 @@ export interface components {
         ApiKeyUpdate: {
             name: string;
         };
+        /** Approve */
+        Approve: {
+            body?: string | null;
+            note?: string | null;
+            subject?: string | null;
+        };
+        /** AssignmentUpdate */
+        AssignmentUpdate: {
+            member_id: string | null;
+        };
         /** AttemptRead */
         AttemptRead: {
             duration_ms: number;
@@ -1471,6 +1755,13 @@ export interface components {
             started_at: string;
             status_code: number | null;
         };
+        /**
+         * AuthMode
+         * @description password, or oauth2 once connected with OAuth (SMTP and IMAP then log in with XOAUTH2).
+         * @default password
+         * @enum {string}
+         */
+        AuthMode: "password" | "oauth2";
         /** BatchResolution */
         BatchResolution: {
             /** Format: date-time */
@@ -1568,6 +1859,18 @@ export interface components {
             value_proposition?: string | null;
             website?: string | null;
         };
+        /** BulkApprove */
+        BulkApprove: {
+            /** @default false */
+            all: boolean;
+            message_ids?: string[] | null;
+            note?: string | null;
+        };
+        /** BulkResult */
+        BulkResult: {
+            approved: string[];
+            refused: components["schemas"]["Refused"][];
+        };
         /** CampaignClone */
         CampaignClone: {
             name?: string | null;
@@ -1581,6 +1884,21 @@ export interface components {
             name: string;
             /** @description New leads started per day. */
             pacing_per_day?: number | null;
+            /** @description Reply intent -> action; intents left out keep their safe default. */
+            reply_actions?: {
+                [key: string]: components["schemas"]["ReplyAction"];
+            };
+            /** @description What a message still awaiting review becomes at its deadline. */
+            review_after_deadline?: components["schemas"]["ReviewAfterDeadline"];
+            /** @description None: wait for ever. */
+            review_deadline_hours?: number | null;
+            /**
+             * @description N for review_mode first_n.
+             * @default 0
+             */
+            review_first_n: number;
+            /** @description Messages a person approves first: none, the first N of each step, all. */
+            review_mode?: components["schemas"]["ReviewMode"];
             send_window?: components["schemas"]["SendWindowIn"];
             stop_rules?: components["schemas"]["StopRules"];
             /**
@@ -1608,6 +1926,13 @@ export interface components {
             name: string;
             pacing_per_day: number | null;
             paused_at: string | null;
+            reply_actions: {
+                [key: string]: unknown;
+            };
+            review_after_deadline: components["schemas"]["ReviewAfterDeadline"];
+            review_deadline_hours: number | null;
+            review_first_n: number;
+            review_mode: components["schemas"]["ReviewMode"];
             send_window: {
                 [key: string]: unknown;
             };
@@ -1632,6 +1957,14 @@ export interface components {
             description?: string | null;
             name?: string | null;
             pacing_per_day?: number | null;
+            /** @description Reply intent -> action; intents left out go back to their default. */
+            reply_actions?: {
+                [key: string]: components["schemas"]["ReplyAction"];
+            } | null;
+            review_after_deadline?: components["schemas"]["ReviewAfterDeadline"] | null;
+            review_deadline_hours?: number | null;
+            review_first_n?: number | null;
+            review_mode?: components["schemas"]["ReviewMode"] | null;
             send_window?: components["schemas"]["SendWindowIn"] | null;
             stop_rules?: components["schemas"]["StopRules"] | null;
             timezone?: string | null;
@@ -1668,6 +2001,32 @@ export interface components {
             ready: boolean;
             warnings: components["schemas"]["Gap"][];
         };
+        /** ConversationLead */
+        ConversationLead: {
+            company: string | null;
+            email: string | null;
+            first_name: string | null;
+            last_name: string | null;
+            phone: string | null;
+        };
+        /** ConversationRead */
+        ConversationRead: {
+            /** @description The member (user id) it is assigned to, if any. */
+            assigned_member_id: string | null;
+            /** @description What the lead's latest text or email meant, if known: One of the reply classifier's intents (`interested`, `meeting_request`, `question`, `objection`, `not_now`, `out_of_office`, `referral`, `wrong_person`, `not_interested`, `unsubscribe`, `auto_reply`, `other`) or, for a text or email not classified, what its handling made of it (`reply`, `opt_out`, `opt_out_all`, `opt_in`, `help`, `auto_reply`). */
+            intent: string | null;
+            /** @description The latest message out or text/email in (null: none yet). */
+            last_activity_at: string | null;
+            /** @description The latest text or email from the lead (null: none yet). */
+            last_inbound_at: string | null;
+            lead: components["schemas"]["ConversationLead"];
+            /** Format: uuid */
+            lead_id: string;
+            /** @description When the conversation was last marked read (null: never). */
+            read_at: string | null;
+            /** @description Whether the lead wrote after the conversation was last read. */
+            unread: boolean;
+        };
         /** CredentialCreate */
         CredentialCreate: {
             account_sid?: string | null;
@@ -1699,6 +2058,12 @@ export interface components {
             api_key?: string | null;
             auth_token?: string | null;
             model?: string | null;
+        };
+        /** DaySends */
+        DaySends: {
+            /** Format: date */
+            date: string;
+            sends: number;
         };
         /**
          * DelayUnit
@@ -1733,6 +2098,47 @@ export interface components {
          * @enum {string}
          */
         DeliveryStatus: "pending" | "delivered" | "failed";
+        /** DkimRead */
+        DkimRead: {
+            created_at?: string | null;
+            domain: string;
+            previous_selector?: string | null;
+            record?: components["schemas"]["DnsRecordRead"] | null;
+            selector?: string | null;
+            /** Format: uuid */
+            sender_id: string;
+            signed_by: components["schemas"]["DkimSigner"];
+        };
+        /** DkimSet */
+        DkimSet: {
+            /** @default false */
+            rotate: boolean;
+            signed_by?: components["schemas"]["DkimSigner"];
+        };
+        /**
+         * DkimSigner
+         * @description Who puts the DKIM signature on a sender's mail.
+         * @default tidewater
+         * @enum {string}
+         */
+        DkimSigner: "tidewater" | "own_server";
+        /** DnsRecordRead */
+        DnsRecordRead: {
+            name: string;
+            type: string;
+            value: string;
+        };
+        /** DnsReport */
+        DnsReport: {
+            /** Format: date-time */
+            checked_at: string;
+            domain: string;
+            findings: components["schemas"]["FindingRead"][];
+            ok: boolean;
+            /** Format: uuid */
+            sender_id: string;
+            smtp_host: string;
+        };
         /** EnrollRequest */
         EnrollRequest: {
             filter?: components["schemas"]["LeadFilter"] | null;
@@ -1803,11 +2209,47 @@ export interface components {
         } & {
             [key: string]: unknown;
         };
+        /** FindingRead */
+        FindingRead: {
+            code: string;
+            message: string;
+            record?: components["schemas"]["DnsRecordRead"] | null;
+            status: components["schemas"]["Status"];
+        };
+        /** Forecast */
+        Forecast: {
+            /** Format: uuid */
+            campaign_id: string;
+            domain_pacing_per_minute: number;
+            horizon_days: number;
+            /** @description Enrolled leads not finished (a paused campaign is forecast as resumed now). */
+            leads: number;
+            senders: components["schemas"]["SenderLimits"][];
+            /** Format: date-time */
+            starts_at: string;
+            steps: components["schemas"]["StepForecast"][];
+            timezone: string;
+            /** @description The walk stopped at its horizon or event bound before every lead was done. */
+            truncated: boolean;
+            /** @description Leads held on an unknown message; not forecast. */
+            waiting_on_operator: number;
+        };
         /** Gap */
         Gap: {
             code: string;
             field?: string | null;
             message: string;
+        };
+        /** GuardrailResult */
+        GuardrailResult: {
+            /**
+             * @description `output`: the written message's checks (schema, length, placeholders, links, claims); `model_response`: whether the model answered at all (timeouts, refusals, bad JSON).
+             * @enum {string}
+             */
+            check: "output" | "model_response";
+            passed: boolean;
+            /** @description The stable code of the failure (`foreign_link`, `openai_timeout`...). */
+            reason: string | null;
         };
         /** HourCounts */
         HourCounts: {
@@ -1832,6 +2274,12 @@ export interface components {
             /** @default 0 */
             unsubscribed: number;
         };
+        /**
+         * ImapTls
+         * @description How an IMAP connection is protected.
+         * @enum {string}
+         */
+        ImapTls: "tls" | "starttls" | "none";
         /** ImportRead */
         ImportRead: {
             /** Format: date-time */
@@ -2016,6 +2464,25 @@ export interface components {
             /** @description 12 to 256 characters. */
             password: string;
         };
+        /** MailboxRead */
+        MailboxRead: {
+            folder: string;
+            /** @description The last error reading it (network errors are retried). */
+            last_error: string | null;
+            /** @description When the mailbox was last read to its end. */
+            last_polled_at: string | null;
+            paused_at: string | null;
+            /** @description Why it is paused, in the IMAP server's words. */
+            paused_reason: string | null;
+            /** @description active, or paused (after a refused login: fix the settings or resume it). */
+            state: components["schemas"]["MailboxState"];
+        };
+        /**
+         * MailboxState
+         * @description active, or paused (after a refused login: fix the settings or resume it).
+         * @enum {string}
+         */
+        MailboxState: "active" | "paused";
         /** MeRead */
         MeRead: {
             api_key_id: string | null;
@@ -2051,9 +2518,31 @@ export interface components {
             organization_name: string;
             role: components["schemas"]["Role"];
         };
+        /** MessageAudit */
+        MessageAudit: {
+            /** @description The content that was used, after the checks. */
+            content: {
+                [key: string]: unknown;
+            };
+            guardrails: components["schemas"]["GuardrailResult"][];
+            /** @description The lead fields the content was written from. */
+            input: {
+                [key: string]: unknown;
+            };
+            /** @description What the model answered (null when it answered nothing). */
+            output: {
+                [key: string]: unknown;
+            } | null;
+            /** @description The messages sent to the model (empty for the local writer). */
+            prompt: {
+                [key: string]: unknown;
+            }[];
+        };
         /** MessageDetail */
         MessageDetail: {
             attempt: number;
+            /** @description Admins and owners only: the prompt, the input fields, the output and each guardrail result (null for other roles, and before the content was written). */
+            audit?: components["schemas"]["MessageAudit"] | null;
             body: string | null;
             /** Format: uuid */
             campaign_id: string;
@@ -2119,7 +2608,50 @@ export interface components {
          * @description The ledger's state machine (README, "Guarantees").
          * @enum {string}
          */
-        MessageStatus: "queued" | "sending" | "sent" | "delivered" | "failed" | "bounced" | "unknown" | "held" | "skipped";
+        MessageStatus: "queued" | "sending" | "sent" | "delivered" | "failed" | "bounced" | "unknown" | "held" | "skipped" | "awaiting_review";
+        /** OAuthClientRead */
+        OAuthClientRead: {
+            authorize_url: string;
+            client_id: string;
+            client_secret: components["schemas"]["SecretShown"];
+            provider: components["schemas"]["OAuthProvider"];
+            /** @description Register this redirect URI with the provider. */
+            redirect_uri: string;
+            scope: string;
+            token_url: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        /** OAuthClientSet */
+        OAuthClientSet: {
+            authorize_url?: string | null;
+            client_id: string;
+            client_secret: string;
+            scope?: string | null;
+            token_url?: string | null;
+        };
+        /**
+         * OAuthProvider
+         * @description Whose OAuth 2.0 server issues a sender's tokens (``generic``: URLs given by the organization).
+         * @enum {string}
+         */
+        OAuthProvider: "google" | "microsoft" | "generic";
+        /** OAuthStart */
+        OAuthStart: {
+            provider: components["schemas"]["OAuthProvider"];
+        };
+        /** OAuthStarted */
+        OAuthStarted: {
+            authorize_url: string;
+            /** Format: date-time */
+            expires_at: string;
+        };
+        /**
+         * OAuthStatus
+         * @description connected, or reconnect once the provider refused the refresh token.
+         * @enum {string}
+         */
+        OAuthStatus: "connected" | "reconnect";
         /** OrganizationRead */
         OrganizationRead: {
             /** Format: uuid */
@@ -2139,6 +2671,11 @@ export interface components {
         /** Page[CampaignRead] */
         Page_CampaignRead_: {
             items: components["schemas"]["CampaignRead"][];
+            next_cursor?: string | null;
+        };
+        /** Page[ConversationRead] */
+        Page_ConversationRead_: {
+            items: components["schemas"]["ConversationRead"][];
             next_cursor?: string | null;
         };
         /** Page[CredentialRead] */
@@ -2181,6 +2718,11 @@ export interface components {
             items: components["schemas"]["MessageRead"][];
             next_cursor?: string | null;
         };
+        /** Page[ReviewMessage] */
+        Page_ReviewMessage_: {
+            items: components["schemas"]["ReviewMessage"][];
+            next_cursor?: string | null;
+        };
         /** Page[SenderRead] */
         Page_SenderRead_: {
             items: components["schemas"]["SenderRead"][];
@@ -2189,6 +2731,11 @@ export interface components {
         /** Page[SuppressionRead] */
         Page_SuppressionRead_: {
             items: components["schemas"]["SuppressionRead"][];
+            next_cursor?: string | null;
+        };
+        /** Page[ThreadItem] */
+        Page_ThreadItem_: {
+            items: components["schemas"]["ThreadItem"][];
             next_cursor?: string | null;
         };
         /** Page[WebhookRead] */
@@ -2260,6 +2807,25 @@ export interface components {
             /** @description Required unless the refresh cookie (with its X-CSRF-Token header) is sent. */
             refresh_token?: string | null;
         };
+        /** Refused */
+        Refused: {
+            errors: {
+                [key: string]: string;
+            }[];
+            /** Format: uuid */
+            message_id: string;
+            status: string | null;
+        };
+        /** Reject */
+        Reject: {
+            reason: string;
+        };
+        /**
+         * ReplyAction
+         * @description What a campaign does with a reply of one intent (``campaigns.reply_actions``: intent -> action).
+         * @enum {string}
+         */
+        ReplyAction: "stop" | "pause" | "unsubscribe" | "refer" | "refer_and_enroll" | "continue";
         /** RequeueRequest */
         RequeueRequest: {
             job_ids?: string[] | null;
@@ -2331,6 +2897,54 @@ export interface components {
             status: string | null;
         };
         /**
+         * ReviewAfterDeadline
+         * @description What becomes of a message still awaiting review when its review deadline passes.
+         * @default skip
+         * @enum {string}
+         */
+        ReviewAfterDeadline: "skip" | "send";
+        /** ReviewMessage */
+        ReviewMessage: {
+            attempt: number;
+            body: string | null;
+            /** Format: uuid */
+            campaign_id: string;
+            channel: components["schemas"]["Channel"];
+            /** Format: date-time */
+            created_at: string;
+            due_at: string | null;
+            /** Format: uuid */
+            enrollment_id: string;
+            error_code: string | null;
+            error_detail: string | null;
+            hold_reason: string | null;
+            /** Format: uuid */
+            id: string;
+            /** Format: uuid */
+            lead_id: string;
+            next_attempt_at: string | null;
+            provider_message_id: string | null;
+            review_deadline_at: string | null;
+            review_note: string | null;
+            reviewed_at: string | null;
+            reviewed_by: string | null;
+            sent_at: string | null;
+            status: components["schemas"]["MessageStatus"];
+            /** Format: uuid */
+            step_id: string;
+            subject: string | null;
+            /** Format: date-time */
+            updated_at: string;
+            variant: string | null;
+        };
+        /**
+         * ReviewMode
+         * @description Which messages of a campaign wait for a person's approval before they may be sent.
+         * @default off
+         * @enum {string}
+         */
+        ReviewMode: "off" | "first_n" | "all";
+        /**
          * Role
          * @description A member's role in an organization, weakest first.
          * @default member
@@ -2367,6 +2981,11 @@ export interface components {
             step_id: string;
             weekday: string;
         };
+        /** SecretShown */
+        SecretShown: {
+            last4?: string | null;
+            set: boolean;
+        };
         /** SecretState */
         SecretState: {
             last4?: string | null;
@@ -2388,6 +3007,18 @@ export interface components {
             from_address?: string | null;
             from_name?: string | null;
             hourly_limit?: number | null;
+            /** @description The folder to read (default INBOX). */
+            imap_folder?: string | null;
+            /** @description Email only: the IMAP server of the mailbox replies and bounces arrive in; when set, the mailbox is read (IDLE or polling) and every new message goes through the inbound path. */
+            imap_host?: string | null;
+            /** @description Write-only; stored encrypted. Required with `imap_host`. */
+            imap_password?: string | null;
+            /** @description Defaults from `imap_tls`: tls 993, starttls/none 143. */
+            imap_port?: number | null;
+            /** @description tls (default), starttls or none. */
+            imap_tls?: components["schemas"]["ImapTls"] | null;
+            /** @description Required with `imap_host`. */
+            imap_username?: string | null;
             kind: components["schemas"]["SenderKind"];
             label?: string | null;
             /** @description SMS only: a Twilio Messaging Service instead of (or besides) `phone_number`. */
@@ -2410,9 +3041,34 @@ export interface components {
          * @enum {string}
          */
         SenderKind: "email" | "sms" | "voice";
+        /** SenderLimits */
+        SenderLimits: {
+            channel: string;
+            daily: number;
+            hourly: number;
+            sender_id: string | null;
+        };
+        /** SenderOAuthRead */
+        SenderOAuthRead: {
+            /** Format: date-time */
+            connected_at: string;
+            /**
+             * Format: date-time
+             * @description When the current access token expires (it is renewed before).
+             */
+            expires_at: string;
+            provider: string;
+            /** @description Why it must be connected again, in the provider's words. */
+            reason: string | null;
+            refreshed_at: string | null;
+            /** @description connected, or reconnect once the provider refused the refresh token. */
+            status: components["schemas"]["OAuthStatus"];
+        };
         /** SenderRead */
         SenderRead: {
             audio_url: string | null;
+            /** @description password, or oauth2 once connected with OAuth (SMTP and IMAP then log in with XOAUTH2). */
+            auth_mode?: components["schemas"]["AuthMode"];
             /** Format: uuid */
             brand_id: string;
             /** Format: date-time */
@@ -2423,10 +3079,20 @@ export interface components {
             hourly_limit: number | null;
             /** Format: uuid */
             id: string;
+            imap_folder: string | null;
+            imap_host: string | null;
+            imap_password: components["schemas"]["SecretState"];
+            imap_port: number | null;
+            imap_tls: components["schemas"]["ImapTls"] | null;
+            imap_username: string | null;
             kind: components["schemas"]["SenderKind"];
             label: string | null;
             last_verification: components["schemas"]["VerificationResult"] | null;
+            /** @description The mailbox's state once the poller has seen it (email senders with `imap_host`). */
+            mailbox: components["schemas"]["MailboxRead"] | null;
             messaging_service_sid: string | null;
+            /** @description The OAuth connection, once made. */
+            oauth?: components["schemas"]["SenderOAuthRead"] | null;
             phone_number: string | null;
             reply_to: string | null;
             smtp_host: string | null;
@@ -2450,6 +3116,18 @@ export interface components {
             from_address?: string | null;
             from_name?: string | null;
             hourly_limit?: number | null;
+            /** @description The folder to read (default INBOX). */
+            imap_folder?: string | null;
+            /** @description Email only: the IMAP server of the mailbox replies and bounces arrive in; when set, the mailbox is read (IDLE or polling) and every new message goes through the inbound path. */
+            imap_host?: string | null;
+            /** @description Write-only; stored encrypted. Required with `imap_host`. */
+            imap_password?: string | null;
+            /** @description Defaults from `imap_tls`: tls 993, starttls/none 143. */
+            imap_port?: number | null;
+            /** @description tls (default), starttls or none. */
+            imap_tls?: components["schemas"]["ImapTls"] | null;
+            /** @description Required with `imap_host`. */
+            imap_username?: string | null;
             label?: string | null;
             /** @description SMS only: a Twilio Messaging Service instead of (or besides) `phone_number`. */
             messaging_service_sid?: string | null;
@@ -2514,6 +3192,12 @@ export interface components {
             /** @description The provider's label, e.g. Google. */
             name?: string | null;
         };
+        /**
+         * Status
+         * @description What a check found.
+         * @enum {string}
+         */
+        Status: "ok" | "missing" | "wrong";
         /** StepCounts */
         StepCounts: {
             /** @default 0 */
@@ -2562,6 +3246,27 @@ export interface components {
             sms_template?: string | null;
             subject_template?: string | null;
             variants?: components["schemas"]["VariantIn"][] | null;
+        };
+        /** StepForecast */
+        StepForecast: {
+            channel: string;
+            /** @description UTC; the last send expected (null: not within the horizon). */
+            expected_finish: string | null;
+            /** @description UTC; the first send expected. */
+            expected_start: string | null;
+            /** @description Enrolled, unfinished leads that still have this step ahead. */
+            leads: number;
+            /** @description What holds the step back most: sender_daily_cap, sender_hourly_cap, domain_pacing, send_window, quiet_hours, pacing, or none (only the step's delay). */
+            limit: string;
+            limit_detail: string;
+            /** @description Leads this step never reaches (no sender, no common calling window). */
+            never: number;
+            position: number;
+            sends_per_day: components["schemas"]["DaySends"][];
+            /** Format: uuid */
+            step_id: string;
+            /** @description Leads not through this step within the horizon. */
+            unfinished: number;
         };
         /** StepOrder */
         StepOrder: {
@@ -2717,6 +3422,32 @@ export interface components {
             /** Format: uuid */
             organization_id: string;
         };
+        /** ThreadItem */
+        ThreadItem: {
+            /**
+             * Format: date-time
+             * @description When it was handed to the provider (out) or received (in).
+             */
+            at: string;
+            body: string | null;
+            campaign_id: string | null;
+            /** @enum {string} */
+            channel: "email" | "sms" | "voicemail";
+            /** @enum {string} */
+            direction: "out" | "in";
+            /**
+             * Format: uuid
+             * @description The message's id (out) or the inbound event's id (in).
+             */
+            id: string;
+            /** @description What a text/email in meant (null for messages out): One of the reply classifier's intents (`interested`, `meeting_request`, `question`, `objection`, `not_now`, `out_of_office`, `referral`, `wrong_person`, `not_interested`, `unsubscribe`, `auto_reply`, `other`) or, for a text or email not classified, what its handling made of it (`reply`, `opt_out`, `opt_out_all`, `opt_in`, `help`, `auto_reply`). */
+            intent: string | null;
+            /** @description The ledger message it is, or the one it answers. */
+            message_id: string | null;
+            /** @description The message's ledger status (out) or the event's processing status (in). */
+            status: string;
+            subject: string | null;
+        };
         /** Timeline */
         Timeline: {
             enrollments: components["schemas"]["TimelineEnrollment"][];
@@ -2869,7 +3600,7 @@ export interface components {
             detail: string;
             hold_reason?: string | null;
             /** @enum {string} */
-            reason: "due" | "in_flight" | "waiting_for_delay" | "outside_window" | "quiet_hours" | "held" | "suppressed" | "no_consent" | "no_address" | "campaign_paused" | "campaign_not_launched";
+            reason: "due" | "in_flight" | "waiting_for_delay" | "outside_window" | "quiet_hours" | "held" | "awaiting_review" | "suppressed" | "no_consent" | "no_address" | "campaign_paused" | "campaign_not_launched";
             until?: string | null;
         };
         /** WebhookCreate */
@@ -2899,7 +3630,7 @@ export interface components {
          * @description Event types a customer endpoint may subscribe to.
          * @enum {string}
          */
-        WebhookEventType: "sent" | "delivered" | "replied" | "bounced" | "unsubscribed" | "failed";
+        WebhookEventType: "sent" | "delivered" | "replied" | "bounced" | "unsubscribed" | "failed" | "reply.received";
         /** WebhookRead */
         WebhookRead: {
             active: boolean;
@@ -10672,6 +11403,1336 @@ export interface operations {
             };
         };
     };
+    GetSenderDkim: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                brand_id: string;
+                sender_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DkimRead"];
+                };
+            };
+            /** @description The request cannot be parsed (malformed JSON or form, a bad header or path value). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "BadRequest",
+                     *       "detail": "The request cannot be parsed (malformed JSON or form, a bad header or path value)",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 400,
+                     *       "title": "Bad Request",
+                     *       "type": "https://tidewater.dev/problems/bad-request"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description No valid access token or API key was presented. */
+            401: {
+                headers: {
+                    /** @description `Bearer` */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Unauthorized",
+                     *       "detail": "No valid access token or API key was presented",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "https://tidewater.dev/problems/unauthorized"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The caller's role, key scope or organization does not allow this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Forbidden",
+                     *       "detail": "The caller's role, key scope or organization does not allow this",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "https://tidewater.dev/problems/forbidden"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description No such resource for this caller. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "NotFound",
+                     *       "detail": "No such resource for this caller",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 404,
+                     *       "title": "Not Found",
+                     *       "type": "https://tidewater.dev/problems/not-found"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description A field is invalid; `errors[]` names each one. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Invalid",
+                     *       "detail": "A field is invalid",
+                     *       "errors": [
+                     *         {
+                     *           "field": "email",
+                     *           "message": "value is not a valid email address",
+                     *           "source": "body"
+                     *         }
+                     *       ],
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 422,
+                     *       "title": "Invalid request",
+                     *       "type": "https://tidewater.dev/problems/invalid"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too many requests; `Retry-After` says how many seconds to wait. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "TooManyRequests",
+                     *       "detail": "Too many requests",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 429,
+                     *       "title": "Too Many Requests",
+                     *       "type": "https://tidewater.dev/problems/too-many-requests"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The service behind the gateway answered with something that is not HTTP. */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "BadGateway",
+                     *       "detail": "The service behind the gateway answered with something that is not HTTP",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 502,
+                     *       "title": "Bad Gateway",
+                     *       "type": "https://tidewater.dev/problems/bad-gateway"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description A service or dependency is down; try again later. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Unavailable",
+                     *       "detail": "A service or dependency is down",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://tidewater.dev/problems/unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The service behind the gateway did not answer in time. */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "UpstreamTimeout",
+                     *       "detail": "The service behind the gateway did not answer in time",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 504,
+                     *       "title": "Gateway Timeout",
+                     *       "type": "https://tidewater.dev/problems/upstream-timeout"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    SetSenderDkim: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                brand_id: string;
+                sender_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DkimSet"] | null;
+            };
+        };
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DkimRead"];
+                };
+            };
+            /** @description The request cannot be parsed (malformed JSON or form, a bad header or path value). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "BadRequest",
+                     *       "detail": "The request cannot be parsed (malformed JSON or form, a bad header or path value)",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 400,
+                     *       "title": "Bad Request",
+                     *       "type": "https://tidewater.dev/problems/bad-request"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description No valid access token or API key was presented. */
+            401: {
+                headers: {
+                    /** @description `Bearer` */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Unauthorized",
+                     *       "detail": "No valid access token or API key was presented",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "https://tidewater.dev/problems/unauthorized"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The caller's role, key scope or organization does not allow this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Forbidden",
+                     *       "detail": "The caller's role, key scope or organization does not allow this",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "https://tidewater.dev/problems/forbidden"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description No such resource for this caller. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "NotFound",
+                     *       "detail": "No such resource for this caller",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 404,
+                     *       "title": "Not Found",
+                     *       "type": "https://tidewater.dev/problems/not-found"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The body is larger than this route accepts. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "PayloadTooLarge",
+                     *       "detail": "The body is larger than this route accepts",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 413,
+                     *       "title": "Request Entity Too Large",
+                     *       "type": "https://tidewater.dev/problems/payload-too-large"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not an email sender, or `signed_by` is neither tidewater nor own_server. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Invalid",
+                     *       "detail": "Not an email sender, or signed_by is neither tidewater nor own_server",
+                     *       "errors": [
+                     *         {
+                     *           "field": "email",
+                     *           "message": "value is not a valid email address",
+                     *           "source": "body"
+                     *         }
+                     *       ],
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 422,
+                     *       "title": "Invalid request",
+                     *       "type": "https://tidewater.dev/problems/invalid"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too many requests; `Retry-After` says how many seconds to wait. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "TooManyRequests",
+                     *       "detail": "Too many requests",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 429,
+                     *       "title": "Too Many Requests",
+                     *       "type": "https://tidewater.dev/problems/too-many-requests"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The service behind the gateway answered with something that is not HTTP. */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "BadGateway",
+                     *       "detail": "The service behind the gateway answered with something that is not HTTP",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 502,
+                     *       "title": "Bad Gateway",
+                     *       "type": "https://tidewater.dev/problems/bad-gateway"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description A service or dependency is down; try again later. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Unavailable",
+                     *       "detail": "A service or dependency is down",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://tidewater.dev/problems/unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The service behind the gateway did not answer in time. */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "UpstreamTimeout",
+                     *       "detail": "The service behind the gateway did not answer in time",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 504,
+                     *       "title": "Gateway Timeout",
+                     *       "type": "https://tidewater.dev/problems/upstream-timeout"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    GetSenderDns: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                brand_id: string;
+                sender_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DnsReport"];
+                };
+            };
+            /** @description The request cannot be parsed (malformed JSON or form, a bad header or path value). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "BadRequest",
+                     *       "detail": "The request cannot be parsed (malformed JSON or form, a bad header or path value)",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 400,
+                     *       "title": "Bad Request",
+                     *       "type": "https://tidewater.dev/problems/bad-request"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description No valid access token or API key was presented. */
+            401: {
+                headers: {
+                    /** @description `Bearer` */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Unauthorized",
+                     *       "detail": "No valid access token or API key was presented",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "https://tidewater.dev/problems/unauthorized"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The caller's role, key scope or organization does not allow this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Forbidden",
+                     *       "detail": "The caller's role, key scope or organization does not allow this",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "https://tidewater.dev/problems/forbidden"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description No such resource for this caller. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "NotFound",
+                     *       "detail": "No such resource for this caller",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 404,
+                     *       "title": "Not Found",
+                     *       "type": "https://tidewater.dev/problems/not-found"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not an email sender. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Invalid",
+                     *       "detail": "Not an email sender",
+                     *       "errors": [
+                     *         {
+                     *           "field": "email",
+                     *           "message": "value is not a valid email address",
+                     *           "source": "body"
+                     *         }
+                     *       ],
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 422,
+                     *       "title": "Invalid request",
+                     *       "type": "https://tidewater.dev/problems/invalid"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too many requests; `Retry-After` says how many seconds to wait. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "TooManyRequests",
+                     *       "detail": "Too many requests",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 429,
+                     *       "title": "Too Many Requests",
+                     *       "type": "https://tidewater.dev/problems/too-many-requests"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The service behind the gateway answered with something that is not HTTP. */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "BadGateway",
+                     *       "detail": "The service behind the gateway answered with something that is not HTTP",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 502,
+                     *       "title": "Bad Gateway",
+                     *       "type": "https://tidewater.dev/problems/bad-gateway"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description A service or dependency is down; try again later. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Unavailable",
+                     *       "detail": "A service or dependency is down",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://tidewater.dev/problems/unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The service behind the gateway did not answer in time. */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "UpstreamTimeout",
+                     *       "detail": "The service behind the gateway did not answer in time",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 504,
+                     *       "title": "Gateway Timeout",
+                     *       "type": "https://tidewater.dev/problems/upstream-timeout"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    ResumeSenderMailbox: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                brand_id: string;
+                sender_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SenderRead"];
+                };
+            };
+            /** @description The request cannot be parsed (malformed JSON or form, a bad header or path value). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "BadRequest",
+                     *       "detail": "The request cannot be parsed (malformed JSON or form, a bad header or path value)",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 400,
+                     *       "title": "Bad Request",
+                     *       "type": "https://tidewater.dev/problems/bad-request"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description No valid access token or API key was presented. */
+            401: {
+                headers: {
+                    /** @description `Bearer` */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Unauthorized",
+                     *       "detail": "No valid access token or API key was presented",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "https://tidewater.dev/problems/unauthorized"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The caller's role, key scope or organization does not allow this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Forbidden",
+                     *       "detail": "The caller's role, key scope or organization does not allow this",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "https://tidewater.dev/problems/forbidden"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description No such resource for this caller. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "NotFound",
+                     *       "detail": "No such resource for this caller",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 404,
+                     *       "title": "Not Found",
+                     *       "type": "https://tidewater.dev/problems/not-found"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The sender reads no mailbox (`imap_host` is not set). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Invalid",
+                     *       "detail": "The sender reads no mailbox (imap_host is not set)",
+                     *       "errors": [
+                     *         {
+                     *           "field": "email",
+                     *           "message": "value is not a valid email address",
+                     *           "source": "body"
+                     *         }
+                     *       ],
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 422,
+                     *       "title": "Invalid request",
+                     *       "type": "https://tidewater.dev/problems/invalid"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too many requests; `Retry-After` says how many seconds to wait. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "TooManyRequests",
+                     *       "detail": "Too many requests",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 429,
+                     *       "title": "Too Many Requests",
+                     *       "type": "https://tidewater.dev/problems/too-many-requests"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The service behind the gateway answered with something that is not HTTP. */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "BadGateway",
+                     *       "detail": "The service behind the gateway answered with something that is not HTTP",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 502,
+                     *       "title": "Bad Gateway",
+                     *       "type": "https://tidewater.dev/problems/bad-gateway"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description A service or dependency is down; try again later. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Unavailable",
+                     *       "detail": "A service or dependency is down",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://tidewater.dev/problems/unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The service behind the gateway did not answer in time. */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "UpstreamTimeout",
+                     *       "detail": "The service behind the gateway did not answer in time",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 504,
+                     *       "title": "Gateway Timeout",
+                     *       "type": "https://tidewater.dev/problems/upstream-timeout"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    DisconnectSenderOAuth: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                brand_id: string;
+                sender_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, nothing follows */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The request cannot be parsed (malformed JSON or form, a bad header or path value). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "BadRequest",
+                     *       "detail": "The request cannot be parsed (malformed JSON or form, a bad header or path value)",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 400,
+                     *       "title": "Bad Request",
+                     *       "type": "https://tidewater.dev/problems/bad-request"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description No valid access token or API key was presented. */
+            401: {
+                headers: {
+                    /** @description `Bearer` */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Unauthorized",
+                     *       "detail": "No valid access token or API key was presented",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "https://tidewater.dev/problems/unauthorized"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The caller's role, key scope or organization does not allow this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Forbidden",
+                     *       "detail": "The caller's role, key scope or organization does not allow this",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "https://tidewater.dev/problems/forbidden"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description No such resource for this caller. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "NotFound",
+                     *       "detail": "No such resource for this caller",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 404,
+                     *       "title": "Not Found",
+                     *       "type": "https://tidewater.dev/problems/not-found"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description A field is invalid; `errors[]` names each one. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Invalid",
+                     *       "detail": "A field is invalid",
+                     *       "errors": [
+                     *         {
+                     *           "field": "email",
+                     *           "message": "value is not a valid email address",
+                     *           "source": "body"
+                     *         }
+                     *       ],
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 422,
+                     *       "title": "Invalid request",
+                     *       "type": "https://tidewater.dev/problems/invalid"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too many requests; `Retry-After` says how many seconds to wait. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "TooManyRequests",
+                     *       "detail": "Too many requests",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 429,
+                     *       "title": "Too Many Requests",
+                     *       "type": "https://tidewater.dev/problems/too-many-requests"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The service behind the gateway answered with something that is not HTTP. */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "BadGateway",
+                     *       "detail": "The service behind the gateway answered with something that is not HTTP",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 502,
+                     *       "title": "Bad Gateway",
+                     *       "type": "https://tidewater.dev/problems/bad-gateway"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description A service or dependency is down; try again later. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Unavailable",
+                     *       "detail": "A service or dependency is down",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://tidewater.dev/problems/unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The service behind the gateway did not answer in time. */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "UpstreamTimeout",
+                     *       "detail": "The service behind the gateway did not answer in time",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 504,
+                     *       "title": "Gateway Timeout",
+                     *       "type": "https://tidewater.dev/problems/upstream-timeout"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    StartSenderOAuth: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                brand_id: string;
+                sender_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["OAuthStart"];
+            };
+        };
+        responses: {
+            /** @description Document created, URL follows */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OAuthStarted"];
+                };
+            };
+            /** @description The request cannot be parsed (malformed JSON or form, a bad header or path value). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "BadRequest",
+                     *       "detail": "The request cannot be parsed (malformed JSON or form, a bad header or path value)",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 400,
+                     *       "title": "Bad Request",
+                     *       "type": "https://tidewater.dev/problems/bad-request"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description No valid access token or API key was presented. */
+            401: {
+                headers: {
+                    /** @description `Bearer` */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Unauthorized",
+                     *       "detail": "No valid access token or API key was presented",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "https://tidewater.dev/problems/unauthorized"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The caller's role, key scope or organization does not allow this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Forbidden",
+                     *       "detail": "The caller's role, key scope or organization does not allow this",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "https://tidewater.dev/problems/forbidden"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description No such resource for this caller. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "NotFound",
+                     *       "detail": "No such resource for this caller",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 404,
+                     *       "title": "Not Found",
+                     *       "type": "https://tidewater.dev/problems/not-found"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The body is larger than this route accepts. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "PayloadTooLarge",
+                     *       "detail": "The body is larger than this route accepts",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 413,
+                     *       "title": "Request Entity Too Large",
+                     *       "type": "https://tidewater.dev/problems/payload-too-large"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not an email sender, or no OAuth client is stored for `provider` (PUT /api/credentials/oauth). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Invalid",
+                     *       "detail": "Not an email sender, or no OAuth client is stored for provider (PUT /api/credentials/oauth)",
+                     *       "errors": [
+                     *         {
+                     *           "field": "email",
+                     *           "message": "value is not a valid email address",
+                     *           "source": "body"
+                     *         }
+                     *       ],
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 422,
+                     *       "title": "Invalid request",
+                     *       "type": "https://tidewater.dev/problems/invalid"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too many requests; `Retry-After` says how many seconds to wait. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "TooManyRequests",
+                     *       "detail": "Too many requests",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 429,
+                     *       "title": "Too Many Requests",
+                     *       "type": "https://tidewater.dev/problems/too-many-requests"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The service behind the gateway answered with something that is not HTTP. */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "BadGateway",
+                     *       "detail": "The service behind the gateway answered with something that is not HTTP",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 502,
+                     *       "title": "Bad Gateway",
+                     *       "type": "https://tidewater.dev/problems/bad-gateway"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description A service or dependency is down; try again later. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Unavailable",
+                     *       "detail": "A service or dependency is down",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://tidewater.dev/problems/unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The service behind the gateway did not answer in time. */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "UpstreamTimeout",
+                     *       "detail": "The service behind the gateway did not answer in time",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 504,
+                     *       "title": "Gateway Timeout",
+                     *       "type": "https://tidewater.dev/problems/upstream-timeout"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
     VerifySender: {
         parameters: {
             query?: never;
@@ -13610,6 +15671,222 @@ export interface operations {
             };
         };
     };
+    ForecastCampaign: {
+        parameters: {
+            query?: {
+                start?: string | null;
+                horizon_days?: number;
+            };
+            header?: never;
+            path: {
+                campaign_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Forecast"];
+                };
+            };
+            /** @description The request cannot be parsed (malformed JSON or form, a bad header or path value). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "BadRequest",
+                     *       "detail": "The request cannot be parsed (malformed JSON or form, a bad header or path value)",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 400,
+                     *       "title": "Bad Request",
+                     *       "type": "https://tidewater.dev/problems/bad-request"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description No valid access token or API key was presented. */
+            401: {
+                headers: {
+                    /** @description `Bearer` */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Unauthorized",
+                     *       "detail": "No valid access token or API key was presented",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "https://tidewater.dev/problems/unauthorized"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The caller's role, key scope or organization does not allow this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Forbidden",
+                     *       "detail": "The caller's role, key scope or organization does not allow this",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "https://tidewater.dev/problems/forbidden"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description No such resource for this caller. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "NotFound",
+                     *       "detail": "No such resource for this caller",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 404,
+                     *       "title": "Not Found",
+                     *       "type": "https://tidewater.dev/problems/not-found"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description A field is invalid; `errors[]` names each one. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Invalid",
+                     *       "detail": "A field is invalid",
+                     *       "errors": [
+                     *         {
+                     *           "field": "email",
+                     *           "message": "value is not a valid email address",
+                     *           "source": "body"
+                     *         }
+                     *       ],
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 422,
+                     *       "title": "Invalid request",
+                     *       "type": "https://tidewater.dev/problems/invalid"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too many requests; `Retry-After` says how many seconds to wait. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "TooManyRequests",
+                     *       "detail": "Too many requests",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 429,
+                     *       "title": "Too Many Requests",
+                     *       "type": "https://tidewater.dev/problems/too-many-requests"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The service behind the gateway answered with something that is not HTTP. */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "BadGateway",
+                     *       "detail": "The service behind the gateway answered with something that is not HTTP",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 502,
+                     *       "title": "Bad Gateway",
+                     *       "type": "https://tidewater.dev/problems/bad-gateway"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description A service or dependency is down; try again later. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Unavailable",
+                     *       "detail": "A service or dependency is down",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://tidewater.dev/problems/unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The service behind the gateway did not answer in time. */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "UpstreamTimeout",
+                     *       "detail": "The service behind the gateway did not answer in time",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 504,
+                     *       "title": "Gateway Timeout",
+                     *       "type": "https://tidewater.dev/problems/upstream-timeout"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
     LaunchCampaign: {
         parameters: {
             query?: never;
@@ -14193,6 +16470,461 @@ export interface operations {
                      *       "status": 409,
                      *       "title": "Conflict",
                      *       "type": "https://tidewater.dev/problems/conflict"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description A field is invalid; `errors[]` names each one. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Invalid",
+                     *       "detail": "A field is invalid",
+                     *       "errors": [
+                     *         {
+                     *           "field": "email",
+                     *           "message": "value is not a valid email address",
+                     *           "source": "body"
+                     *         }
+                     *       ],
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 422,
+                     *       "title": "Invalid request",
+                     *       "type": "https://tidewater.dev/problems/invalid"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too many requests; `Retry-After` says how many seconds to wait. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "TooManyRequests",
+                     *       "detail": "Too many requests",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 429,
+                     *       "title": "Too Many Requests",
+                     *       "type": "https://tidewater.dev/problems/too-many-requests"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The service behind the gateway answered with something that is not HTTP. */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "BadGateway",
+                     *       "detail": "The service behind the gateway answered with something that is not HTTP",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 502,
+                     *       "title": "Bad Gateway",
+                     *       "type": "https://tidewater.dev/problems/bad-gateway"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description A service or dependency is down; try again later. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Unavailable",
+                     *       "detail": "A service or dependency is down",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://tidewater.dev/problems/unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The service behind the gateway did not answer in time. */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "UpstreamTimeout",
+                     *       "detail": "The service behind the gateway did not answer in time",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 504,
+                     *       "title": "Gateway Timeout",
+                     *       "type": "https://tidewater.dev/problems/upstream-timeout"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    ListReviewQueue: {
+        parameters: {
+            query?: {
+                /** @description Opaque cursor from `next_cursor`. */
+                cursor?: string | null;
+                /** @description Page size (1-200). */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                campaign_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_ReviewMessage_"];
+                };
+            };
+            /** @description The request cannot be parsed (malformed JSON or form, a bad header or path value). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "BadRequest",
+                     *       "detail": "The request cannot be parsed (malformed JSON or form, a bad header or path value)",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 400,
+                     *       "title": "Bad Request",
+                     *       "type": "https://tidewater.dev/problems/bad-request"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description No valid access token or API key was presented. */
+            401: {
+                headers: {
+                    /** @description `Bearer` */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Unauthorized",
+                     *       "detail": "No valid access token or API key was presented",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "https://tidewater.dev/problems/unauthorized"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The caller's role, key scope or organization does not allow this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Forbidden",
+                     *       "detail": "The caller's role, key scope or organization does not allow this",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "https://tidewater.dev/problems/forbidden"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description No such resource for this caller. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "NotFound",
+                     *       "detail": "No such resource for this caller",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 404,
+                     *       "title": "Not Found",
+                     *       "type": "https://tidewater.dev/problems/not-found"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description A field is invalid; `errors[]` names each one. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Invalid",
+                     *       "detail": "A field is invalid",
+                     *       "errors": [
+                     *         {
+                     *           "field": "email",
+                     *           "message": "value is not a valid email address",
+                     *           "source": "body"
+                     *         }
+                     *       ],
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 422,
+                     *       "title": "Invalid request",
+                     *       "type": "https://tidewater.dev/problems/invalid"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too many requests; `Retry-After` says how many seconds to wait. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "TooManyRequests",
+                     *       "detail": "Too many requests",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 429,
+                     *       "title": "Too Many Requests",
+                     *       "type": "https://tidewater.dev/problems/too-many-requests"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The service behind the gateway answered with something that is not HTTP. */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "BadGateway",
+                     *       "detail": "The service behind the gateway answered with something that is not HTTP",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 502,
+                     *       "title": "Bad Gateway",
+                     *       "type": "https://tidewater.dev/problems/bad-gateway"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description A service or dependency is down; try again later. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Unavailable",
+                     *       "detail": "A service or dependency is down",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://tidewater.dev/problems/unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The service behind the gateway did not answer in time. */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "UpstreamTimeout",
+                     *       "detail": "The service behind the gateway did not answer in time",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 504,
+                     *       "title": "Gateway Timeout",
+                     *       "type": "https://tidewater.dev/problems/upstream-timeout"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    ApproveReviewQueue: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                campaign_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BulkApprove"];
+            };
+        };
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BulkResult"];
+                };
+            };
+            /** @description The request cannot be parsed (malformed JSON or form, a bad header or path value). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "BadRequest",
+                     *       "detail": "The request cannot be parsed (malformed JSON or form, a bad header or path value)",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 400,
+                     *       "title": "Bad Request",
+                     *       "type": "https://tidewater.dev/problems/bad-request"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description No valid access token or API key was presented. */
+            401: {
+                headers: {
+                    /** @description `Bearer` */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Unauthorized",
+                     *       "detail": "No valid access token or API key was presented",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "https://tidewater.dev/problems/unauthorized"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The caller's role, key scope or organization does not allow this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Forbidden",
+                     *       "detail": "The caller's role, key scope or organization does not allow this",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "https://tidewater.dev/problems/forbidden"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description No such resource for this caller. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "NotFound",
+                     *       "detail": "No such resource for this caller",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 404,
+                     *       "title": "Not Found",
+                     *       "type": "https://tidewater.dev/problems/not-found"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The body is larger than this route accepts. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "PayloadTooLarge",
+                     *       "detail": "The body is larger than this route accepts",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 413,
+                     *       "title": "Request Entity Too Large",
+                     *       "type": "https://tidewater.dev/problems/payload-too-large"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDetails"];
@@ -16279,6 +19011,875 @@ export interface operations {
             };
         };
     };
+    ListConversations: {
+        parameters: {
+            query?: {
+                /** @description Opaque cursor from `next_cursor`. */
+                cursor?: string | null;
+                /** @description Page size (1-200). */
+                limit?: number;
+                /** @description One of the reply classifier's intents (`interested`, `meeting_request`, `question`, `objection`, `not_now`, `out_of_office`, `referral`, `wrong_person`, `not_interested`, `unsubscribe`, `auto_reply`, `other`) or, for a text or email not classified, what its handling made of it (`reply`, `opt_out`, `opt_out_all`, `opt_in`, `help`, `auto_reply`). */
+                intent?: string | null;
+                campaign_id?: string | null;
+                unread?: boolean | null;
+                assigned_to?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_ConversationRead_"];
+                };
+            };
+            /** @description The request cannot be parsed (malformed JSON or form, a bad header or path value). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "BadRequest",
+                     *       "detail": "The request cannot be parsed (malformed JSON or form, a bad header or path value)",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 400,
+                     *       "title": "Bad Request",
+                     *       "type": "https://tidewater.dev/problems/bad-request"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description No valid access token or API key was presented. */
+            401: {
+                headers: {
+                    /** @description `Bearer` */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Unauthorized",
+                     *       "detail": "No valid access token or API key was presented",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "https://tidewater.dev/problems/unauthorized"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The caller's role, key scope or organization does not allow this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Forbidden",
+                     *       "detail": "The caller's role, key scope or organization does not allow this",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "https://tidewater.dev/problems/forbidden"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description A field is invalid; `errors[]` names each one. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Invalid",
+                     *       "detail": "A field is invalid",
+                     *       "errors": [
+                     *         {
+                     *           "field": "email",
+                     *           "message": "value is not a valid email address",
+                     *           "source": "body"
+                     *         }
+                     *       ],
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 422,
+                     *       "title": "Invalid request",
+                     *       "type": "https://tidewater.dev/problems/invalid"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too many requests; `Retry-After` says how many seconds to wait. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "TooManyRequests",
+                     *       "detail": "Too many requests",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 429,
+                     *       "title": "Too Many Requests",
+                     *       "type": "https://tidewater.dev/problems/too-many-requests"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The service behind the gateway answered with something that is not HTTP. */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "BadGateway",
+                     *       "detail": "The service behind the gateway answered with something that is not HTTP",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 502,
+                     *       "title": "Bad Gateway",
+                     *       "type": "https://tidewater.dev/problems/bad-gateway"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description A service or dependency is down; try again later. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Unavailable",
+                     *       "detail": "A service or dependency is down",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://tidewater.dev/problems/unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The service behind the gateway did not answer in time. */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "UpstreamTimeout",
+                     *       "detail": "The service behind the gateway did not answer in time",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 504,
+                     *       "title": "Gateway Timeout",
+                     *       "type": "https://tidewater.dev/problems/upstream-timeout"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    GetConversation: {
+        parameters: {
+            query?: {
+                /** @description Opaque cursor from `next_cursor`. */
+                cursor?: string | null;
+                /** @description Page size (1-200). */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                lead_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_ThreadItem_"];
+                };
+            };
+            /** @description The request cannot be parsed (malformed JSON or form, a bad header or path value). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "BadRequest",
+                     *       "detail": "The request cannot be parsed (malformed JSON or form, a bad header or path value)",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 400,
+                     *       "title": "Bad Request",
+                     *       "type": "https://tidewater.dev/problems/bad-request"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description No valid access token or API key was presented. */
+            401: {
+                headers: {
+                    /** @description `Bearer` */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Unauthorized",
+                     *       "detail": "No valid access token or API key was presented",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "https://tidewater.dev/problems/unauthorized"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The caller's role, key scope or organization does not allow this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Forbidden",
+                     *       "detail": "The caller's role, key scope or organization does not allow this",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "https://tidewater.dev/problems/forbidden"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description No such resource for this caller. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "NotFound",
+                     *       "detail": "No such resource for this caller",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 404,
+                     *       "title": "Not Found",
+                     *       "type": "https://tidewater.dev/problems/not-found"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description A field is invalid; `errors[]` names each one. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Invalid",
+                     *       "detail": "A field is invalid",
+                     *       "errors": [
+                     *         {
+                     *           "field": "email",
+                     *           "message": "value is not a valid email address",
+                     *           "source": "body"
+                     *         }
+                     *       ],
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 422,
+                     *       "title": "Invalid request",
+                     *       "type": "https://tidewater.dev/problems/invalid"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too many requests; `Retry-After` says how many seconds to wait. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "TooManyRequests",
+                     *       "detail": "Too many requests",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 429,
+                     *       "title": "Too Many Requests",
+                     *       "type": "https://tidewater.dev/problems/too-many-requests"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The service behind the gateway answered with something that is not HTTP. */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "BadGateway",
+                     *       "detail": "The service behind the gateway answered with something that is not HTTP",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 502,
+                     *       "title": "Bad Gateway",
+                     *       "type": "https://tidewater.dev/problems/bad-gateway"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description A service or dependency is down; try again later. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Unavailable",
+                     *       "detail": "A service or dependency is down",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://tidewater.dev/problems/unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The service behind the gateway did not answer in time. */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "UpstreamTimeout",
+                     *       "detail": "The service behind the gateway did not answer in time",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 504,
+                     *       "title": "Gateway Timeout",
+                     *       "type": "https://tidewater.dev/problems/upstream-timeout"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    AssignConversation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                lead_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AssignmentUpdate"];
+            };
+        };
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConversationRead"];
+                };
+            };
+            /** @description The request cannot be parsed (malformed JSON or form, a bad header or path value). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "BadRequest",
+                     *       "detail": "The request cannot be parsed (malformed JSON or form, a bad header or path value)",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 400,
+                     *       "title": "Bad Request",
+                     *       "type": "https://tidewater.dev/problems/bad-request"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description No valid access token or API key was presented. */
+            401: {
+                headers: {
+                    /** @description `Bearer` */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Unauthorized",
+                     *       "detail": "No valid access token or API key was presented",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "https://tidewater.dev/problems/unauthorized"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The caller's role, key scope or organization does not allow this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Forbidden",
+                     *       "detail": "The caller's role, key scope or organization does not allow this",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "https://tidewater.dev/problems/forbidden"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description No such resource for this caller. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "NotFound",
+                     *       "detail": "No such resource for this caller",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 404,
+                     *       "title": "Not Found",
+                     *       "type": "https://tidewater.dev/problems/not-found"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The body is larger than this route accepts. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "PayloadTooLarge",
+                     *       "detail": "The body is larger than this route accepts",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 413,
+                     *       "title": "Request Entity Too Large",
+                     *       "type": "https://tidewater.dev/problems/payload-too-large"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description A field is invalid; `errors[]` names each one. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Invalid",
+                     *       "detail": "A field is invalid",
+                     *       "errors": [
+                     *         {
+                     *           "field": "email",
+                     *           "message": "value is not a valid email address",
+                     *           "source": "body"
+                     *         }
+                     *       ],
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 422,
+                     *       "title": "Invalid request",
+                     *       "type": "https://tidewater.dev/problems/invalid"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too many requests; `Retry-After` says how many seconds to wait. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "TooManyRequests",
+                     *       "detail": "Too many requests",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 429,
+                     *       "title": "Too Many Requests",
+                     *       "type": "https://tidewater.dev/problems/too-many-requests"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The service behind the gateway answered with something that is not HTTP. */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "BadGateway",
+                     *       "detail": "The service behind the gateway answered with something that is not HTTP",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 502,
+                     *       "title": "Bad Gateway",
+                     *       "type": "https://tidewater.dev/problems/bad-gateway"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description A service or dependency is down; try again later. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Unavailable",
+                     *       "detail": "A service or dependency is down",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://tidewater.dev/problems/unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The service behind the gateway did not answer in time. */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "UpstreamTimeout",
+                     *       "detail": "The service behind the gateway did not answer in time",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 504,
+                     *       "title": "Gateway Timeout",
+                     *       "type": "https://tidewater.dev/problems/upstream-timeout"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    MarkConversationRead: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                lead_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConversationRead"];
+                };
+            };
+            /** @description The request cannot be parsed (malformed JSON or form, a bad header or path value). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "BadRequest",
+                     *       "detail": "The request cannot be parsed (malformed JSON or form, a bad header or path value)",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 400,
+                     *       "title": "Bad Request",
+                     *       "type": "https://tidewater.dev/problems/bad-request"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description No valid access token or API key was presented. */
+            401: {
+                headers: {
+                    /** @description `Bearer` */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Unauthorized",
+                     *       "detail": "No valid access token or API key was presented",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "https://tidewater.dev/problems/unauthorized"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The caller's role, key scope or organization does not allow this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Forbidden",
+                     *       "detail": "The caller's role, key scope or organization does not allow this",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "https://tidewater.dev/problems/forbidden"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description No such resource for this caller. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "NotFound",
+                     *       "detail": "No such resource for this caller",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 404,
+                     *       "title": "Not Found",
+                     *       "type": "https://tidewater.dev/problems/not-found"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description A field is invalid; `errors[]` names each one. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Invalid",
+                     *       "detail": "A field is invalid",
+                     *       "errors": [
+                     *         {
+                     *           "field": "email",
+                     *           "message": "value is not a valid email address",
+                     *           "source": "body"
+                     *         }
+                     *       ],
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 422,
+                     *       "title": "Invalid request",
+                     *       "type": "https://tidewater.dev/problems/invalid"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too many requests; `Retry-After` says how many seconds to wait. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "TooManyRequests",
+                     *       "detail": "Too many requests",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 429,
+                     *       "title": "Too Many Requests",
+                     *       "type": "https://tidewater.dev/problems/too-many-requests"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The service behind the gateway answered with something that is not HTTP. */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "BadGateway",
+                     *       "detail": "The service behind the gateway answered with something that is not HTTP",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 502,
+                     *       "title": "Bad Gateway",
+                     *       "type": "https://tidewater.dev/problems/bad-gateway"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description A service or dependency is down; try again later. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Unavailable",
+                     *       "detail": "A service or dependency is down",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://tidewater.dev/problems/unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The service behind the gateway did not answer in time. */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "UpstreamTimeout",
+                     *       "detail": "The service behind the gateway did not answer in time",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 504,
+                     *       "title": "Gateway Timeout",
+                     *       "type": "https://tidewater.dev/problems/upstream-timeout"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
     ListCredentials: {
         parameters: {
             query?: {
@@ -16609,6 +20210,456 @@ export interface operations {
                      * @example {
                      *       "code": "Invalid",
                      *       "detail": "A field is invalid",
+                     *       "errors": [
+                     *         {
+                     *           "field": "email",
+                     *           "message": "value is not a valid email address",
+                     *           "source": "body"
+                     *         }
+                     *       ],
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 422,
+                     *       "title": "Invalid request",
+                     *       "type": "https://tidewater.dev/problems/invalid"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too many requests; `Retry-After` says how many seconds to wait. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "TooManyRequests",
+                     *       "detail": "Too many requests",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 429,
+                     *       "title": "Too Many Requests",
+                     *       "type": "https://tidewater.dev/problems/too-many-requests"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The service behind the gateway answered with something that is not HTTP. */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "BadGateway",
+                     *       "detail": "The service behind the gateway answered with something that is not HTTP",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 502,
+                     *       "title": "Bad Gateway",
+                     *       "type": "https://tidewater.dev/problems/bad-gateway"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description A service or dependency is down; try again later. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Unavailable",
+                     *       "detail": "A service or dependency is down",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://tidewater.dev/problems/unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The service behind the gateway did not answer in time. */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "UpstreamTimeout",
+                     *       "detail": "The service behind the gateway did not answer in time",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 504,
+                     *       "title": "Gateway Timeout",
+                     *       "type": "https://tidewater.dev/problems/upstream-timeout"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    GetOAuthClient: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                provider: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OAuthClientRead"];
+                };
+            };
+            /** @description The request cannot be parsed (malformed JSON or form, a bad header or path value). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "BadRequest",
+                     *       "detail": "The request cannot be parsed (malformed JSON or form, a bad header or path value)",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 400,
+                     *       "title": "Bad Request",
+                     *       "type": "https://tidewater.dev/problems/bad-request"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description No valid access token or API key was presented. */
+            401: {
+                headers: {
+                    /** @description `Bearer` */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Unauthorized",
+                     *       "detail": "No valid access token or API key was presented",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "https://tidewater.dev/problems/unauthorized"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The caller's role, key scope or organization does not allow this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Forbidden",
+                     *       "detail": "The caller's role, key scope or organization does not allow this",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "https://tidewater.dev/problems/forbidden"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description No such resource for this caller. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "NotFound",
+                     *       "detail": "No such resource for this caller",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 404,
+                     *       "title": "Not Found",
+                     *       "type": "https://tidewater.dev/problems/not-found"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description A field is invalid; `errors[]` names each one. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Invalid",
+                     *       "detail": "A field is invalid",
+                     *       "errors": [
+                     *         {
+                     *           "field": "email",
+                     *           "message": "value is not a valid email address",
+                     *           "source": "body"
+                     *         }
+                     *       ],
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 422,
+                     *       "title": "Invalid request",
+                     *       "type": "https://tidewater.dev/problems/invalid"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too many requests; `Retry-After` says how many seconds to wait. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "TooManyRequests",
+                     *       "detail": "Too many requests",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 429,
+                     *       "title": "Too Many Requests",
+                     *       "type": "https://tidewater.dev/problems/too-many-requests"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The service behind the gateway answered with something that is not HTTP. */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "BadGateway",
+                     *       "detail": "The service behind the gateway answered with something that is not HTTP",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 502,
+                     *       "title": "Bad Gateway",
+                     *       "type": "https://tidewater.dev/problems/bad-gateway"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description A service or dependency is down; try again later. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Unavailable",
+                     *       "detail": "A service or dependency is down",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://tidewater.dev/problems/unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The service behind the gateway did not answer in time. */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "UpstreamTimeout",
+                     *       "detail": "The service behind the gateway did not answer in time",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 504,
+                     *       "title": "Gateway Timeout",
+                     *       "type": "https://tidewater.dev/problems/upstream-timeout"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    SetOAuthClient: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                provider: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["OAuthClientSet"];
+            };
+        };
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OAuthClientRead"];
+                };
+            };
+            /** @description The request cannot be parsed (malformed JSON or form, a bad header or path value). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "BadRequest",
+                     *       "detail": "The request cannot be parsed (malformed JSON or form, a bad header or path value)",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 400,
+                     *       "title": "Bad Request",
+                     *       "type": "https://tidewater.dev/problems/bad-request"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description No valid access token or API key was presented. */
+            401: {
+                headers: {
+                    /** @description `Bearer` */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Unauthorized",
+                     *       "detail": "No valid access token or API key was presented",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "https://tidewater.dev/problems/unauthorized"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The caller's role, key scope or organization does not allow this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Forbidden",
+                     *       "detail": "The caller's role, key scope or organization does not allow this",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "https://tidewater.dev/problems/forbidden"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description No such resource for this caller. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "NotFound",
+                     *       "detail": "No such resource for this caller",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 404,
+                     *       "title": "Not Found",
+                     *       "type": "https://tidewater.dev/problems/not-found"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The body is larger than this route accepts. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "PayloadTooLarge",
+                     *       "detail": "The body is larger than this route accepts",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 413,
+                     *       "title": "Request Entity Too Large",
+                     *       "type": "https://tidewater.dev/problems/payload-too-large"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description An unknown provider, or a URL that is not http(s) (https in production). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Invalid",
+                     *       "detail": "An unknown provider, or a URL that is not http(s) (https in production)",
                      *       "errors": [
                      *         {
                      *           "field": "email",
@@ -19924,6 +23975,520 @@ export interface operations {
                      *       "status": 404,
                      *       "title": "Not Found",
                      *       "type": "https://tidewater.dev/problems/not-found"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description A field is invalid; `errors[]` names each one. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Invalid",
+                     *       "detail": "A field is invalid",
+                     *       "errors": [
+                     *         {
+                     *           "field": "email",
+                     *           "message": "value is not a valid email address",
+                     *           "source": "body"
+                     *         }
+                     *       ],
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 422,
+                     *       "title": "Invalid request",
+                     *       "type": "https://tidewater.dev/problems/invalid"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too many requests; `Retry-After` says how many seconds to wait. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "TooManyRequests",
+                     *       "detail": "Too many requests",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 429,
+                     *       "title": "Too Many Requests",
+                     *       "type": "https://tidewater.dev/problems/too-many-requests"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The service behind the gateway answered with something that is not HTTP. */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "BadGateway",
+                     *       "detail": "The service behind the gateway answered with something that is not HTTP",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 502,
+                     *       "title": "Bad Gateway",
+                     *       "type": "https://tidewater.dev/problems/bad-gateway"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description A service or dependency is down; try again later. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Unavailable",
+                     *       "detail": "A service or dependency is down",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://tidewater.dev/problems/unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The service behind the gateway did not answer in time. */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "UpstreamTimeout",
+                     *       "detail": "The service behind the gateway did not answer in time",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 504,
+                     *       "title": "Gateway Timeout",
+                     *       "type": "https://tidewater.dev/problems/upstream-timeout"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    ApproveMessage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                message_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Approve"] | null;
+            };
+        };
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReviewMessage"];
+                };
+            };
+            /** @description The request cannot be parsed (malformed JSON or form, a bad header or path value). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "BadRequest",
+                     *       "detail": "The request cannot be parsed (malformed JSON or form, a bad header or path value)",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 400,
+                     *       "title": "Bad Request",
+                     *       "type": "https://tidewater.dev/problems/bad-request"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description No valid access token or API key was presented. */
+            401: {
+                headers: {
+                    /** @description `Bearer` */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Unauthorized",
+                     *       "detail": "No valid access token or API key was presented",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "https://tidewater.dev/problems/unauthorized"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The caller's role, key scope or organization does not allow this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Forbidden",
+                     *       "detail": "The caller's role, key scope or organization does not allow this",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "https://tidewater.dev/problems/forbidden"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description No such resource for this caller. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "NotFound",
+                     *       "detail": "No such resource for this caller",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 404,
+                     *       "title": "Not Found",
+                     *       "type": "https://tidewater.dev/problems/not-found"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The message is not awaiting review. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Conflict",
+                     *       "detail": "The message is not awaiting review",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 409,
+                     *       "title": "Conflict",
+                     *       "type": "https://tidewater.dev/problems/conflict"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The body is larger than this route accepts. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "PayloadTooLarge",
+                     *       "detail": "The body is larger than this route accepts",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 413,
+                     *       "title": "Request Entity Too Large",
+                     *       "type": "https://tidewater.dev/problems/payload-too-large"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description A field is invalid; `errors[]` names each one. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Invalid",
+                     *       "detail": "A field is invalid",
+                     *       "errors": [
+                     *         {
+                     *           "field": "email",
+                     *           "message": "value is not a valid email address",
+                     *           "source": "body"
+                     *         }
+                     *       ],
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 422,
+                     *       "title": "Invalid request",
+                     *       "type": "https://tidewater.dev/problems/invalid"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too many requests; `Retry-After` says how many seconds to wait. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "TooManyRequests",
+                     *       "detail": "Too many requests",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 429,
+                     *       "title": "Too Many Requests",
+                     *       "type": "https://tidewater.dev/problems/too-many-requests"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The service behind the gateway answered with something that is not HTTP. */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "BadGateway",
+                     *       "detail": "The service behind the gateway answered with something that is not HTTP",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 502,
+                     *       "title": "Bad Gateway",
+                     *       "type": "https://tidewater.dev/problems/bad-gateway"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description A service or dependency is down; try again later. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Unavailable",
+                     *       "detail": "A service or dependency is down",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://tidewater.dev/problems/unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The service behind the gateway did not answer in time. */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "UpstreamTimeout",
+                     *       "detail": "The service behind the gateway did not answer in time",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 504,
+                     *       "title": "Gateway Timeout",
+                     *       "type": "https://tidewater.dev/problems/upstream-timeout"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    RejectMessage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                message_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Reject"];
+            };
+        };
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReviewMessage"];
+                };
+            };
+            /** @description The request cannot be parsed (malformed JSON or form, a bad header or path value). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "BadRequest",
+                     *       "detail": "The request cannot be parsed (malformed JSON or form, a bad header or path value)",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 400,
+                     *       "title": "Bad Request",
+                     *       "type": "https://tidewater.dev/problems/bad-request"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description No valid access token or API key was presented. */
+            401: {
+                headers: {
+                    /** @description `Bearer` */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Unauthorized",
+                     *       "detail": "No valid access token or API key was presented",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "https://tidewater.dev/problems/unauthorized"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The caller's role, key scope or organization does not allow this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Forbidden",
+                     *       "detail": "The caller's role, key scope or organization does not allow this",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "https://tidewater.dev/problems/forbidden"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description No such resource for this caller. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "NotFound",
+                     *       "detail": "No such resource for this caller",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 404,
+                     *       "title": "Not Found",
+                     *       "type": "https://tidewater.dev/problems/not-found"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The message is not awaiting review. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Conflict",
+                     *       "detail": "The message is not awaiting review",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 409,
+                     *       "title": "Conflict",
+                     *       "type": "https://tidewater.dev/problems/conflict"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The body is larger than this route accepts. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "PayloadTooLarge",
+                     *       "detail": "The body is larger than this route accepts",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 413,
+                     *       "title": "Request Entity Too Large",
+                     *       "type": "https://tidewater.dev/problems/payload-too-large"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDetails"];
@@ -23659,6 +28224,137 @@ export interface operations {
                      * @example {
                      *       "code": "BadGateway",
                      *       "detail": "The service behind the gateway answered with something that is not HTTP",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 502,
+                     *       "title": "Bad Gateway",
+                     *       "type": "https://tidewater.dev/problems/bad-gateway"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description A service or dependency is down; try again later. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Unavailable",
+                     *       "detail": "A service or dependency is down",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://tidewater.dev/problems/unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The service behind the gateway did not answer in time. */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "UpstreamTimeout",
+                     *       "detail": "The service behind the gateway did not answer in time",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 504,
+                     *       "title": "Gateway Timeout",
+                     *       "type": "https://tidewater.dev/problems/upstream-timeout"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    FinishSenderOAuth: {
+        parameters: {
+            query?: {
+                code?: string | null;
+                error?: string | null;
+                state?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": string;
+                };
+            };
+            /** @description The `state` is unknown, used or expired, or the provider sent `error` instead of a `code`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "BadRequest",
+                     *       "detail": "The state is unknown, used or expired, or the provider sent error instead of a code",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 400,
+                     *       "title": "Bad Request",
+                     *       "type": "https://tidewater.dev/problems/bad-request"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description A field is invalid; `errors[]` names each one. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Invalid",
+                     *       "detail": "A field is invalid",
+                     *       "errors": [
+                     *         {
+                     *           "field": "email",
+                     *           "message": "value is not a valid email address",
+                     *           "source": "body"
+                     *         }
+                     *       ],
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 422,
+                     *       "title": "Invalid request",
+                     *       "type": "https://tidewater.dev/problems/invalid"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The provider's token endpoint refused the `code` or did not answer. */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "BadGateway",
+                     *       "detail": "The provider's token endpoint refused the code or did not answer",
                      *       "instance": "/api/...",
                      *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
                      *       "status": 502,

@@ -35,7 +35,13 @@ export default function Campaigns() {
 
   function submit(event: SyntheticEvent<HTMLFormElement>) {
     event.preventDefault();
-    create.mutate({ brand_id: chosen, name: name.trim(), timezone: timezone.trim(), send_window: sendWindow });
+    create.mutate({
+      brand_id: chosen,
+      name: name.trim(),
+      timezone: timezone.trim(),
+      send_window: sendWindow,
+      review_first_n: 0, // review mode stays off from this form (the API spec marks the field required)
+    });
   }
 
   return (
