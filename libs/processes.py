@@ -159,7 +159,7 @@ PROCESSES: tuple[Process, ...] = (
         ("SDR_OIDC_ISSUER", "SDR_OIDC_CLIENT_ID", "SDR_OIDC_CLIENT_SECRET"),
         ("services.auth.settings:AuthSettings",),
     ),
-    _serve("brand", JWKS, (), ("services.brand.settings:BrandSettings",)),
+    _serve("brand", (*JWKS, "SDR_PUBLIC_BASE_URL"), (), ("services.brand.settings:BrandSettings",)),
     _serve(
         "campaign",
         (*JWKS, "SDR_BRAND_URL", "SDR_PUBLIC_BASE_URL", "SDR_INBOUND_EMAIL_SECRET"),
