@@ -123,6 +123,7 @@ LOAD = sa.text(
         SELECT * FROM senders x
         WHERE x.brand_id = b.id
           AND x.kind = CASE m.channel WHEN 'email' THEN 'email' WHEN 'sms' THEN 'sms' ELSE 'voice' END
+          AND x.paused_at IS NULL
         ORDER BY x.verified_at IS NULL, x.created_at, x.id
         LIMIT 1
     ) snd ON true

@@ -167,6 +167,13 @@ class Sender(SQLModel, table=True):
     daily_limit: int | None = Field(default=None)
     verified_at: datetime | None = timestamp_field()
     last_verification: dict[str, Any] | None = Field(default=None, sa_type=JSONB, nullable=True)
+    # health: a rule (or a provider's refusal) pauses the sender; a member's resume starts a cooldown
+    paused_at: datetime | None = timestamp_field()
+    """Set while the sender is paused: the worker's LOAD picks no paused sender."""
+    paused_reason: str | None = Field(default=None, max_length=500)
+    paused_rule: str | None = Field(default=None, max_length=32)
+    pause_cooldown_until: datetime | None = timestamp_field()
+    """Until then no health rule pauses the sender again (set by a resume)."""
     version: int = _version_field()
     created_at: datetime = created_at_field()
     updated_at: datetime = now_field()
