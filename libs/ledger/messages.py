@@ -142,7 +142,17 @@ STEP = sa.text(
           AND COALESCE(m.next_attempt_at, '-infinity') <= :now
           AND EXISTS (SELECT 1 FROM enrollments e JOIN campaigns c ON c.id = e.campaign_id
                       WHERE e.id = m.enrollment_id AND e.status = 'active' AND c.status = 'active')
+          AND NOT EXISTS (SELECT 1 FROM senders x WHERE x.id = CAST(:c_sender AS uuid) AND x.paused_at IS NOT NULL)
         RETURNING m.id, m.org_id, m.attempt
+    ), sender_paused AS (
+        -- The sender was paused (by this very step's record, or since the batch was loaded):
+        -- the message waits, untried.
+        UPDATE messages m
+        SET status = 'held', hold_reason = 'sender_paused', next_attempt_at = CAST(:c_recheck AS timestamptz),
+            updated_at = :now
+        WHERE m.id = CAST(:c_id AS uuid) AND m.status IN ('queued', 'held')
+          AND EXISTS (SELECT 1 FROM senders x WHERE x.id = CAST(:c_sender AS uuid) AND x.paused_at IS NOT NULL)
+        RETURNING m.id
     ), links AS (
         INSERT INTO message_links (message_id, position, org_id, url, created_at)
         SELECT c.id, u.n - 1, c.org_id, u.url, :now
@@ -151,6 +161,7 @@ STEP = sa.text(
     )
     SELECT (SELECT count(*) FROM recorded) AS recorded,
            (SELECT attempt FROM claimed) AS claimed_attempt,
+           (SELECT count(*) FROM sender_paused) AS sender_paused,
            (SELECT EXISTS (SELECT 1 FROM webhook_endpoints w, recorded_event ev
                            WHERE w.org_id = ev.org_id AND w.active AND w.event_types ? CAST(:r_event AS varchar)))
                AS webhook
@@ -161,6 +172,8 @@ STEP = sa.text(
 Either half may be empty (NULL ids). The claim takes only ``queued`` or due ``held`` rows of a
 live enrollment and campaign, so a message the inbound side skipped (reply, opt-out) or one
 another execution holds can never be claimed; the tracked links go in with the frozen body.
+A message whose sender (``:c_sender``) is paused is not claimed but held (``sender_paused``)
+until ``:c_recheck``.
 """
 
 REVIEW = sa.text(

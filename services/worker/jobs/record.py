@@ -21,11 +21,12 @@ from sqlalchemy import Connection
 from sqlmodel import Session
 
 from libs.db.session import system_session
-from libs.ledger import next_step
+from libs.ledger import health, next_step
 from libs.suppression import normalize_email, suppress_statement
 from services.worker import ledger
 from services.worker.channels.outcome import Outcome, SendResult
 from services.worker.channels.twilio import OPTED_OUT_CODES
+from services.worker.gate import PAUSED_RECHECK
 from services.worker.jobs.announce import WEBHOOK_EVENTS, Announcements, announce
 from services.worker.jobs.context import Context
 from services.worker.jobs.outgoing import Outgoing
@@ -61,25 +62,55 @@ class Record:
     due: datetime | None = None
     stop_reason: str | None = None
     suppress: list[Any] = field(default_factory=list)
+    pause: health.Pause | None = None
+    """A health rule this outcome broke: its sender is paused in the same transaction."""
     event_id: uuid.UUID = field(default_factory=uuid.uuid4)
 
 
 def classify(ctx: Context, row: LoadedRow, attempt: int, result: SendResult, now: datetime) -> Record:
     """Classify a hand-off's result into the ledger state, event, consequences and next step."""
     settings = ctx.settings
+    pause = _health(ctx, row, result)
     if result.outcome is Outcome.RETRY and attempt < settings.send_max_attempts:
         delay = min(settings.retry_max_seconds, settings.retry_base_seconds * 2 ** (attempt - 1))
         delay *= 0.5 + random.random()  # noqa: S311 - jitter, not security
         log.info("message_retry_scheduled", message_id=str(row.id), code=result.code, attempt=attempt)
-        return Record(row, attempt, "queued", result, next_attempt_at=now + timedelta(seconds=delay))
+        return Record(row, attempt, "queued", result, next_attempt_at=now + timedelta(seconds=delay), pause=pause)
     status, event = _SETTLED_AS[result.outcome]
-    record = Record(row, attempt, status, result, event=event)
+    record = Record(row, attempt, status, result, event=event, pause=pause)
     _consequences(record)
     if record.stop_reason is None and record.status != "unknown":
         # An unknown outcome holds the enrollment on this step until an operator resolves the
         # message (libs.ledger: delivered or failed move it on, a resend sends it once more).
         record.action, record.due = next_step(row, now)
     return record
+
+
+def _health(ctx: Context, row: LoadedRow, result: SendResult) -> health.Pause | None:
+    """Count the outcome in the sender's window; the rule it breaks, if any (``libs.ledger.health``)."""
+    if row.sender_id is None:
+        return None
+    code = result.code or ""
+    immediate = health.IMMEDIATE.get(code)
+    if immediate is not None:
+        return health.Pause(row.sender_id, row.org_id, *immediate)
+    if row.channel != "email" or result.outcome is Outcome.UNKNOWN:
+        return None
+    outcome = (
+        "sent"
+        if result.outcome is Outcome.SENT
+        else "hard_bounce"
+        if code in _BOUNCES
+        else "soft_bounce"
+        if code.startswith("smtp_4")
+        else "failed"
+    )
+    window = health.observe(ctx.redis, row.sender_id, outcome)
+    if outcome == "hard_bounce" and health.hard_bounce_breach(window):
+        bounces = window.count("hard_bounce")
+        reason = f"{bounces} hard bounces among the last {len(window)} sends"
+        return health.Pause(row.sender_id, row.org_id, health.Rule.HARD_BOUNCE_RATE, reason)
+    return None
 
 
 def _consequences(record: Record) -> None:
@@ -144,10 +175,15 @@ def _record_params(record: Record | None) -> dict[str, Any]:
 
 def _claim_params(ctx: Context, now: datetime, claim: tuple[LoadedRow, Outgoing] | None) -> dict[str, Any]:
     if claim is None:
-        return {"c_id": None, "c_lease": None, "c_subject": None, "c_body": None, "c_variant": None, "c_urls": []}
+        return {
+            **dict.fromkeys(("c_id", "c_lease", "c_subject", "c_body", "c_variant", "c_sender", "c_recheck")),
+            "c_urls": [],
+        }
     row, outgoing = claim
     return {
         "c_id": row.id,
+        "c_sender": row.sender_id,
+        "c_recheck": now + PAUSED_RECHECK,
         "c_lease": now + timedelta(seconds=ctx.lease_seconds()),
         "c_subject": outgoing.subject,
         "c_body": outgoing.body,
@@ -168,9 +204,13 @@ def step(
         return None
     now = ctx.now()
     params = step_params(ctx, now, record, claim)
-    if record is not None and (record.suppress or record.stop_reason is not None):
-        # A bounce or a carrier opt-out: suppress and stop in the same transaction as the record.
+    paused: list[Any] = []
+    if record is not None and (record.suppress or record.stop_reason is not None or record.pause is not None):
+        # A bounce or a carrier opt-out: suppress and stop in the same transaction as the record;
+        # a broken health rule pauses the sender there too (so this very step claims nothing from it).
         with system_session(ctx.engine) as session:
+            if record.pause is not None:
+                paused = list(session.execute(health.PAUSE, record.pause.params(now)).all())
             for statement in record.suppress:
                 session.execute(statement)
             if record.stop_reason is not None:
@@ -181,6 +221,13 @@ def step(
     if record is not None:
         ctx.release_claim(record.row.id)
         _recorded(ctx, record, bool(answer.recorded), bool(answer.webhook), done)
+    for sender in paused:
+        assert record is not None
+        assert record.pause is not None
+        log.warning("sender_paused", sender_id=str(sender.id), rule=record.pause.rule, message_id=str(record.row.id))
+    if answer.sender_paused:
+        assert claim is not None
+        log.info("message_held_sender_paused", message_id=str(claim[0].id), sender_id=str(claim[0].sender_id))
     if answer.claimed_attempt is None:
         return None
     assert claim is not None
