@@ -27,6 +27,7 @@ from libs.ledger.messages import DISPATCH_DUE, LOST_CLAIMS, SETTLE, STEP
 from libs.ledger.states import TERMINAL
 
 __all__ = [
+    "ASSIGN",
     "CLAIM_DUE_ENROLLMENTS",
     "DISPATCH_DUE",
     "DUE_WEBHOOKS",
@@ -38,6 +39,7 @@ __all__ = [
     "QUEUED_OF",
     "RELEASE_HELD",
     "RENEW",
+    "SENDERS",
     "SETTLE",
     "STALE",
     "STEP",
@@ -105,6 +107,9 @@ LOAD = sa.text(
            snd.smtp_security, snd.smtp_username, snd.smtp_password_encrypted, snd.hourly_limit,
            snd.daily_limit, snd.phone_number, snd.messaging_service_sid, snd.tts_voice,
            snd.audio_url AS sender_audio_url, snd.auth_mode AS sender_auth_mode,
+           snd.ramp_start, snd.ramp_step, snd.min_gap_seconds, snd.max_gap_seconds, snd.provider_daily_caps,
+           COALESCE(snd.verified_at, snd.created_at) AS sender_since,
+           kept.sender_id AS kept_sender_id, pool.ids AS pool_sender_ids,
            tw.account_sid AS twilio_sid, tw.secret_encrypted AS twilio_secret,
            oa.secret_encrypted AS openai_secret,
            p.content AS cached_content, p.source AS cached_source,
@@ -119,14 +124,26 @@ LOAD = sa.text(
     LEFT JOIN campaign_steps ns ON ns.campaign_id = c.id AND ns.position = s.position + 1
     JOIN leads l ON l.id = m.lead_id
     JOIN brands b ON b.id = c.brand_id
+    CROSS JOIN LATERAL (
+        SELECT CASE m.channel WHEN 'email' THEN 'email' WHEN 'sms' THEN 'sms' ELSE 'voice' END AS kind
+    ) k
+    CROSS JOIN LATERAL (
+        SELECT CASE k.kind WHEN 'email' THEN e.email_sender_id WHEN 'sms' THEN e.sms_sender_id
+                           ELSE e.voice_sender_id END AS sender_id
+    ) kept
     LEFT JOIN LATERAL (
-        SELECT * FROM senders x
-        WHERE x.brand_id = b.id
-          AND x.kind = CASE m.channel WHEN 'email' THEN 'email' WHEN 'sms' THEN 'sms' ELSE 'voice' END
-          AND x.paused_at IS NULL
-        ORDER BY x.verified_at IS NULL, x.created_at, x.id
-        LIMIT 1
-    ) snd ON true
+        -- The campaign's pool of this kind: the brand's senders it names (all when it names none),
+        -- not paused, the verified ones (all when none is verified); the worker gives a lead the one
+        -- with the most room left today.
+        SELECT array_agg(x.id ORDER BY x.created_at, x.id) AS ids FROM senders x
+        WHERE x.brand_id = b.id AND x.kind = k.kind AND x.paused_at IS NULL
+          AND (c.sender_pool -> k.kind IS NULL OR c.sender_pool -> k.kind ? x.id::text)
+          AND (x.verified_at IS NOT NULL OR NOT EXISTS (
+                SELECT 1 FROM senders v WHERE v.brand_id = b.id AND v.kind = k.kind AND v.paused_at IS NULL
+                  AND v.verified_at IS NOT NULL
+                  AND (c.sender_pool -> k.kind IS NULL OR c.sender_pool -> k.kind ? v.id::text)))
+    ) pool ON true
+    LEFT JOIN senders snd ON snd.id = kept.sender_id AND snd.id = ANY(pool.ids)
     LEFT JOIN provider_credentials tw ON tw.org_id = m.org_id AND tw.provider = 'twilio'
     LEFT JOIN provider_credentials oa ON oa.org_id = m.org_id AND oa.provider = 'openai'
     LEFT JOIN personalizations p ON p.enrollment_id = m.enrollment_id AND p.step_id = m.step_id
@@ -291,7 +308,8 @@ class LoadedRow:
     opt_out_email: str | None
     opt_out_sms: str | None
     opt_out_voicemail: str | None
-    # the brand's first sender of the channel's kind (None: the gate skips with no_sender)
+    # the enrollment's sender of the channel's kind, while it is in the campaign's pool (None: the worker
+    # assigns one of pool_sender_ids; none in the pool: the gate skips with no_sender)
     sender_id: uuid.UUID | None
     from_name: str | None
     from_address: str | None
@@ -308,6 +326,16 @@ class LoadedRow:
     tts_voice: str | None
     sender_audio_url: str | None
     sender_auth_mode: str | None  # 'oauth2': the sender logs in with XOAUTH2, not its password
+    ramp_start: int | None
+    ramp_step: int | None
+    min_gap_seconds: int | None
+    max_gap_seconds: int | None
+    provider_daily_caps: dict[str, int] | None
+    sender_since: datetime | None
+    """When the sender's ramp started counting (verified, else created)."""
+    kept_sender_id: uuid.UUID | None
+    """The sender the enrollment kept for this kind, even when it left the pool (a hand-off is due)."""
+    pool_sender_ids: list[uuid.UUID] | None
     # the organization's provider credentials (encrypted)
     twilio_sid: str | None
     twilio_secret: str | None
@@ -330,6 +358,31 @@ class LoadedRow:
 
 LOADED_COLUMNS = tuple(f.name for f in fields(LoadedRow))
 """The columns :data:`LOAD` returns, in order: the fields of :class:`LoadedRow`."""
+
+
+SENDERS = sa.text(
+    """
+    SELECT id AS sender_id, from_name, from_address, reply_to, smtp_host, smtp_port, smtp_security, smtp_username,
+           smtp_password_encrypted, hourly_limit, daily_limit, phone_number, messaging_service_sid, tts_voice,
+           audio_url AS sender_audio_url, auth_mode AS sender_auth_mode, ramp_start, ramp_step, min_gap_seconds,
+           max_gap_seconds, provider_daily_caps, COALESCE(verified_at, created_at) AS sender_since
+    FROM senders WHERE id = ANY(CAST(:ids AS uuid[]))
+    """
+)
+"""The sender columns of :class:`LoadedRow` for the senders a batch may be given (the pools' members)."""
+
+ASSIGN = sa.text(
+    """
+    UPDATE enrollments e SET
+        email_sender_id = CASE WHEN v.kind = 'email' THEN v.sender_id ELSE e.email_sender_id END,
+        sms_sender_id = CASE WHEN v.kind = 'sms' THEN v.sender_id ELSE e.sms_sender_id END,
+        voice_sender_id = CASE WHEN v.kind = 'voice' THEN v.sender_id ELSE e.voice_sender_id END,
+        updated_at = :now
+    FROM unnest(CAST(:ids AS uuid[]), CAST(:kinds AS varchar[]), CAST(:senders AS uuid[])) AS v(id, kind, sender_id)
+    WHERE e.id = v.id
+    """
+)
+"""Give enrollments the sender they keep for one kind of step (``kinds``: email, sms or voice)."""
 
 
 def load_many(session: Session, message_ids: Sequence[uuid.UUID], prompt_version: str) -> list[LoadedRow]:

@@ -128,6 +128,11 @@ class Sender(SQLModel, table=True):
         ),
         sa.CheckConstraint("imap_tls IS NULL OR imap_tls IN ('tls', 'starttls', 'none')", name="imap_tls"),
         sa.CheckConstraint("auth_mode IN ('password', 'oauth2')", name="auth_mode"),
+        sa.CheckConstraint("ramp_start IS NULL OR ramp_start > 0", name="ramp_start"),
+        sa.CheckConstraint("ramp_step IS NULL OR ramp_step >= 0", name="ramp_step"),
+        sa.CheckConstraint(
+            "min_gap_seconds IS NULL OR (min_gap_seconds >= 0 AND max_gap_seconds >= min_gap_seconds)", name="gap"
+        ),
         sa.Index("ix_senders_brand_id_created_at_id", "brand_id", "created_at", "id"),
     )
 
@@ -165,6 +170,14 @@ class Sender(SQLModel, table=True):
     tts_voice: str | None = Field(default=None, max_length=64)
     audio_url: str | None = Field(default=None, max_length=2048)
     daily_limit: int | None = Field(default=None)
+    # pacing: a daily cap that ramps up (ramp_start a day on its first day, ramp_step more each day up to
+    # daily_limit), a random gap between two sends, and daily caps per recipient provider
+    ramp_start: int | None = Field(default=None)
+    ramp_step: int | None = Field(default=None)
+    min_gap_seconds: int | None = Field(default=None)
+    max_gap_seconds: int | None = Field(default=None)
+    provider_daily_caps: dict[str, int] | None = Field(default=None, sa_type=JSONB(none_as_null=True), nullable=True)
+    """Per recipient provider (``google``, ``microsoft``, ``yahoo``, ``other``; from the MX), besides the day's cap."""
     verified_at: datetime | None = timestamp_field()
     last_verification: dict[str, Any] | None = Field(default=None, sa_type=JSONB, nullable=True)
     # health: a rule (or a provider's refusal) pauses the sender; a member's resume starts a cooldown
@@ -290,3 +303,17 @@ class SenderOAuth(SQLModel, table=True):
     connected_at: datetime = created_at_field()
     refreshed_at: datetime | None = timestamp_field()
     updated_at: datetime = now_field()
+
+
+def ramp(
+    daily_max: int, ramp_start: int | None, ramp_step: int | None, since: datetime, now: datetime
+) -> tuple[int, int]:
+    """``(day, cap)``: the ramp's day (1 on the day it starts, UTC days) and that day's cap.
+
+    Without a ``ramp_start`` the cap is ``daily_max`` from day 1; otherwise it starts at ``ramp_start``
+    and grows by ``ramp_step`` a day, never above ``daily_max``.
+    """
+    day = max(1, (now.date() - since.date()).days + 1)
+    if ramp_start is None:
+        return day, daily_max
+    return day, min(daily_max, ramp_start + (ramp_step or 0) * (day - 1))

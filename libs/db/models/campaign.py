@@ -190,6 +190,12 @@ class Campaign(SQLModel, table=True):
     review_after_deadline: str = Field(
         default=ReviewAfterDeadline.SKIP.value, max_length=16, sa_column_kwargs={"server_default": "skip"}
     )
+    sender_pool: dict[str, list[str]] | None = Field(
+        default=None,
+        sa_type=JSONB(none_as_null=True),
+        nullable=True,
+        description="Sender ids per sender kind (email, sms, voice); a kind left out sends from all the brand's.",
+    )
     version: int = Field(default=1, nullable=False, sa_column_kwargs={"server_default": sa.text("1")})
     created_at: datetime = created_at_field()
     updated_at: datetime = now_field()
@@ -250,6 +256,14 @@ class Enrollment(SQLModel, table=True):
         ),
         sa.Index("ix_enrollments_lead_id_status", "lead_id", "status"),
         sa.Index("ix_enrollments_campaign_id_created_at_id", "campaign_id", "created_at", "id"),
+        *(
+            sa.Index(
+                f"ix_enrollments_{kind}_sender_id",
+                f"{kind}_sender_id",
+                postgresql_where=sa.text(f"{kind}_sender_id IS NOT NULL"),
+            )
+            for kind in ("email", "sms", "voice")
+        ),
     )
 
     id: uuid.UUID = id_field()
@@ -265,6 +279,11 @@ class Enrollment(SQLModel, table=True):
     paused_until: datetime | None = timestamp_field()
     """A reply asked to wait (out of office, not now): ``next_due_at`` is not before this instant."""
     paused_reason: str | None = Field(default=None, max_length=32)
+    # the sender each kind of step goes from, chosen at its first send and kept (replies thread);
+    # another of the pool takes over when it is paused, removed or left out of the pool
+    email_sender_id: uuid.UUID | None = Field(default=None)
+    sms_sender_id: uuid.UUID | None = Field(default=None)
+    voice_sender_id: uuid.UUID | None = Field(default=None)
     created_at: datetime = created_at_field()
     updated_at: datetime = now_field()
     completed_at: datetime | None = timestamp_field()

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -25,7 +25,9 @@ import structlog
 from sqlmodel import Session
 
 from libs import templating
+from libs.db.models.brand import ramp
 from libs.db.session import system_session
+from libs.deliverability import sending_domain
 from libs.ledger import next_step
 from libs.ledger.states import AWAITING_REVIEW
 from libs.suppression import find_suppressed_sync, has_erasure_hashes
@@ -38,7 +40,7 @@ from services.worker.jobs.record import orphaned
 from services.worker.ledger import LoadedRow
 from services.worker.personalize import Draft, Personalizer, Request
 from services.worker.personalize.prompt import PROMPT_VERSION
-from services.worker.ratelimit import DAY, HOUR, MINUTE, Limit
+from services.worker.ratelimit import DAY, HOUR, MINUTE, Gap, Limit, recipient_provider
 from services.worker.settings import WorkerSettings
 
 log = structlog.get_logger(__name__)
@@ -65,7 +67,7 @@ def load_and_gate(ctx: Context, message_ids: Sequence[uuid.UUID], results: Resul
     now = ctx.now()
     with system_session(ctx.engine) as session:
         rows = ledger.load_many(session, message_ids, PROMPT_VERSION)
-        candidates = _triage(ctx, session, rows, now, results, done)
+        candidates = _assign(ctx, session, _triage(ctx, session, rows, now, results, done), now)
         settling, sendable = _gate(ctx, session, candidates, now, results)
         reviews = review.plan(session, [row for row, _ in sendable], now)
         aside = [(row, facts) for row, facts in sendable if row.id in reviews.needs]  # they take no send cap
@@ -157,7 +159,9 @@ def _take_caps(
     """Take the Redis caps of the sendable rows in one pipeline; a row over a cap is held (added to ``settling``)."""
     if not sendable:
         return sendable
-    taken = ctx.limiter.take_many([_limits(ctx.settings, row) for row, _ in sendable], now)
+    taken = ctx.limiter.take_many(
+        [_limits(ctx, row, now) for row, _ in sendable], now, [_gap(row) for row, _ in sendable]
+    )
     allowed: list[tuple[LoadedRow, Facts]] = []
     for (row, facts), verdict in zip(sendable, taken, strict=True):
         if verdict.allowed:
@@ -263,21 +267,91 @@ def _stop_rules(row: LoadedRow) -> Decision | None:
     return None
 
 
-def _limits(settings: WorkerSettings, row: LoadedRow) -> list[Limit]:
+def _daily_cap(settings: WorkerSettings, channel: str, sender: LoadedRow | Mapping[str, Any], now: datetime) -> int:
+    """A sender's cap today: its daily limit (else the channel's default), ramped up from ``ramp_start``."""
+
+    def get(name: str) -> Any:
+        return sender[name] if isinstance(sender, Mapping) else getattr(sender, name)
+
+    maximum = get("daily_limit") or (settings.email_daily_cap if channel == "email" else settings.sms_daily_cap)
+    since = get("sender_since") or now
+    return ramp(maximum, get("ramp_start"), get("ramp_step"), since, now)[1]
+
+
+def _limits(ctx: Context, row: LoadedRow, now: datetime) -> list[Limit]:
+    settings = ctx.settings
     sender = f"sender:{row.sender_id}"
+    day = Limit(f"{sender}:day", _daily_cap(settings, row.channel, row, now), DAY)
     if row.channel == "email":
-        limits = [
-            Limit(f"{sender}:hour", row.hourly_limit or settings.email_hourly_cap, HOUR),
-            Limit(f"{sender}:day", row.daily_limit or settings.email_daily_cap, DAY),
-        ]
+        limits = [Limit(f"{sender}:hour", row.hourly_limit or settings.email_hourly_cap, HOUR), day]
         domain = (row.email_normalized or row.email or "").rpartition("@")[2]
         if domain:
             limits.append(Limit(f"domain:{row.org_id}:{domain}:minute", settings.domain_pacing_per_minute, MINUTE))
+            if row.provider_daily_caps:
+                provider = recipient_provider(ctx.redis, domain, sending_domain.current())
+                cap = row.provider_daily_caps.get(provider)
+                if cap is not None:
+                    limits.append(Limit(f"{sender}:{provider}_day", cap, DAY))
         return limits
-    return [
-        Limit(f"{sender}:hour", row.hourly_limit or settings.sms_hourly_cap, HOUR),
-        Limit(f"{sender}:day", row.daily_limit or settings.sms_daily_cap, DAY),
-    ]
+    return [Limit(f"{sender}:hour", row.hourly_limit or settings.sms_hourly_cap, HOUR), day]
+
+
+def _gap(row: LoadedRow) -> Gap | None:
+    """The random pause the row's sender keeps between two sends, if it has one."""
+    if row.min_gap_seconds is None or row.max_gap_seconds is None:
+        return None
+    return Gap(f"sender:{row.sender_id}:gap", row.min_gap_seconds, row.max_gap_seconds)
+
+
+_KIND = {"email": "email", "sms": "sms"}
+"""The sender kind of a channel (any other channel is spoken by a voice sender)."""
+
+
+def _assign(ctx: Context, session: Session, rows: list[LoadedRow], now: datetime) -> list[LoadedRow]:
+    """Give each row without a kept sender the pool's sender with the most room left today, and keep it.
+
+    Room is the sender's cap today (ramped) less what it took today, less what this batch already
+    gave it; ties go to the pool's oldest sender. An enrollment whose sender was paused, removed or
+    left out of the pool is handed to another one, and the hand-off is logged with both ids.
+    """
+    needy = [r for r in rows if r.sender_id is None and r.pool_sender_ids]
+    if not needy:
+        return rows
+    ids = sorted({i for r in needy for i in r.pool_sender_ids or ()})
+    senders = {m["sender_id"]: dict(m) for m in session.execute(ledger.SENDERS, {"ids": ids}).mappings()}
+    channel_of = {i: r.channel for r in needy for i in r.pool_sender_ids or ()}
+    known = [i for i in ids if i in senders]
+    used = ctx.limiter.used([Limit(f"sender:{i}:day", 0, DAY) for i in known], now)
+    room = {
+        i: _daily_cap(ctx.settings, channel_of[i], senders[i], now) - taken
+        for i, taken in zip(known, used, strict=True)
+    }
+    chosen: dict[uuid.UUID, LoadedRow] = {}
+    for row in needy:
+        pool = [i for i in row.pool_sender_ids or () if i in room]
+        if not pool:
+            continue
+        best = max(pool, key=lambda i: room[i])  # the first of equals: the pool's order
+        room[best] -= 1
+        chosen[row.id] = replace(row, **senders[best])
+        if row.kept_sender_id is not None:
+            log.info(
+                "sender_handed_off",
+                enrollment_id=str(row.enrollment_id),
+                from_sender=str(row.kept_sender_id),
+                to_sender=str(best),
+            )
+    if chosen:
+        session.execute(
+            ledger.ASSIGN,
+            {
+                "ids": [r.enrollment_id for r in chosen.values()],
+                "kinds": [_KIND.get(r.channel, "voice") for r in chosen.values()],
+                "senders": [r.sender_id for r in chosen.values()],
+                "now": now,
+            },
+        )
+    return [chosen.get(r.id, r) for r in rows]
 
 
 _SETTLE_COLUMNS = ("ids", "statuses", "reasons", "next_at", "event_ids", "event_data", "actions", "positions", "due")
