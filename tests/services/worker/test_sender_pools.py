@@ -1,0 +1,142 @@
+"""Sender pools: leads shared by capacity, a lead's steps from one sender (threaded), hand-off on a pause."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from redis import Redis
+
+from libs.db.models.brand import Sender
+from libs.db.session import system_session
+from services.worker import jobs
+from tests.services.worker.conftest import drain, messages
+from tests.services.worker.factories import CONSENT, create_world
+from tests.support.smtp import SmtpServer
+from tests.support.world import World
+
+
+def add_senders(engine: sa.Engine, world: World, smtp: SmtpServer, limits: list[int]) -> list[uuid.UUID]:
+    """Give the brand's first email sender the first limit and add one email sender per further limit."""
+    with system_session(engine) as s:
+        first = s.execute(
+            sa.text("SELECT id FROM senders WHERE brand_id = :b AND kind = 'email'"), {"b": world.brand_id}
+        ).scalar_one()
+        s.execute(sa.text("UPDATE senders SET daily_limit = :n WHERE id = :id"), {"n": limits[0], "id": first})
+        ids = [first]
+        for i, limit in enumerate(limits[1:], start=2):
+            sender = Sender(
+                org_id=world.org_id,
+                brand_id=world.brand_id,
+                kind="email",
+                from_name=f"Sam {i}",
+                from_address=f"sam{i}@acme.example",
+                smtp_host=smtp.host,
+                smtp_port=smtp.port,
+                smtp_security="none",
+                daily_limit=limit,
+                verified_at=CONSENT,
+            )
+            s.add(sender)
+            s.flush()
+            ids.append(sender.id)
+    return ids
+
+
+def kept(engine: sa.Engine, world: World) -> dict[uuid.UUID, uuid.UUID | None]:
+    with system_session(engine) as s:
+        rows = s.execute(
+            sa.text("SELECT lead_id, email_sender_id FROM enrollments WHERE campaign_id = :c"), {"c": world.campaign_id}
+        ).all()
+    return {r.lead_id: r.email_sender_id for r in rows}
+
+
+def address_of(engine: sa.Engine, ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+    with system_session(engine) as s:
+        rows = s.execute(sa.text("SELECT id, from_address FROM senders WHERE id = ANY(:ids)"), {"ids": ids}).all()
+    return {r.id: r.from_address for r in rows}
+
+
+def test_three_senders_share_300_leads_by_their_capacity(
+    ctx: jobs.Context, redis: Redis, engine: sa.Engine, smtp: SmtpServer
+) -> None:
+    world = create_world(engine, leads=300, smtp=(smtp.host, smtp.port))
+    ids = add_senders(engine, world, smtp, [50, 100, 150])
+    drain(ctx, redis, rounds=30)
+    assert sum(r.status == "sent" for r in messages(engine, world)) == 300
+    shares = Counter(kept(engine, world).values())
+    assert [shares[i] for i in ids] == [50, 100, 150]
+    addresses = address_of(engine, ids)
+    assert Counter(m.mail_from for m in smtp.messages) == {
+        addresses[i]: n for i, n in zip(ids, [50, 100, 150], strict=True)
+    }
+
+
+def test_each_lead_keeps_its_first_sender_and_its_follow_ups_thread(
+    ctx: jobs.Context, redis: Redis, engine: sa.Engine, smtp: SmtpServer
+) -> None:
+    world = create_world(engine, channels=("email", "email", "email"), leads=30, smtp=(smtp.host, smtp.port))
+    ids = add_senders(engine, world, smtp, [1000, 1000, 1000])
+    drain(ctx, redis, rounds=30)
+    assert len(smtp.messages) == 90
+    by_lead: dict[str, list] = {}  # type: ignore[type-arg]
+    for m in smtp.messages:
+        by_lead.setdefault(m.rcpt_tos[0], []).append(m.parsed())
+    assert len(by_lead) == 30
+    assert len({mails[0]["From"] for mails in by_lead.values()}) == 3  # the pool is used, not one sender
+    addresses = address_of(engine, ids)
+    keep = kept(engine, world)
+    assert len(set(keep.values())) == 3
+    for mails in by_lead.values():
+        assert len({m["From"].addresses[0].addr_spec for m in mails}) == 1
+        first, second, third = mails
+        assert first["In-Reply-To"] is None
+        assert second["In-Reply-To"] == first["Message-ID"]
+        assert third["References"].split() == [first["Message-ID"], second["Message-ID"]]
+    assert {m.mail_from for m in smtp.messages} == set(addresses.values())
+
+
+def test_pausing_a_sender_hands_its_leads_to_the_others_and_no_step_goes_twice(
+    ctx: jobs.Context, redis: Redis, engine: sa.Engine, smtp: SmtpServer
+) -> None:
+    world = create_world(
+        engine, channels=("email", "email"), leads=30, smtp=(smtp.host, smtp.port), delay_minutes=24 * 60
+    )
+    ids = add_senders(engine, world, smtp, [1000, 1000, 1000])
+    drain(ctx, redis, rounds=20)
+    before = kept(engine, world)
+    assert len(smtp.messages) == 30
+    paused = ids[0]
+    theirs = {lead for lead, sender in before.items() if sender == paused}
+    assert theirs
+    with system_session(engine) as s:
+        s.execute(
+            sa.text("UPDATE senders SET paused_at = :now WHERE id = :id"), {"now": datetime.now(UTC), "id": paused}
+        )
+        s.execute(
+            sa.text(
+                "UPDATE enrollments SET next_due_at = now() - interval '1 minute'"
+                " WHERE campaign_id = :c AND next_due_at IS NOT NULL"
+            ),
+            {"c": world.campaign_id},
+        )
+    drain(ctx, redis, rounds=20)
+    after = kept(engine, world)
+    assert paused not in after.values()
+    assert all(after[lead] == before[lead] for lead in before if lead not in theirs)  # the others keep theirs
+    assert all(after[lead] in ids[1:] for lead in theirs)
+    rows = messages(engine, world)
+    assert len(rows) == 60
+    assert all(r.status == "sent" for r in rows)
+    assert Counter((r.lead_id, r.position) for r in rows).most_common(1)[0][1] == 1
+    assert len(smtp.messages) == 60
+    assert (
+        Counter((m.rcpt_tos[0], m.parsed()["Subject"], m.parsed()["In-Reply-To"]) for m in smtp.messages).most_common(
+            1
+        )[0][1]
+        == 1
+    )
+    paused_address = address_of(engine, [paused])[paused]
+    assert all(m.mail_from != paused_address for m in smtp.messages[30:])
