@@ -237,6 +237,20 @@ class SenderController(Controller):
         row = await brands.resume_mailbox(brand_id, sender_id)
         return _with_etag(await brands.show_sender(row), row.version)
 
+    @post(
+        "/{sender_id:uuid}/resume",
+        operation_id="ResumeSender",
+        responses=problems(422, s422="The sender is not paused (`paused_at` is not set)."),
+        guards=[requires(Role.MEMBER)],
+        status_code=200,
+    )
+    async def resume(
+        self, brand_id: FromPath[uuid.UUID], sender_id: FromPath[uuid.UUID], brands: NamedDependency[BrandService]
+    ) -> Response[SenderRead]:
+        """Send from a sender a health rule paused again; during the cooldown no rule pauses it again."""
+        row = await brands.resume_sender(brand_id, sender_id)
+        return _with_etag(await brands.show_sender(row), row.version)
+
 
 class CredentialController(Controller):
     """Provider credentials (Twilio, OpenAI) of the caller's organization; secrets never leave."""

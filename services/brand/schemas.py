@@ -252,6 +252,21 @@ class SenderRead(BaseModel):
     )
     verified_at: datetime | None
     last_verification: VerificationResult | None
+    paused_at: datetime | None = Field(
+        default=None,
+        description="Set while a health rule keeps the sender paused: nothing is sent from it until a member "
+        "resumes it (`POST .../resume`).",
+    )
+    paused_rule: str | None = Field(
+        default=None,
+        description="The rule that paused it: smtp_auth (530/535), smtp_policy (552/554), hard_bounce_rate "
+        "(over 5% of the last 100 sends) or twilio_auth (Twilio 20003: every SMS and voice sender of the "
+        "organization).",
+    )
+    paused_reason: str | None = Field(default=None, description="Why, in words.")
+    pause_cooldown_until: datetime | None = Field(
+        default=None, description="After a resume: until then no health rule pauses the sender again."
+    )
     version: int
     created_at: datetime
     updated_at: datetime

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ssl
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import anyio.to_thread
@@ -30,6 +31,7 @@ from libs.db.models.brand import (
 from libs.db.session import Database
 from libs.deliverability.sending_domain import readiness_gaps
 from libs.errors import Invalid
+from libs.ledger import health
 from libs.pagination import Page, make_page
 from services.brand.errors import (
     BrandNotFound,
@@ -302,6 +304,23 @@ class BrandService:
         if not await self.repo.resume_mailbox(sender_id):
             await self.repo.reset_mailbox(sender_id, folder=row.imap_folder or DEFAULT_IMAP_FOLDER, start_over=True)
         log.info("mailbox_resumed", sender_id=str(sender_id))
+        return row
+
+    async def resume_sender(self, brand_id: uuid.UUID, sender_id: uuid.UUID) -> Sender:
+        """Send from a paused sender again; for the cooldown (``SDR_SENDER_PAUSE_COOLDOWN_SECONDS``) no rule pauses it.
+
+        Raises:
+            BrandNotFound, SenderNotFound, Invalid (the sender is not paused).
+        """
+        row = await self.sender(brand_id, sender_id)
+        if row.paused_at is None:
+            raise Invalid("This sender is not paused.", errors=[{"field": "paused_at", "message": "not paused"}])
+        now = utcnow()
+        cooldown_until = now + timedelta(seconds=health.settings().sender_pause_cooldown_seconds)
+        params = {"sid": sender_id, "now": now, "cooldown_until": cooldown_until}
+        await (await self.repo.session.connection()).execute(health.RESUME, params)
+        await self.repo.session.refresh(row)
+        log.info("sender_resumed", sender_id=str(sender_id), cooldown_until=cooldown_until.isoformat())
         return row
 
     async def create_sender(self, brand_id: uuid.UUID, data: SenderCreate) -> Sender:

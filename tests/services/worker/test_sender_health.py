@@ -7,20 +7,27 @@ the paused sender at once, its next messages wait (``held``, ``sender_paused``) 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from litestar.testing import TestClient
 from redis import Redis
 
 from libs.crypto import SecretBox
 from libs.db.session import system_session
+from libs.security import Role
 from services.worker import jobs
+from tests.services.brand.conftest import Actor, brand_settings, client, smtp_check
 from tests.services.worker.conftest import drain, messages
 from tests.services.worker.factories import create_world
 from tests.support.providers import ProviderServer, twilio_error
 from tests.support.smtp import SmtpServer
+from tests.support.tokens import TokenSigner
 from tests.support.world import World
+
+__all__ = ["brand_settings", "client", "smtp_check"]  # the brand app's fixtures, for the resume route
 
 TWILIO = ("AC" + "7" * 32, "twilio-token-7")
 
@@ -127,3 +134,42 @@ def test_twilio_20003_pauses_the_organizations_sms_and_voice(
     assert [s for s, _, _ in statuses] == ["failed", "held", "held", "sent", "sent"]
     assert _sender(engine, world, "sms").paused_rule == "twilio_auth"
     assert _sender(engine, world, "voice").paused_rule == "twilio_auth"
+
+
+def test_during_the_cooldown_after_a_resume_no_rule_pauses_the_sender(
+    ctx: jobs.Context, redis: Redis, engine: sa.Engine, smtp: SmtpServer
+) -> None:
+    world = create_world(engine, leads=4, smtp=(smtp.host, smtp.port))
+    with system_session(engine) as s:
+        s.execute(
+            # (the worker's clock runs up to a day ahead: noon in New York)
+            sa.text("UPDATE senders SET pause_cooldown_until = now() + interval '2 days' WHERE org_id = :o"),
+            {"o": world.org_id},
+        )
+    smtp.reply_at("MAIL", "535 5.7.8 Authentication credentials invalid", times=None)
+    drain(ctx, redis)
+    # every message was tried (and refused): the 535 did not pause the sender in its cooldown
+    assert _statuses(engine, world) == [("failed", "smtp_535", 1)] * 4
+    assert _sender(engine, world, "email").paused_at is None
+
+
+def test_a_member_resumes_a_paused_sender_with_a_cooldown(
+    ctx: jobs.Context, redis: Redis, engine: sa.Engine, smtp: SmtpServer, client: TestClient, signer: TokenSigner
+) -> None:
+    world = _smtp_pause(ctx, redis, engine, smtp, "MAIL", "535 5.7.8 Authentication credentials invalid")
+    sender = _sender(engine, world, "email")
+    actor = Actor(client, signer, world.org_id)
+    path = f"/api/brands/{sender.brand_id}/senders/{sender.id}"
+    shown = actor.get(path).json()
+    assert (shown["paused_rule"], shown["pause_cooldown_until"]) == ("smtp_auth", None)
+    assert shown["paused_at"] is not None
+    assert actor.as_role(Role.VIEWER).post(f"{path}/resume").status_code == 403
+    r = actor.as_role(Role.MEMBER).post(f"{path}/resume")
+    assert r.status_code == 200, r.text
+    read = r.json()
+    assert (read["paused_at"], read["paused_rule"], read["paused_reason"]) == (None, None, None)
+    cooldown = datetime.fromisoformat(read["pause_cooldown_until"]) - datetime.now(UTC)
+    assert timedelta(minutes=59) < cooldown <= timedelta(hours=1)
+    again = actor.post(f"{path}/resume")
+    assert again.status_code == 422
+    assert [e["field"] for e in again.json()["errors"]] == ["paused_at"]
