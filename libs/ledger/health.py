@@ -11,6 +11,7 @@ first): losing them only restarts the count.
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -109,6 +110,40 @@ RESUME = sa.text(
     """
 )
 """A member resumes a paused sender; until ``:cooldown_until`` no rule pauses it again."""
+
+
+PAUSED_EVENT = "sender.paused"
+"""The customer webhook event a pause owes (payload ``data``: the sender, its brand and kind, rule, reason)."""
+
+OWE_PAUSED = sa.text(
+    """
+    INSERT INTO webhook_deliveries (id, org_id, endpoint_id, event_id, event_type, payload, status, attempts,
+                                    next_attempt_at, created_at, updated_at)
+    SELECT gen_random_uuid(), w.org_id, w.id, CAST(:event_id AS uuid), 'sender.paused',
+           CAST(:payload AS jsonb),
+           'pending', 0, :now, :now, :now
+    FROM webhook_endpoints w
+    WHERE w.org_id = CAST(:org AS uuid) AND w.active AND w.event_types ? 'sender.paused'
+    ON CONFLICT (endpoint_id, event_id) DO NOTHING
+    RETURNING id
+    """
+)
+"""Owe ``sender.paused`` to the organization's endpoints subscribed to it, in the pause's transaction
+(due at once: the ticker's ``DUE_WEBHOOKS`` hands it to the delivery job)."""
+
+
+def owe_paused(pause: Pause, sender: Any, now: datetime) -> dict[str, Any]:
+    """The parameters of :data:`OWE_PAUSED` for one sender :data:`PAUSE` returned."""
+    event_id = uuid.uuid4()
+    data = {
+        "sender_id": str(sender.id),
+        "brand_id": str(sender.brand_id),
+        "kind": sender.kind,
+        "rule": pause.rule,
+        "reason": pause.reason,
+    }
+    payload = {"id": str(event_id), "type": PAUSED_EVENT, "created_at": now.isoformat(), "data": data}
+    return {"event_id": event_id, "org": sender.org_id, "payload": json.dumps(payload), "now": now}
 
 
 def outcomes_key(sender_id: uuid.UUID) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -13,7 +14,26 @@ from libs.db.models.inbound import DeliveryStatus, WebhookEventType
 Url = Annotated[str, Field(min_length=8, max_length=2048, description="http(s) URL that receives the events.")]
 
 
-def _unique(types: list[WebhookEventType]) -> list[WebhookEventType]:
+class EventType(StrEnum):
+    """Every event type an endpoint may subscribe to: the message events, and the senders' ones."""
+
+    SENT = WebhookEventType.SENT.value
+    DELIVERED = WebhookEventType.DELIVERED.value
+    REPLIED = WebhookEventType.REPLIED.value
+    BOUNCED = WebhookEventType.BOUNCED.value
+    UNSUBSCRIBED = WebhookEventType.UNSUBSCRIBED.value
+    FAILED = WebhookEventType.FAILED.value
+    REPLY_RECEIVED = WebhookEventType.REPLY_RECEIVED.value
+    SENDER_PAUSED = "sender.paused"
+    """A health rule paused a sender (``data``: sender_id, brand_id, kind, rule, reason)."""
+
+
+if {t.value for t in WebhookEventType} - {t.value for t in EventType}:  # pragma: no cover - a new message event
+    raise RuntimeError("every message event type must be subscribable")
+_EVENT_TYPES = len(EventType)
+
+
+def _unique(types: list[EventType]) -> list[EventType]:
     return list(dict.fromkeys(types))
 
 
@@ -27,7 +47,7 @@ class WebhookCreate(_Strict):
     """A new endpoint: where to send and which event types."""
 
     url: Url
-    event_types: list[WebhookEventType] = Field(min_length=1, max_length=len(WebhookEventType))
+    event_types: list[EventType] = Field(min_length=1, max_length=_EVENT_TYPES)
     description: str | None = Field(default=None, max_length=500)
 
     _dedupe = field_validator("event_types")(_unique)
@@ -37,7 +57,7 @@ class WebhookUpdate(_Strict):
     """Change an endpoint; omitted fields stay as they are."""
 
     url: Url | None = None
-    event_types: list[WebhookEventType] | None = Field(default=None, min_length=1, max_length=len(WebhookEventType))
+    event_types: list[EventType] | None = Field(default=None, min_length=1, max_length=_EVENT_TYPES)
     description: str | None = Field(default=None, max_length=500)
     active: bool | None = None
 

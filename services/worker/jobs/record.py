@@ -211,6 +211,8 @@ def step(
         with system_session(ctx.engine) as session:
             if record.pause is not None:
                 paused = list(session.execute(health.PAUSE, record.pause.params(now)).all())
+                for sender in paused:
+                    session.execute(health.OWE_PAUSED, health.owe_paused(record.pause, sender, now))
             for statement in record.suppress:
                 session.execute(statement)
             if record.stop_reason is not None:

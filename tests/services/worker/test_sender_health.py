@@ -58,6 +58,15 @@ def _statuses(engine: sa.Engine, world: World) -> list[tuple[str, str | None, in
 
 def _smtp_pause(ctx: jobs.Context, redis: Redis, engine: sa.Engine, smtp: SmtpServer, stage: str, reply: str) -> World:
     world = create_world(engine, leads=5, smtp=(smtp.host, smtp.port))
+    with system_session(engine) as s:
+        s.execute(
+            sa.text(
+                "INSERT INTO webhook_endpoints (id, org_id, url, event_types, secret_encrypted, active, created_at, "
+                "updated_at) VALUES (gen_random_uuid(), :o, 'https://hooks.example/x', '[\"sender.paused\"]', 'x', "
+                "true, now(), now())"
+            ),
+            {"o": world.org_id},
+        )
     ctx.before_claim = _after(2, lambda: smtp.reply_at(stage, reply, times=None))  # type: ignore[arg-type]
     drain(ctx, redis)
     return world
@@ -77,6 +86,16 @@ def test_smtp_535_pauses_the_sender_at_once_and_the_rest_of_the_batch_is_not_sen
     sender = _sender(engine, world, "email")
     assert sender.paused_at is not None
     assert (sender.paused_rule, sender.paused_reason) == ("smtp_auth", "the SMTP server refused the credentials (535)")
+    with system_session(engine) as s:
+        [owed] = s.execute(sa.text("SELECT * FROM webhook_deliveries WHERE org_id = :o"), {"o": world.org_id}).all()
+    assert (owed.event_type, owed.status, owed.payload["type"]) == ("sender.paused", "pending", "sender.paused")
+    assert owed.payload["data"] == {
+        "sender_id": str(sender.id),
+        "brand_id": str(sender.brand_id),
+        "kind": "email",
+        "rule": "smtp_auth",
+        "reason": "the SMTP server refused the credentials (535)",
+    }
 
 
 def test_smtp_530_pauses_the_sender(ctx: jobs.Context, redis: Redis, engine: sa.Engine, smtp: SmtpServer) -> None:
