@@ -98,6 +98,19 @@ def _check_zone(value: str | None) -> str | None:
     return value
 
 
+class SenderPool(Strict):
+    """The senders each kind of step goes from; a kind left out (or null) sends from all the brand's senders."""
+
+    email: list[uuid.UUID] | None = Field(default=None, min_length=1, max_length=200)
+    sms: list[uuid.UUID] | None = Field(default=None, min_length=1, max_length=200)
+    voice: list[uuid.UUID] | None = Field(default=None, min_length=1, max_length=200)
+
+    def stored(self) -> dict[str, list[str]] | None:
+        """The form ``campaigns.sender_pool`` keeps (kinds named only), or None for all senders of every kind."""
+        pool = {kind: [str(i) for i in dict.fromkeys(ids)] for kind, ids in self.model_dump().items() if ids}
+        return pool or None
+
+
 class CampaignCreate(Strict):
     """A new campaign (a draft)."""
 
@@ -119,6 +132,9 @@ class CampaignCreate(Strict):
     review_deadline_hours: int | None = Field(default=None, ge=1, le=24 * 90, description="None: wait for ever.")
     review_after_deadline: ReviewAfterDeadline = Field(
         default=ReviewAfterDeadline.SKIP, description="What a message still awaiting review becomes at its deadline."
+    )
+    sender_pool: SenderPool | None = Field(
+        default=None, description="The brand's senders each kind of step goes from; null: all of them."
     )
 
     _zone = field_validator("timezone")(_check_zone)
@@ -142,6 +158,7 @@ class CampaignUpdate(Strict):
     review_first_n: int | None = Field(default=None, ge=0, le=10_000)
     review_deadline_hours: int | None = Field(default=None, ge=1, le=24 * 90)
     review_after_deadline: ReviewAfterDeadline | None = None
+    sender_pool: SenderPool | None = Field(default=None, description="null: send from all the brand's senders.")
 
     _zone = field_validator("timezone")(_check_zone)
 
@@ -170,6 +187,8 @@ class CampaignRead(Read):
     review_first_n: int
     review_deadline_hours: int | None
     review_after_deadline: ReviewAfterDeadline
+    sender_pool: dict[str, list[uuid.UUID]] | None
+    """Sender ids by kind (email, sms, voice); a kind left out sends from all the brand's senders."""
     cloned_from_id: uuid.UUID | None
     created_at: datetime
     updated_at: datetime

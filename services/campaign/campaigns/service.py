@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 import anyio.to_thread
+import sqlalchemy as sa
 import structlog
 
 from libs import compose, templating
@@ -262,6 +263,27 @@ class CampaignService:
         if brand["archived_at"] is not None:
             raise Invalid(errors=[{"field": "brand_id", "message": "the brand is archived"}])
 
+    async def _check_pool(self, campaign: Campaign) -> None:
+        """Every sender a campaign's pool names is one of its brand's senders of that kind."""
+        pool = campaign.sender_pool or {}
+        named = [uuid.UUID(i) for ids in pool.values() for i in ids]
+        if not named:
+            return
+        conn = await self.repos.session.connection()
+        rows = await conn.execute(
+            sa.text("SELECT id, kind FROM senders WHERE org_id = :org AND brand_id = :brand AND id = ANY(:ids)"),
+            {"org": self.org_id, "brand": campaign.brand_id, "ids": named},
+        )
+        kinds = {r.id: r.kind for r in rows}
+        for kind, ids in pool.items():
+            wrong = [i for i in ids if kinds.get(uuid.UUID(i)) != kind]
+            if wrong:
+                raise Invalid(
+                    errors=[
+                        {"field": f"sender_pool.{kind}", "message": f"not a {kind} sender of the brand: {wrong[0]}"}
+                    ]
+                )
+
     async def create(self, data: CampaignCreate) -> Campaign:
         """Create a draft campaign on one of the organization's brands."""
         await self._check_brand(data.brand_id)
@@ -280,8 +302,10 @@ class CampaignService:
             review_first_n=data.review_first_n,
             review_deadline_hours=data.review_deadline_hours,
             review_after_deadline=data.review_after_deadline.value,
+            sender_pool=data.sender_pool.stored() if data.sender_pool else None,
         )
         _check_review(campaign)
+        await self._check_pool(campaign)
         await self.repos.campaigns.add(campaign)
         log.info("campaign_created", campaign_id=str(campaign.id))
         return campaign
@@ -304,9 +328,12 @@ class CampaignService:
         for key in ("review_mode", "review_first_n", "review_after_deadline"):
             if key in changes and changes[key] is None:
                 raise Invalid(errors=[{"field": key, "message": "cannot be null"}])
+        if "sender_pool" in changes:
+            changes["sender_pool"] = data.sender_pool.stored() if data.sender_pool else None
         for key, value in changes.items():
             setattr(campaign, key, value)
         _check_review(campaign)
+        await self._check_pool(campaign)
         touch(campaign)
         await self.repos.campaigns.add(campaign)
         return campaign
@@ -336,6 +363,7 @@ class CampaignService:
             review_first_n=source.review_first_n,
             review_deadline_hours=source.review_deadline_hours,
             review_after_deadline=source.review_after_deadline,
+            sender_pool=source.sender_pool,
             cloned_from_id=source.id,
         )
         await self.repos.campaigns.add(copy)

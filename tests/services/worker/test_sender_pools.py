@@ -2,20 +2,42 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import Counter
 from datetime import UTC, datetime
 
+import pytest
 import sqlalchemy as sa
+from litestar.testing import TestClient
 from redis import Redis
 
 from libs.db.models.brand import Sender
 from libs.db.session import system_session
 from services.worker import jobs
+from tests.services.campaign.campaigns import conftest as campaign_api
 from tests.services.worker.conftest import drain, messages
 from tests.services.worker.factories import CONSENT, create_world
 from tests.support.smtp import SmtpServer
+from tests.support.tokens import TokenSigner
 from tests.support.world import World
+
+# the campaign API's fixtures, for the pool setting
+client = campaign_api.client
+campaign_settings = campaign_api.campaign_settings
+brand_url = campaign_api.brand_url
+
+
+@pytest.fixture
+def api(client: TestClient, signer: TokenSigner, engine: sa.Engine) -> campaign_api.World:  # type: ignore[type-arg]
+    org_a, org_b = campaign_api.seed_org(engine, "A"), campaign_api.seed_org(engine, "B")
+    return campaign_api.World(
+        a=campaign_api.Actor(client, signer, org_a),
+        b=campaign_api.Actor(client, signer, org_b),
+        brand_a=campaign_api.seed_brand(engine, org_a),
+        brand_b=campaign_api.seed_brand(engine, org_b),
+        db=engine,
+    )
 
 
 def add_senders(engine: sa.Engine, world: World, smtp: SmtpServer, limits: list[int]) -> list[uuid.UUID]:
@@ -140,3 +162,50 @@ def test_pausing_a_sender_hands_its_leads_to_the_others_and_no_step_goes_twice(
     )
     paused_address = address_of(engine, [paused])[paused]
     assert all(m.mail_from != paused_address for m in smtp.messages[30:])
+
+
+def test_a_campaign_sends_only_from_the_senders_its_pool_names(
+    ctx: jobs.Context, redis: Redis, engine: sa.Engine, smtp: SmtpServer
+) -> None:
+    world = create_world(engine, leads=30, smtp=(smtp.host, smtp.port))
+    ids = add_senders(engine, world, smtp, [1000, 1000, 1000])
+    with system_session(engine) as s:
+        s.execute(
+            sa.text("UPDATE campaigns SET sender_pool = CAST(:pool AS jsonb) WHERE id = :c"),
+            {"pool": json.dumps({"email": [str(ids[1]), str(ids[2])]}), "c": world.campaign_id},
+        )
+    drain(ctx, redis, rounds=20)
+    shares = Counter(kept(engine, world).values())
+    assert shares == {ids[1]: 15, ids[2]: 15}
+    addresses = address_of(engine, ids)
+    assert {m.mail_from for m in smtp.messages} == {addresses[ids[1]], addresses[ids[2]]}
+
+
+def test_the_pool_setting_is_kept_checked_against_the_brands_senders_and_cloned(
+    api: campaign_api.World,
+) -> None:
+    world = api
+    with world.db.begin() as conn:
+        email = conn.execute(
+            sa.text("SELECT id FROM senders WHERE brand_id = :b AND kind = 'email'"), {"b": world.brand_a}
+        ).scalar_one()
+        other = conn.execute(
+            sa.text("SELECT id FROM senders WHERE brand_id = :b AND kind = 'email'"), {"b": world.brand_b}
+        ).scalar_one()
+    created = world.a.create_campaign(world.brand_a, sender_pool={"email": [str(email)]})
+    assert created["sender_pool"] == {"email": [str(email)]}
+    assert world.a.create_campaign(world.brand_a)["sender_pool"] is None
+    r = world.a.post(
+        "/api/campaigns", {"brand_id": str(world.brand_a), "name": "x", "sender_pool": {"sms": [str(email)]}}
+    )
+    assert r.status_code == 422
+    assert [e["field"] for e in r.json()["errors"]] == ["sender_pool.sms"]
+    r = world.a.patch(f"/api/campaigns/{created['id']}", {"sender_pool": {"email": [str(other)]}})
+    assert r.status_code == 422  # another organization's sender
+    assert [e["field"] for e in r.json()["errors"]] == ["sender_pool.email"]
+    r = world.a.post(f"/api/campaigns/{created['id']}/clone", {})
+    assert r.status_code == 201, r.text
+    assert r.json()["sender_pool"] == {"email": [str(email)]}
+    r = world.a.patch(f"/api/campaigns/{created['id']}", {"sender_pool": None})
+    assert r.status_code == 200, r.text
+    assert r.json()["sender_pool"] is None
