@@ -34,6 +34,8 @@ class MailKind(StrEnum):
     HARD_BOUNCE = "hard_bounce"
     SOFT_BOUNCE = "soft_bounce"
     AUTO_REPLY = "auto_reply"
+    COMPLAINT = "complaint"
+    """An abuse report (ARF, RFC 5965) about one of our messages."""
     UNMATCHED = "unmatched"
 
 
@@ -202,6 +204,47 @@ def _dsn(msg: EmailMessage) -> InboundMail | None:
     )
 
 
+def _arf(msg: EmailMessage) -> InboundMail | None:
+    """An abuse report (RFC 5965): ``multipart/report; report-type=feedback-report`` with a
+    ``message/feedback-report`` part (``Feedback-Type: abuse``) and the original message (or its headers)."""
+    if msg.get_content_type() != "multipart/report":
+        return None
+    if str(msg.get_param("report-type", "")).lower() != "feedback-report":
+        return None
+    report: EmailMessage | None = None
+    original_ids: list[uuid.UUID] = []
+    for part in msg.walk():
+        ctype = part.get_content_type()
+        if ctype == "message/feedback-report":
+            report = _report_fields(part)
+        elif ctype in ("message/rfc822", "text/rfc822-headers", "message/rfc822-headers"):
+            original_ids.extend(_original_ids(part))
+    if report is None:
+        raise MalformedMail("The feedback report has no message/feedback-report part.")
+    feedback_type = _header(report, "Feedback-Type").strip().lower()
+    if not feedback_type:
+        raise MalformedMail("The feedback report has no Feedback-Type.")
+    return InboundMail(
+        kind=MailKind.COMPLAINT if feedback_type == "abuse" else MailKind.UNMATCHED,
+        message_ids=original_ids,
+        mail_message_id=_header(msg, "Message-ID") or None,
+        sender=_address(_header(msg, "From")),
+        subject=_header(msg, "Subject")[:500] or None,
+        action=feedback_type[:32],
+        recipient=_address(_header(report, "Original-Rcpt-To")),
+        diagnostic=_header(report, "User-Agent")[:1000] or None,
+    )
+
+
+def _report_fields(part: EmailMessage) -> EmailMessage:
+    """The fields of a ``message/feedback-report`` part (parsed as a message, or as text)."""
+    payload = part.get_payload()
+    if isinstance(payload, list) and payload and isinstance(payload[0], EmailMessage):
+        return payload[0]
+    raw = payload if isinstance(payload, str) else ""
+    return BytesParser(policy=policy.default).parsebytes(raw.encode("utf-8", "replace"), headersonly=True)
+
+
 def _original_ids(part: EmailMessage) -> list[uuid.UUID]:
     if part.get_content_type() == "message/rfc822":
         payload = part.get_payload()
@@ -230,9 +273,9 @@ def _address(value: str) -> str | None:
 def read(raw: bytes) -> InboundMail:
     """Parse and classify an inbound email (raise :class:`MalformedMail` when it is not one)."""
     msg = parse(raw)
-    dsn = _dsn(msg)
-    if dsn is not None:
-        return dsn
+    report = _dsn(msg) or _arf(msg)
+    if report is not None:
+        return report
     ids = our_ids(_header(msg, "In-Reply-To"), _header(msg, "References"))
     common = {
         "message_ids": ids,

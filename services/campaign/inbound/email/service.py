@@ -165,6 +165,8 @@ def _apply(session: Session, ctx: Context, effects: Effects, event_id: uuid.UUID
     outcome = mail.kind.value
     if mail.kind is MailKind.HARD_BOUNCE:
         effective_at = _hard_bounce(session, ctx, effects, message, lead, mail, now=now)
+    elif mail.kind is MailKind.COMPLAINT:
+        effective_at = _complaint(session, ctx, message, lead, mail, now=now)
     elif mail.kind is MailKind.SOFT_BOUNCE:
         log.info("email_soft_bounce", message_id=str(message.id), status=mail.status)
     elif mail.kind is MailKind.AUTO_REPLY:
@@ -226,6 +228,20 @@ def _hard_bounce(
     data = {"status": mail.status, "hard": True, "diagnostic": mail.diagnostic}
     _record_hard_bounce(session, effects, message, now=now, data=data)
     return effective_at
+
+
+def _complaint(
+    session: Session, ctx: Context, message: MessageRow, lead: LeadRow | None, mail: InboundMail, *, now: datetime
+) -> datetime | None:
+    """An abuse report: suppress the complainer on email and stop its enrollments; return when it took effect."""
+    address = _normalized(mail.recipient) or (lead.email_normalized if lead is not None else None)
+    log.warning("email_complaint", message_id=str(message.id), feedback_type=mail.action)
+    stop(session, message, OPTED_OUT, now=now)
+    if not address:
+        return None
+    why = Opt((SuppressionChannel.EMAIL,), SuppressionReason.COMPLAINT, f"arf {mail.action}")
+    suppress(session, ctx, message.org_id, SuppressionKind.EMAIL, address, why, lead_ids=[message.lead_id])
+    return utcnow()
 
 
 def _opt_out(
