@@ -31,6 +31,13 @@ LEDGER_OUTCOMES = sa.text(
     GROUP BY channel, status, coalesce(hold_reason, '')
     """
 )
+PAUSED_SENDERS = sa.text(
+    """
+    SELECT kind, coalesce(paused_rule, '') AS rule, count(*) AS n
+    FROM senders WHERE paused_at IS NOT NULL
+    GROUP BY kind, coalesce(paused_rule, '')
+    """
+)
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
 
@@ -91,6 +98,7 @@ class OpsCollector(Collector):
         self.workers: list[queue_stats.WorkerStats] = []
         self.durations: dict[str, tuple[list[int], float, int]] = {}
         self.ledger: list[tuple[str, str, str, int]] = []
+        self.paused: list[tuple[str, str, int]] = []
         self.stream: dict[str, int] = {}
 
     def collect(self) -> Iterator[Metric]:
@@ -142,6 +150,12 @@ class OpsCollector(Collector):
             messages.add_metric([channel, status], n)
         yield messages
         yield held
+        paused = GaugeMetricFamily(
+            "tidewater_senders_paused", "Senders a health rule paused, by kind and rule.", labels=["kind", "rule"]
+        )
+        for kind, rule, n in self.paused:
+            paused.add_metric([kind, rule or "unspecified"], n)
+        yield paused
         stream = CounterMetricFamily("tidewater_stream", "Live-stream loop activity.", labels=["what"])
         for what, n in sorted(self.stream.items()):
             stream.add_metric([what], n)
@@ -156,15 +170,20 @@ class OpsCollector(Collector):
             latest = await anyio.to_thread.run_sync(queue_stats.collect, redis)
         self.queues, self.workers = latest.queues, latest.workers
         self.durations = await anyio.to_thread.run_sync(queue_stats.durations, redis)
-        cached: tuple[float, list[tuple[str, str, str, int]]] | None = state.get("metrics_ledger")
+        cached: tuple[float, list[tuple[str, str, str, int]], list[tuple[str, str, int]]] | None = state.get(
+            "metrics_ledger"
+        )
         ttl: float = state.settings.metrics_ledger_cache_seconds
         if cached is None or cached[0] < time.monotonic():
             async with state.db.system() as session:
-                rows = (await (await session.connection()).execute(LEDGER_OUTCOMES)).all()
+                conn = await session.connection()
+                rows = (await conn.execute(LEDGER_OUTCOMES)).all()
+                senders = (await conn.execute(PAUSED_SENDERS)).all()
             self.ledger = [(r.channel, r.status, r.hold_reason, int(r.n)) for r in rows]
-            state.metrics_ledger = (time.monotonic() + ttl, self.ledger)
+            self.paused = [(r.kind, r.rule, int(r.n)) for r in senders]
+            state.metrics_ledger = (time.monotonic() + ttl, self.ledger, self.paused)
         else:
-            self.ledger = cached[1]
+            self.ledger, self.paused = cached[1], cached[2]
         if broadcaster is not None:
             c = broadcaster.counters
             self.stream = {"polls": c.polls, "events": c.events, "dropped": c.dropped, "errors": c.errors}

@@ -13,12 +13,14 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from litestar.testing import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 from redis import Redis
 
 from libs.crypto import SecretBox
 from libs.db.session import system_session
 from libs.security import Role
 from services.worker import jobs
+from tests.gateway.ops.conftest import Ops, ops
 from tests.services.brand.conftest import Actor, brand_settings, client, smtp_check
 from tests.services.worker.conftest import drain, messages
 from tests.services.worker.factories import create_world
@@ -27,7 +29,7 @@ from tests.support.smtp import SmtpServer
 from tests.support.tokens import TokenSigner
 from tests.support.world import World
 
-__all__ = ["brand_settings", "client", "smtp_check"]  # the brand app's fixtures, for the resume route
+__all__ = ["brand_settings", "client", "ops", "smtp_check"]  # the brand app and the gateway, for resume and metrics
 
 TWILIO = ("AC" + "7" * 32, "twilio-token-7")
 
@@ -192,3 +194,18 @@ def test_a_member_resumes_a_paused_sender_with_a_cooldown(
     again = actor.post(f"{path}/resume")
     assert again.status_code == 422
     assert [e["field"] for e in again.json()["errors"]] == ["paused_at"]
+
+
+def test_paused_senders_and_their_held_messages_show_in_metrics(
+    ctx: jobs.Context, redis: Redis, engine: sa.Engine, smtp: SmtpServer, ops: Ops
+) -> None:
+    _smtp_pause(ctx, redis, engine, smtp, "MAIL", "535 5.7.8 Authentication credentials invalid")
+    r = ops.client.get("/metrics", headers=ops.operator())
+    assert r.status_code == 200
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(r.text)
+        for sample in family.samples
+    }
+    assert samples[("tidewater_senders_paused", (("kind", "email"), ("rule", "smtp_auth")))] == 1
+    assert samples[("tidewater_messages_held", (("channel", "email"), ("reason", "sender_paused")))] == 2
