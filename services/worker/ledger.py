@@ -33,6 +33,7 @@ __all__ = [
     "DUE_WEBHOOKS",
     "FREEZE",
     "FROZEN",
+    "HANDED_OFF",
     "HELD_ON_UNKNOWN",
     "LOAD",
     "LOST_CLAIMS",
@@ -383,6 +384,19 @@ ASSIGN = sa.text(
     """
 )
 """Give enrollments the sender they keep for one kind of step (``kinds``: email, sms or voice)."""
+
+
+HANDED_OFF = sa.text(
+    """
+    INSERT INTO message_events (id, org_id, message_id, lead_id, campaign_id, type, occurred_at, data)
+    SELECT gen_random_uuid(), v.org_id, v.message_id, v.lead_id, v.campaign_id, 'sender_changed', :now,
+           jsonb_build_object('kind', v.kind, 'from_sender_id', v.from_id, 'to_sender_id', v.to_id)
+    FROM unnest(CAST(:org_ids AS uuid[]), CAST(:message_ids AS uuid[]), CAST(:lead_ids AS uuid[]),
+                CAST(:campaign_ids AS uuid[]), CAST(:kinds AS varchar[]), CAST(:from_ids AS uuid[]),
+                CAST(:to_ids AS uuid[])) AS v(org_id, message_id, lead_id, campaign_id, kind, from_id, to_id)
+    """
+)
+"""The timeline's record of leads handed from a sender that left the pool (paused, removed) to another."""
 
 
 def load_many(session: Session, message_ids: Sequence[uuid.UUID], prompt_version: str) -> list[LoadedRow]:

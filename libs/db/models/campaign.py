@@ -99,6 +99,8 @@ class EventType(StrEnum):
     UNSUBSCRIBED = "unsubscribed"
     FAILED = "failed"
     HELD = "held"
+    SENDER_CHANGED = "sender_changed"
+    """A lead's sender of a kind was paused, removed or left the pool: another one of the pool took it over."""
 
 
 def _jsonb(default: Any, server_default: str) -> Any:

@@ -312,7 +312,8 @@ def _assign(ctx: Context, session: Session, rows: list[LoadedRow], now: datetime
 
     Room is the sender's cap today (ramped) less what it took today, less what this batch already
     gave it; ties go to the pool's oldest sender. An enrollment whose sender was paused, removed or
-    left out of the pool is handed to another one, and the hand-off is logged with both ids.
+    left out of the pool is handed to another one: a ``sender_changed`` event on the lead's timeline
+    names both.
     """
     needy = [r for r in rows if r.sender_id is None and r.pool_sender_ids]
     if not needy:
@@ -341,6 +342,21 @@ def _assign(ctx: Context, session: Session, rows: list[LoadedRow], now: datetime
                 from_sender=str(row.kept_sender_id),
                 to_sender=str(best),
             )
+    handed = [(r, chosen[r.id]) for r in needy if r.kept_sender_id is not None and r.id in chosen]
+    if handed:
+        session.execute(
+            ledger.HANDED_OFF,
+            {
+                "org_ids": [r.org_id for r, _ in handed],
+                "message_ids": [r.id for r, _ in handed],
+                "lead_ids": [r.lead_id for r, _ in handed],
+                "campaign_ids": [r.campaign_id for r, _ in handed],
+                "kinds": [_KIND.get(r.channel, "voice") for r, _ in handed],
+                "from_ids": [r.kept_sender_id for r, _ in handed],
+                "to_ids": [new.sender_id for _, new in handed],
+                "now": now,
+            },
+        )
     if chosen:
         session.execute(
             ledger.ASSIGN,

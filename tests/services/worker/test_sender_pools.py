@@ -160,6 +160,16 @@ def test_pausing_a_sender_hands_its_leads_to_the_others_and_no_step_goes_twice(
         )[0][1]
         == 1
     )
+    with system_session(engine) as s:
+        changes = s.execute(
+            sa.text("SELECT lead_id, data FROM message_events WHERE campaign_id = :c AND type = 'sender_changed'"),
+            {"c": world.campaign_id},
+        ).all()
+    assert {r.lead_id for r in changes} == theirs  # on each handed lead's timeline, once
+    assert len(changes) == len(theirs)
+    assert all(r.data["from_sender_id"] == str(paused) for r in changes)
+    assert all(r.data["to_sender_id"] == str(after[r.lead_id]) for r in changes)
+    assert {r.data["kind"] for r in changes} == {"email"}
     paused_address = address_of(engine, [paused])[paused]
     assert all(m.mail_from != paused_address for m in smtp.messages[30:])
 

@@ -5,7 +5,8 @@ all the brand's); ``enrollments.{email,sms,voice}_sender_id`` is the sender a le
 kind go from, chosen at the first send and kept (no foreign key: a removed sender's id stays, so
 the hand-off to another sender can say whose leads it took). ``senders`` gets the ramp
 (``ramp_start``, ``ramp_step``), the random gap between two sends (``min_gap_seconds``,
-``max_gap_seconds``) and daily caps per recipient provider (``provider_daily_caps``).
+``max_gap_seconds``) and daily caps per recipient provider (``provider_daily_caps``). A hand-off
+is a ``sender_changed`` event on the lead's timeline.
 
 Revision ID: 0025
 Revises: 0024
@@ -24,9 +25,16 @@ branch_labels = None
 depends_on = None
 
 _KINDS = ("email", "sms", "voice")
+_EVENTS = "'sent', 'delivered', 'opened', 'clicked', 'replied', 'bounced', 'unsubscribed', 'failed', 'held'"
+
+
+def _event_types(extra: str = "") -> None:
+    op.drop_constraint(op.f("ck_message_events_type"), "message_events", type_="check")
+    op.create_check_constraint(op.f("ck_message_events_type"), "message_events", f"type IN ({_EVENTS}{extra})")
 
 
 def upgrade() -> None:
+    _event_types(", 'sender_changed'")
     op.add_column("campaigns", sa.Column("sender_pool", JSONB(), nullable=True))
     for kind in _KINDS:
         op.add_column("enrollments", sa.Column(f"{kind}_sender_id", sa.Uuid(), nullable=True))
@@ -49,6 +57,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute("DELETE FROM message_events WHERE type = 'sender_changed'")
+    _event_types()
     for name in ("gap", "ramp_step", "ramp_start"):
         op.drop_constraint(op.f(f"ck_senders_{name}"), "senders", type_="check")
     for column in ("provider_daily_caps", "max_gap_seconds", "min_gap_seconds", "ramp_step", "ramp_start"):
