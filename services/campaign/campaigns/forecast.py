@@ -5,14 +5,16 @@ zone, phone prefix and large recipient domain), so a million leads cost what a f
 cohorts cost. Time moves from event to event (a cohort becoming due, a cap's window
 reopening); at each instant the cohorts that are due are held by the send window and
 calling hours exactly as the worker's gate holds them (:func:`libs.compliance_hours.allowance`),
-then served, oldest first, within the capacity of the channel's sender: the worker's hourly
+then served, oldest first, within the capacity of the channel's pool of senders: the worker's hourly
 and daily caps as fixed UTC windows (``services/worker/ratelimit.py``) and the pacing of one
 recipient domain per minute. A sent cohort's next step is due after its delay
 (:func:`libs.schedule.after_delay`, the worker's own rule).
 
-The capacity model is one :class:`SenderCapacity` per sender in a :class:`Capacity` per
-channel; a pool of senders, warm-up ramps (a cap that depends on the day) or gaps between
-sends plug in there without touching the walk.
+The capacity model is one :class:`SenderCapacity` per sender of the campaign's pool (the
+senders its ``sender_pool`` names, else all the brand's, not paused; the verified ones when any
+is) in a :class:`Capacity` per channel; when one sender is full the next one of the pool goes
+on. Warm-up ramps (a cap that depends on the day), gaps between sends and caps per recipient
+provider are not simulated yet: they plug in there without touching the walk.
 
 Every wait a cohort goes through is charged, in lead-seconds, to its cause (``pacing``,
 ``send_window``, ``quiet_hours``, ``sender_hourly_cap``, ``sender_daily_cap``,
@@ -26,12 +28,13 @@ import dataclasses
 import functools
 import heapq
 import itertools
+import json
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -176,13 +179,20 @@ class Capacity:
         return f"sends to one recipient domain are paced at {self.domains.per_minute:,} a minute"
 
 
-def capacity_of(
-    settings: CampaignSettings, senders: Mapping[str, tuple[uuid.UUID, int | None, int | None]]
-) -> Capacity:
-    """The capacity model from the worker's caps (``settings``) and each channel's sender and own limits."""
+SenderRow = tuple[uuid.UUID, int | None, int | None]
+"""A sender's id and its own hourly and daily limits."""
+
+
+def _one(given: SenderRow | Sequence[SenderRow]) -> bool:
+    return isinstance(given[0], uuid.UUID)
+
+
+def capacity_of(settings: CampaignSettings, senders: Mapping[str, SenderRow | Sequence[SenderRow]]) -> Capacity:
+    """The capacity model from the worker's caps (``settings``) and each channel's pool of senders (or one sender)."""
     pools: dict[str, list[SenderCapacity]] = {}
-    for channel, (sender_id, hourly, daily) in senders.items():
+    for channel, given in senders.items():
         email = channel == "email"
+        rows = [cast(SenderRow, given)] if _one(given) else list(cast(Sequence[SenderRow], given))
         pools[channel] = [
             SenderCapacity(
                 channel,
@@ -190,6 +200,7 @@ def capacity_of(
                 hourly or (settings.email_hourly_cap if email else settings.sms_hourly_cap),
                 daily or (settings.email_daily_cap if email else settings.sms_daily_cap),
             )
+            for sender_id, hourly, daily in rows
         ]
     return Capacity(pools, DomainPacing(settings.domain_pacing_per_minute))
 
@@ -393,6 +404,9 @@ def walk(
                 del due[key]
                 continue
             left, why, when = sender.room(t)
+            if left == 0 and capacity.room(plan.channel, t)[0] is not None:
+                wakeups.append(t)  # another sender of the pool has room: the rest goes on from it next
+                continue
             if left > 0:  # the sender has room: the recipient domain's pacing holds the rest
                 why, when = "domain_pacing", capacity.domains.room(cohort.domain, t)[1]
             assert why is not None
@@ -491,11 +505,12 @@ GROUP BY m.channel
 """What the brand's senders already sent in the hour and the UTC day of the start, by channel."""
 
 _SENDERS = """
-SELECT DISTINCT ON (kind) kind, id, hourly_limit, daily_limit FROM senders
-WHERE org_id = :org AND brand_id = :brand
-ORDER BY kind, verified_at IS NULL, created_at, id
+SELECT kind, id, hourly_limit, daily_limit, verified_at IS NOT NULL AS verified FROM senders
+WHERE org_id = :org AND brand_id = :brand AND paused_at IS NULL
+  AND (CAST(:pool AS jsonb) -> kind IS NULL OR CAST(:pool AS jsonb) -> kind ? id::text)
+ORDER BY kind, created_at, id
 """
-"""Each kind's sender as the worker picks it: verified first, then the oldest."""
+"""Each kind's pool as the worker reads it: the senders the campaign names (all when none), not paused."""
 
 
 class ForecastReads(TenantRepository):
@@ -530,10 +545,15 @@ class ForecastReads(TenantRepository):
         rows = await self._sql(sa.text(_USED), params)
         return {r.channel: (int(r.hour), int(r.day)) for r in rows}
 
-    async def senders(self, brand_id: uuid.UUID) -> dict[str, tuple[uuid.UUID, int | None, int | None]]:
-        """Each channel's sender and its own hourly and daily limits."""
-        rows = await self._sql(sa.text(_SENDERS), {"org": self.org_id, "brand": brand_id})
-        kinds = {r.kind: (r.id, r.hourly_limit, r.daily_limit) for r in rows}
+    async def senders(self, campaign: Campaign) -> dict[str, list[SenderRow]]:
+        """Each channel's pool: its senders' ids and own hourly and daily limits (the verified ones, if any is)."""
+        params = {"org": self.org_id, "brand": campaign.brand_id, "pool": json.dumps(campaign.sender_pool or {})}
+        rows = list(await self._sql(sa.text(_SENDERS), params))
+        kinds: dict[str, list[SenderRow]] = {}
+        for kind in {r.kind for r in rows}:
+            mine = [r for r in rows if r.kind == kind]
+            verified = [r for r in mine if r.verified] or mine
+            kinds[kind] = [(r.id, r.hourly_limit, r.daily_limit) for r in verified]
         pairs = (("email", "email"), ("sms", "sms"), ("voicemail", "voice"))
         return {channel: kinds[kind] for channel, kind in pairs if kind in kinds}
 
@@ -676,10 +696,12 @@ async def forecast(
     plans = plans_of(campaign, steps)
     phones = any(p.channel in PHONE_CHANNELS for p in plans)
     rows, unknown = await reads.cohorts(campaign, phones=phones, per_minute=settings.domain_pacing_per_minute)
-    capacity = capacity_of(settings, await reads.senders(campaign.brand_id))
+    capacity = capacity_of(settings, await reads.senders(campaign))
     for channel, (hour, day) in (await reads.used(campaign.brand_id, start)).items():
-        for sender in capacity.senders.get(channel, [])[:1]:  # one sender per channel today
-            sender.used(start, hour, day)
+        for sender in capacity.senders.get(channel, []):  # today's sends fill the pool's senders in turn
+            took_hour, took_day = min(hour, sender.hourly), min(day, sender.daily)
+            sender.used(start, took_hour, took_day)
+            hour, day = hour - took_hour, day - took_day
     cohorts = cohorts_of(rows, plans, start, campaign.pacing_per_day)
     tz_name = campaign.timezone or "UTC"
     simulation = simulate(cohorts, plans, capacity, start=start, campaign_timezone=tz_name, horizon_days=horizon_days)

@@ -16,6 +16,7 @@ from libs.db.models.brand import Sender
 from libs.db.session import system_session
 from services.worker import jobs
 from tests.services.campaign.campaigns import conftest as campaign_api
+from tests.services.campaign.campaigns.test_forecast import _enroll, _seed_leads_on_many_domains
 from tests.services.worker.conftest import drain, messages
 from tests.services.worker.factories import CONSENT, create_world
 from tests.support.smtp import SmtpServer
@@ -219,3 +220,25 @@ def test_the_pool_setting_is_kept_checked_against_the_brands_senders_and_cloned(
     r = world.a.patch(f"/api/campaigns/{created['id']}", {"sender_pool": None})
     assert r.status_code == 200, r.text
     assert r.json()["sender_pool"] is None
+
+
+def test_the_forecast_counts_the_senders_of_the_pool(api: campaign_api.World) -> None:
+    _seed_leads_on_many_domains(api, 4000)
+    with api.db.begin() as conn:
+        for daily, paused in ((500, None), (500, None), (5000, datetime.now(UTC))):
+            conn.execute(
+                sa.text(
+                    "INSERT INTO senders (id, org_id, brand_id, kind, from_address, hourly_limit, daily_limit,"
+                    " verified_at, paused_at, created_at) VALUES (gen_random_uuid(), :org, :brand, 'email',"
+                    " 'more@acme.example', 10000, :daily, now(), :paused, now())"
+                ),
+                {"org": api.a.org_id, "brand": api.brand_a, "daily": daily, "paused": paused},
+            )
+    c = api.a.create_campaign(api.brand_a, send_window={"weekdays": list(range(7)), "start": "00:00", "end": "24:00"})
+    api.a.add_step(c["id"])
+    _enroll(api.a, c["id"])
+    [step] = api.a.get(f"/api/campaigns/{c['id']}/forecast", params={"start": "2026-12-03T00:00:00+00:00"}).json()[
+        "steps"
+    ]
+    assert step["limit_detail"].startswith("3 email senders allow 3,000 a day")  # 2,000 + 500 + 500; the paused one not
+    assert step["sends_per_day"] == [{"date": "2026-12-03", "sends": 3000}, {"date": "2026-12-04", "sends": 1000}]
