@@ -121,8 +121,17 @@ def test_each_lead_keeps_its_first_sender_and_its_follow_ups_thread(
     assert {m.mail_from for m in smtp.messages} == set(addresses.values())
 
 
-def test_pausing_a_sender_hands_its_leads_to_the_others_and_no_step_goes_twice(
-    ctx: jobs.Context, redis: Redis, engine: sa.Engine, smtp: SmtpServer
+LEAVING = {
+    "paused": "UPDATE senders SET paused_at = now() WHERE id = :id",
+    "removed": "DELETE FROM senders WHERE id = :id",
+    "left_out_of_the_pool": "UPDATE campaigns SET sender_pool = jsonb_build_object('email', (SELECT jsonb_agg(x.id)"
+    " FROM senders x WHERE x.brand_id = campaigns.brand_id AND x.kind = 'email' AND x.id <> :id))",
+}
+
+
+@pytest.mark.parametrize("leaving", sorted(LEAVING))
+def test_a_sender_paused_removed_or_left_out_hands_its_leads_to_the_others_and_no_step_goes_twice(
+    ctx: jobs.Context, redis: Redis, engine: sa.Engine, smtp: SmtpServer, leaving: str
 ) -> None:
     world = create_world(
         engine, channels=("email", "email"), leads=30, smtp=(smtp.host, smtp.port), delay_minutes=24 * 60
@@ -134,10 +143,9 @@ def test_pausing_a_sender_hands_its_leads_to_the_others_and_no_step_goes_twice(
     paused = ids[0]
     theirs = {lead for lead, sender in before.items() if sender == paused}
     assert theirs
+    paused_address = address_of(engine, [paused])[paused]
     with system_session(engine) as s:
-        s.execute(
-            sa.text("UPDATE senders SET paused_at = :now WHERE id = :id"), {"now": datetime.now(UTC), "id": paused}
-        )
+        s.execute(sa.text(LEAVING[leaving]), {"id": paused})
         s.execute(
             sa.text(
                 "UPDATE enrollments SET next_due_at = now() - interval '1 minute'"
@@ -171,7 +179,6 @@ def test_pausing_a_sender_hands_its_leads_to_the_others_and_no_step_goes_twice(
     assert all(r.data["from_sender_id"] == str(paused) for r in changes)
     assert all(r.data["to_sender_id"] == str(after[r.lead_id]) for r in changes)
     assert {r.data["kind"] for r in changes} == {"email"}
-    paused_address = address_of(engine, [paused])[paused]
     assert all(m.mail_from != paused_address for m in smtp.messages[30:])
 
 
