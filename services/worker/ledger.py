@@ -111,6 +111,9 @@ LOAD = sa.text(
            snd.ramp_start, snd.ramp_step, snd.min_gap_seconds, snd.max_gap_seconds, snd.provider_daily_caps,
            COALESCE(snd.verified_at, snd.created_at) AS sender_since,
            kept.sender_id AS kept_sender_id, pool.ids AS pool_sender_ids,
+           (pool.ids IS NULL AND EXISTS (
+               SELECT 1 FROM senders z WHERE z.brand_id = b.id AND z.kind = k.kind AND z.paused_at IS NOT NULL
+                 AND (c.sender_pool -> k.kind IS NULL OR c.sender_pool -> k.kind ? z.id::text))) AS pool_paused,
            tw.account_sid AS twilio_sid, tw.secret_encrypted AS twilio_secret,
            oa.secret_encrypted AS openai_secret,
            p.content AS cached_content, p.source AS cached_source,
@@ -337,6 +340,7 @@ class LoadedRow:
     kept_sender_id: uuid.UUID | None
     """The sender the enrollment kept for this kind, even when it left the pool (a hand-off is due)."""
     pool_sender_ids: list[uuid.UUID] | None
+    pool_paused: bool | None  # no sender left in the pool because its senders are paused: hold, do not skip
     # the organization's provider credentials (encrypted)
     twilio_sid: str | None
     twilio_secret: str | None

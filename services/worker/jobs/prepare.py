@@ -32,7 +32,7 @@ from libs.ledger import next_step
 from libs.ledger.states import AWAITING_REVIEW
 from libs.suppression import find_suppressed_sync, has_erasure_hashes
 from services.worker import ledger
-from services.worker.gate import Decision, Facts, Verdict, check
+from services.worker.gate import PAUSED_RECHECK, Decision, Facts, Verdict, check
 from services.worker.jobs import review
 from services.worker.jobs.announce import WEBHOOK_EVENTS, Announcements
 from services.worker.jobs.context import Context
@@ -141,7 +141,7 @@ def _gate(
     for row in candidates:
         facts = _facts(row, row.id in suppressed)
         try:
-            decision = _stop_rules(row) or check(facts, now)
+            decision = _stop_rules(row, now) or check(facts, now)
         except Exception as exc:  # one broken message must not block the rest of the batch
             log.exception("message_gate_failed", message_id=str(row.id), error=type(exc).__name__)
             results[row.id] = "error"
@@ -253,8 +253,12 @@ def _facts(row: LoadedRow, suppressed: bool) -> Facts:
     )
 
 
-def _stop_rules(row: LoadedRow) -> Decision | None:
-    """Skip when the lead already replied, unsubscribed, bounced (or clicked) and the campaign stops on it."""
+def _stop_rules(row: LoadedRow, now: datetime) -> Decision | None:
+    """Skip when the lead already replied, unsubscribed, bounced (or clicked) and the campaign stops on it.
+
+    With no sender to send from the step is skipped, unless the pool's senders are only paused: then it
+    waits (``sender_paused``) until a member resumes one, rechecked every ``PAUSED_RECHECK``.
+    """
     stops = set(row.stop_events or ())
     rules = row.stop_rules or {}
     for event_type, rule in (("replied", "on_reply"), ("unsubscribed", "on_unsubscribe"), ("bounced", "on_bounce")):
@@ -262,6 +266,8 @@ def _stop_rules(row: LoadedRow) -> Decision | None:
             return Decision.skip(f"stopped_{event_type}")
     if "clicked" in stops and rules.get("on_click"):
         return Decision.skip("stopped_clicked")
+    if row.sender_id is None and row.pool_paused:
+        return Decision.hold("sender_paused", now + PAUSED_RECHECK)
     if row.sender_id is None:
         return Decision.skip("no_sender")
     return None

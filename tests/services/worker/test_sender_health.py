@@ -209,3 +209,30 @@ def test_paused_senders_and_their_held_messages_show_in_metrics(
     }
     assert samples[("tidewater_senders_paused", (("kind", "email"), ("rule", "smtp_auth")))] == 1
     assert samples[("tidewater_messages_held", (("channel", "email"), ("reason", "sender_paused")))] == 2
+
+
+def test_messages_of_a_pool_whose_senders_are_all_paused_wait_and_go_once_a_sender_resumes(
+    ctx: jobs.Context, redis: Redis, engine: sa.Engine, smtp: SmtpServer
+) -> None:
+    world = create_world(engine, leads=3, smtp=(smtp.host, smtp.port))
+    with system_session(engine) as s:
+        s.execute(
+            sa.text(
+                "UPDATE senders SET paused_at = now(), paused_rule = 'smtp_auth', paused_reason = 'test' "
+                "WHERE org_id = :o AND kind = 'email'"
+            ),
+            {"o": world.org_id},
+        )
+    drain(ctx, redis)
+    assert smtp.messages == []
+    assert _statuses(engine, world) == [("held", "sender_paused", 0)] * 3  # waiting, not skipped as no_sender
+    with system_session(engine) as s:
+        s.execute(sa.text("UPDATE senders SET paused_at = NULL WHERE org_id = :o"), {"o": world.org_id})
+        # the recheck time has come
+        s.execute(
+            sa.text("UPDATE messages SET next_attempt_at = now() - interval '1 minute' WHERE campaign_id = :c"),
+            {"c": world.campaign_id},
+        )
+    drain(ctx, redis)
+    assert len(smtp.messages) == 3
+    assert _statuses(engine, world) == [("sent", None, 1)] * 3
