@@ -51,13 +51,17 @@ def test_api_docs_and_the_operator_sign_in_on_the_way_to_the_rq_dashboard(system
             evidence = Evidence(artifacts, [page])
 
             def docs() -> None:
+                # Swagger UI renders only the operations near the viewport: a tall one shows many at once.
+                page.set_viewport_size({"width": 1280, "height": 4000})
                 response = page.goto(f"{gateway}/api/docs")
                 assert response is not None
                 assert response.status == 200
                 operations = page.locator(".opblock")
                 operations.first.wait_for(state="visible")
+                operations.nth(10).wait_for(state="attached")
                 assert operations.count() > 10, f"only {operations.count()} operations listed"
                 expect(page.locator(".opblock-summary-path", has_text="/api/auth/login").first).to_be_visible()
+                page.set_viewport_size({"width": 1280, "height": 720})
 
             evidence.step("api-docs", docs, " (the Swagger UI page at /api/docs lists no operations)")
 
