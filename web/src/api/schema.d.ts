@@ -528,6 +528,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/brands/{brand_id}/senders/{sender_id}/resume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Resume */
+        post: operations["ResumeSender"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/brands/{brand_id}/senders/{sender_id}/verify": {
         parameters: {
             query?: never;
@@ -1900,6 +1917,8 @@ export interface components {
             /** @description Messages a person approves first: none, the first N of each step, all. */
             review_mode?: components["schemas"]["ReviewMode"];
             send_window?: components["schemas"]["SendWindowIn"];
+            /** @description The brand's senders each kind of step goes from; null: all of them. */
+            sender_pool?: components["schemas"]["SenderPool"] | null;
             stop_rules?: components["schemas"]["StopRules"];
             /**
              * @description Used for leads without a time zone.
@@ -1936,6 +1955,9 @@ export interface components {
             send_window: {
                 [key: string]: unknown;
             };
+            sender_pool: {
+                [key: string]: string[];
+            } | null;
             status: components["schemas"]["CampaignStatus"];
             stop_rules: {
                 [key: string]: unknown;
@@ -1966,6 +1988,8 @@ export interface components {
             review_first_n?: number | null;
             review_mode?: components["schemas"]["ReviewMode"] | null;
             send_window?: components["schemas"]["SendWindowIn"] | null;
+            /** @description null: send from all the brand's senders. */
+            sender_pool?: components["schemas"]["SenderPool"] | null;
             stop_rules?: components["schemas"]["StopRules"] | null;
             timezone?: string | null;
         };
@@ -2191,14 +2215,8 @@ export interface components {
             message_id: string | null;
             /** Format: date-time */
             occurred_at: string;
-            type: components["schemas"]["EventType"];
+            type: components["schemas"]["libs_db_models_campaign_EventType"];
         };
-        /**
-         * EventType
-         * @description What happened to a message.
-         * @enum {string}
-         */
-        EventType: "sent" | "delivered" | "opened" | "clicked" | "replied" | "bounced" | "unsubscribed" | "failed" | "held";
         /** @description One field at fault. */
         FieldError: {
             /** @description The field at fault, e.g. `email`. */
@@ -3064,6 +3082,12 @@ export interface components {
             /** @description connected, or reconnect once the provider refused the refresh token. */
             status: components["schemas"]["OAuthStatus"];
         };
+        /** SenderPool */
+        SenderPool: {
+            email?: string[] | null;
+            sms?: string[] | null;
+            voice?: string[] | null;
+        };
         /** SenderRead */
         SenderRead: {
             audio_url: string | null;
@@ -3093,6 +3117,14 @@ export interface components {
             messaging_service_sid: string | null;
             /** @description The OAuth connection, once made. */
             oauth?: components["schemas"]["SenderOAuthRead"] | null;
+            /** @description After a resume: until then no health rule pauses the sender again. */
+            pause_cooldown_until?: string | null;
+            /** @description Set while a health rule keeps the sender paused: nothing is sent from it until a member resumes it (`POST .../resume`). */
+            paused_at?: string | null;
+            /** @description Why, in words. */
+            paused_reason?: string | null;
+            /** @description The rule that paused it: smtp_auth (530/535), smtp_policy (552/554), hard_bounce_rate (over 5% of the last 100 sends) or twilio_auth (Twilio 20003: every SMS and voice sender of the organization). */
+            paused_rule?: string | null;
             phone_number: string | null;
             reply_to: string | null;
             smtp_host: string | null;
@@ -3606,7 +3638,7 @@ export interface components {
         /** WebhookCreate */
         WebhookCreate: {
             description?: string | null;
-            event_types: components["schemas"]["WebhookEventType"][];
+            event_types: components["schemas"]["services_campaign_webhooks_schemas_EventType"][];
             /** @description http(s) URL that receives the events. */
             url: string;
         };
@@ -3625,12 +3657,6 @@ export interface components {
             updated_at: string;
             url: string;
         };
-        /**
-         * WebhookEventType
-         * @description Event types a customer endpoint may subscribe to.
-         * @enum {string}
-         */
-        WebhookEventType: "sent" | "delivered" | "replied" | "bounced" | "unsubscribed" | "failed" | "reply.received";
         /** WebhookRead */
         WebhookRead: {
             active: boolean;
@@ -3648,9 +3674,21 @@ export interface components {
         WebhookUpdate: {
             active?: boolean | null;
             description?: string | null;
-            event_types?: components["schemas"]["WebhookEventType"][] | null;
+            event_types?: components["schemas"]["services_campaign_webhooks_schemas_EventType"][] | null;
             url?: string | null;
         };
+        /**
+         * EventType
+         * @description What happened to a message.
+         * @enum {string}
+         */
+        libs_db_models_campaign_EventType: "sent" | "delivered" | "opened" | "clicked" | "replied" | "bounced" | "unsubscribed" | "failed" | "held" | "sender_changed";
+        /**
+         * EventType
+         * @description Every event type an endpoint may subscribe to: the message events, and the senders' ones.
+         * @enum {string}
+         */
+        services_campaign_webhooks_schemas_EventType: "sent" | "delivered" | "replied" | "bounced" | "unsubscribed" | "failed" | "reply.received" | "sender.paused";
     };
     responses: never;
     parameters: never;
@@ -12632,6 +12670,220 @@ export interface operations {
                      * @example {
                      *       "code": "Invalid",
                      *       "detail": "Not an email sender, or no OAuth client is stored for provider (PUT /api/credentials/oauth)",
+                     *       "errors": [
+                     *         {
+                     *           "field": "email",
+                     *           "message": "value is not a valid email address",
+                     *           "source": "body"
+                     *         }
+                     *       ],
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 422,
+                     *       "title": "Invalid request",
+                     *       "type": "https://tidewater.dev/problems/invalid"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too many requests; `Retry-After` says how many seconds to wait. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "TooManyRequests",
+                     *       "detail": "Too many requests",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 429,
+                     *       "title": "Too Many Requests",
+                     *       "type": "https://tidewater.dev/problems/too-many-requests"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The service behind the gateway answered with something that is not HTTP. */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "BadGateway",
+                     *       "detail": "The service behind the gateway answered with something that is not HTTP",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 502,
+                     *       "title": "Bad Gateway",
+                     *       "type": "https://tidewater.dev/problems/bad-gateway"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description A service or dependency is down; try again later. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Unavailable",
+                     *       "detail": "A service or dependency is down",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://tidewater.dev/problems/unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The service behind the gateway did not answer in time. */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "UpstreamTimeout",
+                     *       "detail": "The service behind the gateway did not answer in time",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 504,
+                     *       "title": "Gateway Timeout",
+                     *       "type": "https://tidewater.dev/problems/upstream-timeout"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    ResumeSender: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                brand_id: string;
+                sender_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SenderRead"];
+                };
+            };
+            /** @description The request cannot be parsed (malformed JSON or form, a bad header or path value). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "BadRequest",
+                     *       "detail": "The request cannot be parsed (malformed JSON or form, a bad header or path value)",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 400,
+                     *       "title": "Bad Request",
+                     *       "type": "https://tidewater.dev/problems/bad-request"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description No valid access token or API key was presented. */
+            401: {
+                headers: {
+                    /** @description `Bearer` */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Unauthorized",
+                     *       "detail": "No valid access token or API key was presented",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "https://tidewater.dev/problems/unauthorized"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The caller's role, key scope or organization does not allow this. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Forbidden",
+                     *       "detail": "The caller's role, key scope or organization does not allow this",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "https://tidewater.dev/problems/forbidden"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description No such resource for this caller. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "NotFound",
+                     *       "detail": "No such resource for this caller",
+                     *       "instance": "/api/...",
+                     *       "request_id": "0d9c4f5e8a7b4c3d9e2f1a0b6c5d4e3f",
+                     *       "status": 404,
+                     *       "title": "Not Found",
+                     *       "type": "https://tidewater.dev/problems/not-found"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The sender is not paused (`paused_at` is not set). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "Invalid",
+                     *       "detail": "The sender is not paused (paused_at is not set)",
                      *       "errors": [
                      *         {
                      *           "field": "email",
