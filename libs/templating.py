@@ -92,9 +92,10 @@ MAX_PRODUCED_CHARS = 1_000_000
 MAX_RENDER_STEPS = 10_000
 """Loop iterations plus calls (methods, macros, ``range``) in one render."""
 MAX_RENDER_SECONDS = 0.5
-"""Wall-clock time one render may take."""
+"""CPU time one render may take (the rendering thread's own, so a loaded machine that pauses the
+thread does not fail a message whose template is cheap)."""
 MAX_CHECK_SECONDS_AFTER_REFUSAL = 0.05
-"""Wall-clock time of each further trial render in a context (a request) where one was already refused
+"""CPU time of each further trial render in a context (a request) where one was already refused
 as too costly: a request full of costly templates cannot hold its thread for long."""
 MAX_CALL_DEPTH = 50
 """How deeply macros and calls may nest (a macro calling itself)."""
@@ -127,7 +128,7 @@ class _Budget:
     depth: int = 0
 
     def clock(self) -> None:
-        if time.monotonic() > self.deadline:
+        if time.thread_time() > self.deadline:
             raise RenderLimitExceeded(
                 f"the template takes longer than {self.seconds:g} s to render", "template_time_limit"
             )
@@ -630,7 +631,7 @@ def sample_context() -> dict[str, Any]:
 def _render(template: Template, context: Mapping[str, Any], seconds: float | None = None) -> str:
     """Render within the bounds: streamed, stopped at the first piece over the output or time budget."""
     seconds = MAX_RENDER_SECONDS if seconds is None else seconds
-    budget = _Budget(deadline=time.monotonic() + seconds, seconds=seconds)
+    budget = _Budget(deadline=time.thread_time() + seconds, seconds=seconds)
     token = _BUDGET.set(budget)
     pieces = template.generate(context)  # a generator: closed below whatever happens
     try:
