@@ -413,10 +413,8 @@ def pause_facts(session: Session, *, org_id: uuid.UUID, campaign_id: uuid.UUID, 
         sa.select(
             ENROLLMENTS.c.id.label("enrollment_id"),
             STEPS.c.channel.label("next_channel"),
-            # A step without a window of its own may hold JSON null (not SQL NULL): the campaign's applies.
-            sa.func.coalesce(
-                sa.func.nullif(STEPS.c.send_window, sa.text("'null'::jsonb")), CAMPAIGNS.c.send_window
-            ).label("send_window"),
+            # A step without a window of its own holds SQL NULL (migration 0023): the campaign's applies.
+            sa.func.coalesce(STEPS.c.send_window, CAMPAIGNS.c.send_window).label("send_window"),
             LEADS.c.timezone.label("lead_timezone"),
             CAMPAIGNS.c.timezone.label("campaign_timezone"),
         )

@@ -22,7 +22,6 @@ from services.campaign.campaigns.brand_client import BrandClient
 from services.campaign.campaigns.forecast import Cohort, StepPlan, capacity_of, simulate
 from services.campaign.settings import CampaignSettings
 from services.worker import jobs
-from services.worker.settings import WorkerSettings
 from tests.services.campaign.campaigns.conftest import NOWHERE, Actor, World, seed_lead
 from tests.services.worker.conftest import ctx, drain, engine, providers, smtp, wsettings  # noqa: F401
 from tests.services.worker.factories import create_world
@@ -153,12 +152,6 @@ def test_the_walk_stops_at_its_horizon() -> None:
     )
     assert sim.truncated
     assert sim.steps[0].sent < 10_000
-
-
-def test_the_caps_defaults_are_the_workers() -> None:
-    fields = ("email_hourly_cap", "email_daily_cap", "sms_hourly_cap", "sms_daily_cap", "domain_pacing_per_minute")
-    for name in fields:
-        assert CampaignSettings.model_fields[name].default == WorkerSettings.model_fields[name].default, name
 
 
 # --- the API -------------------------------------------------------------------------------------
